@@ -1,0 +1,5 @@
+"""``python -m mlsgw``."""
+
+from mlsgw.cli import main
+
+main()

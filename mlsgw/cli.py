@@ -1,0 +1,41 @@
+"""The ``mlsgw`` command line: composes the command modules, nothing else."""
+
+from __future__ import annotations
+
+import typer
+
+from mlsgw import __version__
+from mlsgw.commands import config as config_cmd
+from mlsgw.commands import serve as serve_cmd
+
+app = typer.Typer(
+    name="mlsgw",
+    help="MLS-over-Nostr gateway: the relay (serve) and the operator's runbook as commands.",
+    no_args_is_help=True,
+    add_completion=False,
+    pretty_exceptions_enable=False,
+)
+
+
+def _version(value: bool) -> None:
+    if value:
+        typer.echo(f"mlsgw {__version__}")
+        raise typer.Exit()
+
+
+@app.callback()
+def root(
+    version: bool = typer.Option(
+        False, "--version", callback=_version, is_eager=True, help="Print the version and exit."
+    ),
+) -> None:
+    """MLS-over-Nostr gateway: the relay (serve) and the runbook as commands."""
+
+
+app.command("serve")(serve_cmd.serve)
+app.add_typer(config_cmd.app, name="config")
+
+
+def main() -> None:
+    """Console-script entry point."""
+    app()

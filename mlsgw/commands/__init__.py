@@ -1,0 +1,1 @@
+"""One module per command; :mod:`mlsgw.cli` composes them."""

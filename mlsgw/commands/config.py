@@ -1,0 +1,90 @@
+"""``mlsgw config check|show``: validate a config file, print the effective config."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Annotated
+
+import orjson
+import typer
+
+from relay.config import Config, ConfigError, load_config, redacted_dict
+
+app = typer.Typer(help="Validate and show the relay configuration.", no_args_is_help=True)
+
+
+def _load(path: Path | None) -> Config:
+    try:
+        return load_config(path, dict(os.environ))
+    except ConfigError as exc:
+        typer.echo("invalid configuration:", err=True)
+        for problem in exc.problems:
+            typer.echo(f"  {problem}", err=True)
+        raise typer.Exit(1) from None
+
+
+@app.command("check")
+def check(
+    file: Annotated[Path | None, typer.Argument(help="Config file (default as for serve).")] = None,
+) -> None:
+    """Validate a config file (and MLSGW_* overrides) without starting the relay.
+
+    Exit 0 when valid, 1 when not. Example: mlsgw config check config/mlsgw.toml
+    """
+    config = _load(file)
+    typer.echo(f"{config.source or 'built-in defaults'}: valid")
+    typer.echo(f"  store backend: {config.store_backend}")
+    if config.ignored:
+        typer.echo("  accepted but not used by mlsgw:")
+        for item in config.ignored:
+            typer.echo(f"    {item}")
+
+
+@app.command("show")
+def show(
+    file: Annotated[Path | None, typer.Option("--config", "-c", help="Config file.")] = None,
+    as_json: Annotated[bool, typer.Option("--json", help="Print JSON.")] = False,
+) -> None:
+    """Print the effective configuration with secrets redacted.
+
+    Example: MLSGW_AUTH__ENABLED=false mlsgw config show --json
+    """
+    document = redacted_dict(_load(file))
+    if as_json:
+        typer.echo(orjson.dumps(document, option=orjson.OPT_INDENT_2).decode())
+        return
+    typer.echo(_to_toml(document))
+
+
+def _toml_value(value: object) -> str:
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, (int, float)):
+        return repr(value)
+    if isinstance(value, list):
+        return "[" + ", ".join(_toml_value(v) for v in value) + "]"
+    return orjson.dumps(str(value)).decode()
+
+
+def _to_toml(document: dict[str, object], prefix: str = "") -> str:
+    lines: list[str] = []
+    tables: list[tuple[str, dict[str, object]]] = []
+    arrays: list[tuple[str, list[dict[str, object]]]] = []
+    for key, value in document.items():
+        if isinstance(value, dict):
+            tables.append((f"{prefix}{key}", value))
+        elif isinstance(value, list) and value and all(isinstance(v, dict) for v in value):
+            arrays.append((f"{prefix}{key}", value))
+        elif value is None:
+            lines.append(f"# {key} is not set")
+        else:
+            lines.append(f"{key} = {_toml_value(value)}")
+    for name, items in arrays:
+        for item in items:
+            lines.append(f"\n[[{name}]]")
+            lines.append(_to_toml(item).strip())
+    for name, table in tables:
+        body = _to_toml(table, f"{name}.")
+        lines.append(f"\n[{name}]\n{body}".rstrip())
+    return "\n".join(lines).strip() + "\n"

@@ -1,0 +1,264 @@
+"""The relay application: config, store, policy and fan-out, independent of sockets.
+
+:class:`Relay` turns the actions a :class:`~relay.core.session.Session` returns into
+store calls and frames for :class:`Peer` objects. The server (``relay.server``)
+supplies peers and feeds frames; nothing here touches a socket.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from collections.abc import Callable, Iterable
+from dataclasses import replace
+from typing import Protocol
+
+from relay import __version__
+from relay.config import Config
+from relay.core import messages as m
+from relay.core import policy as rules
+from relay.core.auth import new_challenge
+from relay.core.event import Event
+from relay.core.policy import Policy
+from relay.core.ratelimit import KindLimit, KindRateLimiter
+from relay.core.session import (
+    Action,
+    AuthOptions,
+    Count,
+    Outcome,
+    Publish,
+    Query,
+    Send,
+    Session,
+    SessionLimits,
+)
+from relay.metrics import RelayMetrics
+from relay.store.base import EventStore, StoreUnavailable
+
+log = logging.getLogger("relay")
+
+# COUNT under read rules must look at events one by one; this bounds the work.
+MAX_COUNTED_WITH_READ_RULES = 10000
+
+
+class Peer(Protocol):
+    """A connection as the application sees it."""
+
+    session: Session
+
+    def send(self, data: bytes) -> None:
+        """Queue a frame for the client (never blocks; drops the client if it is too slow)."""
+        ...
+
+    @property
+    def is_open(self) -> bool:
+        """False once the connection is closing."""
+        ...
+
+
+def build_policy(config: Config, limiter: KindRateLimiter, clock: Callable[[], float]) -> Policy:
+    """The default rule lists for ``config`` (R-A2, R-A5, R-C3, NIP-70)."""
+    auth = config.auth
+    event_rules: list[rules.EventRule] = []
+    req_rules: list[rules.ReqRule] = []
+    if config.limitation.read_only:
+        event_rules.append(rules.reject_when_read_only())
+    event_rules.append(rules.reject_auth_events_as_event())
+    if auth.blocked_pubkeys:
+        event_rules.append(rules.reject_blocked_pubkeys(auth.blocked_pubkeys))
+        req_rules.append(rules.reject_blocked_readers(auth.blocked_pubkeys))
+    if auth.allowed_pubkeys:
+        event_rules.append(
+            rules.require_allowlisted_writer(
+                auth.allowed_pubkeys, require_author_match=auth.require_author_match
+            )
+        )
+        req_rules.append(rules.require_allowlisted_reader(auth.allowed_pubkeys))
+    event_rules.append(rules.require_author_for_protected())
+    if config.rate_limiter.enabled and limiter.rules:
+        event_rules.append(rules.limit_event_rate(limiter, clock))
+    return Policy(tuple(event_rules), tuple(req_rules), ())
+
+
+def session_limits(config: Config) -> SessionLimits:
+    """The per-connection limits from ``[limitation]`` and ``[rate_limiter]``."""
+    lim = config.limitation
+    per_second = config.rate_limiter.messages_per_second if config.rate_limiter.enabled else 0
+    return SessionLimits(
+        max_message_length=lim.max_message_length,
+        max_subscriptions=lim.max_subscriptions,
+        max_filters=lim.max_filters,
+        max_limit=lim.max_limit,
+        max_subid_length=lim.max_subid_length,
+        max_event_tags=lim.max_event_tags,
+        max_event_time_older_than_now=lim.max_event_time_older_than_now,
+        max_event_time_newer_than_now=lim.max_event_time_newer_than_now,
+        messages_per_second=per_second,
+    )
+
+
+class Relay:
+    """Application state shared by all connections of one relay process."""
+
+    def __init__(
+        self,
+        config: Config,
+        store: EventStore,
+        *,
+        clock: Callable[[], float] = time.time,
+        metrics: RelayMetrics | None = None,
+    ) -> None:
+        self.config = config
+        self.store = store
+        self.clock = clock
+        self.metrics = metrics or RelayMetrics()
+        self.version = __version__
+        self.started = time.monotonic()
+        self.kind_limiter = KindRateLimiter(
+            tuple(
+                KindLimit(r.name, r.limit, r.period, frozenset(r.kinds))
+                for r in config.rate_limiter.event
+            )
+        )
+        self.policy = build_policy(config, self.kind_limiter, clock)
+        self.limits = session_limits(config)
+        self.auth_options = AuthOptions(config.auth.enabled, config.information.relay_url)
+        self.allowed_networks = config.auth.allowed_networks
+        self.blocked_networks = config.auth.blocked_networks
+        self.peers: dict[int, Peer] = {}
+        self._next_conn_id = 0
+
+    # --- connections -------------------------------------------------------------------
+
+    def new_session(self, ip: str) -> Session:
+        """A session for a new connection (not yet registered for fan-out)."""
+        self._next_conn_id += 1
+        return Session(
+            self._next_conn_id,
+            ip,
+            challenge=new_challenge(),
+            policy=self.policy,
+            limits=self.limits,
+            auth=self.auth_options,
+            clock=self.clock,
+            observer=self.metrics,
+        )
+
+    def register(self, peer: Peer) -> None:
+        """Start delivering live events to ``peer``."""
+        self.peers[peer.session.conn_id] = peer
+        self.metrics.connections.set(len(self.peers))
+
+    def unregister(self, peer: Peer) -> None:
+        """Stop delivering to ``peer``."""
+        self.peers.pop(peer.session.conn_id, None)
+        self.metrics.connections.set(len(self.peers))
+
+    # --- actions -----------------------------------------------------------------------
+
+    async def handle_frame(self, peer: Peer, frame: bytes) -> None:
+        """Process one client frame to completion (store, fan out, answer)."""
+        for action in peer.session.receive(frame):
+            await self.execute(peer, action)
+
+    async def execute(self, peer: Peer, action: Action) -> None:
+        """Carry out one session action for ``peer``."""
+        if isinstance(action, Send):
+            peer.send(action.data)
+        elif isinstance(action, Publish):
+            await self._publish(peer, action)
+        elif isinstance(action, Query):
+            await self._query(peer, action)
+        elif isinstance(action, Count):
+            await self._count(peer, action)
+
+    async def _publish(self, peer: Peer, action: Publish) -> None:
+        event = action.event
+        outcome = Outcome.EPHEMERAL
+        if action.store:
+            started = time.perf_counter()
+            try:
+                outcome = await self.store.save(event, int(self.clock()))
+            except StoreUnavailable as exc:
+                log.error("store write failed", extra={"error": str(exc), "kind": event.kind})
+                peer.send(peer.session.store_failed(event, "could not store the event, retry"))
+                return
+            finally:
+                self.metrics.store_seconds.labels("save").observe(time.perf_counter() - started)
+        peer.send(peer.session.published(event, outcome))
+        if outcome in (Outcome.STORED, Outcome.EPHEMERAL):
+            self.broadcast(event)
+
+    def broadcast(self, event: Event) -> None:
+        """Deliver ``event`` to every live subscription allowed to read it (never awaits)."""
+        raw = event.raw
+        for peer in list(self.peers.values()):
+            if not peer.is_open:
+                continue
+            for sub_id in peer.session.live_matches(event):
+                peer.send(m.encode_event(sub_id, raw))
+
+    async def _query(self, peer: Peer, action: Query) -> None:
+        sub = action.subscription
+        started = time.perf_counter()
+        try:
+            events = await self.store.query(sub.filters, int(self.clock()))
+        except StoreUnavailable as exc:
+            log.error("store query failed", extra={"error": str(exc)})
+            peer.session.subscriptions.pop(sub.sub_id, None)
+            peer.send(m.encode_closed(sub.sub_id, "error: could not query the store, retry"))
+            return
+        finally:
+            self.metrics.store_seconds.labels("query").observe(time.perf_counter() - started)
+        if not peer.session.is_current(sub):
+            return
+        for event in self._readable(peer.session, events):
+            peer.send(m.encode_event(sub.sub_id, event.raw))
+        peer.send(m.encode_eose(sub.sub_id))
+
+    def _readable(self, session: Session, events: Iterable[Event]) -> Iterable[Event]:
+        if not self.policy.read_rules:
+            return events
+        return (e for e in events if session.can_read(e))
+
+    async def _count(self, peer: Peer, action: Count) -> None:
+        now = int(self.clock())
+        started = time.perf_counter()
+        try:
+            if self.policy.read_rules:
+                capped = tuple(
+                    f if f.limit is not None else replace(f, limit=MAX_COUNTED_WITH_READ_RULES)
+                    for f in action.filters
+                )
+                events = await self.store.query(capped, now)
+                total = sum(1 for _ in self._readable(peer.session, events))
+            else:
+                total = await self.store.count(action.filters, now)
+        except StoreUnavailable as exc:
+            log.error("store count failed", extra={"error": str(exc)})
+            peer.send(m.encode_closed(action.sub_id, "error: could not query the store, retry"))
+            return
+        finally:
+            self.metrics.store_seconds.labels("count").observe(time.perf_counter() - started)
+        peer.send(m.encode_count(action.sub_id, total))
+
+    # --- health ------------------------------------------------------------------------
+
+    async def health(self, timeout: float = 1.0) -> dict[str, object]:
+        """The ``/health`` document (R-H1); ``status`` is ``healthy`` only if the store answers."""
+        status = "healthy"
+        store = "ok"
+        try:
+            await asyncio.wait_for(self.store.health(), timeout)
+        except (StoreUnavailable, TimeoutError) as exc:
+            status, store = "unhealthy", f"error: {exc or 'timed out'}"
+        if self.config.information.maintenance:
+            status = "maintenance"
+        return {
+            "status": status,
+            "version": self.version,
+            "uptime_seconds": int(time.monotonic() - self.started),
+            "store": store,
+            "bus": "disabled",
+        }

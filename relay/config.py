@@ -1,0 +1,694 @@
+"""Configuration: one TOML file (rnostr section and key names) plus environment overrides.
+
+:func:`load_config` is the only place that reads the file and ``os.environ``-style
+mappings. Everything downstream receives the frozen :class:`Config`.
+
+Precedence: built-in defaults < TOML file < ``MLSGW_<SECTION>__<KEY>`` < ``PORT``.
+Unknown keys and wrong types raise :class:`ConfigError` naming the file, the key and
+the expected type; keys of the rnostr format that mlsgw does not use are accepted and
+listed in :attr:`Config.ignored`.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import ipaddress
+import re
+import tomllib
+import types
+import typing
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Literal
+
+from relay.core.bech32 import normalise_pubkey
+
+DEFAULT_CONFIG_PATH = Path("config/mlsgw.toml")
+
+
+class ConfigError(Exception):
+    """The configuration is invalid; ``problems`` lists every finding, one line each."""
+
+    def __init__(self, problems: list[str]) -> None:
+        super().__init__("\n".join(problems))
+        self.problems = problems
+
+
+def _meta(
+    *, duration: bool = False, secret: bool = False, pubkeys: bool = False, cidrs: bool = False
+) -> dict[str, bool]:
+    return {"duration": duration, "secret": secret, "pubkeys": pubkeys, "cidrs": cidrs}
+
+
+def _f(default: Any, **meta: bool) -> Any:
+    if isinstance(default, (list, tuple)):
+        value = tuple(default)
+        return field(default_factory=lambda: value, metadata=_meta(**meta))
+    return field(default=default, metadata=_meta(**meta))
+
+
+@dataclass(frozen=True)
+class InformationSettings:
+    """``[information]``: the NIP-11 document and the relay's public URL."""
+
+    name: str = "mlsgw"
+    description: str = "MLS-over-Nostr gateway relay"
+    pubkey: str | None = None
+    contact: str | None = None
+    software: str = "https://github.com/mlsgw/mlsgw"
+    icon: str | None = None
+    relay_url: str | None = None
+    maintenance: bool = False
+    maintenance_message: str = "relay is down for maintenance"
+
+
+@dataclass(frozen=True)
+class NetworkSettings:
+    """``[network]``: listening address, proxies, liveness and per-connection buffers."""
+
+    host: str = "0.0.0.0"
+    port: int = 8080
+    real_ip_header: str | None = None
+    heartbeat_interval: float = _f(60.0, duration=True)
+    heartbeat_timeout: float = _f(120.0, duration=True)
+    max_send_buffer: int = 4 * 1024 * 1024
+
+
+@dataclass(frozen=True)
+class LimitationSettings:
+    """``[limitation]``: protocol limits advertised in NIP-11 and enforced per message."""
+
+    max_message_length: int = 524288
+    max_subscriptions: int = 50
+    max_filters: int = 20
+    max_limit: int = 1000
+    max_subid_length: int = 100
+    max_event_tags: int = 2000
+    max_event_time_older_than_now: int = 94608000
+    max_event_time_newer_than_now: int = 900
+    read_only: bool = False
+
+
+@dataclass(frozen=True)
+class AccessListSettings:
+    """``[auth.req]`` / ``[auth.event]``: rnostr's per-direction lists, merged into ``[auth]``."""
+
+    pubkey_whitelist: tuple[str, ...] = _f((), pubkeys=True)
+    pubkey_blacklist: tuple[str, ...] = _f((), pubkeys=True)
+    ip_whitelist: tuple[str, ...] = _f((), cidrs=True)
+    ip_blacklist: tuple[str, ...] = _f((), cidrs=True)
+
+
+@dataclass(frozen=True)
+class AuthSettings:
+    """``[auth]``: NIP-42 and the allowlist (R-A1, R-A2)."""
+
+    enabled: bool = True
+    pubkey_whitelist: tuple[str, ...] = _f((), pubkeys=True)
+    pubkey_blacklist: tuple[str, ...] = _f((), pubkeys=True)
+    ip_whitelist: tuple[str, ...] = _f((), cidrs=True)
+    ip_blacklist: tuple[str, ...] = _f((), cidrs=True)
+    require_author_match: bool = True
+    req: AccessListSettings = field(default_factory=AccessListSettings)
+    event: AccessListSettings = field(default_factory=AccessListSettings)
+
+    def _merged(self, name: str) -> frozenset[str]:
+        values = set(getattr(self, name)) | set(getattr(self.req, name))
+        return frozenset(values | set(getattr(self.event, name)))
+
+    @property
+    def allowed_pubkeys(self) -> frozenset[str]:
+        """Hex pubkeys of the allowlist (``[auth]`` ∪ ``[auth.req]`` ∪ ``[auth.event]``)."""
+        return self._merged("pubkey_whitelist")
+
+    @property
+    def blocked_pubkeys(self) -> frozenset[str]:
+        """Hex pubkeys that may never publish or read."""
+        return self._merged("pubkey_blacklist")
+
+    @property
+    def allowed_networks(self) -> tuple[ipaddress.IPv4Network | ipaddress.IPv6Network, ...]:
+        """Client networks allowed to connect (empty: everyone)."""
+        return tuple(ipaddress.ip_network(c, strict=False) for c in self._merged("ip_whitelist"))
+
+    @property
+    def blocked_networks(self) -> tuple[ipaddress.IPv4Network | ipaddress.IPv6Network, ...]:
+        """Client networks refused at connect time."""
+        return tuple(ipaddress.ip_network(c, strict=False) for c in self._merged("ip_blacklist"))
+
+
+@dataclass(frozen=True)
+class RateRule:
+    """``[[rate_limiter.event]]``: at most ``limit`` events of ``kinds`` per ``period``."""
+
+    name: str
+    limit: int
+    period: float = _f(60.0, duration=True)
+    kinds: tuple[int, ...] = ()
+    description: str = ""
+
+
+DEFAULT_RATE_RULES = (
+    RateRule("mls_group_messages", 100, 60.0, (445,), "MLS group messages (kind 445)"),
+    RateRule("noise_dms", 50, 60.0, (446,), "Noise DMs (kind 446)"),
+    RateRule("keypackages", 10, 3600.0, (443,), "MLS key packages (kind 443)"),
+)
+
+
+@dataclass(frozen=True)
+class RateLimiterSettings:
+    """``[rate_limiter]`` (R-A5). A configured ``event`` list replaces the defaults."""
+
+    enabled: bool = True
+    messages_per_second: int = 1000
+    event: tuple[RateRule, ...] = DEFAULT_RATE_RULES
+
+
+@dataclass(frozen=True)
+class MetricsSettings:
+    """``[metrics]``: the Prometheus endpoint (R-H2)."""
+
+    enabled: bool = False
+    auth: str | None = _f(None, secret=True)
+
+
+@dataclass(frozen=True)
+class DataSettings:
+    """``[data]``: the event store (R-S1)."""
+
+    backend: Literal["sqlite", "firestore"] | None = None
+    path: str = "./data"
+    synchronous: Literal["normal", "full"] = "normal"
+
+
+@dataclass(frozen=True)
+class ClusterSettings:
+    """``[cluster]``: cross-instance fan-out (R-S2)."""
+
+    redis_url: str | None = _f(None, secret=True)
+
+
+@dataclass(frozen=True)
+class MlsGatewaySettings:
+    """``[extensions.mls_gateway]``: the MLS gateway rules (§4)."""
+
+    storage_backend: Literal["sqlite", "firestore"] | None = None
+    project_id: str | None = None
+    keypackage_ttl: float = _f(604800.0, duration=True)
+    max_keypackages_per_user: int = 15
+    max_keypackages_per_query: int = 1
+    last_resort_grace: float = _f(600.0, duration=True)
+    keypackage_fetch_rate: int = 10
+    message_archive_ttl_days: int = 30
+    enable_api: bool = False
+    api_prefix: str = "/api/v1"
+    delivery: Literal["enforce", "open"] = "enforce"
+    membership: Literal["welcome", "roster"] = "welcome"
+    admin_pubkeys: tuple[str, ...] = _f((), pubkeys=True)
+
+
+@dataclass(frozen=True)
+class OpsSettings:
+    """``[ops]``: defaults for the runbook commands (R-O1)."""
+
+    project: str | None = None
+    region: str | None = None
+    service: str | None = None
+    url: str | None = None
+    endpoint: str | None = None
+    monitoring_endpoint: str | None = None
+    probe_key: str | None = _f(None, secret=True)
+    metrics_key: str | None = _f(None, secret=True)
+    ledger: str | None = None
+    backup_bucket: str | None = None
+    timeout: float = _f(10.0, duration=True)
+
+
+@dataclass(frozen=True)
+class Config:
+    """The whole effective configuration."""
+
+    information: InformationSettings = field(default_factory=InformationSettings)
+    network: NetworkSettings = field(default_factory=NetworkSettings)
+    limitation: LimitationSettings = field(default_factory=LimitationSettings)
+    auth: AuthSettings = field(default_factory=AuthSettings)
+    rate_limiter: RateLimiterSettings = field(default_factory=RateLimiterSettings)
+    metrics: MetricsSettings = field(default_factory=MetricsSettings)
+    data: DataSettings = field(default_factory=DataSettings)
+    cluster: ClusterSettings = field(default_factory=ClusterSettings)
+    mls_gateway: MlsGatewaySettings = field(default_factory=MlsGatewaySettings)
+    ops: OpsSettings = field(default_factory=OpsSettings)
+    source: str | None = None
+    ignored: tuple[str, ...] = ()
+
+    @property
+    def store_backend(self) -> Literal["sqlite", "firestore"]:
+        """``data.backend``, else the rnostr-era ``mls_gateway.storage_backend``, else sqlite."""
+        return self.data.backend or self.mls_gateway.storage_backend or "sqlite"
+
+    @property
+    def sqlite_path(self) -> Path:
+        """The SQLite database file inside ``data.path``."""
+        return Path(self.data.path) / "relay.db"
+
+
+# TOML table name -> Config attribute.
+_SECTIONS: dict[str, str] = {
+    "information": "information",
+    "network": "network",
+    "limitation": "limitation",
+    "auth": "auth",
+    "rate_limiter": "rate_limiter",
+    "metrics": "metrics",
+    "data": "data",
+    "cluster": "cluster",
+    "extensions.mls_gateway": "mls_gateway",
+    "ops": "ops",
+}
+
+# rnostr keys mlsgw accepts but does not use, with the reason shown by `config check`.
+_IGNORED_KEYS: dict[str, str] = {
+    "data.db_query_timeout": "queries are bounded by the store's own timeouts",
+    "limitation.min_prefix": "id/author prefix queries are not supported (exact ids only)",
+    "extensions.mls_gateway.welcome_ttl": "welcomes only travel inside gift wraps (archive TTL)",
+    "extensions.mls_gateway.enable_message_archive": "the store is the archive (R-M9)",
+    "information.version": "the version is the package version",
+    "auth.event.event_pubkey_whitelist": "the allowlist applies to connections (R-A2)",
+}
+_IGNORED_SECTIONS: dict[str, str] = {
+    "count": "NIP-45 COUNT is always on",
+    "search": "NIP-50 search is not supported",
+    "thread": "threading is managed by the server",
+}
+
+_DURATION = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*(ms|s|m|h|d)?\s*$")
+_UNITS = {"ms": 0.001, "s": 1.0, "m": 60.0, "h": 3600.0, "d": 86400.0, None: 1.0}
+
+
+def parse_duration(value: object) -> float:
+    """Seconds from an int/float (seconds) or a string like ``"100ms"``, ``"60s"``, ``"7d"``."""
+    if isinstance(value, bool):
+        raise ValueError("not a duration")
+    if isinstance(value, (int, float)):
+        if value < 0:
+            raise ValueError("negative duration")
+        return float(value)
+    if isinstance(value, str):
+        match = _DURATION.match(value)
+        if match:
+            return float(match.group(1)) * _UNITS[match.group(2)]
+    raise ValueError("not a duration")
+
+
+def _type_name(tp: Any, meta: Mapping[str, bool]) -> str:
+    if meta.get("duration"):
+        return "duration (seconds or a string like '60s')"
+    origin = typing.get_origin(tp)
+    if origin is Literal:
+        return "one of " + ", ".join(repr(a) for a in typing.get_args(tp))
+    if origin in (types.UnionType, typing.Union):
+        args = [a for a in typing.get_args(tp) if a is not type(None)]
+        return _type_name(args[0], meta)
+    if origin is tuple:
+        inner = typing.get_args(tp)[0]
+        if dataclasses.is_dataclass(inner):
+            return "array of tables"
+        return f"array of {_type_name(inner, {})}s"
+    return {bool: "boolean", int: "integer", float: "number", str: "string"}.get(tp, str(tp))
+
+
+class _Coercer:
+    """Converts raw TOML/env values to field types, collecting problems instead of raising."""
+
+    def __init__(self, origin: str) -> None:
+        self.origin = origin
+        self.problems: list[str] = []
+
+    def fail(self, key: str, expected: str, value: object) -> None:
+        shown = repr(value)
+        if len(shown) > 60:
+            shown = shown[:57] + "..."
+        self.problems.append(f"{self.origin}: {key}: expected {expected}, got {shown}")
+
+    def value(self, key: str, tp: Any, meta: Mapping[str, bool], raw: object) -> Any:
+        expected = _type_name(tp, meta)
+        origin = typing.get_origin(tp)
+        if origin in (types.UnionType, typing.Union):
+            if raw is None:
+                return None
+            inner = [a for a in typing.get_args(tp) if a is not type(None)][0]
+            return self.value(key, inner, meta, raw)
+        if meta.get("duration"):
+            try:
+                return parse_duration(raw)
+            except ValueError:
+                self.fail(key, expected, raw)
+                return None
+        if origin is Literal:
+            if raw in typing.get_args(tp):
+                return raw
+            self.fail(key, expected, raw)
+            return None
+        if origin is tuple:
+            return self.sequence(key, typing.get_args(tp)[0], meta, raw, expected)
+        if tp is bool:
+            if isinstance(raw, bool):
+                return raw
+        elif tp is int:
+            if isinstance(raw, int) and not isinstance(raw, bool):
+                if raw < 0:
+                    self.fail(key, "a non-negative integer", raw)
+                    return None
+                return raw
+        elif tp is float:
+            if isinstance(raw, (int, float)) and not isinstance(raw, bool):
+                return float(raw)
+        elif tp is str:
+            if isinstance(raw, str):
+                return raw
+        self.fail(key, expected, raw)
+        return None
+
+    def sequence(
+        self, key: str, inner: Any, meta: Mapping[str, bool], raw: object, expected: str
+    ) -> Any:
+        if not isinstance(raw, list):
+            self.fail(key, expected, raw)
+            return None
+        if dataclasses.is_dataclass(inner):
+            built = [self.table(f"{key}[{i}]", inner, item) for i, item in enumerate(raw)]
+            return tuple(b for b in built if b is not None)
+        items = []
+        for item in raw:
+            converted = self.value(key, inner, {}, item)
+            if converted is None:
+                return None
+            items.append(converted)
+        if meta.get("pubkeys"):
+            return self.pubkeys(key, items)
+        if meta.get("cidrs"):
+            for cidr in items:
+                try:
+                    ipaddress.ip_network(cidr, strict=False)
+                except ValueError:
+                    self.fail(key, "an IP address or CIDR range", cidr)
+                    return None
+        return tuple(items)
+
+    def pubkeys(self, key: str, items: list[str]) -> tuple[str, ...] | None:
+        out = []
+        for item in items:
+            try:
+                out.append(normalise_pubkey(item))
+            except ValueError as exc:
+                self.fail(key, f"a hex or npub pubkey ({exc})", item)
+                return None
+        return tuple(out)
+
+    def table(self, prefix: str, cls: Any, raw: object) -> Any:
+        """Build dataclass ``cls`` from a TOML table, reporting unknown keys and bad types."""
+        if not isinstance(raw, dict):
+            self.fail(prefix, "a table", raw)
+            return None
+        hints = typing.get_type_hints(cls)
+        fields = {f.name: f for f in dataclasses.fields(cls)}
+        kwargs: dict[str, Any] = {}
+        for key, value in raw.items():
+            full = f"{prefix}.{key}"
+            if key not in fields:
+                self.problems.append(f"{self.origin}: unknown key {full!r}")
+                continue
+            fld = fields[key]
+            if dataclasses.is_dataclass(hints[key]):
+                built = self.table(full, hints[key], value)
+            else:
+                built = self.value(full, hints[key], fld.metadata, value)
+            if built is not None or value is None:
+                kwargs[key] = built
+        missing = [
+            n
+            for n, f in fields.items()
+            if n not in kwargs
+            and f.default is dataclasses.MISSING
+            and f.default_factory is dataclasses.MISSING
+        ]
+        for name in missing:
+            self.problems.append(f"{self.origin}: {prefix}.{name}: required key is missing")
+        if missing:
+            return None
+        return cls(**kwargs)
+
+
+def _split_ignored(data: dict[str, Any], ignored: list[str]) -> dict[str, Any]:
+    """Remove rnostr sections/keys mlsgw does not use, recording them in ``ignored``."""
+    data = dict(data)
+    for section, why in _IGNORED_SECTIONS.items():
+        if section in data:
+            del data[section]
+            ignored.append(f"[{section}] ({why})")
+    for dotted, why in _IGNORED_KEYS.items():
+        *path, key = dotted.split(".")
+        table: Any = data
+        for part in path:
+            table = table.get(part) if isinstance(table, dict) else None
+        if isinstance(table, dict) and key in table:
+            del table[key]
+            ignored.append(f"{dotted} ({why})")
+    return data
+
+
+def _sections_of(data: dict[str, Any], origin: str, problems: list[str]) -> dict[str, Any]:
+    """Flatten ``extensions.mls_gateway`` and reject unknown top-level tables."""
+    out: dict[str, Any] = {}
+    for name, value in data.items():
+        if name == "extensions" and isinstance(value, dict):
+            for ext, table in value.items():
+                if f"extensions.{ext}" in _SECTIONS:
+                    out[f"extensions.{ext}"] = table
+                else:
+                    problems.append(f"{origin}: unknown section [extensions.{ext}]")
+        elif name in _SECTIONS:
+            out[name] = value
+        else:
+            problems.append(f"{origin}: unknown section [{name}]")
+    return out
+
+
+def _env_value(raw: str, tp: Any, meta: Mapping[str, bool]) -> object:
+    """Turn an environment string into the TOML-like value the coercer expects."""
+    origin = typing.get_origin(tp)
+    if origin in (types.UnionType, typing.Union):
+        tp = [a for a in typing.get_args(tp) if a is not type(None)][0]
+        origin = typing.get_origin(tp)
+    if meta.get("duration"):
+        return raw
+    if tp is bool:
+        lowered = raw.strip().lower()
+        if lowered in ("1", "true", "yes", "on"):
+            return True
+        if lowered in ("0", "false", "no", "off"):
+            return False
+        return raw
+    if tp is int:
+        try:
+            return int(raw)
+        except ValueError:
+            return raw
+    if tp is float:
+        try:
+            return float(raw)
+        except ValueError:
+            return raw
+    if origin is tuple:
+        stripped = raw.strip()
+        if stripped.startswith("["):
+            try:
+                return tomllib.loads(f"v = {stripped}")["v"]
+            except tomllib.TOMLDecodeError:
+                return raw
+        parts = [p.strip() for p in stripped.split(",") if p.strip()]
+        inner = typing.get_args(tp)[0]
+        if inner is int:
+            try:
+                return [int(p) for p in parts]
+            except ValueError:
+                return raw
+        return parts
+    return raw
+
+
+def _env_target(section: str) -> tuple[str, str | None, Any] | None:
+    """(top-level section, sub-table or None, dataclass) for an env section path."""
+    if section == "mls_gateway":
+        section = "extensions.mls_gateway"
+    config_hints = typing.get_type_hints(Config)
+    if section in _SECTIONS:
+        return section, None, config_hints[_SECTIONS[section]]
+    head, _, sub = section.rpartition(".")
+    if head in _SECTIONS:
+        sub_tp = typing.get_type_hints(config_hints[_SECTIONS[head]]).get(sub)
+        if dataclasses.is_dataclass(sub_tp):
+            return head, sub, sub_tp
+    return None
+
+
+def _apply_env(
+    tables: dict[str, dict[str, Any]], environ: Mapping[str, str], problems: list[str]
+) -> None:
+    """Overlay ``MLSGW_<SECTION>__<KEY>`` (and ``PORT``) onto the raw tables."""
+    for name, raw in sorted(environ.items()):
+        if not name.startswith("MLSGW_") or "__" not in name:
+            continue
+        parts = name[len("MLSGW_") :].lower().split("__")
+        section, key = ".".join(parts[:-1]), parts[-1]
+        target = _env_target(section)
+        if target is None:
+            problems.append(f"environment: {name}: unknown section {section!r}")
+            continue
+        top, sub, cls = target
+        hints = typing.get_type_hints(cls)
+        fields = {f.name: f for f in dataclasses.fields(cls)}
+        if key not in fields or dataclasses.is_dataclass(hints[key]):
+            problems.append(f"environment: {name}: unknown key {key!r} in [{section}]")
+            continue
+        tp = hints[key]
+        if typing.get_origin(tp) is tuple and dataclasses.is_dataclass(typing.get_args(tp)[0]):
+            problems.append(f"environment: {name}: {section}.{key} can only be set in the file")
+            continue
+        table = tables.setdefault(top, {})
+        if sub is not None:
+            table = table.setdefault(sub, {})
+        table[key] = _env_value(raw, tp, fields[key].metadata)
+    if "PORT" in environ:
+        try:
+            tables.setdefault("network", {})["port"] = int(environ["PORT"])
+        except ValueError:
+            problems.append(f"environment: PORT: expected integer, got {environ['PORT']!r}")
+
+
+def resolve_config_path(path: str | Path | None, environ: Mapping[str, str]) -> Path | None:
+    """The file to load: ``path``, else ``$MLSGW_CONFIG``, else ``config/mlsgw.toml`` if present."""
+    if path is not None:
+        return Path(path)
+    if environ.get("MLSGW_CONFIG"):
+        return Path(environ["MLSGW_CONFIG"])
+    return DEFAULT_CONFIG_PATH if DEFAULT_CONFIG_PATH.is_file() else None
+
+
+def load_config(path: str | Path | None = None, environ: Mapping[str, str] | None = None) -> Config:
+    """Load, merge and validate the configuration.
+
+    Raises :class:`ConfigError` listing every problem (file, key, expected type);
+    never returns a partially valid config.
+    """
+    environ = environ if environ is not None else {}
+    config_path = resolve_config_path(path, environ)
+    problems: list[str] = []
+    ignored: list[str] = []
+    data: dict[str, Any] = {}
+    origin = str(config_path) if config_path else "defaults"
+    if config_path is not None:
+        try:
+            data = tomllib.loads(config_path.read_text(encoding="utf-8"))
+        except FileNotFoundError:
+            raise ConfigError([f"{config_path}: file not found"]) from None
+        except (OSError, UnicodeDecodeError) as exc:
+            raise ConfigError([f"{config_path}: cannot read: {exc}"]) from None
+        except tomllib.TOMLDecodeError as exc:
+            raise ConfigError([f"{config_path}: invalid TOML: {exc}"]) from None
+    tables = _sections_of(_split_ignored(data, ignored), origin, problems)
+    env_problems: list[str] = []
+    env_tables: dict[str, dict[str, Any]] = {}
+    _apply_env(env_tables, environ, env_problems)
+
+    file_coercer = _Coercer(origin)
+    env_coercer = _Coercer("environment")
+    hints = typing.get_type_hints(Config)
+    kwargs: dict[str, Any] = {}
+    for section, attr in _SECTIONS.items():
+        cls = hints[attr]
+        from_file = tables.get(section, {})
+        built = file_coercer.table(section, cls, from_file)
+        if built is None:
+            continue
+        overrides = env_tables.get(section)
+        if overrides:
+            merged = _merge(from_file, overrides)
+            checked = env_coercer.table(section, cls, merged)
+            if checked is not None:
+                built = checked
+        kwargs[attr] = built
+    problems += file_coercer.problems + env_problems + env_coercer.problems
+    if problems:
+        raise ConfigError(problems)
+    config = Config(
+        **kwargs, source=str(config_path) if config_path else None, ignored=tuple(ignored)
+    )
+    _check_consistency(config)
+    return config
+
+
+def _merge(base: dict[str, Any], over: dict[str, Any]) -> dict[str, Any]:
+    out = dict(base)
+    for key, value in over.items():
+        if isinstance(value, dict) and isinstance(out.get(key), dict):
+            out[key] = _merge(out[key], value)
+        else:
+            out[key] = value
+    return out
+
+
+def _check_consistency(config: Config) -> None:
+    problems = []
+    origin = config.source or "defaults"
+    if config.network.port > 65535:
+        problems.append(f"{origin}: network.port: expected a port number (0-65535)")
+    if config.network.heartbeat_timeout <= config.network.heartbeat_interval:
+        problems.append(
+            f"{origin}: network.heartbeat_timeout must be longer than network.heartbeat_interval"
+        )
+    if not 1 <= config.mls_gateway.max_keypackages_per_query <= 2:
+        problems.append(
+            f"{origin}: extensions.mls_gateway.max_keypackages_per_query: expected 1 or 2"
+        )
+    if not config.mls_gateway.api_prefix.startswith("/"):
+        problems.append(f"{origin}: extensions.mls_gateway.api_prefix: must start with '/'")
+    if config.limitation.max_limit < 1:
+        problems.append(f"{origin}: limitation.max_limit: expected at least 1")
+    if problems:
+        raise ConfigError(problems)
+
+
+_REDACTED = "***"
+
+
+def redacted_dict(config: Config) -> dict[str, Any]:
+    """The effective config as TOML-shaped data with every secret replaced by ``***``."""
+
+    def convert(obj: Any) -> Any:
+        if dataclasses.is_dataclass(obj) and not isinstance(obj, type):
+            out = {}
+            for f in dataclasses.fields(obj):
+                value = getattr(obj, f.name)
+                if f.metadata.get("secret") and value:
+                    value = _redact_url(value) if "://" in str(value) else _REDACTED
+                out[f.name] = convert(value)
+            return out
+        if isinstance(obj, tuple):
+            return [convert(v) for v in obj]
+        return obj
+
+    result: dict[str, Any] = {}
+    for section, attr in _SECTIONS.items():
+        value = convert(getattr(config, attr))
+        if section.startswith("extensions."):
+            result.setdefault("extensions", {})[section.split(".", 1)[1]] = value
+        else:
+            result[section] = value
+    return result
+
+
+def _redact_url(url: str) -> str:
+    """Hide the password in ``scheme://user:password@host`` URLs."""
+    return re.sub(r"(//[^:/@]*:)[^@]*@", r"\1" + _REDACTED + "@", url)

@@ -1,0 +1,1 @@
+"""The relay's protocol core: pure functions and state machines, no sockets, no asyncio."""

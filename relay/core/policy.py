@@ -1,0 +1,183 @@
+"""Relay policy as lists of small rule functions (in the style of khatru's hook lists).
+
+A :class:`Policy` holds three lists:
+
+* ``event_rules``: ``(event, viewer, now) -> Rejection | None``, run in order on every
+  EVENT after its signature is checked; the first rejection wins.
+* ``req_rules``: ``(filters, viewer) -> Rejection | None``, run on REQ and COUNT.
+* ``read_rules``: ``(event, viewer) -> bool``, every one must allow an event before a
+  viewer receives it, whether stored, live or counted.
+
+Rules never do I/O; the MLS gateway adds its own rules from ``relay.mls``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+
+from relay.core.event import Event
+from relay.core.filters import Filter
+from relay.core.ratelimit import KindRateLimiter
+from relay.core.reasons import Rejection, auth_required, blocked, invalid, rate_limited, restricted
+
+# Kinds whose authors are throw-away keys (R-A2): the allowlist applies to the connection.
+THROWAWAY_AUTHOR_KINDS = frozenset({445, 1059})
+
+
+@dataclass(frozen=True, slots=True)
+class Viewer:
+    """A connection as the rules see it: its id, client IP and authenticated pubkeys."""
+
+    conn_id: int
+    ip: str
+    pubkeys: frozenset[str] = frozenset()
+
+    @property
+    def authenticated(self) -> bool:
+        """True once at least one pubkey has completed NIP-42 AUTH."""
+        return bool(self.pubkeys)
+
+    def rate_key(self, author: str | None = None) -> str:
+        """Whose bucket an action counts against: the author if authenticated, else any
+        authenticated pubkey, else the client IP."""
+        if author is not None and author in self.pubkeys:
+            return author
+        if self.pubkeys:
+            return min(self.pubkeys)
+        return f"ip:{self.ip}"
+
+
+EventRule = Callable[[Event, Viewer, int], Rejection | None]
+ReqRule = Callable[[Sequence[Filter], Viewer], Rejection | None]
+ReadRule = Callable[[Event, Viewer], bool]
+
+
+@dataclass(frozen=True)
+class Policy:
+    """The rule lists applied by sessions; see the module docstring."""
+
+    event_rules: tuple[EventRule, ...] = ()
+    req_rules: tuple[ReqRule, ...] = ()
+    read_rules: tuple[ReadRule, ...] = field(default=())
+
+    def reject_event(self, event: Event, viewer: Viewer, now: int) -> Rejection | None:
+        """The first rule's rejection of ``event`` from ``viewer``, or None to accept."""
+        for rule in self.event_rules:
+            rejection = rule(event, viewer, now)
+            if rejection is not None:
+                return rejection
+        return None
+
+    def reject_req(self, filters: Sequence[Filter], viewer: Viewer) -> Rejection | None:
+        """The first rule's rejection of a REQ/COUNT, or None to serve it."""
+        for rule in self.req_rules:
+            rejection = rule(filters, viewer)
+            if rejection is not None:
+                return rejection
+        return None
+
+    def can_read(self, event: Event, viewer: Viewer) -> bool:
+        """True if every read rule lets ``viewer`` receive ``event``."""
+        return all(rule(event, viewer) for rule in self.read_rules)
+
+
+# --- rule factories ------------------------------------------------------------------
+
+
+def reject_when_read_only(message: str = "relay is read-only for maintenance") -> EventRule:
+    """R-C3: every EVENT is refused with ``blocked:``."""
+
+    def rule(event: Event, viewer: Viewer, now: int) -> Rejection | None:
+        return blocked(message)
+
+    return rule
+
+
+def reject_auth_events_as_event() -> EventRule:
+    """Kind 22242 answers a challenge; published with EVENT it would be fanned out."""
+
+    def rule(event: Event, viewer: Viewer, now: int) -> Rejection | None:
+        if event.kind == 22242:
+            return invalid("kind 22242 is only accepted in AUTH messages")
+        return None
+
+    return rule
+
+
+def reject_blocked_pubkeys(blocked_pubkeys: frozenset[str]) -> EventRule:
+    """Events by, or sent from connections authenticated as, a blacklisted pubkey."""
+
+    def rule(event: Event, viewer: Viewer, now: int) -> Rejection | None:
+        if event.pubkey in blocked_pubkeys or viewer.pubkeys & blocked_pubkeys:
+            return blocked("pubkey is not allowed on this relay")
+        return None
+
+    return rule
+
+
+def require_allowlisted_writer(allowed: frozenset[str], *, require_author_match: bool) -> EventRule:
+    """R-A2 (non-empty allowlist): only listed, authenticated connections may publish,
+    and the author must be one of them, except for throw-away-key kinds 445 and 1059."""
+
+    def rule(event: Event, viewer: Viewer, now: int) -> Rejection | None:
+        if not viewer.authenticated:
+            return auth_required("this relay only accepts events from authenticated users")
+        if not viewer.pubkeys & allowed:
+            return restricted("pubkey is not on this relay's allowlist")
+        if (
+            require_author_match
+            and event.kind not in THROWAWAY_AUTHOR_KINDS
+            and event.pubkey not in viewer.pubkeys
+        ):
+            return restricted("event author must be an authenticated pubkey of this connection")
+        return None
+
+    return rule
+
+
+def require_author_for_protected() -> EventRule:
+    """NIP-70: an event tagged ``["-"]`` is accepted only from its authenticated author."""
+
+    def rule(event: Event, viewer: Viewer, now: int) -> Rejection | None:
+        if not event.is_protected or event.pubkey in viewer.pubkeys:
+            return None
+        if not viewer.authenticated:
+            return auth_required("this event may only be published by its author")
+        return restricted("this event may only be published by its author")
+
+    return rule
+
+
+def limit_event_rate(limiter: KindRateLimiter, clock: Callable[[], float]) -> EventRule:
+    """R-A5: per-kind token buckets keyed by authenticated pubkey, else client IP."""
+
+    def rule(event: Event, viewer: Viewer, now: int) -> Rejection | None:
+        name = limiter.check(event.kind, viewer.rate_key(event.pubkey), clock())
+        return rate_limited(name) if name is not None else None
+
+    return rule
+
+
+def require_allowlisted_reader(allowed: frozenset[str]) -> ReqRule:
+    """R-A2 (non-empty allowlist): REQ/COUNT only from listed, authenticated connections."""
+
+    def rule(filters: Sequence[Filter], viewer: Viewer) -> Rejection | None:
+        if not viewer.authenticated:
+            return auth_required("this relay only serves authenticated users")
+        if not viewer.pubkeys & allowed:
+            return restricted("pubkey is not on this relay's allowlist")
+        return None
+
+    return rule
+
+
+def reject_blocked_readers(blocked_pubkeys: frozenset[str]) -> ReqRule:
+    """Connections authenticated as a blacklisted pubkey may not read."""
+
+    def rule(filters: Sequence[Filter], viewer: Viewer) -> Rejection | None:
+        if viewer.pubkeys & blocked_pubkeys:
+            return blocked("pubkey is not allowed on this relay")
+        return None
+
+    return rule

@@ -1,0 +1,352 @@
+"""One client connection's protocol state machine (Sans-I/O).
+
+The server feeds every text frame to :meth:`Session.receive` and performs the
+returned actions: :class:`Send` frames now, :class:`Publish` an event (store, then
+fan out, then answer with :meth:`Session.published`), :class:`Query` stored events
+for a subscription, :class:`Count` them. The session decides; it never does I/O.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass, replace
+from enum import Enum
+from typing import Protocol
+
+from relay.core import messages as m
+from relay.core.auth import check_auth_event
+from relay.core.event import Event, is_ephemeral, parse_event, verify_signature
+from relay.core.filters import Filter
+from relay.core.policy import Policy, Viewer
+from relay.core.ratelimit import TokenBucket
+from relay.core.reasons import (
+    Rejection,
+    auth_required,
+    error,
+    invalid,
+    rate_limited,
+    restricted,
+)
+
+
+@dataclass(frozen=True, slots=True)
+class Send:
+    """Write this frame to the client."""
+
+    data: bytes
+
+
+@dataclass(frozen=True, slots=True)
+class Publish:
+    """Store ``event`` (unless ephemeral), fan it out, then send ``session.published(...)``."""
+
+    event: Event
+    store: bool
+
+
+@dataclass(frozen=True, slots=True)
+class Subscription:
+    """A live REQ: its filters (limits clamped). Identity tells a replaced REQ apart."""
+
+    sub_id: m.SubId
+    filters: tuple[Filter, ...]
+
+
+@dataclass(frozen=True, slots=True)
+class Query:
+    """Send stored events matching ``subscription`` the viewer may read, then EOSE."""
+
+    subscription: Subscription
+
+
+@dataclass(frozen=True, slots=True)
+class Count:
+    """Answer NIP-45 COUNT for ``filters`` (events the viewer may read)."""
+
+    sub_id: m.SubId
+    filters: tuple[Filter, ...]
+
+
+Action = Send | Publish | Query | Count
+
+
+class Outcome(Enum):
+    """What the store did with a published event."""
+
+    STORED = "stored"
+    DUPLICATE = "duplicate"
+    SUPERSEDED = "superseded"
+    DELETED = "deleted"
+    EPHEMERAL = "ephemeral"
+
+
+_OUTCOME_REPLY: dict[Outcome, tuple[bool, str]] = {
+    Outcome.STORED: (True, ""),
+    Outcome.EPHEMERAL: (True, ""),
+    Outcome.DUPLICATE: (True, "duplicate: already have this event"),
+    Outcome.SUPERSEDED: (False, "duplicate: a newer version of this event is stored"),
+    Outcome.DELETED: (False, "blocked: this event was deleted by its author"),
+}
+
+
+class Observer(Protocol):
+    """Receives counters from sessions (the server plugs in Prometheus metrics)."""
+
+    def message(self, command: str) -> None: ...
+
+    def event_result(self, kind: int, result: str) -> None: ...
+
+    def auth_failure(self, reason: str) -> None: ...
+
+    def rate_limited(self, name: str) -> None: ...
+
+
+class NullObserver:
+    """An :class:`Observer` that records nothing."""
+
+    def message(self, command: str) -> None:
+        """Ignore."""
+
+    def event_result(self, kind: int, result: str) -> None:
+        """Ignore."""
+
+    def auth_failure(self, reason: str) -> None:
+        """Ignore."""
+
+    def rate_limited(self, name: str) -> None:
+        """Ignore."""
+
+
+@dataclass(frozen=True)
+class SessionLimits:
+    """The ``[limitation]`` values a session enforces."""
+
+    max_message_length: int = 524288
+    max_subscriptions: int = 50
+    max_filters: int = 20
+    max_limit: int = 1000
+    max_subid_length: int = 100
+    max_event_tags: int = 2000
+    max_event_time_older_than_now: int = 94608000
+    max_event_time_newer_than_now: int = 900
+    messages_per_second: int = 1000
+
+
+@dataclass(frozen=True)
+class AuthOptions:
+    """NIP-42 settings for a session."""
+
+    enabled: bool = True
+    relay_url: str | None = None
+
+
+class Session:
+    """Protocol state of one connection: authenticated pubkeys and live subscriptions."""
+
+    def __init__(
+        self,
+        conn_id: int,
+        ip: str,
+        *,
+        challenge: str,
+        policy: Policy,
+        limits: SessionLimits,
+        auth: AuthOptions,
+        clock: Callable[[], float],
+        observer: Observer | None = None,
+    ) -> None:
+        self.conn_id = conn_id
+        self.ip = ip
+        self.challenge = challenge
+        self.policy = policy
+        self.limits = limits
+        self.auth = auth
+        self.clock = clock
+        self.observer: Observer = observer or NullObserver()
+        self.viewer = Viewer(conn_id, ip)
+        self.subscriptions: dict[m.SubId, Subscription] = {}
+        rate = limits.messages_per_second
+        self._message_bucket = TokenBucket(float(rate), float(rate)) if rate > 0 else None
+
+    # --- lifecycle ---------------------------------------------------------------------
+
+    def greeting(self) -> list[Action]:
+        """Frames to send right after the WebSocket opens (the NIP-42 challenge)."""
+        return [Send(m.encode_auth(self.challenge))] if self.auth.enabled else []
+
+    @property
+    def pubkeys(self) -> frozenset[str]:
+        """Pubkeys this connection has authenticated as."""
+        return self.viewer.pubkeys
+
+    # --- input -------------------------------------------------------------------------
+
+    def receive(self, frame: bytes) -> list[Action]:
+        """Handle one text frame; returns what the server must do, in order."""
+        if len(frame) > self.limits.max_message_length:
+            return self._oversize(frame)
+        msg = m.parse_client_message(frame)
+        command = type(msg).__name__.removesuffix("Message").upper()
+        self.observer.message(command if command != "MALFORMED" else "INVALID")
+        if self._message_bucket is not None and not self._message_bucket.take(self.clock()):
+            self.observer.rate_limited("messages_per_second")
+            return self._refuse(msg, rate_limited("too many messages per second"))
+        if isinstance(msg, m.EventMessage):
+            return self._on_event(msg.event)
+        if isinstance(msg, m.ReqMessage):
+            return self._on_req(msg)
+        if isinstance(msg, m.CountMessage):
+            return self._on_count(msg)
+        if isinstance(msg, m.CloseMessage):
+            self.subscriptions.pop(msg.sub_id, None)
+            return []
+        if isinstance(msg, m.AuthMessage):
+            return self._on_auth(msg.event)
+        return self._refuse(msg, msg.rejection or invalid(msg.detail))
+
+    def _refuse(self, msg: m.ClientMessage, rejection: Rejection) -> list[Action]:
+        """Answer in the form the client is waiting for: OK, CLOSED or NOTICE."""
+        if isinstance(msg, (m.EventMessage, m.AuthMessage)):
+            event_id = m.event_id_hint(msg.event)
+            if event_id is not None:
+                return [Send(m.encode_ok(event_id, False, rejection.message()))]
+        elif isinstance(msg, (m.ReqMessage, m.CountMessage)):
+            return [Send(m.encode_closed(msg.sub_id, rejection.message()))]
+        elif isinstance(msg, m.Malformed):
+            if msg.sub_id is not None:
+                return [Send(m.encode_closed(msg.sub_id, rejection.message()))]
+            if msg.event_id is not None:
+                return [Send(m.encode_ok(msg.event_id, False, rejection.message()))]
+        return [Send(m.encode_notice(rejection.message()))]
+
+    def _oversize(self, frame: bytes) -> list[Action]:
+        limit = self.limits.max_message_length
+        rejection = invalid(f"message is {len(frame)} bytes, the limit is {limit}")
+        msg = m.parse_client_message(frame)
+        self.observer.message("INVALID")
+        return self._refuse(msg, rejection)
+
+    # --- EVENT -------------------------------------------------------------------------
+
+    def _validate(self, obj: object) -> Event | Rejection:
+        """Shape, limits, then the (expensive) signature: cheap checks first."""
+        parsed = parse_event(obj, verify=False)
+        if isinstance(parsed, Rejection):
+            return parsed
+        now = int(self.clock())
+        limits = self.limits
+        if len(parsed.tags) > limits.max_event_tags:
+            return invalid(f"too many tags (max {limits.max_event_tags})")
+        if parsed.created_at < now - limits.max_event_time_older_than_now:
+            return invalid("created_at is too far in the past")
+        if parsed.created_at > now + limits.max_event_time_newer_than_now:
+            return invalid("created_at is too far in the future")
+        expiration = parsed.expiration
+        if expiration is not None and expiration <= now:
+            return invalid("event has expired")
+        if not verify_signature(parsed.id, parsed.pubkey, parsed.sig):
+            return invalid("bad signature")
+        return parsed
+
+    def _on_event(self, obj: object) -> list[Action]:
+        event = self._validate(obj)
+        if isinstance(event, Rejection):
+            kind = obj.get("kind") if isinstance(obj, dict) else None
+            self.observer.event_result(kind if type(kind) is int else -1, "invalid")
+            return self._refuse(m.EventMessage(obj), event)
+        rejection = self.policy.reject_event(event, self.viewer, int(self.clock()))
+        if rejection is not None:
+            self.observer.event_result(event.kind, rejection.reason.value)
+            if rejection.reason.value == "rate-limited":
+                self.observer.rate_limited(rejection.detail)
+            return [Send(m.encode_ok(event.id, False, rejection.message()))]
+        return [Publish(event, store=not is_ephemeral(event.kind))]
+
+    def published(self, event: Event, outcome: Outcome | Rejection) -> bytes:
+        """The OK frame for ``event`` once the server has stored (or failed to store) it."""
+        if isinstance(outcome, Rejection):
+            self.observer.event_result(event.kind, outcome.reason.value)
+            return m.encode_ok(event.id, False, outcome.message())
+        self.observer.event_result(event.kind, outcome.value)
+        accepted, message = _OUTCOME_REPLY[outcome]
+        return m.encode_ok(event.id, accepted, message)
+
+    def store_failed(self, event: Event, detail: str) -> bytes:
+        """The OK frame when the store could not commit ``event``."""
+        return self.published(event, error(detail))
+
+    # --- REQ / COUNT / AUTH ------------------------------------------------------------
+
+    def _check_req(self, sub_id: m.SubId, filters: tuple[Filter, ...]) -> Rejection | None:
+        limits = self.limits
+        if not sub_id or len(sub_id) > limits.max_subid_length:
+            return invalid(f"subscription id must be 1 to {limits.max_subid_length} characters")
+        if len(filters) > limits.max_filters:
+            return invalid(f"too many filters (max {limits.max_filters})")
+        return self.policy.reject_req(filters, self.viewer)
+
+    def _clamp(self, filters: tuple[Filter, ...]) -> tuple[Filter, ...]:
+        max_limit = self.limits.max_limit
+        return tuple(
+            f if f.limit is not None and f.limit <= max_limit else replace(f, limit=max_limit)
+            for f in filters
+        )
+
+    def _on_req(self, msg: m.ReqMessage) -> list[Action]:
+        rejection = self._check_req(msg.sub_id, msg.filters)
+        if rejection is None and (
+            msg.sub_id not in self.subscriptions
+            and len(self.subscriptions) >= self.limits.max_subscriptions
+        ):
+            rejection = restricted(f"too many subscriptions (max {self.limits.max_subscriptions})")
+        if rejection is not None:
+            self.subscriptions.pop(msg.sub_id, None)
+            return [Send(m.encode_closed(msg.sub_id, rejection.message()))]
+        subscription = Subscription(msg.sub_id, self._clamp(msg.filters))
+        self.subscriptions[msg.sub_id] = subscription
+        return [Query(subscription)]
+
+    def _on_count(self, msg: m.CountMessage) -> list[Action]:
+        rejection = self._check_req(msg.sub_id, msg.filters)
+        if rejection is not None:
+            return [Send(m.encode_closed(msg.sub_id, rejection.message()))]
+        return [Count(msg.sub_id, msg.filters)]
+
+    def _on_auth(self, obj: object) -> list[Action]:
+        event = parse_event(obj)
+        if isinstance(event, Rejection):
+            self.observer.auth_failure("invalid")
+            return self._refuse(m.AuthMessage(obj), auth_required(event.detail))
+        if not self.auth.enabled:
+            self.observer.auth_failure("disabled")
+            return [Send(m.encode_ok(event.id, False, "restricted: authentication is disabled"))]
+        rejection = check_auth_event(
+            event, challenge=self.challenge, relay_url=self.auth.relay_url, now=int(self.clock())
+        )
+        if rejection is not None:
+            label, reason = rejection
+            self.observer.auth_failure(label)
+            return [Send(m.encode_ok(event.id, False, reason.message()))]
+        self.viewer = replace(self.viewer, pubkeys=self.viewer.pubkeys | {event.pubkey})
+        return [Send(m.encode_ok(event.id, True, ""))]
+
+    # --- delivery ----------------------------------------------------------------------
+
+    def can_read(self, event: Event) -> bool:
+        """True if this connection may receive ``event`` (stored, live or counted)."""
+        return self.policy.can_read(event, self.viewer)
+
+    def live_matches(self, event: Event) -> list[m.SubId]:
+        """Subscriptions that should receive ``event`` now, if the viewer may read it."""
+        subs = [
+            sub_id
+            for sub_id, sub in self.subscriptions.items()
+            if any(f.matches(event) for f in sub.filters)
+        ]
+        if subs and not self.can_read(event):
+            return []
+        return subs
+
+    def is_current(self, subscription: Subscription) -> bool:
+        """False once the REQ was closed or replaced (drop its late query results)."""
+        return self.subscriptions.get(subscription.sub_id) is subscription

@@ -1,0 +1,139 @@
+"""Plain HTTP on the relay's port: ``/health`` (R-H1), NIP-11 (R-P6), ``/metrics`` (R-H2).
+
+Requests arrive parsed (:class:`HttpRequest`); handlers return an
+:class:`HttpResponse`. The server does the socket work.
+"""
+
+from __future__ import annotations
+
+import hmac
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from urllib.parse import parse_qs
+
+import orjson
+
+from relay.app import Relay
+
+CORS_HEADERS = (
+    ("Access-Control-Allow-Origin", "*"),
+    ("Access-Control-Allow-Headers", "Accept, Authorization, Content-Type"),
+    ("Access-Control-Allow-Methods", "GET, POST, OPTIONS"),
+)
+SUPPORTED_NIPS = [1, 9, 11, 40, 42, 45, 70]
+
+
+@dataclass(frozen=True)
+class HttpRequest:
+    """One HTTP request. ``headers`` keys are lower-case."""
+
+    method: str
+    target: str
+    headers: Mapping[str, str]
+    body: bytes = b""
+    client_ip: str = ""
+
+    @property
+    def path(self) -> str:
+        """The path without the query string."""
+        return self.target.split("?", 1)[0]
+
+    @property
+    def query(self) -> dict[str, list[str]]:
+        """Decoded query parameters."""
+        return parse_qs(self.target.split("?", 1)[1]) if "?" in self.target else {}
+
+
+@dataclass(frozen=True)
+class HttpResponse:
+    """One HTTP response."""
+
+    status: int
+    body: bytes = b""
+    content_type: str = "application/json"
+    headers: tuple[tuple[str, str], ...] = field(default=())
+
+
+def json_response(status: int, document: object, *, cors: bool = False) -> HttpResponse:
+    """A JSON response (with CORS headers when ``cors``)."""
+    return HttpResponse(
+        status, orjson.dumps(document), "application/json", CORS_HEADERS if cors else ()
+    )
+
+
+def relay_information(relay: Relay) -> dict[str, object]:
+    """The NIP-11 relay information document."""
+    cfg = relay.config
+    info = cfg.information
+    lim = cfg.limitation
+    allowlist = bool(cfg.auth.allowed_pubkeys)
+    doc: dict[str, object] = {
+        "name": info.name,
+        "description": info.description,
+        "pubkey": info.pubkey,
+        "contact": info.contact,
+        "software": info.software,
+        "version": relay.version,
+        "supported_nips": SUPPORTED_NIPS,
+        "limitation": {
+            "max_message_length": lim.max_message_length,
+            "max_subscriptions": lim.max_subscriptions,
+            "max_filters": lim.max_filters,
+            "max_limit": lim.max_limit,
+            "max_subid_length": lim.max_subid_length,
+            "max_event_tags": lim.max_event_tags,
+            "min_pow_difficulty": 0,
+            "auth_required": allowlist,
+            "payment_required": False,
+            "restricted_writes": allowlist or lim.read_only,
+            "created_at_lower_limit": lim.max_event_time_older_than_now,
+            "created_at_upper_limit": lim.max_event_time_newer_than_now,
+        },
+    }
+    if info.icon:
+        doc["icon"] = info.icon
+    return {k: v for k, v in doc.items() if v is not None}
+
+
+def _metrics(relay: Relay, request: HttpRequest) -> HttpResponse:
+    metrics = relay.config.metrics
+    if not metrics.enabled:
+        return json_response(404, {"error": "not found"})
+    if metrics.auth:
+        given = request.headers.get("authorization", "")
+        token = given[7:] if given.lower().startswith("bearer ") else None
+        if token is None and request.query.get("auth"):
+            token = request.query["auth"][0]
+        if token is None or not hmac.compare_digest(token.encode(), metrics.auth.encode()):
+            return HttpResponse(
+                401,
+                b'{"error":"metrics require a valid key (Authorization: Bearer or ?auth=)"}',
+                headers=(("WWW-Authenticate", 'Bearer realm="metrics"'),),
+            )
+    return HttpResponse(200, relay.metrics.render(), "text/plain; version=0.0.4; charset=utf-8")
+
+
+async def handle_http(relay: Relay, request: HttpRequest) -> HttpResponse:
+    """Route one plain HTTP request (anything that is not a WebSocket upgrade)."""
+    path, method = request.path, request.method
+    if method == "OPTIONS":
+        return HttpResponse(204, b"", "text/plain", CORS_HEADERS)
+    if path == "/health" and method in ("GET", "HEAD"):
+        document = await relay.health()
+        return json_response(200 if document["status"] == "healthy" else 503, document)
+    if path == "/metrics" and method == "GET":
+        return _metrics(relay, request)
+    if path == "/" and method in ("GET", "HEAD"):
+        if "application/nostr+json" in request.headers.get("accept", ""):
+            return HttpResponse(
+                200, orjson.dumps(relay_information(relay)), "application/nostr+json", CORS_HEADERS
+            )
+        return HttpResponse(
+            200,
+            b"This is a Nostr relay. Connect with a Nostr client over WebSocket.\n",
+            "text/plain; charset=utf-8",
+            CORS_HEADERS,
+        )
+    if method not in ("GET", "HEAD", "POST"):
+        return json_response(405, {"error": f"method {method} not allowed"})
+    return json_response(404, {"error": "not found"})

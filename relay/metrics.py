@@ -1,0 +1,75 @@
+"""Prometheus metrics of one relay instance (R-H2), and the session :class:`Observer` on them.
+
+Each :class:`RelayMetrics` owns its registry, so several relays in one process (tests)
+never share counters.
+"""
+
+from __future__ import annotations
+
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
+
+
+class RelayMetrics:
+    """The ``nostr_relay_*`` metrics; the MLS gateway registers its own on :attr:`registry`."""
+
+    def __init__(self) -> None:
+        self.registry = CollectorRegistry(auto_describe=True)
+        r = self.registry
+        self.connections = Gauge(
+            "nostr_relay_connections", "Open WebSocket connections", registry=r
+        )
+        self.messages = Counter(
+            "nostr_relay_messages_total", "Client messages by command", ["command"], registry=r
+        )
+        self.events = Counter(
+            "nostr_relay_events_total",
+            "EVENT results by kind and result",
+            ["kind", "result"],
+            registry=r,
+        )
+        self.auth_failures = Counter(
+            "nostr_relay_auth_failures_total",
+            "Failed NIP-42 authentications by reason",
+            ["reason"],
+            registry=r,
+        )
+        self.rate_limited_total = Counter(
+            "nostr_relay_rate_limited_total",
+            "Messages refused by a rate limit",
+            ["name"],
+            registry=r,
+        )
+        self.store_seconds = Histogram(
+            "nostr_relay_store_seconds",
+            "Event store latency by operation",
+            ["op"],
+            registry=r,
+            buckets=(0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5),
+        )
+        self.slow_consumers = Counter(
+            "nostr_relay_slow_consumers_total",
+            "Connections dropped because they stopped reading",
+            registry=r,
+        )
+
+    def render(self) -> bytes:
+        """The Prometheus text exposition of every registered metric."""
+        return generate_latest(self.registry)
+
+    # Observer protocol (relay.core.session.Observer)
+
+    def message(self, command: str) -> None:
+        """Count one client message."""
+        self.messages.labels(command).inc()
+
+    def event_result(self, kind: int, result: str) -> None:
+        """Count one EVENT outcome."""
+        self.events.labels(str(kind), result).inc()
+
+    def auth_failure(self, reason: str) -> None:
+        """Count one failed AUTH."""
+        self.auth_failures.labels(reason).inc()
+
+    def rate_limited(self, name: str) -> None:
+        """Count one rate-limited message."""
+        self.rate_limited_total.labels(name).inc()

@@ -1,0 +1,104 @@
+"""Run a relay process: build the store, serve, sweep, and drain on SIGTERM/SIGINT (R-C2)."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import signal
+import time
+from collections.abc import Callable
+
+from relay.app import Relay
+from relay.config import Config
+from relay.server import RelayServer
+from relay.store.base import EventStore, StoreUnavailable
+from relay.store.sqlite import SqliteStore
+
+log = logging.getLogger("relay")
+
+SHUTDOWN_BUDGET_SECONDS = 8.0
+SWEEP_INTERVAL_SECONDS = 60.0
+
+
+class UnsupportedBackend(Exception):
+    """The configured store backend is not available in this build."""
+
+
+def build_store(config: Config) -> EventStore:
+    """The event store selected by ``data.backend`` (or ``mls_gateway.storage_backend``)."""
+    backend = config.store_backend
+    if backend == "sqlite":
+        return SqliteStore(config.sqlite_path, synchronous=config.data.synchronous)
+    raise UnsupportedBackend(
+        f"store backend {backend!r} is not available in this version of mlsgw; "
+        'set data.backend = "sqlite" (or MLSGW_DATA__BACKEND=sqlite)'
+    )
+
+
+async def _sweep(relay: Relay, interval: float) -> None:
+    while True:
+        await asyncio.sleep(interval)
+        try:
+            removed = await relay.store.delete_expired(int(time.time()))
+            if removed:
+                log.info("swept expired events", extra={"removed": removed})
+            relay.kind_limiter.prune(time.time())
+        except StoreUnavailable as exc:
+            log.warning("sweep failed; will retry", extra={"error": str(exc)})
+
+
+async def serve(
+    config: Config,
+    *,
+    store: EventStore | None = None,
+    ready: Callable[[RelayServer], None] | None = None,
+    stop: asyncio.Event | None = None,
+) -> None:
+    """Serve until SIGTERM/SIGINT (or ``stop`` is set), then drain and return.
+
+    Raises :class:`StoreUnavailable` if the store cannot be opened.
+    """
+    store = store or build_store(config)
+    await store.open()
+    relay = Relay(config, store)
+    server = RelayServer(relay)
+    stop = stop or asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        try:
+            loop.add_signal_handler(sig, stop.set)
+        except (NotImplementedError, RuntimeError):  # not the main thread
+            pass
+    try:
+        await server.start(config.network.host, config.network.port)
+    except OSError:
+        await store.close()
+        raise
+    sweeper = asyncio.create_task(_sweep(relay, SWEEP_INTERVAL_SECONDS))
+    log.info(
+        "relay listening",
+        extra={
+            "host": config.network.host,
+            "port": server.port,
+            "store": config.store_backend,
+            "version": relay.version,
+        },
+    )
+    if ready is not None:
+        ready(server)
+    await stop.wait()
+    log.info("shutting down: draining connections")
+    sweeper.cancel()
+    await server.shutdown(SHUTDOWN_BUDGET_SECONDS - 1.5)
+    await store.close()
+    log.info("relay stopped")
+
+
+def run(config: Config) -> None:
+    """Blocking entry point for ``mlsgw serve`` (uses uvloop when installed)."""
+    try:
+        import uvloop
+
+        uvloop.run(serve(config))
+    except ImportError:
+        asyncio.run(serve(config))

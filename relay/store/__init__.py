@@ -1,0 +1,1 @@
+"""Event stores: the :class:`~relay.store.base.EventStore` interface and its implementations."""

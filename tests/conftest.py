@@ -1,0 +1,86 @@
+"""Shared fixtures: an in-process relay on 127.0.0.1:0 and real WebSocket clients."""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+from collections.abc import AsyncIterator, Callable
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+os.environ.setdefault("NO_GCE_CHECK", "true")
+os.environ.setdefault("GOOGLE_APPLICATION_CREDENTIALS", "/nonexistent/mlsgw-tests-use-no-adc")
+
+from relay.app import Relay  # noqa: E402
+from relay.config import Config, load_config  # noqa: E402
+from relay.server import RelayServer  # noqa: E402
+from relay.store.sqlite import SqliteStore  # noqa: E402
+from tests.support.nostr import RelayClient  # noqa: E402
+
+
+def make_config(data_dir: Path, **sections: dict[str, Any]) -> Config:
+    """A Config with ``data.path`` in ``data_dir`` and the given per-section overrides,
+    e.g. ``make_config(tmp, auth={"pubkey_whitelist": ("ab…",)})``."""
+    base = load_config(None, {"MLSGW_CONFIG": ""})
+    base = dataclasses.replace(
+        base,
+        data=dataclasses.replace(base.data, path=str(data_dir)),
+        network=dataclasses.replace(base.network, host="127.0.0.1", port=0),
+    )
+    for name, overrides in sections.items():
+        base = dataclasses.replace(
+            base, **{name: dataclasses.replace(getattr(base, name), **overrides)}
+        )
+    return base
+
+
+class RunningRelay:
+    """A relay serving in the test's event loop."""
+
+    def __init__(self, relay: Relay, server: RelayServer) -> None:
+        self.relay = relay
+        self.server = server
+
+    @property
+    def url(self) -> str:
+        return f"ws://127.0.0.1:{self.server.port}"
+
+    @property
+    def http_url(self) -> str:
+        return f"http://127.0.0.1:{self.server.port}"
+
+    async def client(self, **kwargs: Any) -> RelayClient:
+        return await RelayClient.open(self.url, **kwargs)
+
+
+StartRelay = Callable[..., Any]
+
+
+@pytest.fixture
+async def start_relay(tmp_path: Path) -> AsyncIterator[StartRelay]:
+    """Factory: ``await start_relay(config=None, store=None)`` -> :class:`RunningRelay`."""
+    started: list[tuple[RelayServer, Any]] = []
+
+    async def start(config: Config | None = None, store: Any = None) -> RunningRelay:
+        config = config or make_config(tmp_path / f"data{len(started)}")
+        store = store or SqliteStore(config.sqlite_path)
+        await store.open()
+        relay = Relay(config, store)
+        server = RelayServer(relay)
+        await server.start("127.0.0.1", 0)
+        started.append((server, store))
+        return RunningRelay(relay, server)
+
+    yield start
+    for server, store in started:
+        await server.shutdown(2.0)
+        await store.close()
+
+
+@pytest.fixture
+async def running(start_relay: StartRelay) -> RunningRelay:
+    """A relay with the default configuration."""
+    result: RunningRelay = await start_relay()
+    return result

@@ -1,0 +1,140 @@
+"""Test helpers: keys, signed events and a small JSON WebSocket client for the relay."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import time
+from dataclasses import dataclass, field
+from typing import Any
+
+import orjson
+from websockets.asyncio.client import ClientConnection, connect
+
+from relay.core.event import Event, sign_event
+from relay.core.event import pubkey_of as _pubkey_of
+
+# Generous: only reached when something is broken. Tests never assert durations.
+TIMEOUT = 5.0
+
+
+@dataclass(frozen=True)
+class Keys:
+    """A test identity."""
+
+    secret: bytes = field(default_factory=lambda: os.urandom(32))
+
+    @property
+    def pubkey(self) -> str:
+        return _pubkey_of(self.secret)
+
+    def sign(
+        self,
+        kind: int = 1,
+        content: str = "",
+        tags: list[list[str]] | None = None,
+        created_at: int | None = None,
+    ) -> Event:
+        return sign_event(
+            self.secret,
+            kind=kind,
+            content=content,
+            tags=tags,
+            created_at=int(time.time()) if created_at is None else created_at,
+        )
+
+    def auth_event(self, challenge: str, relay_url: str = "ws://127.0.0.1") -> Event:
+        return self.sign(22242, "", [["relay", relay_url], ["challenge", challenge]])
+
+
+def event_frame(event: Event) -> str:
+    return '["EVENT",' + event.raw.decode() + "]"
+
+
+class RelayClient:
+    """A real WebSocket client speaking JSON arrays, with a receive timeout."""
+
+    def __init__(self, ws: ClientConnection) -> None:
+        self.ws = ws
+        self.challenge: str | None = None
+        self._pending: list[list[Any]] = []
+
+    @classmethod
+    async def open(cls, url: str, **kwargs: Any) -> RelayClient:
+        ws = await connect(url, open_timeout=TIMEOUT, **kwargs)
+        return cls(ws)
+
+    async def send(self, *message: Any) -> None:
+        await self.ws.send(orjson.dumps(list(message)).decode())
+
+    async def send_raw(self, text: str | bytes) -> None:
+        await self.ws.send(text)
+
+    async def recv(self, timeout: float = TIMEOUT) -> list[Any]:
+        if self._pending:
+            return self._pending.pop(0)
+        while True:
+            raw = await asyncio.wait_for(self.ws.recv(), timeout)
+            msg = orjson.loads(raw)
+            if msg[0] == "AUTH" and self.challenge is None:
+                self.challenge = msg[1]
+                continue
+            return msg
+
+    async def recv_until(self, verb: str, timeout: float = TIMEOUT) -> list[Any]:
+        """Receive (skipping other messages) until one starting with ``verb``."""
+        while True:
+            msg = await self.recv(timeout)
+            if msg[0] == verb:
+                return msg
+
+    async def nothing_within(self, seconds: float = 0.3) -> bool:
+        """True if no message arrives within ``seconds`` (used to prove non-delivery)."""
+        try:
+            msg = await self.recv(seconds)
+        except TimeoutError:
+            return True
+        self._pending.insert(0, msg)
+        return False
+
+    async def get_challenge(self) -> str:
+        while self.challenge is None:
+            msg = await self.recv()
+            self._pending.append(msg)
+        return self.challenge
+
+    async def publish(self, event: Event) -> list[Any]:
+        await self.send_raw(event_frame(event))
+        while True:
+            msg = await self.recv()
+            if msg[0] == "OK" and msg[1] == event.id:
+                return msg
+            self._pending.append(msg)
+
+    async def authenticate(self, keys: Keys, relay_url: str = "ws://127.0.0.1") -> list[Any]:
+        challenge = await self.get_challenge()
+        event = keys.auth_event(challenge, relay_url)
+        await self.send("AUTH", event.to_dict())
+        while True:
+            msg = await self.recv()
+            if msg[0] == "OK" and msg[1] == event.id:
+                return msg
+            self._pending.append(msg)
+
+    async def req(
+        self, sub_id: str, *filters: dict[str, Any]
+    ) -> tuple[list[dict[str, Any]], list[Any]]:
+        """Send REQ; return (stored events, the EOSE or CLOSED message that ended them)."""
+        await self.send("REQ", sub_id, *filters)
+        events = []
+        while True:
+            msg = await self.recv()
+            if msg[0] == "EVENT" and msg[1] == sub_id:
+                events.append(msg[2])
+            elif msg[0] in ("EOSE", "CLOSED") and msg[1] == sub_id:
+                return events, msg
+            else:
+                self._pending.append(msg)
+
+    async def close(self) -> None:
+        await self.ws.close()
