@@ -22,6 +22,7 @@ from relay.core.auth import new_challenge
 from relay.core.event import Event
 from relay.core.policy import Policy
 from relay.core.ratelimit import KindLimit, KindRateLimiter
+from relay.core.reasons import Rejection
 from relay.core.session import (
     Action,
     AuthOptions,
@@ -34,7 +35,8 @@ from relay.core.session import (
     SessionLimits,
 )
 from relay.metrics import RelayMetrics
-from relay.store.base import EventStore, StoreUnavailable
+from relay.mls.gateway import MlsGateway
+from relay.store.base import MlsStore, StoreUnavailable
 
 log = logging.getLogger("relay")
 
@@ -57,8 +59,14 @@ class Peer(Protocol):
         ...
 
 
-def build_policy(config: Config, limiter: KindRateLimiter, clock: Callable[[], float]) -> Policy:
-    """The default rule lists for ``config`` (R-A2, R-A5, R-C3, NIP-70)."""
+def build_policy(
+    config: Config,
+    limiter: KindRateLimiter,
+    clock: Callable[[], float],
+    gateway: MlsGateway | None = None,
+) -> Policy:
+    """The rule lists for ``config`` (R-A2, R-A5, R-C3, NIP-70), with the MLS gateway's
+    rules (R-A3, R-A4, §4) after access control and before rate limiting."""
     auth = config.auth
     event_rules: list[rules.EventRule] = []
     req_rules: list[rules.ReqRule] = []
@@ -76,9 +84,14 @@ def build_policy(config: Config, limiter: KindRateLimiter, clock: Callable[[], f
         )
         req_rules.append(rules.require_allowlisted_reader(auth.allowed_pubkeys))
     event_rules.append(rules.require_author_for_protected())
+    read_rules: list[rules.ReadRule] = []
+    if gateway is not None:
+        event_rules += gateway.event_rules()
+        req_rules += gateway.req_rules()
+        read_rules += gateway.read_rules()
     if config.rate_limiter.enabled and limiter.rules:
         event_rules.append(rules.limit_event_rate(limiter, clock))
-    return Policy(tuple(event_rules), tuple(req_rules), ())
+    return Policy(tuple(event_rules), tuple(req_rules), tuple(read_rules))
 
 
 def session_limits(config: Config) -> SessionLimits:
@@ -104,7 +117,7 @@ class Relay:
     def __init__(
         self,
         config: Config,
-        store: EventStore,
+        store: MlsStore,
         *,
         clock: Callable[[], float] = time.time,
         metrics: RelayMetrics | None = None,
@@ -121,7 +134,10 @@ class Relay:
                 for r in config.rate_limiter.event
             )
         )
-        self.policy = build_policy(config, self.kind_limiter, clock)
+        self.gateway = MlsGateway(
+            config.mls_gateway, store, registry=self.metrics.registry, clock=clock
+        )
+        self.policy = build_policy(config, self.kind_limiter, clock, self.gateway)
         self.limits = session_limits(config)
         self.auth_options = AuthOptions(config.auth.enabled, config.information.relay_url)
         self.allowed_networks = config.auth.allowed_networks
@@ -179,13 +195,17 @@ class Relay:
         if action.store:
             started = time.perf_counter()
             try:
-                outcome = await self.store.save(event, int(self.clock()))
+                result = await self.gateway.save(event, peer.session.viewer, int(self.clock()))
             except StoreUnavailable as exc:
                 log.error("store write failed", extra={"error": str(exc), "kind": event.kind})
                 peer.send(peer.session.store_failed(event, "could not store the event, retry"))
                 return
             finally:
                 self.metrics.store_seconds.labels("save").observe(time.perf_counter() - started)
+            if isinstance(result, Rejection):
+                peer.send(peer.session.published(event, result))
+                return
+            outcome = result
         peer.send(peer.session.published(event, outcome))
         if outcome in (Outcome.STORED, Outcome.EPHEMERAL):
             self.broadcast(event)
@@ -203,7 +223,7 @@ class Relay:
         sub = action.subscription
         started = time.perf_counter()
         try:
-            events = await self.store.query(sub.filters, int(self.clock()))
+            result = await self.gateway.query(peer.session.viewer, sub.filters, int(self.clock()))
         except StoreUnavailable as exc:
             log.error("store query failed", extra={"error": str(exc)})
             peer.session.subscriptions.pop(sub.sub_id, None)
@@ -211,9 +231,13 @@ class Relay:
             return
         finally:
             self.metrics.store_seconds.labels("query").observe(time.perf_counter() - started)
+        if isinstance(result, Rejection):
+            peer.session.subscriptions.pop(sub.sub_id, None)
+            peer.send(m.encode_closed(sub.sub_id, result.message()))
+            return
         if not peer.session.is_current(sub):
             return
-        for event in self._readable(peer.session, events):
+        for event in self._readable(peer.session, result):
             peer.send(m.encode_event(sub.sub_id, event.raw))
         peer.send(m.encode_eose(sub.sub_id))
 
@@ -244,6 +268,16 @@ class Relay:
         peer.send(m.encode_count(action.sub_id, total))
 
     # --- health ------------------------------------------------------------------------
+
+    async def start(self) -> None:
+        """Load state the rules need (the MLS group directory)."""
+        await self.gateway.start()
+
+    async def sweep(self, now: int) -> None:
+        """One background pass: MLS archive/key packages, expired events, rate buckets."""
+        await self.gateway.sweep(now)
+        await self.store.delete_expired(now)
+        self.kind_limiter.prune(self.clock())
 
     async def health(self, timeout: float = 1.0) -> dict[str, object]:
         """The ``/health`` document (R-H1); ``status`` is ``healthy`` only if the store answers."""

@@ -11,7 +11,7 @@ from collections.abc import Callable
 from relay.app import Relay
 from relay.config import Config
 from relay.server import RelayServer
-from relay.store.base import EventStore, StoreUnavailable
+from relay.store.base import MlsStore, StoreUnavailable
 from relay.store.sqlite import SqliteStore
 
 log = logging.getLogger("relay")
@@ -24,7 +24,7 @@ class UnsupportedBackend(Exception):
     """The configured store backend is not available in this build."""
 
 
-def build_store(config: Config) -> EventStore:
+def build_store(config: Config) -> MlsStore:
     """The event store selected by ``data.backend`` (or ``mls_gateway.storage_backend``)."""
     backend = config.store_backend
     if backend == "sqlite":
@@ -37,20 +37,17 @@ def build_store(config: Config) -> EventStore:
 
 async def _sweep(relay: Relay, interval: float) -> None:
     while True:
-        await asyncio.sleep(interval)
         try:
-            removed = await relay.store.delete_expired(int(time.time()))
-            if removed:
-                log.info("swept expired events", extra={"removed": removed})
-            relay.kind_limiter.prune(time.time())
+            await relay.sweep(int(time.time()))
         except StoreUnavailable as exc:
             log.warning("sweep failed; will retry", extra={"error": str(exc)})
+        await asyncio.sleep(interval)
 
 
 async def serve(
     config: Config,
     *,
-    store: EventStore | None = None,
+    store: MlsStore | None = None,
     ready: Callable[[RelayServer], None] | None = None,
     stop: asyncio.Event | None = None,
 ) -> None:
@@ -61,6 +58,7 @@ async def serve(
     store = store or build_store(config)
     await store.open()
     relay = Relay(config, store)
+    await relay.start()
     server = RelayServer(relay)
     stop = stop or asyncio.Event()
     loop = asyncio.get_running_loop()

@@ -68,6 +68,7 @@ async def start_relay(tmp_path: Path) -> AsyncIterator[StartRelay]:
         store = store or SqliteStore(config.sqlite_path)
         await store.open()
         relay = Relay(config, store)
+        await relay.start()
         server = RelayServer(relay)
         await server.start("127.0.0.1", 0)
         started.append((server, store))

@@ -25,13 +25,24 @@ from relay.core.reasons import Rejection, auth_required, blocked, invalid, rate_
 THROWAWAY_AUTHOR_KINDS = frozenset({445, 1059})
 
 
+OWN_EVENTS_REMEMBERED = 128
+
+
 @dataclass(frozen=True, slots=True)
 class Viewer:
-    """A connection as the rules see it: its id, client IP and authenticated pubkeys."""
+    """A connection as the rules see it: its id, client IP, authenticated pubkeys, and the
+    ids of the events it published recently (R-A3 lets a publisher see its own gift wrap)."""
 
     conn_id: int
     ip: str
     pubkeys: frozenset[str] = frozenset()
+    own_events: dict[str, None] = field(default_factory=dict, compare=False, hash=False)
+
+    def remember(self, event_id: str) -> None:
+        """Record an event this connection published (bounded, oldest forgotten first)."""
+        self.own_events[event_id] = None
+        if len(self.own_events) > OWN_EVENTS_REMEMBERED:
+            del self.own_events[next(iter(self.own_events))]
 
     @property
     def authenticated(self) -> bool:

@@ -269,6 +269,8 @@ class Session:
             return m.encode_ok(event.id, False, outcome.message())
         self.observer.event_result(event.kind, outcome.value)
         accepted, message = _OUTCOME_REPLY[outcome]
+        if accepted:
+            self.viewer.remember(event.id)
         return m.encode_ok(event.id, accepted, message)
 
     def store_failed(self, event: Event, detail: str) -> bytes:

@@ -10,12 +10,15 @@ serving. Exceptions::
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
 from typing import Protocol
 
 from relay.core.event import Event
 from relay.core.filters import Filter
+from relay.core.reasons import Rejection
 from relay.core.session import Outcome
+from relay.mls.groups import GroupState
 
 
 class StoreError(Exception):
@@ -60,4 +63,77 @@ class EventStore(Protocol):
 
     async def health(self) -> None:
         """Return if the store answers a trivial query; raise :class:`StoreUnavailable`."""
+        ...
+
+
+GroupTransition = Callable[[GroupState | None], GroupState | Rejection | None]
+"""Pure decision run inside the store's transaction: the new state, a rejection, or
+None for "store the event, change nothing"."""
+
+
+@dataclass(frozen=True)
+class KeyPackageSaved:
+    """Result of :meth:`MlsStore.save_keypackage`."""
+
+    outcome: Outcome
+    evicted: int = 0
+    last_resort_scheduled: int = 0
+
+
+@dataclass(frozen=True)
+class ServedKeyPackage:
+    """One key package answered to a fetch, and whether it was consumed (deleted)."""
+
+    event: Event
+    consumed: bool
+
+
+@dataclass(frozen=True)
+class MlsSweep:
+    """What one MLS sweep removed (R-M9, R-M1b)."""
+
+    archived: int = 0
+    keypackages_expired: int = 0
+    last_resort_deleted: int = 0
+
+
+class MlsStore(EventStore, Protocol):
+    """An event store that also carries the MLS gateway state (R-S1)."""
+
+    async def save_keypackage(
+        self, event: Event, *, expires_at: int, max_per_owner: int, grace: int, now: int
+    ) -> KeyPackageSaved:
+        """Store a validated 443 unchanged; evict the owner's oldest beyond
+        ``max_per_owner``; schedule the owner's served last-resort key package for
+        deletion at ``now + grace`` (durably)."""
+        ...
+
+    async def take_keypackages(
+        self,
+        authors: Sequence[str],
+        *,
+        per_author: int,
+        consume: bool,
+        now: int,
+        where: Filter | None = None,
+    ) -> list[ServedKeyPackage]:
+        """R-M1b fetch for each author (see :func:`relay.mls.keypackages.plan_fetch`)
+        among key packages matching ``where``, consuming served key packages in the same
+        transaction when ``consume``."""
+        ...
+
+    async def save_group_event(
+        self, event: Event, transition: GroupTransition, now: int
+    ) -> tuple[Outcome | Rejection, GroupState | None]:
+        """Atomically: load group ``h``, run ``transition``, store the event and the new
+        state. Returns the outcome and the group's state if it changed."""
+        ...
+
+    async def load_groups(self) -> list[GroupState]:
+        """Every stored group state."""
+        ...
+
+    async def sweep_mls(self, now: int, archive_before: int) -> MlsSweep:
+        """Delete 445/446/1059 created before ``archive_before``, expired key packages,
+        and last-resort key packages whose grace period has ended."""
         ...

@@ -52,6 +52,34 @@ MIGRATIONS: list[tuple[int, str, str]] = [
         );
         """,
     ),
+    (
+        2,
+        "MLS gateway state: key packages, pending deletions, groups",
+        """
+        CREATE TABLE keypackages (
+            event_id TEXT PRIMARY KEY,
+            owner TEXT NOT NULL,
+            created_at INTEGER NOT NULL,
+            expires_at INTEGER NOT NULL
+        );
+        CREATE INDEX keypackages_by_owner ON keypackages (owner, created_at, event_id);
+        CREATE TABLE last_resort (
+            event_id TEXT PRIMARY KEY,
+            owner TEXT NOT NULL
+        );
+        CREATE TABLE pending_deletions (
+            event_id TEXT PRIMARY KEY,
+            due_at INTEGER NOT NULL
+        );
+        CREATE INDEX pending_deletions_by_due ON pending_deletions (due_at);
+        CREATE TABLE groups (
+            group_id TEXT PRIMARY KEY,
+            state BLOB NOT NULL,
+            updated_at INTEGER NOT NULL
+        );
+        CREATE INDEX events_by_kind_time ON events (kind, created_at);
+        """,
+    ),
 ]
 
 

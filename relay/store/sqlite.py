@@ -18,11 +18,21 @@ from concurrent.futures import Future, ThreadPoolExecutor
 from pathlib import Path
 from typing import Any, TypeVar
 
-from relay.core.event import Event, event_from_raw, is_addressable, is_replaceable
+from relay.core.event import Event, event_from_raw
 from relay.core.filters import Filter
+from relay.core.reasons import Rejection
 from relay.core.session import Outcome
-from relay.store.base import StoreUnavailable
+from relay.mls.groups import GroupState
+from relay.store import sqlite_mls
+from relay.store.base import (
+    GroupTransition,
+    KeyPackageSaved,
+    MlsSweep,
+    ServedKeyPackage,
+    StoreUnavailable,
+)
 from relay.store.migrations import apply_migrations
+from relay.store.sqlite_events import count_events, delete_seqs, query_raw, save_event
 
 T = TypeVar("T")
 
@@ -186,16 +196,16 @@ class SqliteStore:
 
     async def save(self, event: Event, now: int) -> Outcome:
         """See :meth:`relay.store.base.EventStore.save`."""
-        return await self._write(lambda conn: _save(conn, event))
+        return await self._write(lambda conn: save_event(conn, event))
 
     async def query(self, filters: Sequence[Filter], now: int) -> list[Event]:
         """See :meth:`relay.store.base.EventStore.query`."""
-        raws = await self._read(lambda conn: _query(conn, filters, now))
+        raws = await self._read(lambda conn: query_raw(conn, filters, now))
         return [event_from_raw(raw) for raw in raws]
 
     async def count(self, filters: Sequence[Filter], now: int) -> int:
         """See :meth:`relay.store.base.EventStore.count`."""
-        return await self._read(lambda conn: _count(conn, filters, now))
+        return await self._read(lambda conn: count_events(conn, filters, now))
 
     async def delete_expired(self, now: int) -> int:
         """See :meth:`relay.store.base.EventStore.delete_expired`."""
@@ -204,7 +214,7 @@ class SqliteStore:
             rows = conn.execute(
                 "SELECT seq FROM events WHERE expires_at IS NOT NULL AND expires_at <= ?", (now,)
             ).fetchall()
-            _delete_seqs(conn, [r[0] for r in rows])
+            delete_seqs(conn, [r[0] for r in rows])
             return len(rows)
 
         return await self._write(job)
@@ -213,149 +223,51 @@ class SqliteStore:
         """See :meth:`relay.store.base.EventStore.health`."""
         await self._read(lambda conn: conn.execute("SELECT 1").fetchone())
 
+    # --- MlsStore ----------------------------------------------------------------------
 
-# --- SQL, run on the store's threads ---------------------------------------------------
-
-
-def _delete_seqs(conn: sqlite3.Connection, seqs: Sequence[int]) -> None:
-    for start in range(0, len(seqs), 500):
-        chunk = list(seqs[start : start + 500])
-        marks = ",".join("?" * len(chunk))
-        conn.execute(f"DELETE FROM tags WHERE event_seq IN ({marks})", chunk)
-        conn.execute(f"DELETE FROM events WHERE seq IN ({marks})", chunk)
-
-
-def _is_newer(a_created: int, a_id: str, b_created: int, b_id: str) -> bool:
-    """NIP-01 replacement order: later created_at wins; on a tie, the lowest id."""
-    return a_created > b_created or (a_created == b_created and a_id < b_id)
-
-
-def _save(conn: sqlite3.Connection, event: Event) -> Outcome:
-    if conn.execute("SELECT 1 FROM events WHERE id = ?", (event.id,)).fetchone():
-        return Outcome.DUPLICATE
-    if conn.execute(
-        "SELECT 1 FROM deletions WHERE event_id = ? AND pubkey = ?", (event.id, event.pubkey)
-    ).fetchone():
-        return Outcome.DELETED
-    d_tag: str | None = None
-    if is_replaceable(event.kind) or is_addressable(event.kind):
-        d_tag = event.d_tag if is_addressable(event.kind) else ""
-        row = conn.execute(
-            "SELECT until FROM deleted_coords WHERE kind = ? AND pubkey = ? AND d_tag = ?",
-            (event.kind, event.pubkey, d_tag),
-        ).fetchone()
-        if row is not None and event.created_at <= row[0]:
-            return Outcome.DELETED
-        older = []
-        for seq, created_at, other_id in conn.execute(
-            "SELECT seq, created_at, id FROM events WHERE pubkey = ? AND kind = ? AND d_tag = ?",
-            (event.pubkey, event.kind, d_tag),
-        ).fetchall():
-            if _is_newer(created_at, other_id, event.created_at, event.id):
-                return Outcome.SUPERSEDED
-            older.append(seq)
-        _delete_seqs(conn, older)
-    cursor = conn.execute(
-        "INSERT INTO events (id, pubkey, created_at, kind, d_tag, expires_at, raw)"
-        " VALUES (?, ?, ?, ?, ?, ?, ?)",
-        (event.id, event.pubkey, event.created_at, event.kind, d_tag, event.expiration, event.raw),
-    )
-    seq = cursor.lastrowid
-    tag_rows = [
-        (seq, t[0], t[1], event.created_at) for t in event.tags if len(t) > 1 and len(t[0]) == 1
-    ]
-    if tag_rows:
-        conn.executemany(
-            "INSERT INTO tags (event_seq, name, value, created_at) VALUES (?, ?, ?, ?)", tag_rows
+    async def save_keypackage(
+        self, event: Event, *, expires_at: int, max_per_owner: int, grace: int, now: int
+    ) -> KeyPackageSaved:
+        """See :meth:`relay.store.base.MlsStore.save_keypackage`."""
+        return await self._write(
+            lambda conn: sqlite_mls.save_keypackage(
+                conn,
+                event,
+                expires_at=expires_at,
+                max_per_owner=max_per_owner,
+                grace=grace,
+                now=now,
+            )
         )
-    if event.kind == 5:
-        _apply_deletion(conn, event)
-    return Outcome.STORED
 
-
-def _apply_deletion(conn: sqlite3.Connection, event: Event) -> None:
-    """NIP-09: remove the author's referenced events (never other deletions) and
-    remember them so they cannot be published again."""
-    for target in event.tag_values("e"):
-        conn.execute(
-            "INSERT OR IGNORE INTO deletions (event_id, pubkey) VALUES (?, ?)",
-            (target, event.pubkey),
+    async def take_keypackages(
+        self,
+        authors: Sequence[str],
+        *,
+        per_author: int,
+        consume: bool,
+        now: int,
+        where: Filter | None = None,
+    ) -> list[ServedKeyPackage]:
+        """See :meth:`relay.store.base.MlsStore.take_keypackages`."""
+        return await self._write(
+            lambda conn: sqlite_mls.take_keypackages(
+                conn, authors, per_author=per_author, consume=consume, now=now, where=where
+            )
         )
-        rows = conn.execute(
-            "SELECT seq FROM events WHERE id = ? AND pubkey = ? AND kind != 5",
-            (target, event.pubkey),
-        ).fetchall()
-        _delete_seqs(conn, [r[0] for r in rows])
-    for coordinate in event.tag_values("a"):
-        parts = coordinate.split(":", 2)
-        if len(parts) != 3 or not parts[0].isdigit() or parts[1] != event.pubkey:
-            continue
-        kind, d_tag = int(parts[0]), parts[2]
-        if not (is_addressable(kind) or is_replaceable(kind)):
-            continue
-        if is_replaceable(kind):
-            d_tag = ""
-        conn.execute(
-            "INSERT INTO deleted_coords (kind, pubkey, d_tag, until) VALUES (?, ?, ?, ?)"
-            " ON CONFLICT (kind, pubkey, d_tag) DO UPDATE SET until = MAX(until, excluded.until)",
-            (kind, event.pubkey, d_tag, event.created_at),
+
+    async def save_group_event(
+        self, event: Event, transition: GroupTransition, now: int
+    ) -> tuple[Outcome | Rejection, GroupState | None]:
+        """See :meth:`relay.store.base.MlsStore.save_group_event`."""
+        return await self._write(
+            lambda conn: sqlite_mls.save_group_event(conn, event, transition, now)
         )
-        rows = conn.execute(
-            "SELECT seq FROM events WHERE kind = ? AND pubkey = ? AND d_tag = ?"
-            " AND created_at <= ?",
-            (kind, event.pubkey, d_tag, event.created_at),
-        ).fetchall()
-        _delete_seqs(conn, [r[0] for r in rows])
 
+    async def load_groups(self) -> list[GroupState]:
+        """See :meth:`relay.store.base.MlsStore.load_groups`."""
+        return await self._read(sqlite_mls.load_groups)
 
-def _where(f: Filter, now: int) -> tuple[str, list[Any]]:
-    clauses = ["(expires_at IS NULL OR expires_at > ?)"]
-    params: list[Any] = [now]
-    for column, values in (("id", f.ids), ("pubkey", f.authors), ("kind", f.kinds)):
-        if values is not None:
-            clauses.append(f"{column} IN ({','.join('?' * len(values))})")
-            params.extend(sorted(values))
-    if f.since is not None:
-        clauses.append("created_at >= ?")
-        params.append(f.since)
-    if f.until is not None:
-        clauses.append("created_at <= ?")
-        params.append(f.until)
-    for name, values in f.tags:
-        clauses.append(
-            "seq IN (SELECT event_seq FROM tags WHERE name = ? AND value IN "
-            f"({','.join('?' * len(values))}))"
-        )
-        params.append(name)
-        params.extend(sorted(values))
-    return " AND ".join(clauses), params
-
-
-def _query(conn: sqlite3.Connection, filters: Sequence[Filter], now: int) -> list[bytes]:
-    found: dict[str, tuple[int, bytes]] = {}
-    for f in filters:
-        if f.is_empty_by_construction or f.limit == 0:
-            continue
-        where, params = _where(f, now)
-        sql = f"SELECT id, created_at, raw FROM events WHERE {where} ORDER BY created_at DESC, id"
-        if f.limit is not None:
-            sql += " LIMIT ?"
-            params.append(f.limit)
-        for event_id, created_at, raw in conn.execute(sql, params):
-            found[event_id] = (created_at, raw)
-    ordered = sorted(found.items(), key=lambda item: (-item[1][0], item[0]))
-    return [raw for _, (_, raw) in ordered]
-
-
-def _count(conn: sqlite3.Connection, filters: Sequence[Filter], now: int) -> int:
-    parts, params = [], []
-    for f in filters:
-        if f.is_empty_by_construction:
-            continue
-        where, p = _where(f, now)
-        parts.append(f"SELECT seq FROM events WHERE {where}")
-        params.extend(p)
-    if not parts:
-        return 0
-    row = conn.execute(f"SELECT COUNT(*) FROM ({' UNION '.join(parts)})", params).fetchone()
-    return int(row[0])
+    async def sweep_mls(self, now: int, archive_before: int) -> MlsSweep:
+        """See :meth:`relay.store.base.MlsStore.sweep_mls`."""
+        return await self._write(lambda conn: sqlite_mls.sweep(conn, now, archive_before))

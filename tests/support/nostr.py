@@ -99,8 +99,11 @@ class RelayClient:
 
     async def get_challenge(self) -> str:
         while self.challenge is None:
-            msg = await self.recv()
-            self._pending.append(msg)
+            msg = orjson.loads(await asyncio.wait_for(self.ws.recv(), TIMEOUT))
+            if msg[0] == "AUTH":
+                self.challenge = msg[1]
+            else:
+                self._pending.append(msg)
         return self.challenge
 
     async def publish(self, event: Event) -> list[Any]:

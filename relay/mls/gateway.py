@@ -1,0 +1,268 @@
+"""The MLS gateway: applies the pure MLS rules to the store and keeps the group directory.
+
+The relay calls four hooks: rule lists for its :class:`~relay.core.policy.Policy`,
+:meth:`MlsGateway.save` for MLS kinds, :meth:`MlsGateway.query` for every REQ (key
+package consumption, R-M1b), and :meth:`MlsGateway.sweep` from the background sweeper.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable, Sequence
+from dataclasses import replace
+
+from prometheus_client import CollectorRegistry, Counter
+
+from relay.config import MlsGatewaySettings
+from relay.core.event import Event
+from relay.core.filters import Filter
+from relay.core.policy import EventRule, ReadRule, ReqRule, Viewer
+from relay.core.ratelimit import KindLimit, KindRateLimiter
+from relay.core.reasons import Rejection, rate_limited
+from relay.core.session import Outcome
+from relay.mls import kinds
+from relay.mls.groups import Actor, GroupState, on_gift_wrap, on_group_message, on_roster
+from relay.mls.keypackages import HARD_MAX_PER_QUERY, keypackage_expiry
+from relay.mls.rules import (
+    GroupDirectory,
+    require_auth_for_restricted_reads,
+    require_auth_for_restricted_writes,
+    restricted_delivery,
+    validate_mls_events,
+)
+from relay.store.base import MlsStore, MlsSweep
+
+log = logging.getLogger("relay.mls")
+
+FETCH_RULE = "keypackage_fetch"
+_DAY = 86400
+
+
+class MlsMetrics:
+    """The ``mls_gateway_*`` counters (R-H2), registered on the relay's registry."""
+
+    def __init__(self, registry: CollectorRegistry) -> None:
+        r = registry
+        self.events_processed = Counter(
+            "mls_gateway_events_processed_total",
+            "MLS events accepted, by kind",
+            ["kind"],
+            registry=r,
+        )
+        self.keypackages_stored = Counter(
+            "mls_gateway_keypackages_stored_total", "Key packages stored", registry=r
+        )
+        self.keypackages_consumed = Counter(
+            "mls_gateway_keypackages_consumed_total", "Key packages consumed by fetches", registry=r
+        )
+        self.groups_updated = Counter(
+            "mls_gateway_groups_updated_total", "Group registry updates", registry=r
+        )
+        self.membership_updates = Counter(
+            "mls_gateway_membership_updates_total",
+            "Membership changes (rosters and invitations)",
+            registry=r,
+        )
+        self.roster_updates = Counter(
+            "mls_gateway_roster_policy_updates_total", "Roster/policy events applied", registry=r
+        )
+        self.archive_swept = Counter(
+            "mls_gateway_archive_swept_total",
+            "Events removed by the archive and key package sweeper",
+            ["what"],
+            registry=r,
+        )
+
+
+class MlsGateway:
+    """MLS state and rules for one relay process."""
+
+    def __init__(
+        self,
+        settings: MlsGatewaySettings,
+        store: MlsStore,
+        *,
+        registry: CollectorRegistry,
+        clock: Callable[[], float],
+    ) -> None:
+        self.settings = settings
+        self.store = store
+        self.clock = clock
+        self.enforce = settings.delivery == "enforce"
+        self.include_invitees = settings.membership == "welcome"
+        self.global_admins = frozenset(settings.admin_pubkeys)
+        self.directory = GroupDirectory(
+            include_invitees=self.include_invitees, global_admins=self.global_admins
+        )
+        self.fetch_limiter = KindRateLimiter(
+            (
+                KindLimit(
+                    FETCH_RULE,
+                    settings.keypackage_fetch_rate,
+                    3600.0,
+                    frozenset({kinds.KEYPACKAGE}),
+                ),
+            )
+        )
+        self.metrics = MlsMetrics(registry)
+
+    async def start(self) -> None:
+        """Load the stored group states (memberships survive restarts)."""
+        for state in await self.store.load_groups():
+            self.directory.update(state)
+        log.info(
+            "MLS gateway ready",
+            extra={"groups": len(self.directory), "delivery": self.settings.delivery},
+        )
+
+    # --- policy hooks --------------------------------------------------------------------
+
+    def event_rules(self) -> list[EventRule]:
+        """Write rules: authentication for MLS kinds (when enforced), then shape checks."""
+        rules = [require_auth_for_restricted_writes()] if self.enforce else []
+        return [*rules, validate_mls_events(int(self.settings.keypackage_ttl))]
+
+    def req_rules(self) -> list[ReqRule]:
+        """REQ/COUNT rules: restricted kinds need AUTH (when enforced)."""
+        return [require_auth_for_restricted_reads()] if self.enforce else []
+
+    def read_rules(self) -> list[ReadRule]:
+        """Delivery rules (R-A3); none with ``delivery = "open"``."""
+        return [restricted_delivery(self.directory)] if self.enforce else []
+
+    # --- writes --------------------------------------------------------------------------
+
+    def _actor(self, viewer: Viewer) -> Actor:
+        return Actor(viewer.pubkeys, self.enforce, self.include_invitees, self.global_admins)
+
+    async def save(self, event: Event, viewer: Viewer, now: int) -> Outcome | Rejection:
+        """Store an event, applying the MLS state changes of its kind atomically."""
+        kind = event.kind
+        actor = self._actor(viewer)
+        if kind == kinds.KEYPACKAGE:
+            return await self._save_keypackage(event, now)
+        if kind == kinds.GROUP_MESSAGE:
+            outcome = await self._save_group_event(
+                event, lambda s: on_group_message(s, event, actor), now
+            )
+        elif kind == kinds.ROSTER:
+            outcome = await self._save_group_event(event, lambda s: on_roster(s, event, actor), now)
+        elif kind == kinds.GIFT_WRAP and event.first_tag_value("h"):
+            outcome = await self._save_group_event(
+                event, lambda s: on_gift_wrap(s, event, actor), now
+            )
+        else:
+            outcome = await self.store.save(event, now)
+        if outcome is Outcome.STORED and kind in kinds.RESTRICTED:
+            self.metrics.events_processed.labels(str(kind)).inc()
+        return outcome
+
+    async def _save_keypackage(self, event: Event, now: int) -> Outcome | Rejection:
+        expires_at = keypackage_expiry(event, now=now, ttl=int(self.settings.keypackage_ttl))
+        if isinstance(expires_at, Rejection):
+            return expires_at
+        saved = await self.store.save_keypackage(
+            event,
+            expires_at=expires_at,
+            max_per_owner=self.settings.max_keypackages_per_user,
+            grace=int(self.settings.last_resort_grace),
+            now=now,
+        )
+        if saved.outcome is Outcome.STORED:
+            self.metrics.keypackages_stored.inc()
+            self.metrics.events_processed.labels(str(kinds.KEYPACKAGE)).inc()
+        return saved.outcome
+
+    async def _save_group_event(
+        self,
+        event: Event,
+        transition: Callable[[GroupState | None], GroupState | Rejection | None],
+        now: int,
+    ) -> Outcome | Rejection:
+        outcome, state = await self.store.save_group_event(event, transition, now)
+        if state is not None:
+            before = self.directory.get(state.group_id)
+            self.directory.update(state)
+            self.metrics.groups_updated.inc()
+            if event.kind == kinds.ROSTER:
+                self.metrics.roster_updates.inc()
+            if before is None or before.member_set() != state.member_set():
+                self.metrics.membership_updates.inc()
+        return outcome
+
+    # --- reads ---------------------------------------------------------------------------
+
+    async def query(
+        self, viewer: Viewer, filters: Sequence[Filter], now: int
+    ) -> list[Event] | Rejection:
+        """Stored events for a REQ, with R-M1b for kind 443.
+
+        A filter naming kind 443 with ``authors`` is answered per author (oldest first,
+        at most ``max_keypackages_per_query``) and consumes what it serves; without
+        ``authors`` it returns only the requester's own key packages. Filters that do
+        not name 443 never return key packages (no harvesting around consumption).
+        """
+        plain: list[Filter] = []
+        fetched: list[Event] = []
+        limited = False
+        for f in filters:
+            if f.kinds is None or kinds.KEYPACKAGE not in f.kinds:
+                plain.append(f)
+                continue
+            if f.limit == 0:
+                continue
+            rest = f.kinds - {kinds.KEYPACKAGE}
+            if rest:
+                plain.append(replace(f, kinds=rest))
+            own = viewer.pubkeys if f.authors is None else f.authors & viewer.pubkeys
+            if own:  # owners list their own key packages without consuming them
+                plain.append(replace(f, kinds=frozenset({kinds.KEYPACKAGE}), authors=own))
+            others = frozenset() if f.authors is None else f.authors - viewer.pubkeys
+            if others:
+                served, was_limited = await self._fetch_keypackages(viewer, f, others, now)
+                fetched += served
+                limited = limited or was_limited
+        if limited and not fetched:
+            return rate_limited(FETCH_RULE)
+        events = await self.store.query(plain, now) if plain else []
+        events = [e for e in events if e.kind != kinds.KEYPACKAGE or e.pubkey in viewer.pubkeys]
+        merged = {e.id: e for e in [*events, *fetched]}
+        return sorted(merged.values(), key=lambda e: (-e.created_at, e.id))
+
+    async def _fetch_keypackages(
+        self, viewer: Viewer, f: Filter, authors: frozenset[str], now: int
+    ) -> tuple[list[Event], bool]:
+        requester = viewer.rate_key()
+        clock = self.clock()
+        allowed = []
+        limited = False
+        for author in sorted(authors):
+            if self.fetch_limiter.check(kinds.KEYPACKAGE, f"{requester}>{author}", clock):
+                limited = True
+            else:
+                allowed.append(author)
+        per_author = min(self.settings.max_keypackages_per_query, HARD_MAX_PER_QUERY)
+        if f.limit is not None:
+            per_author = max(1, min(per_author, f.limit))
+        if not allowed:
+            return [], limited
+        served = await self.store.take_keypackages(
+            allowed, per_author=per_author, consume=True, now=now, where=f
+        )
+        consumed = sum(1 for s in served if s.consumed)
+        if consumed:
+            self.metrics.keypackages_consumed.inc(consumed)
+        return [s.event for s in served], limited
+
+    # --- background ----------------------------------------------------------------------
+
+    async def sweep(self, now: int) -> MlsSweep:
+        """R-M9 archive TTL, expired key packages, due last-resort deletions."""
+        archive_before = now - self.settings.message_archive_ttl_days * _DAY
+        result = await self.store.sweep_mls(now, archive_before)
+        swept = self.metrics.archive_swept
+        swept.labels("archive").inc(result.archived)
+        swept.labels("keypackage_expired").inc(result.keypackages_expired)
+        swept.labels("keypackage_last_resort").inc(result.last_resort_deleted)
+        self.fetch_limiter.prune(self.clock())
+        return result

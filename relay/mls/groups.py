@@ -1,0 +1,253 @@
+"""Group registry and membership (R-M3, R-M5, R-M6, R-M7) as pure state transitions.
+
+A store loads the :class:`GroupState` of group ``h`` inside a transaction, calls one of
+the ``on_*`` functions, and writes the result (or returns the rejection) atomically, so
+roster sequence numbers and memberships cannot race.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field, replace
+from typing import Any
+
+from relay.core.event import Event
+from relay.core.reasons import Rejection, auth_required, invalid, restricted
+
+ROSTER_OPS = frozenset({"bootstrap", "add", "remove", "promote", "demote", "replace"})
+
+
+@dataclass(frozen=True)
+class GroupState:
+    """What the relay knows about one MLS group (never its content)."""
+
+    group_id: str
+    owner: str | None = None
+    admins: frozenset[str] = field(default_factory=frozenset)
+    members: frozenset[str] = field(default_factory=frozenset)
+    invitees: frozenset[str] = field(default_factory=frozenset)
+    removed: frozenset[str] = field(default_factory=frozenset)
+    last_seq: int | None = None
+    last_epoch: int | None = None
+
+    @property
+    def has_roster(self) -> bool:
+        """True once a kind-450 bootstrap has been accepted."""
+        return self.last_seq is not None
+
+    def admin_set(self, global_admins: frozenset[str] = frozenset()) -> frozenset[str]:
+        """Owner, group admins and the relay-wide ``admin_pubkeys``."""
+        owner = {self.owner} if self.owner else set()
+        return frozenset(self.admins | owner | global_admins)
+
+    def member_set(
+        self, *, include_invitees: bool = True, global_admins: frozenset[str] = frozenset()
+    ) -> frozenset[str]:
+        """R-M7: roster members ∪ welcome invitees − removed, plus owner and admins."""
+        members = set(self.members)
+        if include_invitees:
+            members |= self.invitees - self.removed
+        return frozenset(members | self.admin_set(global_admins))
+
+    def to_json(self) -> dict[str, Any]:
+        """A JSON-ready dict (sets as sorted lists)."""
+        return {
+            "group_id": self.group_id,
+            "owner": self.owner,
+            "admins": sorted(self.admins),
+            "members": sorted(self.members),
+            "invitees": sorted(self.invitees),
+            "removed": sorted(self.removed),
+            "last_seq": self.last_seq,
+            "last_epoch": self.last_epoch,
+        }
+
+    @classmethod
+    def from_json(cls, doc: dict[str, Any]) -> GroupState:
+        """Inverse of :meth:`to_json`."""
+        return cls(
+            group_id=doc["group_id"],
+            owner=doc.get("owner"),
+            admins=frozenset(doc.get("admins", ())),
+            members=frozenset(doc.get("members", ())),
+            invitees=frozenset(doc.get("invitees", ())),
+            removed=frozenset(doc.get("removed", ())),
+            last_seq=doc.get("last_seq"),
+            last_epoch=doc.get("last_epoch"),
+        )
+
+
+@dataclass(frozen=True)
+class Actor:
+    """Who is writing: the connection's authenticated pubkeys and the gateway's settings."""
+
+    pubkeys: frozenset[str]
+    enforce: bool = True
+    include_invitees: bool = True
+    global_admins: frozenset[str] = frozenset()
+
+    def primary(self) -> str | None:
+        """The pubkey that owns what this connection creates (stable choice)."""
+        return min(self.pubkeys) if self.pubkeys else None
+
+
+def _epoch(event: Event) -> int | None | Rejection:
+    value = event.first_tag_value("k")
+    if value is None:
+        return None
+    if not value.isdigit():
+        return invalid("k (epoch) must be a non-negative integer")
+    return int(value)
+
+
+def on_group_message(
+    state: GroupState | None, event: Event, actor: Actor
+) -> GroupState | Rejection:
+    """R-M3/R-A4: a 445 creates its group on first sight (owner = the authenticated
+    pubkey, never the throw-away author), moves ``last_epoch`` forward only, and with
+    delivery enforced is accepted only from a member's connection."""
+    group_id = event.first_tag_value("h")
+    if not group_id:
+        return invalid("missing h")
+    epoch = _epoch(event)
+    if isinstance(epoch, Rejection):
+        return epoch
+    if actor.enforce and not actor.pubkeys:
+        return auth_required("group messages need an authenticated connection")
+    if state is None:
+        state = GroupState(group_id, owner=actor.primary())
+    elif actor.enforce:
+        members = state.member_set(
+            include_invitees=actor.include_invitees, global_admins=actor.global_admins
+        )
+        if not members & actor.pubkeys:
+            return restricted("not a member of group")
+    if epoch is not None and (state.last_epoch is None or epoch > state.last_epoch):
+        state = replace(state, last_epoch=epoch)
+    return state
+
+
+def on_gift_wrap(state: GroupState | None, event: Event, actor: Actor) -> GroupState | None:
+    """R-M5: a 1059 with ``h`` records its recipients as invited members of that group.
+
+    Only a connection authenticated as a member (or the creator of a group not seen
+    before) can invite, and the roster's removals stand. Returns None when nothing
+    changes; a gift wrap is stored and delivered either way.
+    """
+    group_id = event.first_tag_value("h")
+    recipients = frozenset(event.tag_values("p"))
+    if not group_id or not recipients:
+        return None
+    created = state is None
+    if state is None:
+        state = GroupState(group_id, owner=actor.primary())
+    elif actor.enforce:
+        members = state.member_set(include_invitees=True, global_admins=actor.global_admins)
+        if not members & actor.pubkeys:
+            return None
+    new_invitees = (recipients - state.removed) - state.invitees
+    if not new_invitees and not created:
+        return None
+    return replace(state, invitees=state.invitees | new_invitees)
+
+
+def _targets(event: Event) -> frozenset[str]:
+    return frozenset(event.tag_values("p"))
+
+
+def check_roster_shape(event: Event) -> Rejection | None:
+    """Stateless R-M6 checks: ``h``, ``op``, ``seq`` and the tags each op needs."""
+    if not event.first_tag_value("h"):
+        return invalid("missing h")
+    op = event.first_tag_value("op")
+    if not op:
+        return invalid("missing op")
+    if op not in ROSTER_OPS:
+        return invalid(f"unknown op {op[:32]!r}")
+    seq = event.first_tag_value("seq")
+    if seq is None or not seq.isdigit():
+        return invalid("bad seq")
+    if op in ("add", "remove", "promote", "demote", "replace") and not _targets(event):
+        return invalid(f"{op} needs p tags")
+    if op in ("promote", "demote") and event.first_tag_value("role") != "admin":
+        return invalid(f'{op} needs ["role","admin"]')
+    return None
+
+
+def on_roster(state: GroupState | None, event: Event, actor: Actor) -> GroupState | Rejection:
+    """R-M6: apply a kind-450 roster/policy event to the group's stored state."""
+    shape = check_roster_shape(event)
+    if shape is not None:
+        return shape
+    group_id = event.first_tag_value("h") or ""
+    op = event.first_tag_value("op") or ""
+    seq = int(event.first_tag_value("seq") or "0")
+    signer = event.pubkey
+    if actor.enforce and signer not in actor.pubkeys:
+        if not actor.pubkeys:
+            return auth_required("roster events need their author's authenticated connection")
+        return restricted("roster author must be authenticated on this connection")
+    if state is None or not state.has_roster:
+        if op != "bootstrap":
+            return invalid("group does not exist")
+        if state is not None and state.owner is not None and signer != state.owner:
+            if signer not in actor.global_admins:
+                return restricted("not a group admin")
+        base = state or GroupState(group_id)
+        owner = base.owner or signer
+        return replace(
+            base,
+            owner=owner,
+            admins=base.admins | {signer},
+            members=base.members | {signer} | _targets(event),
+            last_seq=seq,
+        )
+    if signer not in state.admin_set(actor.global_admins):
+        return restricted("not a group admin")
+    if state.last_seq is not None and seq <= state.last_seq:
+        return invalid("stale seq")
+    return _apply_op(state, op, _targets(event), seq)
+
+
+def _apply_op(
+    state: GroupState, op: str, targets: frozenset[str], seq: int
+) -> GroupState | Rejection:
+    owner = frozenset({state.owner}) if state.owner else frozenset()
+    if op == "bootstrap":
+        return invalid("group already exists")
+    if op == "add":
+        return replace(
+            state, members=state.members | targets, removed=state.removed - targets, last_seq=seq
+        )
+    if op == "remove":
+        if targets & owner:
+            return invalid("the owner cannot be removed")
+        return replace(
+            state,
+            members=state.members - targets,
+            invitees=state.invitees - targets,
+            admins=state.admins - targets,
+            removed=state.removed | targets,
+            last_seq=seq,
+        )
+    if op == "replace":
+        keep = targets | owner
+        gone = (state.members | state.invitees) - keep
+        return replace(
+            state,
+            members=keep,
+            invitees=frozenset(),
+            admins=state.admins & keep,
+            removed=(state.removed | gone) - keep,
+            last_seq=seq,
+        )
+    if op == "promote":
+        return replace(
+            state,
+            admins=state.admins | targets,
+            members=state.members | targets,
+            removed=state.removed - targets,
+            last_seq=seq,
+        )
+    if targets & owner:  # demote
+        return invalid("the owner cannot be demoted")
+    return replace(state, admins=state.admins - targets, last_seq=seq)

@@ -1,0 +1,170 @@
+"""SQL for events in the SQLite store (NIP-01 storage, NIP-09 deletions, NIP-40 expiry).
+
+Every function runs on the store's writer thread (inside its transaction) or on a
+reader thread, never on the event loop.
+"""
+
+from __future__ import annotations
+
+import sqlite3
+from collections.abc import Sequence
+from typing import Any
+
+from relay.core.event import Event, is_addressable, is_replaceable
+from relay.core.filters import Filter
+from relay.core.session import Outcome
+
+
+def delete_seqs(conn: sqlite3.Connection, seqs: Sequence[int]) -> None:
+    """Delete events by row id, with their tags and any key package bookkeeping."""
+    for start in range(0, len(seqs), 500):
+        chunk = list(seqs[start : start + 500])
+        marks = ",".join("?" * len(chunk))
+        conn.execute(f"DELETE FROM tags WHERE event_seq IN ({marks})", chunk)
+        for table in ("keypackages", "last_resort", "pending_deletions"):
+            conn.execute(
+                f"DELETE FROM {table} WHERE event_id IN"
+                f" (SELECT id FROM events WHERE seq IN ({marks}) AND kind = 443)",
+                chunk,
+            )
+        conn.execute(f"DELETE FROM events WHERE seq IN ({marks})", chunk)
+
+
+def _is_newer(a_created: int, a_id: str, b_created: int, b_id: str) -> bool:
+    """NIP-01 replacement order: later created_at wins; on a tie, the lowest id."""
+    return a_created > b_created or (a_created == b_created and a_id < b_id)
+
+
+def save_event(conn: sqlite3.Connection, event: Event, *, expires_at: int | None = None) -> Outcome:
+    """Insert ``event`` with NIP-01/09/40 semantics (see ``EventStore.save``).
+
+    ``expires_at`` overrides the NIP-40 expiration (key packages carry their own).
+    """
+    if conn.execute("SELECT 1 FROM events WHERE id = ?", (event.id,)).fetchone():
+        return Outcome.DUPLICATE
+    if conn.execute(
+        "SELECT 1 FROM deletions WHERE event_id = ? AND pubkey = ?", (event.id, event.pubkey)
+    ).fetchone():
+        return Outcome.DELETED
+    d_tag: str | None = None
+    if is_replaceable(event.kind) or is_addressable(event.kind):
+        d_tag = event.d_tag if is_addressable(event.kind) else ""
+        row = conn.execute(
+            "SELECT until FROM deleted_coords WHERE kind = ? AND pubkey = ? AND d_tag = ?",
+            (event.kind, event.pubkey, d_tag),
+        ).fetchone()
+        if row is not None and event.created_at <= row[0]:
+            return Outcome.DELETED
+        older = []
+        for seq, created_at, other_id in conn.execute(
+            "SELECT seq, created_at, id FROM events WHERE pubkey = ? AND kind = ? AND d_tag = ?",
+            (event.pubkey, event.kind, d_tag),
+        ).fetchall():
+            if _is_newer(created_at, other_id, event.created_at, event.id):
+                return Outcome.SUPERSEDED
+            older.append(seq)
+        delete_seqs(conn, older)
+    cursor = conn.execute(
+        "INSERT INTO events (id, pubkey, created_at, kind, d_tag, expires_at, raw)"
+        " VALUES (?, ?, ?, ?, ?, ?, ?)",
+        (event.id, event.pubkey, event.created_at, event.kind, d_tag, event.expiration, event.raw),
+    )
+    seq = cursor.lastrowid
+    tag_rows = [
+        (seq, t[0], t[1], event.created_at) for t in event.tags if len(t) > 1 and len(t[0]) == 1
+    ]
+    if tag_rows:
+        conn.executemany(
+            "INSERT INTO tags (event_seq, name, value, created_at) VALUES (?, ?, ?, ?)", tag_rows
+        )
+    if event.kind == 5:
+        _apply_deletion(conn, event)
+    return Outcome.STORED
+
+
+def _apply_deletion(conn: sqlite3.Connection, event: Event) -> None:
+    """NIP-09: remove the author's referenced events (never other deletions) and
+    remember them so they cannot be published again."""
+    for target in event.tag_values("e"):
+        conn.execute(
+            "INSERT OR IGNORE INTO deletions (event_id, pubkey) VALUES (?, ?)",
+            (target, event.pubkey),
+        )
+        rows = conn.execute(
+            "SELECT seq FROM events WHERE id = ? AND pubkey = ? AND kind != 5",
+            (target, event.pubkey),
+        ).fetchall()
+        delete_seqs(conn, [r[0] for r in rows])
+    for coordinate in event.tag_values("a"):
+        parts = coordinate.split(":", 2)
+        if len(parts) != 3 or not parts[0].isdigit() or parts[1] != event.pubkey:
+            continue
+        kind, d_tag = int(parts[0]), parts[2]
+        if not (is_addressable(kind) or is_replaceable(kind)):
+            continue
+        if is_replaceable(kind):
+            d_tag = ""
+        conn.execute(
+            "INSERT INTO deleted_coords (kind, pubkey, d_tag, until) VALUES (?, ?, ?, ?)"
+            " ON CONFLICT (kind, pubkey, d_tag) DO UPDATE SET until = MAX(until, excluded.until)",
+            (kind, event.pubkey, d_tag, event.created_at),
+        )
+        rows = conn.execute(
+            "SELECT seq FROM events WHERE kind = ? AND pubkey = ? AND d_tag = ?"
+            " AND created_at <= ?",
+            (kind, event.pubkey, d_tag, event.created_at),
+        ).fetchall()
+        delete_seqs(conn, [r[0] for r in rows])
+
+
+def _where(f: Filter, now: int) -> tuple[str, list[Any]]:
+    clauses = ["(expires_at IS NULL OR expires_at > ?)"]
+    params: list[Any] = [now]
+    for column, values in (("id", f.ids), ("pubkey", f.authors), ("kind", f.kinds)):
+        if values is not None:
+            clauses.append(f"{column} IN ({','.join('?' * len(values))})")
+            params.extend(sorted(values))
+    if f.since is not None:
+        clauses.append("created_at >= ?")
+        params.append(f.since)
+    if f.until is not None:
+        clauses.append("created_at <= ?")
+        params.append(f.until)
+    for name, values in f.tags:
+        clauses.append(
+            "seq IN (SELECT event_seq FROM tags WHERE name = ? AND value IN "
+            f"({','.join('?' * len(values))}))"
+        )
+        params.append(name)
+        params.extend(sorted(values))
+    return " AND ".join(clauses), params
+
+
+def query_raw(conn: sqlite3.Connection, filters: Sequence[Filter], now: int) -> list[bytes]:
+    found: dict[str, tuple[int, bytes]] = {}
+    for f in filters:
+        if f.is_empty_by_construction or f.limit == 0:
+            continue
+        where, params = _where(f, now)
+        sql = f"SELECT id, created_at, raw FROM events WHERE {where} ORDER BY created_at DESC, id"
+        if f.limit is not None:
+            sql += " LIMIT ?"
+            params.append(f.limit)
+        for event_id, created_at, raw in conn.execute(sql, params):
+            found[event_id] = (created_at, raw)
+    ordered = sorted(found.items(), key=lambda item: (-item[1][0], item[0]))
+    return [raw for _, (_, raw) in ordered]
+
+
+def count_events(conn: sqlite3.Connection, filters: Sequence[Filter], now: int) -> int:
+    parts, params = [], []
+    for f in filters:
+        if f.is_empty_by_construction:
+            continue
+        where, p = _where(f, now)
+        parts.append(f"SELECT seq FROM events WHERE {where}")
+        params.extend(p)
+    if not parts:
+        return 0
+    row = conn.execute(f"SELECT COUNT(*) FROM ({' UNION '.join(parts)})", params).fetchone()
+    return int(row[0])
