@@ -7,58 +7,14 @@ Requests arrive parsed (:class:`HttpRequest`); handlers return an
 from __future__ import annotations
 
 import hmac
-from collections.abc import Mapping
-from dataclasses import dataclass, field
-from urllib.parse import parse_qs
 
 import orjson
 
 from relay.app import Relay
+from relay.http_messages import CORS_HEADERS, HttpRequest, HttpResponse, json_response
+from relay.mls.api import handle_api
 
-CORS_HEADERS = (
-    ("Access-Control-Allow-Origin", "*"),
-    ("Access-Control-Allow-Headers", "Accept, Authorization, Content-Type"),
-    ("Access-Control-Allow-Methods", "GET, POST, OPTIONS"),
-)
 SUPPORTED_NIPS = [1, 9, 11, 40, 42, 45, 70]
-
-
-@dataclass(frozen=True)
-class HttpRequest:
-    """One HTTP request. ``headers`` keys are lower-case."""
-
-    method: str
-    target: str
-    headers: Mapping[str, str]
-    body: bytes = b""
-    client_ip: str = ""
-
-    @property
-    def path(self) -> str:
-        """The path without the query string."""
-        return self.target.split("?", 1)[0]
-
-    @property
-    def query(self) -> dict[str, list[str]]:
-        """Decoded query parameters."""
-        return parse_qs(self.target.split("?", 1)[1]) if "?" in self.target else {}
-
-
-@dataclass(frozen=True)
-class HttpResponse:
-    """One HTTP response."""
-
-    status: int
-    body: bytes = b""
-    content_type: str = "application/json"
-    headers: tuple[tuple[str, str], ...] = field(default=())
-
-
-def json_response(status: int, document: object, *, cors: bool = False) -> HttpResponse:
-    """A JSON response (with CORS headers when ``cors``)."""
-    return HttpResponse(
-        status, orjson.dumps(document), "application/json", CORS_HEADERS if cors else ()
-    )
 
 
 def relay_information(relay: Relay) -> dict[str, object]:
@@ -123,6 +79,9 @@ async def handle_http(relay: Relay, request: HttpRequest) -> HttpResponse:
         return json_response(200 if document["status"] == "healthy" else 503, document)
     if path == "/metrics" and method == "GET":
         return _metrics(relay, request)
+    api = relay.config.mls_gateway
+    if api.enable_api and (path + "/").startswith(api.api_prefix.rstrip("/") + "/"):
+        return await handle_api(relay, request, api.api_prefix)
     if path == "/" and method in ("GET", "HEAD"):
         if "application/nostr+json" in request.headers.get("accept", ""):
             return HttpResponse(

@@ -29,8 +29,10 @@ from websockets.server import ServerProtocol
 
 from relay.app import Relay
 from relay.core import messages as m
+from relay.core.policy import ip_permitted
 from relay.core.session import Session
-from relay.http import HttpRequest, HttpResponse, handle_http, json_response
+from relay.http import handle_http
+from relay.http_messages import HttpRequest, HttpResponse, json_response
 
 log = logging.getLogger("relay.server")
 
@@ -39,8 +41,6 @@ MAX_BODY_BYTES = 1024 * 1024
 INBOX_HIGH_WATER = 64
 INBOX_LOW_WATER = 16
 CLOSE_TIMEOUT = 2.0
-
-Network = ipaddress.IPv4Network | ipaddress.IPv6Network
 
 
 def client_ip(peer_ip: str, headers: dict[str, str], real_ip_header: str | None) -> str:
@@ -53,17 +53,6 @@ def client_ip(peer_ip: str, headers: dict[str, str], real_ip_header: str | None)
         except ValueError:
             pass
     return peer_ip
-
-
-def ip_permitted(ip: str, allowed: tuple[Network, ...], blocked: tuple[Network, ...]) -> bool:
-    """R-A2 CIDR rules: not in any blocked range, and in an allowed one if any are set."""
-    try:
-        address = ipaddress.ip_address(ip)
-    except ValueError:
-        return not allowed
-    if any(address in net for net in blocked):
-        return False
-    return not allowed or any(address in net for net in allowed)
 
 
 def _parse_head(head: bytes) -> tuple[str, str, dict[str, str]] | None:

@@ -1,7 +1,8 @@
-"""NIP-42 authentication: challenges and the checks on a kind-22242 answer (R-A1)."""
+"""NIP-42 (R-A1) and NIP-98 (R-H3) authentication checks on already-verified events."""
 
 from __future__ import annotations
 
+import hashlib
 import secrets
 from urllib.parse import urlsplit
 
@@ -20,11 +21,11 @@ def new_challenge() -> str:
 def _host(url: str) -> str | None:
     try:
         parts = urlsplit(url.strip())
+        port = parts.port  # raises ValueError for a non-numeric or out-of-range port
     except ValueError:
         return None
     if not parts.hostname:
         return None
-    port = parts.port
     default = {"ws": 80, "http": 80, "wss": 443, "https": 443}.get(parts.scheme)
     host = parts.hostname.lower().rstrip(".")
     return host if port is None or port == default else f"{host}:{port}"
@@ -56,4 +57,46 @@ def check_auth_event(
             return "relay", auth_required("AUTH event has no relay tag")
         if not relay_url_matches(tag, relay_url):
             return "relay", auth_required(f"relay tag does not name this relay ({relay_url})")
+    return None
+
+
+HTTP_AUTH_KIND = 27235
+HTTP_AUTH_WINDOW_SECONDS = 60
+
+
+def _target_of(url: str) -> tuple[str | None, str]:
+    """(host[:port], path?query) of an absolute URL."""
+    parts = urlsplit(url)
+    target = (parts.path or "/") + (f"?{parts.query}" if parts.query else "")
+    return _host(url), target
+
+
+def check_http_auth(
+    event: Event,
+    *,
+    method: str,
+    host: str,
+    target: str,
+    body: bytes,
+    now: int,
+) -> str | None:
+    """NIP-98: why a signature-checked kind-27235 event does not authorise this request,
+    or None if it does. ``host`` is the public host the request was sent to."""
+    if event.kind != HTTP_AUTH_KIND:
+        return f"authorization event must be kind {HTTP_AUTH_KIND}"
+    if abs(event.created_at - now) > HTTP_AUTH_WINDOW_SECONDS:
+        return "authorization event created_at is more than 60 seconds from now"
+    url = event.first_tag_value("u")
+    if url is None:
+        return "authorization event has no u tag"
+    url_host, url_target = _target_of(url)
+    expected_host = _host(host if "//" in host else f"http://{host}")
+    if url_host is None or url_host != expected_host or url_target != target:
+        return "u tag does not match the request URL"
+    if (event.first_tag_value("method") or "").upper() != method.upper():
+        return "method tag does not match the request method"
+    if body:
+        payload = event.first_tag_value("payload")
+        if payload is None or payload.lower() != hashlib.sha256(body).hexdigest():
+            return "payload tag does not match the request body"
     return None

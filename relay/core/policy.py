@@ -13,6 +13,7 @@ Rules never do I/O; the MLS gateway adds its own rules from ``relay.mls``.
 
 from __future__ import annotations
 
+import ipaddress
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 
@@ -57,6 +58,20 @@ class Viewer:
         if self.pubkeys:
             return min(self.pubkeys)
         return f"ip:{self.ip}"
+
+
+IpNetwork = ipaddress.IPv4Network | ipaddress.IPv6Network
+
+
+def ip_permitted(ip: str, allowed: tuple[IpNetwork, ...], blocked: tuple[IpNetwork, ...]) -> bool:
+    """R-A2 CIDR rules: not in any blocked range, and in an allowed one if any are set."""
+    try:
+        address = ipaddress.ip_address(ip)
+    except ValueError:
+        return not allowed
+    if any(address in net for net in blocked):
+        return False
+    return not allowed or any(address in net for net in allowed)
 
 
 EventRule = Callable[[Event, Viewer, int], Rejection | None]

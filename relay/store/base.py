@@ -48,9 +48,12 @@ class EventStore(Protocol):
         """
         ...
 
-    async def query(self, filters: Sequence[Filter], now: int) -> list[Event]:
+    async def query(
+        self, filters: Sequence[Filter], now: int, *, oldest_first: bool = False
+    ) -> list[Event]:
         """Events matching any filter, newest first (created_at desc, id asc), at most
-        each filter's ``limit`` per filter, without duplicates or expired events."""
+        each filter's ``limit`` per filter, without duplicates or expired events.
+        ``oldest_first`` reverses the order and takes the oldest ``limit`` (catch-up)."""
         ...
 
     async def count(self, filters: Sequence[Filter], now: int) -> int:

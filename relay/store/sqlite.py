@@ -198,9 +198,13 @@ class SqliteStore:
         """See :meth:`relay.store.base.EventStore.save`."""
         return await self._write(lambda conn: save_event(conn, event))
 
-    async def query(self, filters: Sequence[Filter], now: int) -> list[Event]:
+    async def query(
+        self, filters: Sequence[Filter], now: int, *, oldest_first: bool = False
+    ) -> list[Event]:
         """See :meth:`relay.store.base.EventStore.query`."""
-        raws = await self._read(lambda conn: query_raw(conn, filters, now))
+        raws = await self._read(
+            lambda conn: query_raw(conn, filters, now, oldest_first=oldest_first)
+        )
         return [event_from_raw(raw) for raw in raws]
 
     async def count(self, filters: Sequence[Filter], now: int) -> int:

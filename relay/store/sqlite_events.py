@@ -140,19 +140,23 @@ def _where(f: Filter, now: int) -> tuple[str, list[Any]]:
     return " AND ".join(clauses), params
 
 
-def query_raw(conn: sqlite3.Connection, filters: Sequence[Filter], now: int) -> list[bytes]:
+def query_raw(
+    conn: sqlite3.Connection, filters: Sequence[Filter], now: int, *, oldest_first: bool = False
+) -> list[bytes]:
     found: dict[str, tuple[int, bytes]] = {}
     for f in filters:
         if f.is_empty_by_construction or f.limit == 0:
             continue
         where, params = _where(f, now)
-        sql = f"SELECT id, created_at, raw FROM events WHERE {where} ORDER BY created_at DESC, id"
+        order = "created_at, id" if oldest_first else "created_at DESC, id"
+        sql = f"SELECT id, created_at, raw FROM events WHERE {where} ORDER BY {order}"
         if f.limit is not None:
             sql += " LIMIT ?"
             params.append(f.limit)
         for event_id, created_at, raw in conn.execute(sql, params):
             found[event_id] = (created_at, raw)
-    ordered = sorted(found.items(), key=lambda item: (-item[1][0], item[0]))
+    sign = 1 if oldest_first else -1
+    ordered = sorted(found.items(), key=lambda item: (sign * item[1][0], item[0]))
     return [raw for _, (_, raw) in ordered]
 
 

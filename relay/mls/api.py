@@ -1,0 +1,186 @@
+"""The MLS gateway REST API (R-H3) under ``mls_gateway.api_prefix``.
+
+Every request carries a NIP-98 ``Authorization: Nostr <base64 event>`` header and is
+subject to the same allowlist and delivery rules as the WebSocket: the caller is a
+:class:`~relay.core.policy.Viewer` authenticated as the signer, and results pass the
+relay's read rules. Errors are ``{"error": …}`` with 400, 401, 403, 404, 405 or 429.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import re
+from typing import TYPE_CHECKING, Any
+
+import orjson
+
+from relay.core.auth import check_http_auth
+from relay.core.event import Event, parse_event
+from relay.core.filters import Filter
+from relay.core.policy import Viewer, ip_permitted
+from relay.core.reasons import Rejection
+from relay.http_messages import HttpRequest, HttpResponse, json_response
+from relay.mls import kinds
+from relay.store.base import StoreUnavailable
+
+if TYPE_CHECKING:
+    from relay.app import Relay
+
+DEFAULT_LIMIT = 100
+MAX_LIMIT = 500
+_GROUP_ID = re.compile(r"[A-Za-z0-9._~:-]{1,256}\Z")
+_HEX64 = re.compile(r"[0-9a-f]{64}\Z")
+
+
+class ApiError(Exception):
+    """An error answer: HTTP status and message."""
+
+    def __init__(self, status: int, message: str) -> None:
+        super().__init__(message)
+        self.status = status
+        self.message = message
+
+
+def _authenticate(relay: Relay, request: HttpRequest) -> Viewer:
+    header = request.headers.get("authorization", "")
+    if not header.lower().startswith("nostr "):
+        raise ApiError(401, "missing NIP-98 authorization (Authorization: Nostr <base64 event>)")
+    try:
+        obj = orjson.loads(base64.b64decode(header[6:].strip(), validate=True))
+    except (binascii.Error, orjson.JSONDecodeError, ValueError):
+        raise ApiError(401, "authorization is not a base64-encoded JSON event") from None
+    event = parse_event(obj)
+    if isinstance(event, Rejection):
+        raise ApiError(401, f"authorization event: {event.detail}")
+    host = relay.config.information.relay_url or request.headers.get("host", "")
+    problem = check_http_auth(
+        event,
+        method=request.method,
+        host=host,
+        target=request.target,
+        body=request.body,
+        now=int(relay.clock()),
+    )
+    if problem is not None:
+        raise ApiError(401, problem)
+    auth = relay.config.auth
+    if not ip_permitted(request.client_ip, relay.allowed_networks, relay.blocked_networks):
+        raise ApiError(403, "your address may not use this relay")
+    if event.pubkey in auth.blocked_pubkeys:
+        raise ApiError(403, "pubkey is not allowed on this relay")
+    if auth.allowed_pubkeys and event.pubkey not in auth.allowed_pubkeys:
+        raise ApiError(403, "pubkey is not on this relay's allowlist")
+    return Viewer(0, request.client_ip, frozenset({event.pubkey}))
+
+
+def _json_body(request: HttpRequest) -> dict[str, Any]:
+    try:
+        body = orjson.loads(request.body or b"{}")
+    except orjson.JSONDecodeError:
+        raise ApiError(400, "body must be a JSON object") from None
+    if not isinstance(body, dict):
+        raise ApiError(400, "body must be a JSON object")
+    return body
+
+
+def _int_field(body: dict[str, Any], name: str, default: int) -> int:
+    value = body.get(name, default)
+    if type(value) is not int or value < 0:
+        raise ApiError(400, f"{name} must be a non-negative integer")
+    return value
+
+
+def _page(relay: Relay, viewer: Viewer, events: list[Event], limit: int) -> HttpResponse:
+    readable = [e for e in events if relay.policy.can_read(e, viewer)]
+    has_more = len(readable) > limit
+    page = readable[:limit]
+    return json_response(
+        200,
+        {"messages": [e.to_dict() for e in page], "count": len(page), "has_more": has_more},
+    )
+
+
+async def _messages(relay: Relay, filt: Filter) -> list[Event]:
+    return await relay.store.query([filt], int(relay.clock()), oldest_first=True)
+
+
+async def _group(relay: Relay, viewer: Viewer, group_id: str) -> HttpResponse:
+    state = relay.gateway.directory.get(group_id)
+    if state is None:
+        raise ApiError(404, "group not found")
+    if relay.gateway.enforce and not relay.gateway.directory.members(group_id) & viewer.pubkeys:
+        raise ApiError(403, "not a member of group")
+    return json_response(200, state.to_json())
+
+
+async def _keypackages(relay: Relay, viewer: Viewer, request: HttpRequest) -> HttpResponse:
+    owners = request.query.get("owner", [])
+    if len(owners) != 1 or not _HEX64.match(owners[0]):
+        raise ApiError(400, "owner must be one 64-character hex pubkey")
+    filt = Filter(kinds=frozenset({kinds.KEYPACKAGE}), authors=frozenset(owners))
+    result = await relay.gateway.query(viewer, [filt], int(relay.clock()))
+    if isinstance(result, Rejection):
+        raise ApiError(429, result.message())
+    events = [e for e in result if relay.policy.can_read(e, viewer)]
+    return json_response(200, {"keypackages": [e.to_dict() for e in events], "count": len(events)})
+
+
+async def _missed(relay: Relay, viewer: Viewer, request: HttpRequest) -> HttpResponse:
+    body = _json_body(request)
+    since = _int_field(body, "since", 0)
+    limit = min(_int_field(body, "limit", DEFAULT_LIMIT), MAX_LIMIT)
+    filt = Filter(
+        kinds=frozenset(kinds.ADDRESSED),
+        tags=(("p", frozenset(viewer.pubkeys)),),
+        since=since,
+        limit=limit + 1,
+    )
+    return _page(relay, viewer, await _messages(relay, filt), limit)
+
+
+async def _group_messages(relay: Relay, viewer: Viewer, request: HttpRequest) -> HttpResponse:
+    body = _json_body(request)
+    group_id = body.get("group_id")
+    if not isinstance(group_id, str) or not _GROUP_ID.match(group_id):
+        raise ApiError(400, "group_id must be a non-empty string")
+    since = _int_field(body, "since", 0)
+    limit = min(_int_field(body, "limit", DEFAULT_LIMIT), MAX_LIMIT)
+    await _group(relay, viewer, group_id)  # 404 / 403 before any data
+    filt = Filter(
+        kinds=frozenset({kinds.GROUP_MESSAGE}),
+        tags=(("h", frozenset({group_id})),),
+        since=since,
+        limit=limit + 1,
+    )
+    return _page(relay, viewer, await _messages(relay, filt), limit)
+
+
+async def handle_api(relay: Relay, request: HttpRequest, prefix: str) -> HttpResponse:
+    """Serve one request whose path starts with the API prefix."""
+    route = request.path[len(prefix.rstrip("/")) :]
+    routes = {
+        "/keypackages": ("GET", _keypackages),
+        "/messages/missed": ("POST", _missed),
+        "/messages/group": ("POST", _group_messages),
+    }
+    try:
+        if route.startswith("/groups/") and len(route) > len("/groups/"):
+            if request.method != "GET":
+                raise ApiError(405, "use GET")
+            viewer = _authenticate(relay, request)
+            group_id = route[len("/groups/") :]
+            if not _GROUP_ID.match(group_id):
+                raise ApiError(400, "malformed group id")
+            return await _group(relay, viewer, group_id)
+        if route not in routes:
+            raise ApiError(404, "not found")
+        method, handler = routes[route]
+        if request.method != method:
+            raise ApiError(405, f"use {method}")
+        viewer = _authenticate(relay, request)
+        return await handler(relay, viewer, request)
+    except ApiError as exc:
+        return json_response(exc.status, {"error": exc.message})
+    except StoreUnavailable:
+        return json_response(503, {"error": "store unavailable, retry"})
