@@ -1,0 +1,390 @@
+"""relay.config: TOML with rnostr names, MLSGW_* and PORT overrides, precise errors (R-C1)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from relay.config import (
+    DEFAULT_RATE_RULES,
+    Config,
+    ConfigError,
+    load_config,
+    parse_duration,
+    redacted_dict,
+)
+
+REPO = Path(__file__).resolve().parents[2]
+RNOSTR_EXAMPLE = REPO.parent / "shared" / "examples" / "rnostr.toml"
+SHIPPED = REPO / "config" / "mlsgw.toml"
+RNOSTR_KEY = "79be667ef9dcbbac55a06295ce870b07029bfcdb2dce28d959f2815b16f81798"
+# NIP-19's own example.
+NPUB = "npub10elfcs4fr0l0r8af98jlmgdh9c8tcxjvz9qkw038js35mp4dma8qzvjptg"
+NPUB_HEX = "7e7e9c42a91bfef19fa929e5fda1b72e0ebc1a4c1141673e2794234d86addf4e"
+
+
+def write(tmp_path: Path, text: str, name: str = "mlsgw.toml") -> Path:
+    path = tmp_path / name
+    path.write_text(text, encoding="utf-8")
+    return path
+
+
+def problems_of(path: Path | None, environ: dict[str, str] | None = None) -> list[str]:
+    with pytest.raises(ConfigError) as caught:
+        load_config(path, environ or {})
+    assert str(caught.value) == "\n".join(caught.value.problems)
+    return caught.value.problems
+
+
+# --- files ---------------------------------------------------------------------------------------
+
+
+@pytest.fixture
+def elsewhere(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    """Run in an empty directory, so config/mlsgw.toml is not picked up by default."""
+    monkeypatch.chdir(tmp_path)
+    return tmp_path
+
+
+def test_defaults_without_a_file(elsewhere: Path) -> None:
+    """No file and no environment: the built-in, secure defaults."""
+    config = load_config(None, {"MLSGW_CONFIG": ""})
+    assert config == Config()
+    assert config.source is None and config.ignored == ()
+    assert config.auth.enabled is True and config.auth.allowed_pubkeys == frozenset()
+    assert config.network.port == 8080 and config.store_backend == "sqlite"
+    assert config.rate_limiter.event == DEFAULT_RATE_RULES
+    assert {r.kinds: (r.limit, r.period) for r in DEFAULT_RATE_RULES} == {
+        (445,): (100, 60.0),
+        (446,): (50, 60.0),
+        (443,): (10, 3600.0),
+    }
+
+
+def test_shipped_config_file_is_valid_and_equals_the_defaults() -> None:
+    """config/mlsgw.toml documents every default and loads to the same values."""
+    config = load_config(SHIPPED, {})
+    assert config.source == str(SHIPPED) and config.ignored == ()
+    for section in ("information", "network", "limitation", "auth", "rate_limiter", "data"):
+        assert getattr(config, section) == getattr(Config(), section), section
+    assert config.mls_gateway == Config().mls_gateway
+
+
+def test_rnostr_example_loads_unchanged_and_reports_ignored_keys() -> None:
+    """The operators' rnostr.toml is accepted; unused rnostr keys are listed, not errors."""
+    config = load_config(RNOSTR_EXAMPLE, {})
+    ignored = "\n".join(config.ignored)
+    for name in (
+        "[count]",
+        "[search]",
+        "data.db_query_timeout",
+        "limitation.min_prefix",
+        "extensions.mls_gateway.welcome_ttl",
+        "extensions.mls_gateway.enable_message_archive",
+    ):
+        assert name in ignored, name
+    assert len(config.ignored) == 6
+
+
+def test_rnostr_example_values_are_honoured() -> None:
+    """Every key of the rnostr example that mlsgw understands takes effect."""
+    config = load_config(RNOSTR_EXAMPLE, {})
+    assert config.information.name == "MLS Secure Relay"
+    assert config.network.port == 8080 and config.network.host == "0.0.0.0"
+    assert config.network.heartbeat_interval == 60.0 and config.network.heartbeat_timeout == 120.0
+    assert config.limitation.max_message_length == 1048576
+    assert config.limitation.max_event_tags == 5000
+    assert config.metrics.enabled is True and config.metrics.auth == "change-me-metrics-key"
+    assert config.auth.allowed_pubkeys == {RNOSTR_KEY}
+    assert [(r.name, r.limit, r.period, r.kinds) for r in config.rate_limiter.event] == [
+        ("mls_group_messages", 100, 60.0, (445,)),
+        ("noise_dms", 50, 60.0, (446,)),
+    ]
+    assert config.mls_gateway.keypackage_ttl == 604800.0
+    assert config.mls_gateway.max_keypackages_per_user == 15
+    assert config.store_backend == "firestore"
+
+
+def test_auth_req_and_event_whitelists_merge_into_the_allowlist(tmp_path: Path) -> None:
+    """[auth], [auth.req] and [auth.event] pubkey lists together form the R-A2 allowlist."""
+    path = write(
+        tmp_path,
+        f'[auth]\npubkey_whitelist = ["{"aa" * 32}"]\n'
+        f'[auth.req]\npubkey_whitelist = ["{"bb" * 32}"]\nip_blacklist = ["10.0.0.0/8"]\n'
+        f'[auth.event]\npubkey_whitelist = ["{NPUB}"]\n',
+    )
+    auth = load_config(path, {}).auth
+    assert auth.allowed_pubkeys == {"aa" * 32, "bb" * 32, NPUB_HEX}
+    assert [str(n) for n in auth.blocked_networks] == ["10.0.0.0/8"]
+
+
+def test_typo_key_is_an_error_naming_the_file_and_key(tmp_path: Path) -> None:
+    """``prot`` in [network] is refused with the file path and the dotted key."""
+    path = write(tmp_path, "[network]\nprot = 8080\n")
+    assert problems_of(path) == [f"{path}: unknown key 'network.prot'"]
+
+
+def test_typo_in_a_nested_table_and_unknown_sections_are_errors(tmp_path: Path) -> None:
+    """Unknown keys in [auth.req], unknown tables and unknown extensions are all reported."""
+    path = write(
+        tmp_path,
+        "[auth.req]\npubkey_whitelst = []\n[netwrk]\nport = 1\n[extensions.other]\nx = 1\n",
+    )
+    problems = problems_of(path)
+    assert f"{path}: unknown key 'auth.req.pubkey_whitelst'" in problems
+    assert f"{path}: unknown section [netwrk]" in problems
+    assert f"{path}: unknown section [extensions.other]" in problems
+
+
+@pytest.mark.parametrize(
+    ("toml", "expected"),
+    [
+        ('[network]\nport = "8080"', "network.port: expected integer, got '8080'"),
+        ("[network]\nport = -1", "network.port: expected a non-negative integer, got -1"),
+        ('[auth]\nenabled = "yes"', "auth.enabled: expected boolean, got 'yes'"),
+        ("[limitation]\nmax_limit = 1.5", "limitation.max_limit: expected integer, got 1.5"),
+        ("[limitation]\nmax_filters = true", "limitation.max_filters: expected integer, got True"),
+        (
+            '[network]\nheartbeat_interval = "soon"',
+            "network.heartbeat_interval: expected duration (seconds or a string like '60s')",
+        ),
+        (
+            '[extensions.mls_gateway]\ndelivery = "maybe"',
+            "extensions.mls_gateway.delivery: expected one of 'enforce', 'open', got 'maybe'",
+        ),
+        ('[auth]\npubkey_whitelist = "abc"', "auth.pubkey_whitelist: expected array of strings"),
+        ("[auth]\npubkey_whitelist = [1]", "auth.pubkey_whitelist: expected string, got 1"),
+        (
+            '[auth]\npubkey_whitelist = ["nothex"]',
+            "auth.pubkey_whitelist: expected a hex or npub pubkey",
+        ),
+        (
+            '[auth]\nip_whitelist = ["10.0.0.0/33"]',
+            "auth.ip_whitelist: expected an IP address or CIDR range, got '10.0.0.0/33'",
+        ),
+        (
+            "[[rate_limiter.event]]\nname = 'x'",
+            "rate_limiter.event[0].limit: required key is missing",
+        ),
+        (
+            "[[rate_limiter.event]]\nname = 'x'\nlimit = 1\nkinds = ['1']",
+            "rate_limiter.event[0].kinds: expected integer, got '1'",
+        ),
+        ("network = 5", "network: expected a table, got 5"),
+    ],
+)
+def test_wrong_types_name_the_file_key_and_expected_type(
+    tmp_path: Path, toml: str, expected: str
+) -> None:
+    """Each wrong value is reported as ``<file>: <key>: expected <type>, got <value>``."""
+    path = write(tmp_path, toml + "\n")
+    problems = problems_of(path)
+    assert any(p.startswith(f"{path}: {expected}") for p in problems), problems
+
+
+def test_every_problem_is_reported_at_once(tmp_path: Path) -> None:
+    """Several mistakes give several lines, not just the first."""
+    path = write(tmp_path, '[network]\nprot = 1\nport = "x"\n[auth]\nenabled = 3\n')
+    assert len(problems_of(path)) == 3
+
+
+def test_npub_keys_are_decoded_to_hex(tmp_path: Path) -> None:
+    """npub1… entries in pubkey lists become lowercase hex; uppercase hex is normalised."""
+    path = write(
+        tmp_path,
+        f'[auth]\npubkey_whitelist = ["{NPUB}", "{"AB" * 32}"]\n'
+        f'[extensions.mls_gateway]\nadmin_pubkeys = ["{NPUB}"]\n',
+    )
+    config = load_config(path, {})
+    assert config.auth.pubkey_whitelist == (NPUB_HEX, "ab" * 32)
+    assert config.mls_gateway.admin_pubkeys == (NPUB_HEX,)
+
+
+@pytest.mark.parametrize(
+    "bad",
+    [
+        NPUB[:-1] + ("q" if NPUB[-1] != "q" else "p"),  # checksum
+        "nsec1" + NPUB[5:],  # wrong prefix, and not hex
+        "npub1qqqqqqqq",  # too short
+        "ab" * 31,
+    ],
+)
+def test_bad_npub_or_hex_is_an_error(tmp_path: Path, bad: str) -> None:
+    """A corrupt npub or short hex key is refused with the key named."""
+    path = write(tmp_path, f'[auth]\npubkey_whitelist = ["{bad}"]\n')
+    (problem,) = problems_of(path)
+    assert problem.startswith(f"{path}: auth.pubkey_whitelist: expected a hex or npub pubkey")
+
+
+def test_missing_file_and_invalid_toml_are_errors(tmp_path: Path) -> None:
+    """A path that does not exist or does not parse is a ConfigError with the path."""
+    missing = tmp_path / "nope.toml"
+    assert problems_of(missing) == [f"{missing}: file not found"]
+    broken = write(tmp_path, "[network\nport = 1\n", "broken.toml")
+    (problem,) = problems_of(broken)
+    assert problem.startswith(f"{broken}: invalid TOML")
+
+
+def test_mlsgw_config_env_names_the_file(tmp_path: Path) -> None:
+    """``MLSGW_CONFIG`` selects the file when no path is given."""
+    path = write(tmp_path, "[network]\nport = 1234\n")
+    config = load_config(None, {"MLSGW_CONFIG": str(path)})
+    assert config.network.port == 1234 and config.source == str(path)
+
+
+def test_consistency_checks(tmp_path: Path) -> None:
+    """heartbeat_timeout must exceed heartbeat_interval; port must be a port number."""
+    path = write(tmp_path, '[network]\nheartbeat_interval = "2m"\nheartbeat_timeout = "1m"\n')
+    (problem,) = problems_of(path)
+    assert "heartbeat_timeout must be longer than network.heartbeat_interval" in problem
+    path = write(tmp_path, "[network]\nport = 70000\n", "port.toml")
+    assert "network.port" in problems_of(path)[0]
+
+
+# --- environment ---------------------------------------------------------------------------------
+
+
+def test_env_overrides_file_values(tmp_path: Path) -> None:
+    """``MLSGW_<SECTION>__<KEY>`` wins over the file, typed like the file."""
+    path = write(tmp_path, "[network]\nport = 1000\n[auth]\nenabled = true\n")
+    config = load_config(
+        path,
+        {
+            "MLSGW_NETWORK__PORT": "2000",
+            "MLSGW_AUTH__ENABLED": "false",
+            "MLSGW_NETWORK__HEARTBEAT_INTERVAL": "5s",
+            "MLSGW_NETWORK__REAL_IP_HEADER": "X-Forwarded-For",
+            "MLSGW_LIMITATION__READ_ONLY": "1",
+        },
+    )
+    assert config.network.port == 2000 and config.auth.enabled is False
+    assert config.network.heartbeat_interval == 5.0
+    assert config.network.real_ip_header == "X-Forwarded-For"
+    assert config.limitation.read_only is True
+
+
+def test_env_overrides_nested_auth_tables() -> None:
+    """``MLSGW_AUTH__REQ__PUBKEY_WHITELIST`` sets [auth.req], as a comma list or TOML array."""
+    config = load_config(None, {"MLSGW_AUTH__REQ__PUBKEY_WHITELIST": f"{NPUB}, {'aa' * 32}"})
+    assert config.auth.req.pubkey_whitelist == (NPUB_HEX, "aa" * 32)
+    assert config.auth.allowed_pubkeys == {NPUB_HEX, "aa" * 32}
+    config = load_config(None, {"MLSGW_AUTH__EVENT__IP_BLACKLIST": '["10.0.0.0/8", "::1"]'})
+    assert config.auth.event.ip_blacklist == ("10.0.0.0/8", "::1")
+
+
+def test_env_nested_override_keeps_the_rest_of_the_file_table(tmp_path: Path) -> None:
+    """Overriding one [auth.req] key keeps the file's other [auth.req] keys."""
+    path = write(tmp_path, f'[auth.req]\npubkey_whitelist = ["{"aa" * 32}"]\n')
+    config = load_config(path, {"MLSGW_AUTH__REQ__IP_WHITELIST": "10.0.0.0/8"})
+    assert config.auth.req.pubkey_whitelist == ("aa" * 32,)
+    assert config.auth.req.ip_whitelist == ("10.0.0.0/8",)
+
+
+@pytest.mark.parametrize(
+    "name", ["MLSGW_MLS_GATEWAY__DELIVERY", "MLSGW_EXTENSIONS__MLS_GATEWAY__DELIVERY"]
+)
+def test_env_reaches_the_mls_gateway_section(name: str) -> None:
+    """The gateway section is reachable by its short and its full name."""
+    assert load_config(None, {name: "open"}).mls_gateway.delivery == "open"
+
+
+def test_env_sets_the_rate_limiter_section() -> None:
+    """[rate_limiter] scalar keys can be set from the environment."""
+    config = load_config(None, {"MLSGW_RATE_LIMITER__MESSAGES_PER_SECOND": "5"})
+    assert config.rate_limiter.messages_per_second == 5
+
+
+@pytest.mark.parametrize(
+    ("environ", "expected"),
+    [
+        ({"MLSGW_NETWORK__PROT": "1"}, "environment: MLSGW_NETWORK__PROT: unknown key 'prot'"),
+        ({"MLSGW_NETWRK__PORT": "1"}, "environment: MLSGW_NETWRK__PORT: unknown section 'netwrk'"),
+        ({"MLSGW_NETWORK__PORT": "eighty"}, "environment: network.port: expected integer"),
+        ({"MLSGW_AUTH__ENABLED": "perhaps"}, "environment: auth.enabled: expected boolean"),
+        (
+            {"MLSGW_AUTH__PUBKEY_WHITELIST": "npub1bad"},
+            "environment: auth.pubkey_whitelist: expected a hex or npub pubkey",
+        ),
+        (
+            {"MLSGW_RATE_LIMITER__EVENT": "x"},
+            "environment: MLSGW_RATE_LIMITER__EVENT: rate_limiter.event can only be set in",
+        ),
+        ({"PORT": "http"}, "environment: PORT: expected integer, got 'http'"),
+    ],
+)
+def test_env_mistakes_are_errors_naming_the_variable(
+    environ: dict[str, str], expected: str
+) -> None:
+    """Typos and wrong types in the environment are reported like file problems."""
+    problems = problems_of(None, environ)
+    assert any(p.startswith(expected) for p in problems), problems
+
+
+def test_unrelated_mlsgw_variables_are_ignored(elsewhere: Path) -> None:
+    """Variables without ``__`` (MLSGW_CONFIG, MLSGW_GCP_ENDPOINT) are not config keys."""
+    config = load_config(None, {"MLSGW_GCP_ENDPOINT": "http://x", "MLSGW_CONFIG": ""})
+    assert config == Config()
+
+
+def test_port_overrides_file_and_mlsgw_network_port(tmp_path: Path) -> None:
+    """Cloud Run's ``PORT`` has the last word."""
+    path = write(tmp_path, "[network]\nport = 1000\n")
+    config = load_config(path, {"MLSGW_NETWORK__PORT": "2000", "PORT": "3000"})
+    assert config.network.port == 3000
+    assert load_config(None, {"PORT": "9999"}).network.port == 9999
+
+
+# --- durations and redaction ---------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("value", "seconds"),
+    [
+        (5, 5.0),
+        (2.5, 2.5),
+        ("100ms", 0.1),
+        ("60s", 60.0),
+        ("1m", 60.0),
+        ("2h", 7200.0),
+        ("7d", 604800.0),
+        ("45", 45.0),
+        (" 3 s ", 3.0),
+    ],
+)
+def test_parse_duration(value: object, seconds: float) -> None:
+    """Numbers are seconds; strings take ms/s/m/h/d units."""
+    assert parse_duration(value) == pytest.approx(seconds)
+
+
+@pytest.mark.parametrize("value", ["soon", "5 weeks", "-1s", -1, True, None, [1]])
+def test_parse_duration_rejects_nonsense(value: object) -> None:
+    """Anything else is a ValueError (reported as a config problem)."""
+    with pytest.raises(ValueError):
+        parse_duration(value)
+
+
+def test_redacted_dict_hides_secrets() -> None:
+    """metrics.auth, probe keys and redis passwords never appear in ``config show``."""
+    config = load_config(
+        None,
+        {
+            "MLSGW_METRICS__AUTH": "s3cret-metrics",
+            "MLSGW_CLUSTER__REDIS_URL": "redis://user:p4ssword@redis:6379/0",
+            "MLSGW_OPS__PROBE_KEY": "nsec-ish",
+        },
+    )
+    document = redacted_dict(config)
+    text = repr(document)
+    assert "s3cret-metrics" not in text and "p4ssword" not in text and "nsec-ish" not in text
+    assert document["metrics"]["auth"] == "***"
+    assert document["cluster"]["redis_url"] == "redis://user:***@redis:6379/0"
+    assert document["extensions"]["mls_gateway"]["delivery"] == "enforce"
+
+
+def test_config_mlsgw_toml_in_the_working_directory_is_the_default(elsewhere: Path) -> None:
+    """Without a path or MLSGW_CONFIG, ./config/mlsgw.toml is loaded when it exists."""
+    (elsewhere / "config").mkdir()
+    (elsewhere / "config" / "mlsgw.toml").write_text("[network]\nport = 4321\n")
+    config = load_config(None, {})
+    assert config.network.port == 4321 and config.source == "config/mlsgw.toml"
