@@ -1,0 +1,439 @@
+#!/usr/bin/env python3
+"""Run the same load against ``mlsgw serve`` and ``nostr-relay`` and print a Markdown table.
+
+For every (relay, mode) pair a fresh relay process is started on a free port with a
+fresh temporary database, ``bench/loadgen.py`` runs against it (with ``--pid`` so the
+relay's CPU time is measured), and the relay is stopped (SIGTERM to its process group,
+SIGKILL after 10 s). Both relays run as one process (nostr-relay: one gunicorn worker),
+with their default settings apart from ports and paths.
+
+With ``--profile FILE`` an extra publish run against mlsgw is recorded with py-spy
+(collapsed stacks, all threads) and summarised by ``bench/hotspots.py``; the profiled
+run is not part of the table (sampling slows the relay down).
+
+Example::
+
+    python bench/compare.py --duration 10 --out /tmp/compare.md --profile /tmp/profile.txt
+"""
+
+from __future__ import annotations
+
+import argparse
+import atexit
+import json
+import os
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+import urllib.error
+import urllib.request
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+HERE = Path(__file__).resolve().parent
+LOADGEN = HERE / "loadgen.py"
+HOTSPOTS = HERE / "hotspots.py"
+READY_TIMEOUT = 30.0
+STOP_TIMEOUT = 10.0
+MODES = ("publish", "req", "fanout")
+RELAYS = ("mlsgw", "nostr-relay")
+
+NOSTR_RELAY_CONFIG = """\
+DEBUG: false
+relay_name: nostr-relay (benchmark)
+storage:
+  sqlalchemy.url: sqlite+aiosqlite:///{db}
+  num_concurrent_reqs: 10
+  num_concurrent_adds: 2
+  validators:
+    - nostr_relay.validators.is_not_too_large
+    - nostr_relay.validators.is_signed
+    - nostr_relay.validators.is_recent
+    - nostr_relay.validators.is_not_hellthread
+verification:
+  nip05_verification: disabled
+gunicorn:
+  bind: 127.0.0.1:{port}
+  workers: 1
+  loglevel: warning
+authentication:
+  enabled: false
+logging:
+  version: 1
+  root: {{level: WARNING}}
+  loggers: {{nostr_relay: {{level: WARNING}}}}
+"""
+
+
+def free_port() -> int:
+    """A TCP port that was free a moment ago on 127.0.0.1."""
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+@dataclass
+class RelayProcess:
+    """A relay started in its own process group, with its temporary directory."""
+
+    name: str
+    port: int
+    proc: subprocess.Popen[bytes]
+    workdir: Path
+    log: Path
+    exit_code: int | None = None
+
+    @property
+    def url(self) -> str:
+        return f"ws://127.0.0.1:{self.port}"
+
+    def alive(self) -> bool:
+        return self.proc.poll() is None
+
+    def stop(self) -> int | None:
+        """SIGTERM the process group, SIGKILL it after STOP_TIMEOUT; returns the exit code."""
+        if self.proc.poll() is None:
+            try:
+                os.killpg(self.proc.pid, signal.SIGTERM)
+            except ProcessLookupError:
+                pass
+            try:
+                self.proc.wait(STOP_TIMEOUT)
+            except subprocess.TimeoutExpired:
+                print(f"[compare] {self.name} ignored SIGTERM; killing", file=sys.stderr)
+        try:
+            os.killpg(self.proc.pid, signal.SIGKILL)  # stragglers (gunicorn workers)
+        except ProcessLookupError:
+            pass
+        self.exit_code = self.proc.wait()
+        return self.exit_code
+
+
+_RUNNING: list[RelayProcess] = []
+_TEMPDIRS: list[Path] = []
+
+
+def _cleanup() -> None:
+    for relay in list(_RUNNING):
+        relay.stop()
+        _RUNNING.remove(relay)
+    for path in _TEMPDIRS:
+        shutil.rmtree(path, ignore_errors=True)
+
+
+def _on_signal(signum: int, _frame: object) -> None:
+    _cleanup()
+    sys.exit(128 + signum)
+
+
+def start_relay(name: str, args: argparse.Namespace) -> RelayProcess:
+    """Start a fresh ``name`` relay on a free port and wait until it answers NIP-11."""
+    workdir = Path(tempfile.mkdtemp(prefix=f"bench-{name}-"))
+    _TEMPDIRS.append(workdir)
+    port = free_port()
+    env = dict(os.environ)
+    if name == "mlsgw":
+        env.update(PORT=str(port), MLSGW_NETWORK__HOST="127.0.0.1")
+        env["MLSGW_DATA__PATH"] = str(workdir / "data")
+        env.pop("MLSGW_CONFIG", None)
+        for item in args.mlsgw_env:
+            key, _, value = item.partition("=")
+            env[key] = value
+        command = [*args.mlsgw_cmd.split(), "serve"]
+    elif name == "nostr-relay":
+        config = workdir / "config.yaml"
+        config.write_text(NOSTR_RELAY_CONFIG.format(db=workdir / "nostr.sqlite3", port=port))
+        command = [*args.nostr_relay_cmd.split(), "-c", str(config), "serve"]
+    else:
+        raise SystemExit(f"unknown relay {name!r}; choose from {', '.join(RELAYS)}")
+    log = workdir / "relay.log"
+    with log.open("wb") as out:
+        # cwd=workdir: mlsgw then runs on its built-in defaults, not a config/ of the cwd
+        proc = subprocess.Popen(
+            command,
+            cwd=workdir,
+            env=env,
+            stdout=out,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+        )
+    relay = RelayProcess(name, port, proc, workdir, log)
+    _RUNNING.append(relay)
+    deadline = time.monotonic() + READY_TIMEOUT
+    request = urllib.request.Request(
+        f"http://127.0.0.1:{port}/", headers={"Accept": "application/nostr+json"}
+    )
+    while True:
+        if not relay.alive():
+            raise SystemExit(f"{name} exited during start-up:\n{log.read_text()[-3000:]}")
+        try:
+            with urllib.request.urlopen(request, timeout=1) as response:
+                if response.status == 200:
+                    return relay
+        except (urllib.error.URLError, ConnectionError, TimeoutError):
+            pass
+        if time.monotonic() > deadline:
+            raise SystemExit(
+                f"{name} not ready after {READY_TIMEOUT} s:\n{log.read_text()[-3000:]}"
+            )
+        time.sleep(0.2)
+
+
+def loadgen_command(mode: str, url: str, pid: int, args: argparse.Namespace) -> list[str]:
+    command = [
+        sys.executable,
+        str(LOADGEN),
+        "--url",
+        url,
+        "--mode",
+        mode,
+        "--pid",
+        str(pid),
+        "--json",
+        "--quiet",
+        "--duration",
+        str(args.duration),
+        "--warmup",
+        str(args.warmup),
+        "--connections",
+        str(args.connections),
+        "--window",
+        str(args.window),
+        "--subscribers",
+        str(args.subscribers),
+    ]
+    return command + args.loadgen_arg
+
+
+def run_loadgen(mode: str, relay: RelayProcess, args: argparse.Namespace) -> dict[str, Any]:
+    command = loadgen_command(mode, relay.url, relay.proc.pid, args)
+    done = subprocess.run(command, capture_output=True, text=True, check=False)
+    if done.returncode != 0:
+        return {"failed": f"loadgen exited {done.returncode}: {done.stderr.strip()[-2000:]}"}
+    result: dict[str, Any] = json.loads(done.stdout)
+    return result
+
+
+def profile_publish(args: argparse.Namespace) -> str:
+    """Record mlsgw under the publish load with py-spy; the hotspot tables as Markdown."""
+    relay = start_relay("mlsgw", args)
+    seconds = args.warmup + args.duration
+    profile = Path(args.profile)
+    spy = subprocess.Popen(
+        [
+            "py-spy",
+            "record",
+            "--format",
+            "raw",
+            "--threads",
+            "--rate",
+            "250",
+            "--duration",
+            str(int(seconds)),
+            "--output",
+            str(profile),
+            "--pid",
+            str(relay.proc.pid),
+        ],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+        text=True,
+        start_new_session=True,
+    )
+    try:
+        time.sleep(0.5)  # let py-spy attach before the load starts
+        run_loadgen("publish", relay, args)
+        _, err = spy.communicate(timeout=seconds + 30)
+    finally:
+        if spy.poll() is None:
+            os.killpg(spy.pid, signal.SIGKILL)
+            spy.wait()
+        relay.stop()
+        _RUNNING.remove(relay)
+    if not profile.exists():
+        return f"(py-spy produced no profile: {err.strip()[-500:]})\n"
+    done = subprocess.run(
+        [sys.executable, str(HOTSPOTS), str(profile), "--top", str(args.top)],
+        capture_output=True,
+        text=True,
+        check=True,
+        cwd=HERE.parent,
+    )
+    return done.stdout
+
+
+# --- the table ---------------------------------------------------------------------------
+
+
+def _ms(result: dict[str, Any], *keys: str) -> str:
+    return " / ".join(f"{result[k]:.2f}" for k in keys)
+
+
+def _cell(result: dict[str, Any] | None, row: str) -> str:
+    if result is None:
+        return "—"
+    if "failed" in result:
+        return "failed" if row == "rate" else "—"
+    if row == "rate":
+        return f"{result['rate_per_s']:,.0f}"
+    if row == "latency":
+        return _ms(result, "p50_ms", "p95_ms", "p99_ms")
+    if row == "cpu":
+        value = result.get("relay_cpu_us_per_op")
+        return "—" if value is None else f"{value:,.0f}"
+    if row == "errors":
+        kinds = result.get("error_kinds") or {}
+        detail = ", ".join(f"{k}: {v}" for k, v in kinds.items())
+        return str(result["errors"]) + (f" ({detail})" if detail else "")
+    if row == "deliveries":
+        extra = result.get("extra") or {}
+        return f"{extra.get('deliveries_per_s', 0):,.0f}"
+    raise ValueError(row)
+
+
+@dataclass
+class Table:
+    """Results by mode and relay."""
+
+    relays: list[str]
+    results: dict[str, dict[str, dict[str, Any]]] = field(default_factory=dict)
+
+    def add(self, mode: str, relay: str, result: dict[str, Any]) -> None:
+        self.results.setdefault(mode, {})[relay] = result
+
+    def markdown(self, args: argparse.Namespace) -> str:
+        load = f"{args.connections} connections × {args.window} in flight"
+        rows: list[tuple[str, str, str]] = [
+            ("publish", "rate", f"publish: EVENT/s ({load})"),
+            ("publish", "latency", "publish: ack latency p50 / p95 / p99 (ms)"),
+            ("publish", "cpu", "publish: relay CPU per event (µs)"),
+            ("publish", "errors", "publish: errors"),
+            ("req", "rate", f"req: REQ→EOSE round trips/s ({load}, limit 10)"),
+            ("req", "latency", "req: round-trip latency p50 / p95 / p99 (ms)"),
+            ("req", "cpu", "req: relay CPU per REQ (µs)"),
+            ("req", "errors", "req: errors"),
+            (
+                "fanout",
+                "latency",
+                f"fanout: delivery latency p50 / p95 / p99 (ms, {args.subscribers} subscribers)",
+            ),
+            ("fanout", "deliveries", "fanout: deliveries/s"),
+            ("fanout", "cpu", "fanout: relay CPU per published event (µs)"),
+            ("fanout", "errors", "fanout: errors"),
+        ]
+        out = [
+            "| figure | " + " | ".join(self.relays) + " |",
+            "|---|" + "---:|" * len(self.relays),
+        ]
+        for mode, row, label in rows:
+            if mode not in self.results:
+                continue
+            cells = [_cell(self.results[mode].get(r), row) for r in self.relays]
+            out.append(f"| {label} | " + " | ".join(cells) + " |")
+        return "\n".join(out) + "\n"
+
+
+def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(
+        description="Benchmark mlsgw against nostr-relay under the same load.",
+        formatter_class=argparse.ArgumentDefaultsHelpFormatter,
+    )
+    parser.add_argument("--relays", default=",".join(RELAYS), help="comma-separated relays")
+    parser.add_argument("--modes", default=",".join(MODES), help="comma-separated modes")
+    parser.add_argument("--duration", type=float, default=10.0, help="measured seconds per run")
+    parser.add_argument("--warmup", type=float, default=2.0, help="unmeasured seconds per run")
+    parser.add_argument("--connections", type=int, default=10)
+    parser.add_argument("--window", type=int, default=1)
+    parser.add_argument("--subscribers", type=int, default=50)
+    parser.add_argument(
+        "--loadgen-arg",
+        action="append",
+        default=[],
+        help="extra argument passed to loadgen.py (repeat; e.g. --loadgen-arg=--rate=200)",
+    )
+    parser.add_argument("--mlsgw-cmd", default="mlsgw", help="command that runs mlsgw")
+    parser.add_argument(
+        "--mlsgw-env", action="append", default=[], help="KEY=VALUE for mlsgw (repeat)"
+    )
+    parser.add_argument("--nostr-relay-cmd", default="nostr-relay", help="command for nostr-relay")
+    parser.add_argument("--profile", help="also profile mlsgw under publish load into this file")
+    parser.add_argument("--top", type=int, default=20, help="rows of the hotspot tables")
+    parser.add_argument("--out", help="also write the Markdown report to this file")
+    parser.add_argument("--json-out", help="write all raw results as JSON to this file")
+    parser.add_argument("--keep-logs", action="store_true", help="print relay log tails")
+    return parser.parse_args(argv)
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = parse_args(argv)
+    atexit.register(_cleanup)
+    signal.signal(signal.SIGTERM, _on_signal)
+    signal.signal(signal.SIGINT, _on_signal)
+    relays = [r.strip() for r in args.relays.split(",") if r.strip()]
+    modes = [m.strip() for m in args.modes.split(",") if m.strip()]
+    for mode in modes:
+        if mode not in MODES:
+            raise SystemExit(f"unknown mode {mode!r}; choose from {', '.join(MODES)}")
+    table = Table(relays)
+    problems: list[str] = []
+    for mode in modes:
+        for name in relays:
+            print(f"[compare] {name}: {mode} ...", file=sys.stderr, flush=True)
+            relay = start_relay(name, args)
+            result = run_loadgen(mode, relay, args)
+            crashed = not relay.alive()
+            code = relay.stop()
+            _RUNNING.remove(relay)
+            if crashed:
+                problems.append(f"{name} died during {mode} (exit code {code})")
+            elif code != 0 and not (name != "mlsgw" and code == -signal.SIGTERM):
+                problems.append(f"{name} exited {code} after SIGTERM ({mode})")
+            if "failed" in result:
+                problems.append(f"{name} {mode}: {result['failed']}")
+            if args.keep_logs:
+                print(relay.log.read_text()[-2000:], file=sys.stderr)
+            table.add(mode, name, result)
+            rate = result.get("rate_per_s", "?")
+            print(f"[compare]   -> {rate}/s, errors {result.get('errors')}", file=sys.stderr)
+    report = [
+        f"Date: {time.strftime('%Y-%m-%d %H:%M %Z')}; machine: {machine()}",
+        "",
+        f"Command: `python bench/compare.py {' '.join(sys.argv[1:] if argv is None else argv)}`",
+        "",
+        table.markdown(args),
+    ]
+    if problems:
+        report += ["Problems:", ""] + [f"- {p}" for p in problems] + [""]
+    if args.profile:
+        print("[compare] profiling mlsgw under publish load ...", file=sys.stderr, flush=True)
+        report += ["## Profile (mlsgw, publish load, py-spy)", "", profile_publish(args)]
+    text = "\n".join(report)
+    print(text)
+    if args.out:
+        Path(args.out).write_text(text)
+    if args.json_out:
+        Path(args.json_out).write_text(json.dumps(table.results, indent=2))
+    return 1 if problems else 0
+
+
+def machine() -> str:
+    """CPU model, core count and Python version."""
+    model = "unknown CPU"
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                model = line.split(":", 1)[1].strip()
+                break
+    except OSError:
+        pass
+    return f"{model}, {os.cpu_count()} cores, Python {sys.version.split()[0]}"
+
+
+if __name__ == "__main__":
+    sys.exit(main())
