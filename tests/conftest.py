@@ -60,14 +60,19 @@ StartRelay = Callable[..., Any]
 
 @pytest.fixture
 async def start_relay(tmp_path: Path) -> AsyncIterator[StartRelay]:
-    """Factory: ``await start_relay(config=None, store=None)`` -> :class:`RunningRelay`."""
+    """Factory: ``await start_relay(config=None, store=None, clock=None)`` ->
+    :class:`RunningRelay` (``clock`` replaces ``time.time`` for the relay's decisions)."""
     started: list[tuple[RelayServer, Any]] = []
 
-    async def start(config: Config | None = None, store: Any = None) -> RunningRelay:
+    async def start(
+        config: Config | None = None,
+        store: Any = None,
+        clock: Callable[[], float] | None = None,
+    ) -> RunningRelay:
         config = config or make_config(tmp_path / f"data{len(started)}")
         store = store or SqliteStore(config.sqlite_path)
         await store.open()
-        relay = Relay(config, store)
+        relay = Relay(config, store) if clock is None else Relay(config, store, clock=clock)
         await relay.start()
         server = RelayServer(relay)
         await server.start("127.0.0.1", 0)

@@ -4,12 +4,17 @@ from __future__ import annotations
 
 import asyncio
 import os
+import socket
 import time
 from dataclasses import dataclass, field
 from typing import Any
 
 import orjson
 from websockets.asyncio.client import ClientConnection, connect
+from websockets.client import ClientProtocol
+from websockets.frames import Frame, Opcode
+from websockets.protocol import State
+from websockets.uri import parse_uri
 
 from relay.core.event import Event, sign_event
 from relay.core.event import pubkey_of as _pubkey_of
@@ -141,3 +146,104 @@ class RelayClient:
 
     async def close(self) -> None:
         await self.ws.close()
+
+
+class RawClient:
+    """A WebSocket client on a plain socket that does nothing on its own.
+
+    Unlike the websockets client it never reads in the background, never answers pings
+    and buffers nothing: it is how tests play a client that stopped reading or went
+    silent. ``receive_buffer`` shrinks the socket's receive buffer so that a client
+    that does not read fills up quickly.
+    """
+
+    def __init__(
+        self,
+        reader: asyncio.StreamReader,
+        writer: asyncio.StreamWriter,
+        protocol: ClientProtocol,
+    ) -> None:
+        self.reader = reader
+        self.writer = writer
+        self.protocol = protocol
+        self._frames: list[Any] = []
+
+    @classmethod
+    async def open(
+        cls,
+        url: str,
+        *,
+        headers: dict[str, str] | None = None,
+        receive_buffer: int | None = None,
+    ) -> RawClient:
+        uri = parse_uri(url)
+        sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+        if receive_buffer is not None:
+            sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, receive_buffer)
+        sock.setblocking(False)
+        await asyncio.get_running_loop().sock_connect(sock, (uri.host, uri.port))
+        reader, writer = await asyncio.open_connection(sock=sock)
+        protocol = ClientProtocol(uri, max_size=None)
+        request = protocol.connect()
+        for name, value in (headers or {}).items():
+            request.headers[name] = value
+        protocol.send_request(request)
+        client = cls(reader, writer, protocol)
+        client._flush()
+        while protocol.handshake_exc is None and protocol.state is not State.OPEN:
+            data = await asyncio.wait_for(reader.read(65536), TIMEOUT)
+            if not data:
+                protocol.receive_eof()
+                break
+            protocol.receive_data(data)
+            client._collect()
+        if protocol.handshake_exc is not None:
+            raise protocol.handshake_exc
+        return client
+
+    def _flush(self) -> None:
+        for chunk in self.protocol.data_to_send():
+            if chunk:
+                self.writer.write(chunk)
+
+    def _collect(self) -> None:
+        for event in self.protocol.events_received():
+            if isinstance(event, Frame) and event.opcode is Opcode.TEXT:
+                self._frames.append(orjson.loads(event.data))
+
+    async def send(self, *message: Any) -> None:
+        self.protocol.send_text(orjson.dumps(list(message)))
+        self._flush()
+        await self.writer.drain()
+
+    async def recv(self, timeout: float = TIMEOUT) -> list[Any]:
+        """The next text message (pings are read but deliberately not answered)."""
+        while not self._frames:
+            data = await asyncio.wait_for(self.reader.read(65536), timeout)
+            if not data:
+                raise ConnectionError("connection closed by the relay")
+            self.protocol.receive_data(data)
+            self._collect()
+            # Drop any automatic pong websockets queued: this client stays silent.
+            self.protocol.data_to_send()
+        return self._frames.pop(0)
+
+    async def wait_closed(self, timeout: float = TIMEOUT) -> None:
+        """Read and discard until the relay closes the TCP connection."""
+
+        async def drain() -> None:
+            while True:
+                try:
+                    data = await self.reader.read(65536)
+                except ConnectionError:
+                    return
+                if not data:
+                    return
+
+        try:
+            await asyncio.wait_for(drain(), timeout)
+        finally:
+            self.writer.close()
+
+    def close(self) -> None:
+        self.writer.close()

@@ -1,0 +1,494 @@
+"""relay.server over real sockets: NIP-01 flows, rejections, slow consumers, liveness."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from pathlib import Path
+from typing import Any
+
+import orjson
+import pytest
+from websockets.exceptions import ConnectionClosed, InvalidStatus
+
+from relay.config import RateRule
+from relay.server import client_ip, ip_permitted
+from tests.conftest import RunningRelay, StartRelay, make_config
+from tests.support.nostr import TIMEOUT, Keys, RawClient, RelayClient
+from tests.support.stores import FlakyStore
+
+ALICE, BOB = Keys(), Keys()
+
+
+async def started_with(start_relay: StartRelay, tmp_path: Path, **sections: Any) -> RunningRelay:
+    relay: RunningRelay = await start_relay(make_config(tmp_path / "data", **sections))
+    return relay
+
+
+# --- NIP-01 flows ------------------------------------------------------------------------------
+
+
+async def test_unauthenticated_client_gets_a_challenge_on_connect(running: RunningRelay) -> None:
+    """With auth enabled (default) the first frame is ``["AUTH", <random challenge>]``."""
+    first, second = await running.client(), await running.client()
+    one, two = await first.get_challenge(), await second.get_challenge()
+    assert one != two and len(one) >= 32
+
+
+async def test_stored_events_then_eose_then_live_events(running: RunningRelay) -> None:
+    """A REQ gets stored matches newest first, EOSE, then live events until CLOSE."""
+    publisher, subscriber = await running.client(), await running.client()
+    now = int(time.time())
+    old = ALICE.sign(1, "old", created_at=now - 10)
+    new = ALICE.sign(1, "new", created_at=now - 5)
+    for event in (old, new):
+        assert (await publisher.publish(event))[2] is True
+    events, end = await subscriber.req("s", {"kinds": [1]})
+    assert [e["id"] for e in events] == [new.id, old.id] and end == ["EOSE", "s"]
+    live = ALICE.sign(1, "live")
+    await publisher.publish(live)
+    assert await subscriber.recv_until("EVENT") == ["EVENT", "s", live.to_dict()]
+    await subscriber.send("CLOSE", "s")
+    after = ALICE.sign(1, "after close")
+    await publisher.publish(after)
+    assert await subscriber.nothing_within(0.3)
+
+
+async def test_live_events_only_reach_matching_subscriptions(running: RunningRelay) -> None:
+    """Fan-out applies each subscription's filters."""
+    publisher, subscriber = await running.client(), await running.client()
+    await subscriber.req("notes", {"kinds": [1]})
+    await subscriber.req("bob", {"authors": [BOB.pubkey]})
+    await publisher.publish(ALICE.sign(7, "+"))
+    event = BOB.sign(1, "hi")
+    await publisher.publish(event)
+    got = {tuple((await subscriber.recv_until("EVENT"))[:2]) for _ in range(2)}
+    assert got == {("EVENT", "notes"), ("EVENT", "bob")}
+    assert await subscriber.nothing_within(0.2)
+
+
+async def test_publisher_also_receives_its_own_event_live(running: RunningRelay) -> None:
+    """A connection subscribed to its own events gets them after the OK."""
+    client = await running.client()
+    await client.req("mine", {"authors": [ALICE.pubkey]})
+    event = ALICE.sign(1, "echo")
+    assert await client.publish(event) == ["OK", event.id, True, ""]
+    assert (await client.recv_until("EVENT"))[2]["id"] == event.id
+
+
+async def test_req_with_an_existing_id_replaces_it(running: RunningRelay) -> None:
+    """Re-sending REQ with the same sub id swaps the filters."""
+    publisher, subscriber = await running.client(), await running.client()
+    await subscriber.req("s", {"kinds": [1]})
+    await subscriber.req("s", {"kinds": [7]})
+    await publisher.publish(ALICE.sign(1, "not any more"))
+    reaction = ALICE.sign(7, "+")
+    await publisher.publish(reaction)
+    assert (await subscriber.recv_until("EVENT"))[1:] == ["s", reaction.to_dict()]
+    assert await subscriber.nothing_within(0.2)
+
+
+async def test_limit_and_max_limit(start_relay: StartRelay, tmp_path: Path) -> None:
+    """``limit`` caps stored results; a missing or larger limit is clamped to max_limit."""
+    running = await started_with(start_relay, tmp_path, limitation={"max_limit": 3})
+    client = await running.client()
+    now = int(time.time())
+    for i in range(5):
+        await client.publish(ALICE.sign(1, str(i), created_at=now - i))
+    assert [e["content"] for e in (await client.req("a", {"limit": 2}))[0]] == ["0", "1"]
+    assert len((await client.req("b", {}))[0]) == 3
+    assert len((await client.req("c", {"limit": 100}))[0]) == 3
+
+
+async def test_count(running: RunningRelay) -> None:
+    """NIP-45 COUNT answers ``["COUNT", id, {"count": n}]``."""
+    client = await running.client()
+    for i in range(3):
+        await client.publish(ALICE.sign(1, str(i)))
+    await client.publish(BOB.sign(1, "b"))
+    await client.send("COUNT", "n", {"authors": [ALICE.pubkey]})
+    assert await client.recv_until("COUNT") == ["COUNT", "n", {"count": 3}]
+    await client.send("COUNT", "m", {"kinds": [1]}, {"authors": [BOB.pubkey]})
+    assert await client.recv_until("COUNT") == ["COUNT", "m", {"count": 4}]
+
+
+async def test_ephemeral_events_are_fanned_out_and_never_stored(running: RunningRelay) -> None:
+    """Kind 20000–29999: OK true, delivered live, absent from later REQs."""
+    publisher, subscriber = await running.client(), await running.client()
+    await subscriber.req("eph", {"kinds": [20001]})
+    event = ALICE.sign(20001, "typing")
+    assert await publisher.publish(event) == ["OK", event.id, True, ""]
+    assert (await subscriber.recv_until("EVENT"))[2]["id"] == event.id
+    assert (await publisher.req("later", {"kinds": [20001]}))[0] == []
+
+
+async def test_duplicate_is_ok_and_not_fanned_out_again(running: RunningRelay) -> None:
+    """The same event twice → ``OK true "duplicate: …"`` and no second delivery."""
+    publisher, subscriber = await running.client(), await running.client()
+    await subscriber.req("s", {})
+    event = ALICE.sign(1, "once")
+    await publisher.publish(event)
+    await subscriber.recv_until("EVENT")
+    assert await publisher.publish(event) == [
+        "OK",
+        event.id,
+        True,
+        "duplicate: already have this event",
+    ]
+    assert await subscriber.nothing_within(0.3)
+
+
+async def test_deleted_event_is_blocked_and_gone(running: RunningRelay) -> None:
+    """After a NIP-09 deletion the event is gone and republishing it is ``blocked:``."""
+    client = await running.client()
+    event = ALICE.sign(1, "regret")
+    await client.publish(event)
+    await client.publish(ALICE.sign(5, "", [["e", event.id]]))
+    assert (await client.req("s", {"ids": [event.id]}))[0] == []
+    reply = await client.publish(event)
+    assert reply[:3] == ["OK", event.id, False] and reply[3].startswith("blocked: ")
+
+
+async def test_superseded_replaceable_is_a_duplicate_rejection(running: RunningRelay) -> None:
+    """An older version of a replaceable event → ``OK false "duplicate: …"``."""
+    client = await running.client()
+    now = int(time.time())
+    await client.publish(ALICE.sign(0, "{}", created_at=now))
+    reply = await client.publish(ALICE.sign(0, "{}", created_at=now - 1))
+    assert reply[2] is False and reply[3].startswith("duplicate: ")
+
+
+# --- rejections over the wire --------------------------------------------------------------------
+
+
+async def test_invalid_events_are_refused_with_the_invalid_prefix(running: RunningRelay) -> None:
+    """Bad signature, bad id, expired, too old, and kind 22242 via EVENT → ``invalid:``."""
+    client = await running.client()
+    now = int(time.time())
+    good = ALICE.sign(1, "x").to_dict()
+    cases = [
+        {**good, "sig": BOB.sign(1, "x").sig},
+        {**good, "content": "tampered"},
+        ALICE.sign(1, "", [["expiration", str(now - 1)]]).to_dict(),
+        ALICE.sign(1, "", created_at=now - 4 * 365 * 86400).to_dict(),
+        ALICE.sign(1, "", created_at=now + 3600).to_dict(),
+        ALICE.sign(22242, "", [["challenge", await client.get_challenge()]]).to_dict(),
+    ]
+    for obj in cases:
+        await client.send("EVENT", obj)
+        reply = await client.recv_until("OK")
+        assert reply[:3] == ["OK", obj["id"], False] and reply[3].startswith("invalid: "), reply
+
+
+async def test_too_many_tags_and_oversize_messages(start_relay: StartRelay, tmp_path: Path) -> None:
+    """max_event_tags and max_message_length are enforced with ``invalid:``."""
+    running = await started_with(
+        start_relay, tmp_path, limitation={"max_event_tags": 2, "max_message_length": 2000}
+    )
+    client = await running.client()
+    tags = await client.publish(ALICE.sign(1, "", [["t", "a"], ["t", "b"], ["t", "c"]]))
+    assert tags[2] is False and tags[3] == "invalid: too many tags (max 2)"
+    big = await client.publish(ALICE.sign(1, "x" * 3000))
+    assert big[2] is False and big[3].startswith("invalid: message is")
+    ok = await client.publish(ALICE.sign(1, "small"))
+    assert ok[2] is True
+
+
+async def test_frames_far_beyond_the_limit_close_the_connection_politely(
+    start_relay: StartRelay, tmp_path: Path
+) -> None:
+    """A frame over twice max_message_length is refused by the WebSocket layer (1009)."""
+    running = await started_with(start_relay, tmp_path, limitation={"max_message_length": 1000})
+    client = await running.client(max_size=None)
+    await client.send_raw("x" * 200_000)
+    with pytest.raises(ConnectionClosed) as closed:
+        await client.recv()
+    assert closed.value.rcvd is not None and closed.value.rcvd.code == 1009
+
+
+async def test_malformed_frames_get_a_notice_and_the_connection_stays_open(
+    running: RunningRelay,
+) -> None:
+    """Non-JSON, unknown commands and binary frames get NOTICEs; the connection still works."""
+    client = await running.client()
+    await client.send_raw("this is not json")
+    assert (await client.recv_until("NOTICE"))[1].startswith("invalid: ")
+    await client.send("HELLO")
+    assert (await client.recv_until("NOTICE"))[1] == "invalid: unknown command 'HELLO'"
+    await client.send_raw(b"\xff\xfe binary garbage")
+    assert (await client.recv_until("NOTICE"))[1].startswith("invalid: ")
+    event = ALICE.sign(1, "still here")
+    await client.send_raw(orjson.dumps(["EVENT", event.to_dict()]))  # JSON in a binary frame
+    assert await client.recv_until("OK") == ["OK", event.id, True, ""]
+
+
+async def test_req_limits_are_closed_with_prefixes(start_relay: StartRelay, tmp_path: Path) -> None:
+    """max_subscriptions → restricted; max_filters and max_subid_length → invalid."""
+    running = await started_with(
+        start_relay,
+        tmp_path,
+        limitation={"max_subscriptions": 2, "max_filters": 2, "max_subid_length": 8},
+    )
+    client = await running.client()
+    assert (await client.req("a", {}))[1] == ["EOSE", "a"]
+    assert (await client.req("b", {}))[1] == ["EOSE", "b"]
+    end = (await client.req("c", {}))[1]
+    assert end[:2] == ["CLOSED", "c"] and end[2].startswith("restricted: ")
+    end = (await client.req("a", {}, {}, {}))[1]
+    assert end == ["CLOSED", "a", "invalid: too many filters (max 2)"]
+    end = (await client.req("123456789", {}))[1]
+    assert end[:2] == ["CLOSED", "123456789"] and end[2].startswith("invalid: ")
+    end = (await client.req("bad", {"kinds": ["1"]}))[1]
+    assert end[:2] == ["CLOSED", "bad"] and end[2].startswith("invalid: ")
+
+
+async def test_kind_rate_limit_replies_rate_limited_with_the_rule_name(
+    start_relay: StartRelay, tmp_path: Path
+) -> None:
+    """Over a [[rate_limiter.event]] rule → ``OK false "rate-limited: <name>"``."""
+    running = await started_with(
+        start_relay,
+        tmp_path,
+        rate_limiter={"event": (RateRule("notes", 2, 3600.0, (1,)),)},
+    )
+    client = await running.client()
+    for i in range(2):
+        assert (await client.publish(ALICE.sign(1, str(i))))[2] is True
+    event = ALICE.sign(1, "third")
+    assert await client.publish(event) == ["OK", event.id, False, "rate-limited: notes"]
+    other = await running.client()
+    assert (await other.publish(ALICE.sign(7, "+")))[2] is True  # another kind is not limited
+
+
+async def test_message_rate_cap_replies_rate_limited(
+    start_relay: StartRelay, tmp_path: Path
+) -> None:
+    """Over ``messages_per_second`` (frozen clock) EVENT → OK and REQ → CLOSED rate-limited."""
+    frozen = time.time()
+    running: RunningRelay = await start_relay(
+        make_config(tmp_path / "data", rate_limiter={"messages_per_second": 2}),
+        clock=lambda: frozen,
+    )
+    client = await running.client()
+    await client.req("a", {})
+    await client.req("b", {})
+    end = (await client.req("c", {}))[1]
+    assert end == ["CLOSED", "c", "rate-limited: too many messages per second"]
+    event = ALICE.sign(1, "x", created_at=int(frozen))
+    assert await client.publish(event) == [
+        "OK",
+        event.id,
+        False,
+        "rate-limited: too many messages per second",
+    ]
+    fresh = await running.client()  # the cap is per connection
+    assert (await fresh.req("d", {}))[1] == ["EOSE", "d"]
+
+
+# --- IP allow/deny ------------------------------------------------------------------------------
+
+
+async def refused(url: str, headers: dict[str, str] | None = None) -> InvalidStatus:
+    with pytest.raises(InvalidStatus) as caught:
+        await RelayClient.open(url, additional_headers=headers or {})
+    return caught.value
+
+
+async def test_ip_blacklist_refuses_the_handshake(start_relay: StartRelay, tmp_path: Path) -> None:
+    """A blacklisted client address gets HTTP 403 with a ``blocked:`` body."""
+    running = await started_with(start_relay, tmp_path, auth={"ip_blacklist": ("127.0.0.0/8",)})
+    error = await refused(running.url)
+    assert error.response.status_code == 403
+    assert error.response.body is not None and error.response.body.startswith(b"blocked: ")
+
+
+async def test_ip_whitelist_admits_only_listed_ranges(
+    start_relay: StartRelay, tmp_path: Path
+) -> None:
+    """With a whitelist, addresses outside it are refused and inside it admitted."""
+    outside = await started_with(start_relay, tmp_path, auth={"ip_whitelist": ("10.0.0.0/8",)})
+    assert (await refused(outside.url)).response.status_code == 403
+    inside = await start_relay(
+        make_config(tmp_path / "other", auth={"ip_whitelist": ("127.0.0.1/32", "::1/128")})
+    )
+    client = await inside.client()
+    assert (await client.req("s", {}))[1] == ["EOSE", "s"]
+
+
+async def test_real_ip_header_first_hop_is_checked(start_relay: StartRelay, tmp_path: Path) -> None:
+    """Behind a proxy the first X-Forwarded-For hop is the client address."""
+    running = await started_with(
+        start_relay,
+        tmp_path,
+        network={"real_ip_header": "X-Forwarded-For"},
+        auth={"ip_blacklist": ("203.0.113.0/24",), "ip_whitelist": ("198.51.100.0/24",)},
+    )
+    blocked = await refused(running.url, {"X-Forwarded-For": "203.0.113.7, 198.51.100.1"})
+    assert blocked.response.status_code == 403
+    outside = await refused(running.url, {"X-Forwarded-For": "192.0.2.1"})
+    assert outside.response.status_code == 403
+    client = await running.client(additional_headers={"X-Forwarded-For": "198.51.100.9, 10.0.0.1"})
+    assert (await client.req("s", {}))[1] == ["EOSE", "s"]
+
+
+async def test_forwarded_header_is_ignored_without_real_ip_header(
+    start_relay: StartRelay, tmp_path: Path
+) -> None:
+    """Without real_ip_header a client cannot spoof its address with X-Forwarded-For."""
+    running = await started_with(start_relay, tmp_path, auth={"ip_whitelist": ("10.0.0.0/8",)})
+    error = await refused(running.url, {"X-Forwarded-For": "10.1.2.3"})
+    assert error.response.status_code == 403
+
+
+def test_client_ip_and_ip_permitted() -> None:
+    """The pure helpers: first valid hop, CIDR allow/deny with deny first."""
+    headers = {"x-forwarded-for": " 203.0.113.7 , 10.0.0.1"}
+    assert client_ip("127.0.0.1", headers, "X-Forwarded-For") == "203.0.113.7"
+    assert client_ip("127.0.0.1", {"x-forwarded-for": "garbage"}, "x-forwarded-for") == "127.0.0.1"
+    assert client_ip("127.0.0.1", headers, None) == "127.0.0.1"
+    import ipaddress
+
+    net = ipaddress.ip_network
+    assert ip_permitted("10.0.0.1", (net("10.0.0.0/8"),), ())
+    assert not ip_permitted("10.0.0.1", (net("10.0.0.0/8"),), (net("10.0.0.0/24"),))
+    assert not ip_permitted("11.0.0.1", (net("10.0.0.0/8"),), ())
+    assert ip_permitted("11.0.0.1", (), ())
+    assert not ip_permitted("not-an-ip", (net("10.0.0.0/8"),), ())
+
+
+# --- store faults ------------------------------------------------------------------------------
+
+
+async def test_store_write_failure_is_error_and_the_connection_keeps_working(
+    start_relay: StartRelay, tmp_path: Path
+) -> None:
+    """A failed commit → ``OK false "error: …"``, nothing fanned out; later writes succeed."""
+    config = make_config(tmp_path / "data")
+    store = FlakyStore(config.sqlite_path)
+    running: RunningRelay = await start_relay(config, store)
+    publisher, subscriber = await running.client(), await running.client()
+    await subscriber.req("s", {})
+    store.fail_saves = True
+    lost = ALICE.sign(1, "lost")
+    reply = await publisher.publish(lost)
+    assert reply[:3] == ["OK", lost.id, False] and reply[3].startswith("error: ")
+    assert await subscriber.nothing_within(0.3)
+    store.fail_saves = False
+    kept = ALICE.sign(1, "kept")
+    assert await publisher.publish(kept) == ["OK", kept.id, True, ""]
+    assert (await subscriber.recv_until("EVENT"))[2]["id"] == kept.id
+    assert [e["id"] for e in (await publisher.req("all", {}))[0]] == [kept.id]
+
+
+async def test_store_read_failure_is_closed_error(start_relay: StartRelay, tmp_path: Path) -> None:
+    """A failed query → ``CLOSED "error: …"``; COUNT too; the connection stays usable."""
+    config = make_config(tmp_path / "data")
+    store = FlakyStore(config.sqlite_path)
+    running: RunningRelay = await start_relay(config, store)
+    client = await running.client()
+    store.fail_queries = True
+    end = (await client.req("s", {}))[1]
+    assert end[:2] == ["CLOSED", "s"] and end[2].startswith("error: ")
+    await client.send("COUNT", "n", {})
+    closed = await client.recv_until("CLOSED")
+    assert closed[:2] == ["CLOSED", "n"] and closed[2].startswith("error: ")
+    store.fail_queries = False
+    assert (await client.req("s", {}))[1] == ["EOSE", "s"]
+
+
+# --- slow consumers and liveness ------------------------------------------------------------------
+
+
+def slow_consumers(running: RunningRelay) -> float:
+    registry = running.relay.metrics.registry
+    return registry.get_sample_value("nostr_relay_slow_consumers_total") or 0.0
+
+
+async def test_a_client_that_stops_reading_is_dropped_and_others_keep_receiving(
+    start_relay: StartRelay, tmp_path: Path
+) -> None:
+    """R-P7: the stalled subscriber is disconnected; the reading one gets every event."""
+    running = await started_with(start_relay, tmp_path, network={"max_send_buffer": 64 * 1024})
+    stalled = await RawClient.open(running.url, receive_buffer=4096)
+    await stalled.send("REQ", "flood", {"kinds": [1]})
+    while (await stalled.recv())[0] != "EOSE":
+        pass
+    reader = await running.client(max_size=None)
+    await reader.req("flood", {"kinds": [1]})
+    publisher = await running.client()
+    published: list[str] = []
+    received: list[str] = []
+
+    async def read_all() -> None:
+        while True:
+            message = await reader.recv_until("EVENT")
+            received.append(message[2]["id"])
+
+    reading = asyncio.create_task(read_all())
+    try:
+        for i in range(400):
+            event = ALICE.sign(1, f"{i} " + "x" * 50_000)
+            assert (await publisher.publish(event))[2] is True
+            published.append(event.id)
+            if slow_consumers(running) >= 1:
+                break
+        assert slow_consumers(running) == 1, f"not dropped after {len(published)} events"
+        await stalled.wait_closed()
+        last = ALICE.sign(1, "after the drop")
+        await publisher.publish(last)
+        published.append(last.id)
+        deadline = asyncio.get_running_loop().time() + TIMEOUT
+        while len(received) < len(published) and asyncio.get_running_loop().time() < deadline:
+            await asyncio.sleep(0.02)
+    finally:
+        reading.cancel()
+    assert received == published
+    assert len(running.relay.peers) == 2
+
+
+async def test_heartbeat_drops_a_silent_connection_and_keeps_a_responsive_one(
+    start_relay: StartRelay, tmp_path: Path
+) -> None:
+    """A connection that never answers pings is dropped; one that answers stays open."""
+    running = await started_with(
+        start_relay, tmp_path, network={"heartbeat_interval": 0.1, "heartbeat_timeout": 0.3}
+    )
+    responsive = await running.client()  # websockets answers pings in the background
+    silent = await RawClient.open(running.url)
+    await silent.wait_closed()
+    # The responsive client connected first and was idle all along, yet is still served.
+    assert (await responsive.req("s", {}))[1] == ["EOSE", "s"]
+    assert len(running.relay.peers) == 1
+
+
+async def test_heartbeat_pings_idle_connections(start_relay: StartRelay, tmp_path: Path) -> None:
+    """After heartbeat_interval of silence the relay sends a WebSocket ping."""
+    running = await started_with(
+        start_relay, tmp_path, network={"heartbeat_interval": 0.1, "heartbeat_timeout": 5.0}
+    )
+    client = await RawClient.open(running.url)
+
+    async def first_ping() -> bytes:
+        while True:
+            data = await client.reader.read(65536)
+            assert data, "connection closed before any ping"
+            client.protocol.receive_data(data)
+            for event in client.protocol.events_received():
+                if getattr(event, "opcode", None) is not None and event.opcode.name == "PING":
+                    return bytes(event.data)
+
+    assert await asyncio.wait_for(first_ping(), TIMEOUT) == b"mlsgw"
+    client.close()
+
+
+async def test_shutdown_closes_websockets_with_1001(
+    start_relay: StartRelay, tmp_path: Path
+) -> None:
+    """Stopping the server sends a going-away close frame to every client."""
+    running = await started_with(start_relay, tmp_path)
+    client = await running.client()
+    await client.req("s", {})
+    await running.server.shutdown(2.0)
+    with pytest.raises(ConnectionClosed) as closed:
+        await client.recv()
+    assert closed.value.rcvd is not None and closed.value.rcvd.code == 1001
