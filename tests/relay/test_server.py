@@ -256,6 +256,8 @@ async def test_kind_rate_limit_replies_rate_limited_with_the_rule_name(
         assert (await client.publish(ALICE.sign(1, str(i))))[2] is True
     event = ALICE.sign(1, "third")
     assert await client.publish(event) == ["OK", event.id, False, "rate-limited: notes"]
+    registry = running.relay.metrics.registry
+    assert registry.get_sample_value("nostr_relay_rate_limited_total", {"name": "notes"}) == 1
     other = await running.client()
     assert (await other.publish(ALICE.sign(7, "+")))[2] is True  # another kind is not limited
 
