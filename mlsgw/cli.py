@@ -6,7 +6,9 @@ import typer
 
 from mlsgw import __version__
 from mlsgw.commands import config as config_cmd
+from mlsgw.commands import healthcheck as healthcheck_cmd
 from mlsgw.commands import serve as serve_cmd
+from mlsgw.commands.common import RunbookCommand
 
 app = typer.Typer(
     name="mlsgw",
@@ -34,6 +36,7 @@ def root(
 
 app.command("serve")(serve_cmd.serve)
 app.add_typer(config_cmd.app, name="config")
+app.command("healthcheck", cls=RunbookCommand)(healthcheck_cmd.healthcheck)
 
 
 def main() -> None:

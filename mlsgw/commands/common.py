@@ -1,0 +1,136 @@
+"""What every runbook command shares: options, the command class, run ids, confirmation."""
+
+from __future__ import annotations
+
+import os
+import sys
+import uuid
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Annotated, Any
+
+import typer
+from typer.core import TyperCommand
+
+from mlsgw.errors import Refused
+
+PANEL_TARGET = "Target"
+PANEL_OUTPUT = "Output"
+PANEL_SAFETY = "Safety"
+
+
+class RunbookCommand(TyperCommand):
+    """A Typer command whose usage errors exit 3 (UNKNOWN / refused), not click's 2.
+
+    Exit 2 means CRITICAL to Nagios and cron, so a typo must not look like an outage.
+    """
+
+    def make_context(self, *args: Any, **kwargs: Any) -> Any:
+        """Parse the arguments; a usage error (click's exit 2) carries exit code 3."""
+        try:
+            return super().make_context(*args, **kwargs)
+        except Exception as exc:
+            if getattr(exc, "exit_code", None) == 2:  # UsageError and its subclasses
+                exc.exit_code = 3  # type: ignore[attr-defined]
+            raise
+
+
+def new_run_id() -> str:
+    """A sortable, unique run id: ``20261129T071500Z-1a2b3c``."""
+    return f"{datetime.now(UTC):%Y%m%dT%H%M%SZ}-{uuid.uuid4().hex[:6]}"
+
+
+def stdin_is_tty() -> bool:
+    """Whether a person can answer a question."""
+    try:
+        return os.isatty(sys.stdin.fileno())
+    except (AttributeError, OSError, ValueError):
+        return False
+
+
+def confirm(question: str, *, yes: bool) -> None:
+    """Proceed with ``--yes`` or an answer on a TTY; :class:`Refused` without a TTY."""
+    if yes:
+        return
+    if not stdin_is_tty():
+        raise Refused("no terminal to confirm on and no --yes: nothing was changed")
+    if not typer.confirm(question, default=False, err=True):
+        raise Refused("not confirmed: nothing was changed")
+
+
+ConfigOpt = Annotated[
+    Path | None,
+    typer.Option(
+        "--config",
+        "-c",
+        help="Config file whose [ops] gives defaults "
+        "(default: $MLSGW_CONFIG or config/mlsgw.toml).",
+        rich_help_panel=PANEL_TARGET,
+    ),
+]
+ProjectOpt = Annotated[
+    str | None,
+    typer.Option(help="Google Cloud project [env MLSGW_PROJECT].", rich_help_panel=PANEL_TARGET),
+]
+RegionOpt = Annotated[
+    str | None,
+    typer.Option(help="Cloud Run region [env MLSGW_REGION].", rich_help_panel=PANEL_TARGET),
+]
+ServiceOpt = Annotated[
+    str | None,
+    typer.Option(help="Cloud Run service [env MLSGW_SERVICE].", rich_help_panel=PANEL_TARGET),
+]
+UrlOpt = Annotated[
+    str | None,
+    typer.Option(
+        help="Public URL of the relay (default: the service's URL) [env MLSGW_URL].",
+        rich_help_panel=PANEL_TARGET,
+    ),
+]
+EndpointOpt = Annotated[
+    str | None,
+    typer.Option(
+        help="Base URL for the REST Google APIs, anonymous (tests, stand-ins) "
+        "[env MLSGW_GCP_ENDPOINT].",
+        rich_help_panel=PANEL_TARGET,
+    ),
+]
+MonitoringEndpointOpt = Annotated[
+    str | None,
+    typer.Option(
+        help="HOST:PORT of a plaintext gRPC Cloud Monitoring endpoint, anonymous "
+        "[env MLSGW_MONITORING_ENDPOINT].",
+        rich_help_panel=PANEL_TARGET,
+    ),
+]
+TimeoutOpt = Annotated[
+    float | None,
+    typer.Option(help="Seconds per call or check (default [ops] timeout).", min=0.1),
+]
+JsonOpt = Annotated[
+    bool,
+    typer.Option(
+        "--json",
+        help="Print one JSON document instead of the report.",
+        rich_help_panel=PANEL_OUTPUT,
+    ),
+]
+LedgerOpt = Annotated[
+    str | None,
+    typer.Option(
+        help="Ledger file (default ~/.local/state/mlsgw/ledger.jsonl) [env MLSGW_LEDGER].",
+        rich_help_panel=PANEL_OUTPUT,
+    ),
+]
+DryRunOpt = Annotated[
+    bool,
+    typer.Option(
+        "--dry-run",
+        help="Print the plan (validated by the API) and change nothing.",
+        rich_help_panel=PANEL_SAFETY,
+    ),
+]
+YesOpt = Annotated[
+    bool,
+    typer.Option("--yes", "-y", help="Do not ask for confirmation.", rich_help_panel=PANEL_SAFETY),
+]

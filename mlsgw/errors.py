@@ -1,0 +1,75 @@
+"""The runbook's errors: one root, :class:`MlsgwError`, and a small documented tree.
+
+Adapters translate vendor exceptions (``google.api_core``, ``google.auth``, ``grpc``) into
+these at the edge (:mod:`mlsgw.gcp.errors`); nothing above the adapters sees a vendor type.
+Every message says what to do next.
+
+::
+
+    MlsgwError
+    ├── UsageError            bad or missing arguments (project, region, ...)
+    ├── Refused               a precondition or safety rule stopped the action
+    ├── LedgerError           the ledger cannot be read or written
+    └── CloudError            a Google Cloud call failed
+        ├── NoCredentials     no usable credentials (ADC missing or rejected)
+        ├── PermissionDenied  the principal lacks a permission (``permission`` names it)
+        ├── NotFound          the resource does not exist
+        ├── Conflict          a concurrent change (etag mismatch, already exists)
+        ├── QuotaExceeded     rate or quota limit
+        ├── Unavailable       the API could not be reached or timed out
+        └── OperationFailed   a long-running operation finished with an error
+"""
+
+from __future__ import annotations
+
+
+class MlsgwError(Exception):
+    """Root of every error the runbook raises on purpose."""
+
+
+class UsageError(MlsgwError):
+    """Arguments are missing or invalid (exit 3)."""
+
+
+class Refused(MlsgwError):
+    """A precondition or a safety rule stopped an action before it changed anything (exit 3)."""
+
+
+class LedgerError(MlsgwError):
+    """The ledger file cannot be read, parsed or appended to."""
+
+
+class CloudError(MlsgwError):
+    """A Google Cloud API call failed."""
+
+
+class NoCredentials(CloudError):
+    """No usable Google credentials."""
+
+
+class PermissionDenied(CloudError):
+    """The caller lacks a permission; ``permission`` is the missing one when known."""
+
+    def __init__(self, message: str, permission: str | None = None) -> None:
+        super().__init__(message)
+        self.permission = permission
+
+
+class NotFound(CloudError):
+    """The resource does not exist (or is not visible to the caller)."""
+
+
+class Conflict(CloudError):
+    """The resource changed concurrently (etag mismatch) or already exists."""
+
+
+class QuotaExceeded(CloudError):
+    """A rate limit or quota was hit; retry later or raise the quota."""
+
+
+class Unavailable(CloudError):
+    """The API could not be reached or did not answer in time."""
+
+
+class OperationFailed(CloudError):
+    """A long-running operation completed with an error."""

@@ -1,0 +1,263 @@
+"""The interface the runbook uses for Google Cloud: domain values and one Protocol per API.
+
+Adapters (``run.py``, ``logs.py``, ``firestore_admin.py``, ``monitoring.py``) implement these
+with the official client libraries and raise only :mod:`mlsgw.errors` exceptions. Runbook
+logic imports this module, never ``google.*``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+from enum import StrEnum
+from typing import Protocol
+
+
+class TrafficKind(StrEnum):
+    """Where a traffic target points: the latest ready revision, or a named revision."""
+
+    LATEST = "latest"
+    REVISION = "revision"
+
+
+@dataclass(frozen=True)
+class TrafficTarget:
+    """One entry of a service's traffic split (spec or status)."""
+
+    kind: TrafficKind
+    percent: int
+    revision: str | None = None
+    """Short revision name (``api-00002-xyz``) for ``REVISION`` targets."""
+    tag: str | None = None
+    uri: str | None = None
+    """Tag URL; only present in traffic *status*."""
+
+    def describe(self) -> str:
+        """``api-00002-xyz 100%``, ``LATEST 0% tag=canary``."""
+        who = self.revision if self.kind is TrafficKind.REVISION else "LATEST"
+        tag = f" tag={self.tag}" if self.tag else ""
+        return f"{who} {self.percent}%{tag}"
+
+
+@dataclass(frozen=True)
+class Condition:
+    """A Cloud Run condition, reduced to what an operator reads."""
+
+    type: str
+    state: str
+    """``succeeded``, ``failed``, ``reconciling``, ``pending`` or ``unspecified``."""
+    message: str = ""
+    reason: str = ""
+
+    @property
+    def ok(self) -> bool:
+        """The condition is satisfied."""
+        return self.state == "succeeded"
+
+
+@dataclass(frozen=True)
+class Scaling:
+    """The runbook's scaling settings of the service template (R-K3)."""
+
+    min_instances: int = 0
+    max_instances: int = 0
+    concurrency: int = 0
+    cpu: str | None = None
+    memory: str | None = None
+
+
+@dataclass(frozen=True)
+class ServiceState:
+    """A Cloud Run service as read, with the etag that guards the next write."""
+
+    name: str
+    uri: str
+    etag: str
+    generation: int
+    ready: Condition
+    latest_ready_revision: str | None
+    latest_created_revision: str | None
+    traffic: tuple[TrafficTarget, ...]
+    traffic_statuses: tuple[TrafficTarget, ...]
+    image: str | None
+    scaling: Scaling
+    labels: Mapping[str, str] = field(default_factory=dict)
+
+    def serving(self) -> dict[str, int]:
+        """Revision -> percent actually receiving traffic (``LATEST`` resolved)."""
+        split: dict[str, int] = {}
+        for target in self.traffic_statuses or self.traffic:
+            revision = target.revision
+            if target.kind is TrafficKind.LATEST:
+                revision = self.latest_ready_revision
+            if revision and target.percent:
+                split[revision] = split.get(revision, 0) + target.percent
+        return split
+
+    def main_revision(self) -> str | None:
+        """The revision with the largest share of traffic."""
+        split = self.serving()
+        return max(split, key=lambda rev: split[rev]) if split else None
+
+    @property
+    def pinned(self) -> bool:
+        """Traffic is pinned to named revisions instead of following LATEST."""
+        return not any(
+            t.kind is TrafficKind.LATEST and t.percent
+            for t in self.traffic_statuses or self.traffic
+        )
+
+
+@dataclass(frozen=True)
+class Revision:
+    """One revision of a service."""
+
+    name: str
+    created: datetime | None
+    ready: Condition
+    image: str | None = None
+
+
+@dataclass(frozen=True)
+class ServiceChange:
+    """What to change on a service; ``None`` fields are left as they are."""
+
+    traffic: tuple[TrafficTarget, ...] | None = None
+    image: str | None = None
+    env: Mapping[str, str] | None = None
+    """Environment variables set (added or replaced) on the first container."""
+    min_instances: int | None = None
+    max_instances: int | None = None
+    concurrency: int | None = None
+    cpu: str | None = None
+    memory: str | None = None
+    revision_name: str | None = None
+    """Explicit name for the new revision (must start with ``<service>-``)."""
+
+    @property
+    def creates_revision(self) -> bool:
+        """The template changes, so Cloud Run creates a new revision."""
+        return any(
+            v is not None
+            for v in (
+                self.image,
+                self.env,
+                self.min_instances,
+                self.max_instances,
+                self.concurrency,
+                self.cpu,
+                self.memory,
+                self.revision_name,
+            )
+        )
+
+
+@dataclass(frozen=True)
+class Binding:
+    """One IAM role binding."""
+
+    role: str
+    members: tuple[str, ...]
+
+
+@dataclass(frozen=True)
+class IamPolicy:
+    """A resource's IAM policy with its etag (read-modify-write)."""
+
+    bindings: tuple[Binding, ...]
+    etag: bytes
+    version: int = 1
+
+    def members_of(self, role: str) -> tuple[str, ...]:
+        """Every member bound to ``role``."""
+        return tuple(m for b in self.bindings if b.role == role for m in b.members)
+
+
+@dataclass(frozen=True)
+class LogEntry:
+    """One log entry: when, how severe, and its message."""
+
+    time: datetime | None
+    severity: str
+    message: str
+
+
+@dataclass(frozen=True)
+class FirestoreOperation:
+    """A Firestore Admin long-running operation (export, import, index build, ...)."""
+
+    name: str
+    kind: str
+    state: str
+    started: datetime | None
+    ended: datetime | None
+    error: str | None
+
+    @property
+    def failed(self) -> bool:
+        """Finished with an error."""
+        return self.error is not None or self.state == "FAILED"
+
+
+@dataclass(frozen=True)
+class ServiceMetrics:
+    """Cloud Monitoring figures for one service over a window; ``None`` means no data."""
+
+    requests: int
+    errors_5xx: int
+    latency_p95_ms: float | None
+    memory_utilization: float | None
+    """Fraction 0..1 (p99 across instances)."""
+
+    @property
+    def error_ratio(self) -> float | None:
+        """5xx responses / all responses, or ``None`` with no traffic."""
+        return self.errors_5xx / self.requests if self.requests else None
+
+
+class CloudRunApi(Protocol):
+    """Cloud Run Admin v2: services, revisions, their operations and IAM."""
+
+    def get_service(self, name: str) -> ServiceState: ...
+
+    def list_revisions(self, service: str) -> list[Revision]: ...
+
+    def update_service(
+        self, name: str, change: ServiceChange, *, etag: str, validate_only: bool = False
+    ) -> ServiceState:
+        """Apply ``change`` guarded by ``etag`` and wait for the operation.
+
+        Raises :class:`mlsgw.errors.Conflict` when the service changed since ``etag``.
+        """
+        ...
+
+    def get_iam_policy(self, name: str) -> IamPolicy: ...
+
+    def set_iam_policy(self, name: str, policy: IamPolicy) -> IamPolicy:
+        """Write ``policy``; :class:`mlsgw.errors.Conflict` when its etag is stale."""
+        ...
+
+
+class LogsApi(Protocol):
+    """Cloud Logging v2 entries."""
+
+    def list_entries(self, project: str, filter_: str, limit: int) -> list[LogEntry]:
+        """Newest first, at most ``limit``."""
+        ...
+
+
+class FirestoreAdminApi(Protocol):
+    """Firestore Admin v1 operations."""
+
+    def list_operations(
+        self, project: str, database: str = "(default)"
+    ) -> list[FirestoreOperation]:
+        """Every operation the API still lists for the database."""
+        ...
+
+
+class MonitoringApi(Protocol):
+    """Cloud Monitoring v3 time series for a Cloud Run service."""
+
+    def service_metrics(self, project: str, service: str, window: timedelta) -> ServiceMetrics: ...

@@ -1,0 +1,149 @@
+"""Builds the adapters for a :class:`~mlsgw.target.Target` (R-O1).
+
+- No endpoint override: every client uses Application Default Credentials, looked up once,
+  only when a client is first needed (so commands that need no cloud never ask for it).
+- ``endpoint``: Cloud Run, Logging and Firestore Admin go over REST to that base URL with
+  anonymous credentials.
+- ``monitoring_endpoint``: Cloud Monitoring (gRPC only) over a plaintext channel, anonymous.
+- With any override set, a client without its own override is *unavailable* (see
+  :meth:`Cloud.skip_reason`): nothing falls back to ADC or the metadata server.
+"""
+
+from __future__ import annotations
+
+import threading
+from typing import Any
+
+from mlsgw.errors import UsageError
+from mlsgw.gcp.base import CloudRunApi, FirestoreAdminApi, LogsApi, MonitoringApi
+from mlsgw.gcp.errors import vendor_errors
+from mlsgw.target import Target
+
+REST_APIS = ("run", "logging", "firestore")
+SCOPES = ["https://www.googleapis.com/auth/cloud-platform"]
+
+
+class Cloud:
+    """Lazily built adapters for one target; thread-safe."""
+
+    def __init__(self, target: Target) -> None:
+        self.target = target
+        self._lock = threading.Lock()
+        self._credentials: Any = None
+        self._built: dict[str, Any] = {}
+
+    def skip_reason(self, api: str) -> str | None:
+        """Why ``api`` (``run``, ``logging``, ``firestore``, ``monitoring``) cannot be used."""
+        t = self.target
+        if api == "monitoring" and t.endpoint and not t.monitoring_endpoint:
+            return (
+                "Cloud Monitoring speaks only gRPC and --endpoint is REST; "
+                "give --monitoring-endpoint HOST:PORT"
+            )
+        if api in REST_APIS and t.monitoring_endpoint and not t.endpoint:
+            return "only --monitoring-endpoint is set; give --endpoint for the REST APIs"
+        return None
+
+    def _require(self, api: str) -> None:
+        reason = self.skip_reason(api)
+        if reason:
+            raise UsageError(reason)
+
+    def _adc(self) -> Any:
+        if self._credentials is None:
+            import google.auth
+
+            with vendor_errors("call Google Cloud"):
+                self._credentials, _ = google.auth.default(scopes=SCOPES)
+        return self._credentials
+
+    def _rest_kwargs(self) -> dict[str, Any]:
+        if self.target.endpoint:
+            from google.auth.credentials import AnonymousCredentials
+
+            return {
+                "credentials": AnonymousCredentials(),  # type: ignore[no-untyped-call]
+                "transport": "rest",
+                "client_options": {"api_endpoint": self.target.endpoint},
+            }
+        return {"credentials": self._adc(), "transport": "rest"}
+
+    def _get(self, api: str) -> Any:
+        self._require(api)
+        with self._lock:
+            if api not in self._built:
+                self._built[api] = getattr(self, f"_build_{api}")()
+            return self._built[api]
+
+    def run(self) -> CloudRunApi:
+        """The Cloud Run Admin v2 adapter."""
+        adapter: CloudRunApi = self._get("run")
+        return adapter
+
+    def logs(self) -> LogsApi:
+        """The Cloud Logging v2 adapter."""
+        adapter: LogsApi = self._get("logging")
+        return adapter
+
+    def firestore_admin(self) -> FirestoreAdminApi:
+        """The Firestore Admin v1 adapter."""
+        adapter: FirestoreAdminApi = self._get("firestore")
+        return adapter
+
+    def monitoring(self) -> MonitoringApi:
+        """The Cloud Monitoring v3 adapter."""
+        adapter: MonitoringApi = self._get("monitoring")
+        return adapter
+
+    def _build_run(self) -> CloudRunApi:
+        from google.cloud import run_v2
+
+        from mlsgw.gcp.run import CloudRunAdapter
+
+        kwargs = self._rest_kwargs()
+        return CloudRunAdapter(
+            run_v2.ServicesClient(**kwargs),
+            run_v2.RevisionsClient(**kwargs),
+            timeout=self.target.timeout,
+        )
+
+    def _build_logging(self) -> LogsApi:
+        from google.cloud import logging as gcl
+
+        from mlsgw.gcp.logs import LogsAdapter
+
+        kwargs = self._rest_kwargs()
+        kwargs.pop("transport")
+        client = gcl.Client(  # type: ignore[no-untyped-call]
+            project=self.target.project, _use_grpc=False, **kwargs
+        )
+        return LogsAdapter(client)
+
+    def _build_firestore(self) -> FirestoreAdminApi:
+        from google.cloud import firestore_admin_v1
+
+        from mlsgw.gcp.firestore_admin import FirestoreAdminAdapter
+
+        client = firestore_admin_v1.FirestoreAdminClient(**self._rest_kwargs())
+        return FirestoreAdminAdapter(client, timeout=self.target.timeout)
+
+    def _build_monitoring(self) -> MonitoringApi:
+        from google.cloud import monitoring_v3
+
+        from mlsgw.gcp.monitoring import MonitoringAdapter
+
+        if self.target.monitoring_endpoint:
+            import grpc
+            from google.cloud.monitoring_v3.services.metric_service.transports import (
+                MetricServiceGrpcTransport,
+            )
+
+            channel = grpc.insecure_channel(
+                self.target.monitoring_endpoint, options=[("grpc.enable_http_proxy", 0)]
+            )
+            client = monitoring_v3.MetricServiceClient(
+                transport=MetricServiceGrpcTransport(channel=channel)
+            )
+        else:
+            client = monitoring_v3.MetricServiceClient(credentials=self._adc())
+        return MonitoringAdapter(client, timeout=self.target.timeout)

@@ -1,0 +1,53 @@
+"""Cloud Logging v2 adapter (``google-cloud-logging``, HTTP/JSON transport): log entries."""
+
+from __future__ import annotations
+
+import json
+from datetime import datetime
+from typing import Any
+
+from google.cloud import logging as gcl
+
+from mlsgw.gcp.base import LogEntry
+from mlsgw.gcp.errors import vendor_errors
+
+
+def _message(payload: Any) -> str:
+    if payload is None:
+        return ""
+    if isinstance(payload, str):
+        return payload
+    if isinstance(payload, dict):
+        for key in ("message", "msg", "textPayload"):
+            if isinstance(payload.get(key), str):
+                return str(payload[key])
+        return json.dumps(payload, sort_keys=True, default=str)
+    return str(payload)
+
+
+class LogsAdapter:
+    """:class:`mlsgw.gcp.base.LogsApi` over ``google.cloud.logging.Client``."""
+
+    def __init__(self, client: gcl.Client) -> None:
+        self._client = client
+
+    def list_entries(self, project: str, filter_: str, limit: int) -> list[LogEntry]:
+        """Newest entries matching ``filter_``, at most ``limit``."""
+        with vendor_errors(f"read logs of project {project}", "logging.logEntries.list"):
+            raws = list(
+                self._client.list_entries(  # type: ignore[no-untyped-call]
+                    resource_names=[f"projects/{project}"],
+                    filter_=filter_,
+                    order_by=gcl.DESCENDING,
+                    page_size=min(limit, 1000),
+                    max_results=limit,
+                )
+            )
+        return [
+            LogEntry(
+                time=raw.timestamp if isinstance(raw.timestamp, datetime) else None,
+                severity=str(raw.severity or "DEFAULT"),
+                message=_message(raw.payload),
+            )
+            for raw in raws
+        ]

@@ -1,0 +1,238 @@
+"""Cloud Run Admin v2 adapter (``google-cloud-run``): services, revisions, operations, IAM."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from datetime import datetime
+from typing import Any
+
+from google.api_core import exceptions as api
+from google.api_core.future.polling import DEFAULT_POLLING
+from google.cloud import run_v2
+from google.iam.v1 import iam_policy_pb2, policy_pb2
+
+from mlsgw import errors
+from mlsgw.gcp.base import (
+    Binding,
+    Condition,
+    IamPolicy,
+    Revision,
+    Scaling,
+    ServiceChange,
+    ServiceState,
+    TrafficKind,
+    TrafficTarget,
+)
+from mlsgw.gcp.errors import vendor_errors
+
+_ALLOCATION = run_v2.TrafficTargetAllocationType
+_KIND = {
+    _ALLOCATION.TRAFFIC_TARGET_ALLOCATION_TYPE_LATEST: TrafficKind.LATEST,
+    _ALLOCATION.TRAFFIC_TARGET_ALLOCATION_TYPE_REVISION: TrafficKind.REVISION,
+}
+_STATE = {
+    run_v2.Condition.State.CONDITION_SUCCEEDED: "succeeded",
+    run_v2.Condition.State.CONDITION_FAILED: "failed",
+    run_v2.Condition.State.CONDITION_RECONCILING: "reconciling",
+    run_v2.Condition.State.CONDITION_PENDING: "pending",
+}
+OPERATION_TIMEOUT = 900.0
+"""Seconds to wait for a service update (a new revision can take minutes to start)."""
+
+
+def short_name(resource: str) -> str:
+    """The last path segment of a resource name (``.../revisions/api-0002`` -> ``api-0002``)."""
+    return resource.rsplit("/", 1)[-1]
+
+
+def _condition(raw: Any) -> Condition:
+    return Condition(
+        type=raw.type_ or "Ready",
+        state=_STATE.get(raw.state, "unspecified"),
+        message=raw.message,
+        reason=raw.reason.name if raw.reason else "",
+    )
+
+
+def _ready_of(conditions: Any) -> Condition:
+    for raw in conditions:
+        if raw.type_ == "Ready":
+            return _condition(raw)
+    return Condition("Ready", "unspecified", "no Ready condition reported")
+
+
+def _traffic(raw: Any) -> TrafficTarget:
+    return TrafficTarget(
+        kind=_KIND.get(raw.type_, TrafficKind.REVISION),
+        percent=int(raw.percent),
+        revision=raw.revision or None,
+        tag=raw.tag or None,
+        uri=getattr(raw, "uri", "") or None,
+    )
+
+
+def _time(value: Any) -> datetime | None:
+    return value if isinstance(value, datetime) and value.timestamp() > 0 else None
+
+
+def service_state(raw: run_v2.Service) -> ServiceState:
+    """Our view of a ``run_v2.Service``."""
+    containers = list(raw.template.containers)
+    limits: Mapping[str, str] = containers[0].resources.limits if containers else {}
+    return ServiceState(
+        name=raw.name,
+        uri=raw.uri,
+        etag=raw.etag,
+        generation=int(raw.generation),
+        ready=_condition(raw.terminal_condition),
+        latest_ready_revision=short_name(raw.latest_ready_revision) or None,
+        latest_created_revision=short_name(raw.latest_created_revision) or None,
+        traffic=tuple(_traffic(t) for t in raw.traffic),
+        traffic_statuses=tuple(_traffic(t) for t in raw.traffic_statuses),
+        image=containers[0].image if containers else None,
+        scaling=Scaling(
+            min_instances=int(raw.template.scaling.min_instance_count),
+            max_instances=int(raw.template.scaling.max_instance_count),
+            concurrency=int(raw.template.max_instance_request_concurrency),
+            cpu=limits.get("cpu"),
+            memory=limits.get("memory"),
+        ),
+        labels=dict(raw.labels),
+    )
+
+
+def apply_change(raw: run_v2.Service, change: ServiceChange) -> None:
+    """Write ``change`` into ``raw`` (in place)."""
+    if change.traffic is not None:
+        raw.traffic = [
+            run_v2.TrafficTarget(
+                type_=_ALLOCATION.TRAFFIC_TARGET_ALLOCATION_TYPE_LATEST
+                if t.kind is TrafficKind.LATEST
+                else _ALLOCATION.TRAFFIC_TARGET_ALLOCATION_TYPE_REVISION,
+                revision=t.revision or "",
+                percent=t.percent,
+                tag=t.tag or "",
+            )
+            for t in change.traffic
+        ]
+    if not change.creates_revision:
+        return
+    template = raw.template
+    template.revision = change.revision_name or ""  # a revision name cannot be reused
+    if not template.containers:
+        template.containers.append(run_v2.Container())
+    container = template.containers[0]
+    if change.image is not None:
+        container.image = change.image
+    for key, value in (change.env or {}).items():
+        for var in container.env:
+            if var.name == key:
+                var.value = value
+                break
+        else:
+            container.env.append(run_v2.EnvVar(name=key, value=value))
+    if change.min_instances is not None:
+        template.scaling.min_instance_count = change.min_instances
+    if change.max_instances is not None:
+        template.scaling.max_instance_count = change.max_instances
+    if change.concurrency is not None:
+        template.max_instance_request_concurrency = change.concurrency
+    if change.cpu is not None:
+        container.resources.limits["cpu"] = change.cpu
+    if change.memory is not None:
+        container.resources.limits["memory"] = change.memory
+
+
+class CloudRunAdapter:
+    """:class:`mlsgw.gcp.base.CloudRunApi` over ``run_v2.ServicesClient`` / ``RevisionsClient``."""
+
+    def __init__(
+        self,
+        services: run_v2.ServicesClient,
+        revisions: run_v2.RevisionsClient,
+        *,
+        timeout: float,
+        operation_timeout: float = OPERATION_TIMEOUT,
+    ) -> None:
+        self._services = services
+        self._revisions = revisions
+        self._timeout = timeout
+        self._operation_timeout = operation_timeout
+
+    def _get_raw(self, name: str) -> run_v2.Service:
+        with vendor_errors(f"read Cloud Run service {name}", "run.services.get"):
+            return self._services.get_service(name=name, timeout=self._timeout)
+
+    def get_service(self, name: str) -> ServiceState:
+        """Read the service."""
+        return service_state(self._get_raw(name))
+
+    def list_revisions(self, service: str) -> list[Revision]:
+        """Every revision of the service, newest first."""
+        with vendor_errors(f"list revisions of {service}", "run.revisions.list"):
+            raws = list(self._revisions.list_revisions(parent=service, timeout=self._timeout))
+        revisions = [
+            Revision(
+                name=short_name(r.name),
+                created=_time(r.create_time),
+                ready=_ready_of(r.conditions),
+                image=r.containers[0].image if r.containers else None,
+            )
+            for r in raws
+        ]
+        return sorted(revisions, key=lambda r: (r.created is not None, r.created), reverse=True)
+
+    def update_service(
+        self, name: str, change: ServiceChange, *, etag: str, validate_only: bool = False
+    ) -> ServiceState:
+        """Apply ``change`` on the service as of ``etag`` and wait for the operation."""
+        raw = self._get_raw(name)
+        apply_change(raw, change)
+        raw.etag = etag
+        request = run_v2.UpdateServiceRequest(service=raw, validate_only=validate_only)
+        with vendor_errors(f"update Cloud Run service {name}", "run.services.update"):
+            operation = self._services.update_service(request=request, timeout=self._timeout)
+        polling = DEFAULT_POLLING.with_timeout(self._operation_timeout)
+        try:
+            result = operation.result(  # type: ignore[no-untyped-call]
+                timeout=self._operation_timeout, polling=polling
+            )
+        except api.GoogleAPICallError as exc:
+            raise errors.OperationFailed(
+                f"the update of {name} failed: {exc.message or exc}"
+            ) from exc
+        except TimeoutError as exc:
+            raise errors.Unavailable(
+                f"the update of {name} was still running after {self._operation_timeout:.0f} s "
+                f"(operation {operation.operation.name}); check it in the console"
+            ) from exc
+        return service_state(result)
+
+    def get_iam_policy(self, name: str) -> IamPolicy:
+        """Read the service's IAM policy with its etag."""
+        request = iam_policy_pb2.GetIamPolicyRequest(resource=name)
+        with vendor_errors(f"read the IAM policy of {name}", "run.services.getIamPolicy"):
+            raw = self._services.get_iam_policy(request=request, timeout=self._timeout)
+        return _policy(raw)
+
+    def set_iam_policy(self, name: str, policy: IamPolicy) -> IamPolicy:
+        """Write the policy; the server refuses it (Conflict) when its etag is stale."""
+        raw = policy_pb2.Policy(
+            version=policy.version,
+            etag=policy.etag,
+            bindings=[
+                policy_pb2.Binding(role=b.role, members=list(b.members)) for b in policy.bindings
+            ],
+        )
+        request = iam_policy_pb2.SetIamPolicyRequest(resource=name, policy=raw)
+        with vendor_errors(f"write the IAM policy of {name}", "run.services.setIamPolicy"):
+            written = self._services.set_iam_policy(request=request, timeout=self._timeout)
+        return _policy(written)
+
+
+def _policy(raw: policy_pb2.Policy) -> IamPolicy:
+    return IamPolicy(
+        bindings=tuple(Binding(b.role, tuple(b.members)) for b in raw.bindings),
+        etag=bytes(raw.etag),
+        version=int(raw.version),
+    )

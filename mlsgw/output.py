@@ -1,0 +1,225 @@
+"""Rendering (R-O2, R-O3): Rich reports on stdout, ``--json``, ``--nagios``, progress on stderr.
+
+The only module that imports Rich. ``NO_COLOR`` is honoured by Rich itself; JSON and Nagios
+output are plain ``print``-level text, never mixed with progress or colour. Progress spinners
+appear only when stderr is a terminal.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterator
+from contextlib import contextmanager
+from typing import Any, NoReturn
+
+import typer
+from rich.console import Console
+from rich.markup import escape
+from rich.status import Status as RichStatus
+from rich.table import Table as RichTable
+
+from mlsgw.errors import MlsgwError
+from mlsgw.report import (
+    NAGIOS_WORD,
+    ActionReport,
+    CheckReport,
+    CheckResult,
+    Outcome,
+    Status,
+    Verdict,
+)
+
+STATUS_STYLE = {
+    Status.OK: "green",
+    Status.WARNING: "yellow",
+    Status.CRITICAL: "bold red",
+    Status.UNKNOWN: "magenta",
+    Status.SKIPPED: "dim",
+}
+VERDICT_STYLE = {
+    Verdict.GREEN: "bold green",
+    Verdict.YELLOW: "bold yellow",
+    Verdict.RED: "bold red",
+    Verdict.UNKNOWN: "bold magenta",
+}
+OUTCOME_STYLE = {
+    Outcome.DONE: "bold green",
+    Outcome.PLANNED: "bold cyan",
+    Outcome.FAILED: "bold red",
+    Outcome.REFUSED: "bold yellow",
+}
+
+
+def stdout_console() -> Console:
+    """The report console (stdout)."""
+    return Console(highlight=False, soft_wrap=False)
+
+
+def stderr_console() -> Console:
+    """The console for progress and errors (stderr)."""
+    return Console(stderr=True, highlight=False)
+
+
+class SpinnerReporter:
+    """A :class:`~mlsgw.report.Reporter` showing a spinner on stderr, only on a terminal."""
+
+    def __init__(self, console: Console, status: RichStatus | None) -> None:
+        self._console = console
+        self._status = status
+
+    def step(self, message: str) -> None:
+        """Show ``message`` as the current activity."""
+        if self._status is not None:
+            self._status.update(escape(message))
+
+
+@contextmanager
+def progress(enabled: bool = True) -> Iterator[SpinnerReporter]:
+    """A reporter for the duration of a command; silent unless stderr is a terminal."""
+    console = stderr_console()
+    if not (enabled and console.is_terminal):
+        yield SpinnerReporter(console, None)
+        return
+    with console.status("starting…") as status:
+        yield SpinnerReporter(console, status)
+
+
+def emit_json(document: dict[str, Any]) -> None:
+    """Print one JSON document on stdout, uncoloured."""
+    typer.echo(json.dumps(document, indent=2, sort_keys=False, default=str))
+
+
+def check_document(report: CheckReport, target: dict[str, object]) -> dict[str, Any]:
+    """The ``--json`` document of a check report."""
+    return {
+        "command": report.command,
+        "ok": report.verdict is Verdict.GREEN,
+        "status": report.verdict.value,
+        "exit_code": report.exit_code,
+        "checks": [
+            {
+                "name": c.name,
+                "status": c.status.value,
+                "summary": c.summary,
+                "details": list(c.details),
+                "metrics": {p.label: p.value for p in c.perf},
+                **dict(c.data),
+            }
+            for c in report.checks
+        ],
+        "target": target,
+        "run_id": report.run_id,
+    }
+
+
+def nagios_line(report: CheckReport, name: str = "MLSGW") -> str:
+    """``MLSGW CRITICAL - health: ... | 'label'=value;warn;crit ...`` (one line)."""
+    verdict = report.verdict
+    word = NAGIOS_WORD.get(verdict, "UNKNOWN")
+    bad = [
+        c for c in report.checks if c.status in (Status.CRITICAL, Status.WARNING, Status.UNKNOWN)
+    ]
+    text = "; ".join(f"{c.name}: {c.summary}" for c in bad) or "all checks passed"
+    text = text.replace("|", "/").replace("\n", " ")
+    perf = " ".join(p.nagios() for c in report.checks for p in c.perf)
+    return f"{name} {word} - {text}" + (f" | {perf}" if perf else "")
+
+
+def _status_cell(status: Status) -> str:
+    return f"[{STATUS_STYLE[status]}]{status.value.upper()}[/]"
+
+
+def render_checks(report: CheckReport, console: Console, title: str) -> None:
+    """The Rich report of a check run."""
+    table = RichTable(title=title, title_justify="left", show_lines=False)
+    table.add_column("check")
+    table.add_column("status")
+    table.add_column("result", overflow="fold")
+    for check in report.checks:
+        table.add_row(check.name, _status_cell(check.status), _result_cell(check))
+    console.print(table)
+    verdict = report.verdict
+    counts = _counts(report.checks)
+    console.print(
+        f"[{VERDICT_STYLE[verdict]}]{verdict.value.upper()}[/] — {counts}  (run {report.run_id})"
+    )
+
+
+def _result_cell(check: CheckResult) -> str:
+    lines = [escape(check.summary)] + [f"[dim]  {escape(d)}[/]" for d in check.details]
+    return "\n".join(lines)
+
+
+def _counts(checks: tuple[CheckResult, ...]) -> str:
+    parts = []
+    for status in Status:
+        n = sum(1 for c in checks if c.status is status)
+        if n:
+            parts.append(f"{n} {status.value}")
+    return ", ".join(parts)
+
+
+def action_document(report: ActionReport, target: dict[str, object]) -> dict[str, Any]:
+    """The ``--json`` document of an action report."""
+    return {
+        "command": report.command,
+        "ok": report.outcome in (Outcome.DONE, Outcome.PLANNED),
+        "status": report.outcome.value,
+        "summary": report.summary,
+        "plan": [vars(c) for c in report.plan],
+        "steps": [
+            {"name": s.name, "status": s.status.value, "detail": s.detail} for s in report.steps
+        ],
+        "tables": [
+            {"title": t.title, "rows": [dict(zip(t.columns, r, strict=True)) for r in t.rows]}
+            for t in report.tables
+        ],
+        "notices": list(report.notices),
+        **dict(report.data),
+        "target": target,
+        "run_id": report.run_id,
+    }
+
+
+def render_action(report: ActionReport, console: Console) -> None:
+    """The Rich report of an action."""
+    for t in report.tables:
+        table = RichTable(title=t.title, title_justify="left")
+        for column in t.columns:
+            table.add_column(column)
+        for row in t.rows:
+            table.add_row(*(escape(cell) for cell in row))
+        console.print(table)
+    if report.plan:
+        console.print("[bold]Plan[/]")
+        for change in report.plan:
+            console.print(
+                f"  {escape(change.resource)}  {escape(change.field)}: "
+                f"{escape(change.before)} → [bold]{escape(change.after)}[/]"
+            )
+    for step in report.steps:
+        detail = f" — {escape(step.detail)}" if step.detail else ""
+        console.print(f"  {_status_cell(step.status)} {escape(step.name)}{detail}")
+    for notice in report.notices:
+        console.print(f"[cyan]{escape(notice)}[/]")
+    style = OUTCOME_STYLE[report.outcome]
+    verdict = f"[{style}]{report.outcome.value.upper()}[/]"
+    console.print(f"{verdict} — {escape(report.summary)}  (run {report.run_id})")
+
+
+def fail(error: MlsgwError, code: int, *, command: str, as_json: bool, run_id: str) -> NoReturn:
+    """Report an error that stopped a command before it produced a report, and exit."""
+    if as_json:
+        emit_json(
+            {
+                "command": command,
+                "ok": False,
+                "status": "error",
+                "error": str(error),
+                "error_type": type(error).__name__,
+                "run_id": run_id,
+            }
+        )
+    else:
+        stderr_console().print(f"[bold red]mlsgw {command}:[/] {escape(str(error))}")
+    raise typer.Exit(code)

@@ -1,0 +1,36 @@
+"""One local REST server standing in for Cloud Run v2, Logging v2 and Firestore Admin v1.
+
+The real client libraries reach it with ``transport="rest"``, anonymous credentials and
+``api_endpoint=<url>`` (``mlsgw --endpoint <url>``).
+"""
+
+from __future__ import annotations
+
+from tests.stand_ins.cloud_run import CloudRunStandIn
+from tests.stand_ins.firestore_admin import FirestoreAdminStandIn
+from tests.stand_ins.logging_api import LoggingStandIn
+from tests.stand_ins.rest import RestServer
+
+
+class GoogleStandIn:
+    """The REST stand-ins on one server: :attr:`run`, :attr:`logging`, :attr:`firestore`."""
+
+    def __init__(self) -> None:
+        self.server = RestServer()
+        self.run = CloudRunStandIn(self.server)
+        self.logging = LoggingStandIn(self.server)
+        self.firestore = FirestoreAdminStandIn(self.server)
+
+    @property
+    def url(self) -> str:
+        """The base URL to pass as ``--endpoint``."""
+        return self.server.url
+
+    def start(self) -> GoogleStandIn:
+        """Start listening on 127.0.0.1."""
+        self.server.start()
+        return self
+
+    def stop(self) -> None:
+        """Stop listening."""
+        self.server.stop()

@@ -1,0 +1,115 @@
+"""A stand-in of Cloud Logging v2 ``entries:list`` over REST.
+
+Filters support the subset the runbook sends: comparisons joined by ``AND`` on
+``resource.type``, ``resource.labels.*``, ``logName``, ``severity`` (``=``, ``>=``) and
+``timestamp`` (``>=``, ``<``). Anything else is a 400, so an unexpected filter fails loudly.
+"""
+
+from __future__ import annotations
+
+import re
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+from tests.stand_ins.rest import ApiError, Json, RestServer
+
+SEVERITIES = [
+    "DEFAULT",
+    "DEBUG",
+    "INFO",
+    "NOTICE",
+    "WARNING",
+    "ERROR",
+    "CRITICAL",
+    "ALERT",
+    "EMERGENCY",
+]
+_TERM = re.compile(r'^\s*([A-Za-z_.]+)\s*(>=|<=|=|<|>)\s*"?([^"]*)"?\s*$')
+
+
+def _field(entry: Json, path: str) -> Any:
+    value: Any = entry
+    for part in path.split("."):
+        value = value.get(part) if isinstance(value, dict) else None
+    return value
+
+
+def _matches(entry: Json, term: str) -> bool:
+    match = _TERM.match(term)
+    if not match:
+        raise ApiError(400, f"stand-in cannot parse filter term {term!r}")
+    path, op, expected = match.groups()
+    actual = _field(entry, path)
+    if path == "severity":
+        rank = SEVERITIES.index
+        left, right = rank(str(actual or "DEFAULT")), rank(expected)
+    elif path == "timestamp":
+        left = datetime.fromisoformat(str(actual).replace("Z", "+00:00"))
+        right = datetime.fromisoformat(expected.replace("Z", "+00:00"))
+    elif op == "=":
+        return actual == expected
+    else:
+        raise ApiError(400, f"stand-in supports only = on {path}")
+    return {
+        ">=": left >= right,
+        "<=": left <= right,
+        ">": left > right,
+        "<": left < right,
+        "=": left == right,
+    }[op]
+
+
+class LoggingStandIn:
+    """Log entries and the ``entries:list`` route."""
+
+    def __init__(self, server: RestServer) -> None:
+        self.entries: list[Json] = []
+        server.route("POST", r"/v2/entries:list", self._list)
+
+    def add_entry(
+        self,
+        project: str,
+        service: str,
+        message: str,
+        severity: str = "ERROR",
+        age: timedelta = timedelta(minutes=5),
+        json_payload: bool = False,
+    ) -> None:
+        """A Cloud Run log line of ``service``, ``age`` ago."""
+        when = datetime.now(UTC) - age
+        entry: Json = {
+            "logName": f"projects/{project}/logs/run.googleapis.com%2Fstderr",
+            "resource": {
+                "type": "cloud_run_revision",
+                "labels": {
+                    "project_id": project,
+                    "service_name": service,
+                    "location": "europe-west1",
+                },
+            },
+            "timestamp": when.strftime("%Y-%m-%dT%H:%M:%S.%fZ"),
+            "severity": severity,
+            "insertId": f"id{len(self.entries)}",
+        }
+        if json_payload:
+            entry["jsonPayload"] = {"message": message, "severity": severity}
+        else:
+            entry["textPayload"] = message
+        self.entries.append(entry)
+
+    def _list(self, m: re.Match[str], query: dict[str, str], body: Json) -> tuple[int, Json]:
+        projects = {name.split("/", 1)[1] for name in body.get("resourceNames", [])}
+        terms = [t for t in re.split(r"\s+AND\s+", body.get("filter", "")) if t.strip()]
+        found = [
+            e
+            for e in self.entries
+            if e["resource"]["labels"]["project_id"] in projects
+            and all(_matches(e, t) for t in terms)
+        ]
+        found.sort(key=lambda e: e["timestamp"], reverse=body.get("orderBy") == "timestamp desc")
+        size = int(body.get("pageSize") or 50)
+        start = int(body.get("pageToken") or 0)
+        page: Json = {"entries": found[start : start + size]}
+        if start + size < len(found):
+            page["nextPageToken"] = str(start + size)
+        return 200, page
