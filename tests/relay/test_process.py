@@ -1,0 +1,300 @@
+"""``mlsgw serve`` and ``mlsgw config`` as real processes (R-C1, R-C2, R-M10)."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+import signal
+import socket
+import sys
+from collections.abc import AsyncIterator, Awaitable, Callable
+from pathlib import Path
+
+import pytest
+from websockets.exceptions import ConnectionClosed
+
+from tests.support.http import http_request
+from tests.support.nostr import Keys, RelayClient
+
+REPO = Path(__file__).resolve().parents[2]
+RNOSTR_EXAMPLE = REPO.parent / "shared" / "examples" / "rnostr.toml"
+# Only a failure guard: a healthy relay starts and stops far sooner.
+PROCESS_TIMEOUT = 20.0
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+def base_env(tmp_path: Path) -> dict[str, str]:
+    env = {k: v for k, v in os.environ.items() if not k.startswith("MLSGW_") and k != "PORT"}
+    env.update(
+        {
+            "MLSGW_DATA__PATH": str(tmp_path / "data"),
+            "MLSGW_NETWORK__HOST": "127.0.0.1",
+            "PYTHONPATH": str(REPO),
+        }
+    )
+    return env
+
+
+class ServeProcess:
+    """One ``mlsgw serve`` subprocess, its port and its stderr log file."""
+
+    def __init__(self, process: asyncio.subprocess.Process, port: int, log: Path) -> None:
+        self.process = process
+        self.port = port
+        self.log = log
+
+    @property
+    def url(self) -> str:
+        return f"ws://127.0.0.1:{self.port}"
+
+    async def wait_ready(self) -> None:
+        async def poll() -> None:
+            while True:
+                if self.process.returncode is not None:
+                    raise AssertionError(f"serve exited early:\n{self.log.read_text()}")
+                try:
+                    reply = await http_request(f"http://127.0.0.1:{self.port}/health")
+                except OSError:
+                    await asyncio.sleep(0.05)
+                    continue
+                if reply.status == 200:
+                    return
+
+        await asyncio.wait_for(poll(), PROCESS_TIMEOUT)
+
+    async def stop(self, sig: int = signal.SIGTERM) -> int:
+        self.process.send_signal(sig)
+        return await asyncio.wait_for(self.process.wait(), PROCESS_TIMEOUT)
+
+    def log_lines(self) -> list[str]:
+        return [line for line in self.log.read_text().splitlines() if line.strip()]
+
+
+StartServe = Callable[..., Awaitable[ServeProcess]]
+
+
+@pytest.fixture
+async def serve(tmp_path: Path) -> AsyncIterator[StartServe]:
+    """Factory starting ``mlsgw serve`` processes in ``tmp_path``; kills leftovers."""
+    processes: list[ServeProcess] = []
+
+    async def start(*args: str, env: dict[str, str] | None = None) -> ServeProcess:
+        port = free_port()
+        log = tmp_path / f"serve{len(processes)}.log"
+        environ = {**(env or base_env(tmp_path)), "PORT": str(port)}
+        with log.open("wb") as stderr:
+            process = await asyncio.create_subprocess_exec(
+                sys.executable,
+                "-m",
+                "mlsgw",
+                "serve",
+                *args,
+                cwd=tmp_path,
+                env=environ,
+                stdout=asyncio.subprocess.DEVNULL,
+                stderr=stderr,
+            )
+        running = ServeProcess(process, port, log)
+        processes.append(running)
+        return running
+
+    yield start
+    for running in processes:
+        if running.process.returncode is None:
+            running.process.kill()
+            await running.process.wait()
+
+
+async def run_cli(tmp_path: Path, *args: str) -> tuple[int, str, str]:
+    process = await asyncio.create_subprocess_exec(
+        sys.executable,
+        "-m",
+        "mlsgw",
+        *args,
+        cwd=tmp_path,
+        env=base_env(tmp_path),
+        stdout=asyncio.subprocess.PIPE,
+        stderr=asyncio.subprocess.PIPE,
+    )
+    out, err = await asyncio.wait_for(process.communicate(), PROCESS_TIMEOUT)
+    assert process.returncode is not None
+    return process.returncode, out.decode(), err.decode()
+
+
+# --- serve ---------------------------------------------------------------------------------------
+
+
+async def test_events_survive_a_restart_and_sigterm_exits_0(
+    serve: StartServe, tmp_path: Path
+) -> None:
+    """Acknowledged events are on disk after SIGTERM; the next process serves them."""
+    alice = Keys()
+    first = await serve()
+    await first.wait_ready()
+    client = await RelayClient.open(first.url)
+    events = [alice.sign(1, f"durable {i}") for i in range(3)]
+    for event in events:
+        assert await client.publish(event) == ["OK", event.id, True, ""]
+    assert await first.stop() == 0
+    with pytest.raises(ConnectionClosed) as closed:
+        await client.recv()
+    assert closed.value.rcvd is not None and closed.value.rcvd.code == 1001
+
+    second = await serve()
+    await second.wait_ready()
+    client = await RelayClient.open(second.url)
+    stored, end = await client.req("s", {"authors": [alice.pubkey]})
+    assert {e["id"] for e in stored} == {e.id for e in events} and end == ["EOSE", "s"]
+    await client.close()
+    assert await second.stop(signal.SIGINT) == 0
+
+
+async def test_acknowledged_events_survive_kill_9(serve: StartServe, tmp_path: Path) -> None:
+    """An event that got ``OK true`` is committed: SIGKILL right after loses nothing."""
+    alice = Keys()
+    first = await serve()
+    await first.wait_ready()
+    client = await RelayClient.open(first.url)
+    events = [alice.sign(1, f"kill {i}") for i in range(20)]
+    for event in events:
+        assert (await client.publish(event))[2] is True
+    assert await first.stop(signal.SIGKILL) == -signal.SIGKILL
+    second = await serve()
+    await second.wait_ready()
+    client = await RelayClient.open(second.url)
+    stored, _ = await client.req("s", {"authors": [alice.pubkey]})
+    assert {e["id"] for e in stored} == {e.id for e in events}
+    await client.close()
+    assert await second.stop() == 0
+
+
+async def test_sigterm_with_busy_connections_exits_0(serve: StartServe, tmp_path: Path) -> None:
+    """Connections with live subscriptions do not hold up a SIGTERM drain."""
+    relay = await serve()
+    await relay.wait_ready()
+    clients = [await RelayClient.open(relay.url) for _ in range(5)]
+    for i, client in enumerate(clients):
+        await client.req(f"live{i}", {})
+    assert await relay.stop() == 0
+
+
+async def test_invalid_config_exits_2_and_prints_the_problem(
+    serve: StartServe, tmp_path: Path
+) -> None:
+    """A typo in the config file: serve refuses to start, exit 2, the key is named."""
+    bad = tmp_path / "bad.toml"
+    bad.write_text("[network]\nprot = 8080\n")
+    relay = await serve("--config", str(bad))
+    assert await asyncio.wait_for(relay.process.wait(), PROCESS_TIMEOUT) == 2
+    output = relay.log.read_text()
+    assert "invalid configuration" in output and "unknown key 'network.prot'" in output
+    assert str(bad) in output
+
+
+async def test_invalid_environment_exits_2(serve: StartServe, tmp_path: Path) -> None:
+    """A wrong MLSGW_* type is refused the same way."""
+    env = {**base_env(tmp_path), "MLSGW_AUTH__ENABLED": "maybe"}
+    relay = await serve(env=env)
+    assert await asyncio.wait_for(relay.process.wait(), PROCESS_TIMEOUT) == 2
+    assert "auth.enabled: expected boolean" in relay.log.read_text()
+
+
+async def test_logs_are_json_lines_without_event_content(serve: StartServe, tmp_path: Path) -> None:
+    """Every log line is a JSON object with severity/message/time; no content, ever."""
+    secret = "TOP-SECRET-CONTENT-7f3a"
+    alice = Keys()
+    relay = await serve("--log-level", "DEBUG")
+    await relay.wait_ready()
+    client = await RelayClient.open(relay.url)
+    await client.publish(alice.sign(1, secret))
+    forged = {**alice.sign(1, secret + "-forged").to_dict(), "sig": "00" * 64}
+    await client.send("EVENT", forged)
+    await client.recv_until("OK")
+    await client.send("EVENT", {"content": secret, "kind": "x"})
+    await client.recv_until("NOTICE")
+    await client.send_raw(f"not json {secret}")
+    await client.recv_until("NOTICE")
+    await client.authenticate(alice)
+    assert await relay.stop() == 0
+    lines = relay.log_lines()
+    assert lines, "serve logged nothing"
+    for line in lines:
+        entry = json.loads(line)
+        assert isinstance(entry, dict), line
+        assert entry["severity"] in {"DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL"}
+        assert isinstance(entry["message"], str) and isinstance(entry["time"], str)
+        assert secret not in line
+    messages = [json.loads(line)["message"] for line in lines]
+    assert "relay listening" in messages and "relay stopped" in messages
+
+
+async def test_info_logs_never_contain_pubkeys(serve: StartServe, tmp_path: Path) -> None:
+    """At the default level pubkeys are not logged (R-C2)."""
+    alice = Keys()
+    relay = await serve()
+    await relay.wait_ready()
+    client = await RelayClient.open(relay.url)
+    await client.authenticate(alice)
+    await client.publish(alice.sign(1, "hello"))
+    await client.send("AUTH", alice.sign(22242, "", [["challenge", "wrong"]]).to_dict())
+    await client.recv_until("OK")
+    assert await relay.stop() == 0
+    assert alice.pubkey not in relay.log.read_text()
+
+
+async def test_health_of_the_process(serve: StartServe, tmp_path: Path) -> None:
+    """/health of a real process reports the store and an integer uptime."""
+    relay = await serve()
+    await relay.wait_ready()
+    reply = await http_request(f"http://127.0.0.1:{relay.port}/health")
+    document = reply.json()
+    assert isinstance(document, dict) and document["store"] == "ok"
+    assert (tmp_path / "data" / "relay.db").is_file()
+    assert await relay.stop() == 0
+
+
+# --- config check / show -------------------------------------------------------------------------
+
+
+async def test_config_check_accepts_the_rnostr_example(tmp_path: Path) -> None:
+    """``mlsgw config check rnostr.toml`` exits 0 and lists the ignored rnostr keys."""
+    code, out, err = await run_cli(tmp_path, "config", "check", str(RNOSTR_EXAMPLE))
+    assert code == 0, err
+    assert f"{RNOSTR_EXAMPLE}: valid" in out
+    assert "[count]" in out and "data.db_query_timeout" in out
+
+
+async def test_config_check_refuses_a_typo_naming_the_key(tmp_path: Path) -> None:
+    """A typo file exits 1 and names the file and the key on stderr."""
+    bad = tmp_path / "typo.toml"
+    bad.write_text("[network]\nprot = 8080\n")
+    code, out, err = await run_cli(tmp_path, "config", "check", str(bad))
+    assert code == 1
+    assert f"{bad}: unknown key 'network.prot'" in err
+
+
+async def test_config_show_redacts_secrets(tmp_path: Path) -> None:
+    """``mlsgw config show --json`` prints the effective config with secrets as ***."""
+    config = tmp_path / "secret.toml"
+    config.write_text('[metrics]\nenabled = true\nauth = "hunter2-metrics"\n')
+    code, out, err = await run_cli(tmp_path, "config", "show", "--config", str(config), "--json")
+    assert code == 0, err
+    document = json.loads(out)
+    assert document["metrics"] == {"enabled": True, "auth": "***"}
+    assert "hunter2" not in out
+    code, out, _ = await run_cli(tmp_path, "config", "show", "--config", str(config))
+    assert code == 0 and "hunter2" not in out and "[metrics]" in out
+
+
+async def test_port_env_wins_over_the_configured_port(serve: StartServe, tmp_path: Path) -> None:
+    """``PORT`` (Cloud Run) decides where serve listens, over MLSGW_NETWORK__PORT."""
+    env = {**base_env(tmp_path), "MLSGW_NETWORK__PORT": str(free_port())}
+    relay = await serve(env=env)
+    await relay.wait_ready()  # polls /health on PORT
+    assert await relay.stop() == 0
