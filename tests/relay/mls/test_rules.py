@@ -1,0 +1,249 @@
+"""relay.mls.rules: the write and read rule functions of the MLS gateway (R-A3, R-M1…R-M8)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+
+from relay.core.event import Event
+from relay.core.filters import Filter, parse_filter
+from relay.core.policy import Viewer
+from relay.core.reasons import Rejection
+from relay.mls.groups import GroupState
+from relay.mls.rules import (
+    GroupDirectory,
+    require_auth_for_restricted_reads,
+    require_auth_for_restricted_writes,
+    restricted_delivery,
+    validate_mls_events,
+)
+from tests.support.nostr import Keys
+
+OWNER, MEMBER, OUTSIDER, RECIPIENT, ROOT, THROWAWAY = (
+    Keys(bytes.fromhex(h * 32)) for h in ("11", "22", "33", "44", "55", "66")
+)
+NOW = 1_700_000_000
+TTL = 7 * 86400
+G = "group-1"
+ANON = Viewer(1, "10.0.0.1")
+
+
+def as_(*keys: Keys) -> Viewer:
+    return Viewer(1, "10.0.0.1", frozenset(k.pubkey for k in keys))
+
+
+def ev(
+    kind: int, tags: list[list[str]] | None = None, keys: Keys = OWNER, content: str = ""
+) -> Event:
+    return keys.sign(kind, content, tags or [], created_at=NOW)
+
+
+def f(**fields: Any) -> Filter:
+    parsed = parse_filter(fields)
+    assert isinstance(parsed, Filter)
+    return parsed
+
+
+def msg(rejection: Rejection | None) -> str | None:
+    return None if rejection is None else rejection.message()
+
+
+def directory(**options: Any) -> GroupDirectory:
+    d = GroupDirectory(**options)
+    d.update(
+        GroupState(
+            G,
+            owner=OWNER.pubkey,
+            admins=frozenset({OWNER.pubkey}),
+            members=frozenset({MEMBER.pubkey}),
+            invitees=frozenset({RECIPIENT.pubkey}),
+            last_seq=1,
+        )
+    )
+    return d
+
+
+# --- GroupDirectory ------------------------------------------------------------------------
+
+
+def test_directory_members_include_owner_roster_and_invitees() -> None:
+    """The cached member set follows R-M7."""
+    assert directory().members(G) == {OWNER.pubkey, MEMBER.pubkey, RECIPIENT.pubkey}
+
+
+def test_directory_with_roster_membership_ignores_invitees() -> None:
+    """membership = "roster": invitees are not readers."""
+    assert RECIPIENT.pubkey not in directory(include_invitees=False).members(G)
+
+
+def test_directory_unknown_group_has_only_the_global_admins() -> None:
+    """Nobody but ``admin_pubkeys`` reads a group the relay has never seen; no h, nobody."""
+    d = directory(global_admins=frozenset({ROOT.pubkey}))
+    assert d.members("unknown") == {ROOT.pubkey}
+    assert d.members(None) == frozenset()
+    assert ROOT.pubkey in d.members(G)
+
+
+def test_directory_update_replaces_the_cached_members() -> None:
+    """After an update, the new member set is used."""
+    d = directory()
+    d.update(GroupState(G, owner=OWNER.pubkey))
+    assert d.members(G) == {OWNER.pubkey} and len(d) == 1 and d.get(G) is not None
+
+
+# --- write rules ---------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("kind", [443, 445, 446, 450, 1059, 10051])
+def test_restricted_kinds_need_an_authenticated_writer(kind: int) -> None:
+    """R-A2: publishing an MLS kind unauthenticated is auth-required."""
+    rule = require_auth_for_restricted_writes()
+    assert msg(rule(ev(kind), ANON, NOW)) == (
+        f"auth-required: kind {kind} requires an authenticated connection"
+    )
+    assert rule(ev(kind), as_(OUTSIDER), NOW) is None
+
+
+@pytest.mark.parametrize("kind", [0, 1, 3, 7, 444, 30023])
+def test_ordinary_kinds_need_no_authentication(kind: int) -> None:
+    """Non-MLS kinds are open (444 is refused by the shape rule instead)."""
+    assert require_auth_for_restricted_writes()(ev(kind), ANON, NOW) is None
+
+
+@pytest.mark.parametrize(
+    ("kind", "tags", "content", "expected"),
+    [
+        (444, [], "", "invalid: welcome must be gift-wrapped"),
+        (443, [["exp", str(NOW - 1)]], "0102", "invalid: keypackage expired"),
+        (443, [], "zz", "invalid: keypackage content"),
+        (443, [["p", "ab" * 32]], "0102", "invalid: keypackage owner mismatch"),
+        (443, [], "0102", None),
+        (445, [], "", "invalid: missing h"),
+        (445, [["h", G], ["k", "x"]], "", "invalid: k (epoch) must be a non-negative integer"),
+        (445, [["h", G], ["k", "³"]], "", "invalid: k (epoch) must be a non-negative integer"),
+        (445, [["h", G], ["k", "3"]], "", None),
+        (446, [], "", "invalid: noise DM needs exactly one p tag"),
+        (
+            446,
+            [["p", "ab" * 32], ["p", "cd" * 32]],
+            "",
+            "invalid: noise DM needs exactly one p tag",
+        ),
+        (446, [["p", "ab" * 32], ["v", "noise.2"]], "", "invalid: unsupported noise version"),
+        (446, [["p", "ab" * 32], ["v", "noise.1"]], "", None),
+        (1059, [], "", "invalid: gift wrap needs a p tag"),
+        (1059, [["p", "ab" * 32]], "", None),
+        (450, [["h", G], ["op", "add"]], "", "invalid: bad seq"),
+        (450, [["h", G], ["op", "bootstrap"], ["seq", "1"]], "", None),
+        (10051, [], "", "invalid: keypackage relay list needs a relay tag"),
+        (10051, [["relay", "https://a.example"]], "", "invalid: keypackage relay list"),
+        (10051, [["relay", "wss://"]], "", "invalid: keypackage relay list"),
+        (10051, [["relay", "wss://a.example"]], "", None),
+        (10051, [["relay", "ws://127.0.0.1:7777"]], "", None),
+        (1, [], "hello", None),
+    ],
+)
+def test_validate_mls_events_matrix(
+    kind: int, tags: list[list[str]], content: str, expected: str | None
+) -> None:
+    """Every MLS kind's synchronous shape check (R-M1 … R-M8), by reason prefix."""
+    got = msg(validate_mls_events(TTL)(ev(kind, tags, content=content), as_(OWNER), NOW))
+    if expected is None:
+        assert got is None
+    else:
+        assert got is not None and got.startswith(expected), got
+
+
+# --- read rules ----------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    "filters",
+    [
+        [{"kinds": [445]}],
+        [{"kinds": [1, 443]}],
+        [{"kinds": [1]}, {"kinds": [1059]}],
+        [{"kinds": [446], "#p": ["ab" * 32]}],
+        [{"kinds": [450]}],
+        [{"kinds": [10051]}],
+    ],
+)
+def test_unauthenticated_req_naming_a_restricted_kind_is_auth_required(
+    filters: list[dict[str, Any]],
+) -> None:
+    """R-A3: any filter that names a restricted kind needs AUTH."""
+    rule = require_auth_for_restricted_reads()
+    got = msg(rule([f(**x) for x in filters], ANON))
+    assert got is not None and got.startswith("auth-required: kind ")
+    assert rule([f(**x) for x in filters], as_(OUTSIDER)) is None
+
+
+@pytest.mark.parametrize(
+    "filters", [[{}], [{"kinds": [1]}], [{"#h": [G]}], [{"authors": ["ab" * 32]}]]
+)
+def test_unauthenticated_req_without_restricted_kinds_is_served(
+    filters: list[dict[str, Any]],
+) -> None:
+    """Kind-less and ordinary filters are served (delivery filtering hides MLS events)."""
+    assert require_auth_for_restricted_reads()([f(**x) for x in filters], ANON) is None
+
+
+def readers(event: Event, d: GroupDirectory | None = None) -> set[str]:
+    """Which of the test identities (and the anonymous viewer) may read ``event``."""
+    rule = restricted_delivery(d or directory())
+    names = {"owner": OWNER, "member": MEMBER, "outsider": OUTSIDER, "recipient": RECIPIENT}
+    got = {name for name, keys in names.items() if rule(event, as_(keys))}
+    return got | ({"anon"} if rule(event, ANON) else set())
+
+
+def test_group_message_is_readable_by_members_only() -> None:
+    """445: owner, roster members and invitees; never outsiders or anonymous viewers."""
+    event = ev(445, [["h", G]], keys=THROWAWAY)
+    assert readers(event) == {"owner", "member", "recipient"}
+
+
+def test_group_message_of_an_unknown_group_is_readable_by_nobody() -> None:
+    """445 for a group the relay does not know: no reader."""
+    assert readers(ev(445, [["h", "unknown"]], keys=THROWAWAY)) == set()
+    assert readers(ev(445, [], keys=THROWAWAY)) == set()
+
+
+def test_group_message_with_roster_membership_excludes_invitees() -> None:
+    """membership = "roster": invitees do not receive 445."""
+    event = ev(445, [["h", G]], keys=THROWAWAY)
+    assert readers(event, directory(include_invitees=False)) == {"owner", "member"}
+
+
+def test_roster_event_is_readable_by_members_and_admins() -> None:
+    """450: members and admins of the group."""
+    event = ev(450, [["h", G], ["op", "add"], ["seq", "2"], ["p", MEMBER.pubkey]])
+    assert readers(event) == {"owner", "member", "recipient"}
+
+
+@pytest.mark.parametrize("kind", [446, 1059])
+def test_addressed_kinds_are_readable_by_recipients_and_author_only(kind: int) -> None:
+    """446/1059: the ``p`` recipients and the author's pubkey; nobody else."""
+    event = ev(kind, [["p", RECIPIENT.pubkey]], keys=MEMBER)
+    assert readers(event) == {"recipient", "member"}
+
+
+def test_addressed_kind_is_readable_by_the_connection_that_published_it() -> None:
+    """A gift wrap by a throw-away key is readable by the connection that sent it."""
+    event = ev(1059, [["p", RECIPIENT.pubkey]], keys=THROWAWAY)
+    viewer = as_(OWNER)
+    rule = restricted_delivery(directory())
+    assert not rule(event, viewer)
+    viewer.remember(event.id)
+    assert rule(event, viewer)
+
+
+@pytest.mark.parametrize("kind", [443, 10051])
+def test_keypackage_kinds_are_readable_by_any_authenticated_viewer(kind: int) -> None:
+    """443/10051: any authenticated connection, never anonymous ones."""
+    assert readers(ev(kind)) == {"owner", "member", "outsider", "recipient"}
+
+
+def test_ordinary_kinds_are_readable_by_everyone() -> None:
+    """The delivery rule does not touch non-MLS kinds."""
+    assert readers(ev(1, [["h", G]])) == {"owner", "member", "outsider", "recipient", "anon"}
