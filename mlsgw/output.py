@@ -8,6 +8,7 @@ appear only when stderr is a terminal.
 from __future__ import annotations
 
 import json
+import sys
 from collections.abc import Iterator
 from contextlib import contextmanager
 from typing import Any, NoReturn
@@ -77,11 +78,19 @@ class SpinnerReporter:
 def progress(enabled: bool = True) -> Iterator[SpinnerReporter]:
     """A reporter for the duration of a command; silent unless stderr is a terminal."""
     console = stderr_console()
-    if not (enabled and console.is_terminal):
+    # A real terminal, not Rich's is_terminal (which FORCE_COLOR turns on).
+    if not (enabled and _isatty(sys.stderr)):
         yield SpinnerReporter(console, None)
         return
     with console.status("starting…") as status:
         yield SpinnerReporter(console, status)
+
+
+def _isatty(stream: object) -> bool:
+    try:
+        return bool(stream.isatty())  # type: ignore[attr-defined]
+    except (AttributeError, ValueError):
+        return False
 
 
 def emit_json(document: dict[str, Any]) -> None:
