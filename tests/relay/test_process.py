@@ -4,11 +4,8 @@ from __future__ import annotations
 
 import asyncio
 import json
-import os
 import signal
-import socket
 import sys
-from collections.abc import AsyncIterator, Awaitable, Callable
 from pathlib import Path
 
 import pytest
@@ -16,99 +13,9 @@ from websockets.exceptions import ConnectionClosed
 
 from tests.support.http import http_request
 from tests.support.nostr import Keys, RelayClient
+from tests.support.process import PROCESS_TIMEOUT, REPO, StartServe, base_env, free_port
 
-REPO = Path(__file__).resolve().parents[2]
 RNOSTR_EXAMPLE = REPO.parent / "shared" / "examples" / "rnostr.toml"
-# Only a failure guard: a healthy relay starts and stops far sooner.
-PROCESS_TIMEOUT = 20.0
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
-
-
-def base_env(tmp_path: Path) -> dict[str, str]:
-    env = {k: v for k, v in os.environ.items() if not k.startswith("MLSGW_") and k != "PORT"}
-    env.update(
-        {
-            "MLSGW_DATA__PATH": str(tmp_path / "data"),
-            "MLSGW_NETWORK__HOST": "127.0.0.1",
-            "PYTHONPATH": str(REPO),
-        }
-    )
-    return env
-
-
-class ServeProcess:
-    """One ``mlsgw serve`` subprocess, its port and its stderr log file."""
-
-    def __init__(self, process: asyncio.subprocess.Process, port: int, log: Path) -> None:
-        self.process = process
-        self.port = port
-        self.log = log
-
-    @property
-    def url(self) -> str:
-        return f"ws://127.0.0.1:{self.port}"
-
-    async def wait_ready(self) -> None:
-        async def poll() -> None:
-            while True:
-                if self.process.returncode is not None:
-                    raise AssertionError(f"serve exited early:\n{self.log.read_text()}")
-                try:
-                    reply = await http_request(f"http://127.0.0.1:{self.port}/health")
-                except OSError:
-                    await asyncio.sleep(0.05)
-                    continue
-                if reply.status == 200:
-                    return
-
-        await asyncio.wait_for(poll(), PROCESS_TIMEOUT)
-
-    async def stop(self, sig: int = signal.SIGTERM) -> int:
-        self.process.send_signal(sig)
-        return await asyncio.wait_for(self.process.wait(), PROCESS_TIMEOUT)
-
-    def log_lines(self) -> list[str]:
-        return [line for line in self.log.read_text().splitlines() if line.strip()]
-
-
-StartServe = Callable[..., Awaitable[ServeProcess]]
-
-
-@pytest.fixture
-async def serve(tmp_path: Path) -> AsyncIterator[StartServe]:
-    """Factory starting ``mlsgw serve`` processes in ``tmp_path``; kills leftovers."""
-    processes: list[ServeProcess] = []
-
-    async def start(*args: str, env: dict[str, str] | None = None) -> ServeProcess:
-        port = free_port()
-        log = tmp_path / f"serve{len(processes)}.log"
-        environ = {**(env or base_env(tmp_path)), "PORT": str(port)}
-        with log.open("wb") as stderr:
-            process = await asyncio.create_subprocess_exec(
-                sys.executable,
-                "-m",
-                "mlsgw",
-                "serve",
-                *args,
-                cwd=tmp_path,
-                env=environ,
-                stdout=asyncio.subprocess.DEVNULL,
-                stderr=stderr,
-            )
-        running = ServeProcess(process, port, log)
-        processes.append(running)
-        return running
-
-    yield start
-    for running in processes:
-        if running.process.returncode is None:
-            running.process.kill()
-            await running.process.wait()
 
 
 async def run_cli(tmp_path: Path, *args: str) -> tuple[int, str, str]:

@@ -1,0 +1,17 @@
+"""Fixtures for the relay's process-level tests."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from pathlib import Path
+
+import pytest
+
+from tests.support.process import StartServe, serve_processes
+
+
+@pytest.fixture
+async def serve(tmp_path: Path) -> AsyncIterator[StartServe]:
+    """Factory: ``await serve(*args, env=None)`` starts ``mlsgw serve`` on a free port."""
+    async with serve_processes(tmp_path) as start:
+        yield start
