@@ -14,6 +14,7 @@ from dataclasses import dataclass
 
 from relay.core.event import Event
 from relay.core.reasons import Rejection, invalid
+from relay.mls.tags import uint
 
 HARD_MAX_PER_QUERY = 2
 SUPPORTED_PROTOCOL_VERSION = "1.0"
@@ -58,11 +59,12 @@ def keypackage_expiry(event: Event, *, now: int, ttl: int) -> int | Rejection:
     expires_at = cap
     exp = event.first_tag_value("exp")
     if exp is not None:
-        if not exp.isdigit():
+        exp_at = uint(exp)
+        if exp_at is None:
             return invalid("keypackage exp must be unix seconds")
-        if int(exp) <= now:
+        if exp_at <= now:
             return invalid("keypackage expired")
-        expires_at = min(int(exp), cap)
+        expires_at = min(exp_at, cap)
     version = event.first_tag_value("mls_protocol_version")
     if version is not None and version != SUPPORTED_PROTOCOL_VERSION:
         return invalid(f"unsupported mls_protocol_version {version[:16]!r}")

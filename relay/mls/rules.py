@@ -18,6 +18,7 @@ from relay.core.reasons import Rejection, auth_required, invalid
 from relay.mls import kinds
 from relay.mls.groups import GroupState, check_roster_shape
 from relay.mls.keypackages import keypackage_expiry
+from relay.mls.tags import uint
 
 
 class GroupDirectory:
@@ -88,7 +89,7 @@ def _check_shape(event: Event, now: int, keypackage_ttl: int) -> Rejection | Non
         if not event.first_tag_value("h"):
             return invalid("missing h")
         epoch = event.first_tag_value("k")
-        if epoch is not None and not epoch.isdigit():
+        if epoch is not None and uint(epoch) is None:
             return invalid("k (epoch) must be a non-negative integer")
         return None
     if kind == kinds.NOISE_DM:

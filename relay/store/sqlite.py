@@ -138,11 +138,11 @@ class SqliteStore:
 
     async def open(self) -> None:
         """Create the file and directory if needed, migrate, start the writer."""
-        Path(self.path).parent.mkdir(parents=True, exist_ok=True)
         try:
+            Path(self.path).parent.mkdir(parents=True, exist_ok=True)
             conn = _connect(self.path, readonly=False, synchronous=self.synchronous)
             apply_migrations(conn)
-        except sqlite3.Error as exc:
+        except (sqlite3.Error, OSError) as exc:
             raise StoreUnavailable(f"cannot open {self.path}: {exc}") from exc
         self._writer = _Writer(conn)
         self._writer.start()

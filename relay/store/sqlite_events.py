@@ -67,7 +67,15 @@ def save_event(conn: sqlite3.Connection, event: Event, *, expires_at: int | None
     cursor = conn.execute(
         "INSERT INTO events (id, pubkey, created_at, kind, d_tag, expires_at, raw)"
         " VALUES (?, ?, ?, ?, ?, ?, ?)",
-        (event.id, event.pubkey, event.created_at, event.kind, d_tag, event.expiration, event.raw),
+        (
+            event.id,
+            event.pubkey,
+            event.created_at,
+            event.kind,
+            d_tag,
+            event.expiration if expires_at is None else expires_at,
+            event.raw,
+        ),
     )
     seq = cursor.lastrowid
     tag_rows = [
