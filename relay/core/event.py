@@ -21,6 +21,8 @@ Pubkey = NewType("Pubkey", str)
 
 _HEX64 = re.compile(r"[0-9a-f]{64}\Z")
 _HEX128 = re.compile(r"[0-9a-f]{128}\Z")
+# ASCII digits only (str.isdigit accepts "²", which int() refuses), within int64.
+_UINT = re.compile(r"[0-9]{1,18}\Z")
 
 MAX_KIND = 65535
 
@@ -61,10 +63,7 @@ class Event:
     @property
     def expiration(self) -> int | None:
         """NIP-40 expiration timestamp, or None if absent or not an integer."""
-        value = self.first_tag_value("expiration")
-        if value is None or not value.isdigit():
-            return None
-        return int(value)
+        return parse_uint(self.first_tag_value("expiration"))
 
     @property
     def is_protected(self) -> bool:
@@ -82,6 +81,14 @@ class Event:
             "content": self.content,
             "sig": self.sig,
         }
+
+
+def parse_uint(value: str | None) -> int | None:
+    """A tag value as a non-negative integer, or None if absent or not plain decimal
+    digits (at most 18, so it fits a signed 64-bit integer in SQLite and JSON)."""
+    if value is None or not _UINT.match(value):
+        return None
+    return int(value)
 
 
 def is_replaceable(kind: int) -> bool:

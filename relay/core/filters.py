@@ -13,6 +13,7 @@ _HEX64 = re.compile(r"[0-9a-f]{64}\Z")
 _TAG_KEY = re.compile(r"#[a-zA-Z]\Z")
 # Bounds keep one hostile filter from turning into a huge SQL statement.
 MAX_VALUES_PER_FIELD = 1000
+MAX_INT64 = 2**63 - 1
 
 
 @dataclass(frozen=True, slots=True)
@@ -78,8 +79,9 @@ def _hex_set(name: str, value: object) -> frozenset[str] | Rejection:
 
 
 def _timestamp(name: str, value: object) -> int | Rejection:
-    if type(value) is not int or value < 0:
-        return invalid(f"filter field {name} must be a non-negative integer")
+    # Bounded to int64: the store binds these as SQL integers (larger ones overflow).
+    if type(value) is not int or not 0 <= value <= MAX_INT64:
+        return invalid(f"filter field {name} must be a non-negative 64-bit integer")
     return value
 
 

@@ -10,9 +10,8 @@ from __future__ import annotations
 from dataclasses import dataclass, field, replace
 from typing import Any
 
-from relay.core.event import Event
+from relay.core.event import Event, parse_uint
 from relay.core.reasons import Rejection, auth_required, invalid, restricted
-from relay.mls.tags import uint
 
 ROSTER_OPS = frozenset({"bootstrap", "add", "remove", "promote", "demote", "replace"})
 
@@ -95,7 +94,7 @@ def _epoch(event: Event) -> int | None | Rejection:
     value = event.first_tag_value("k")
     if value is None:
         return None
-    epoch = uint(value)
+    epoch = parse_uint(value)
     if epoch is None:
         return invalid("k (epoch) must be a non-negative integer")
     return epoch
@@ -165,7 +164,7 @@ def check_roster_shape(event: Event) -> Rejection | None:
         return invalid("missing op")
     if op not in ROSTER_OPS:
         return invalid(f"unknown op {op[:32]!r}")
-    if uint(event.first_tag_value("seq")) is None:
+    if parse_uint(event.first_tag_value("seq")) is None:
         return invalid("bad seq")
     if op in ("add", "remove", "promote", "demote", "replace") and not _targets(event):
         return invalid(f"{op} needs p tags")
@@ -181,7 +180,7 @@ def on_roster(state: GroupState | None, event: Event, actor: Actor) -> GroupStat
         return shape
     group_id = event.first_tag_value("h") or ""
     op = event.first_tag_value("op") or ""
-    seq = uint(event.first_tag_value("seq")) or 0
+    seq = parse_uint(event.first_tag_value("seq")) or 0
     signer = event.pubkey
     if actor.enforce and signer not in actor.pubkeys:
         if not actor.pubkeys:

@@ -12,9 +12,8 @@ import re
 from collections.abc import Sequence
 from dataclasses import dataclass
 
-from relay.core.event import Event
+from relay.core.event import Event, parse_uint
 from relay.core.reasons import Rejection, invalid
-from relay.mls.tags import uint
 
 HARD_MAX_PER_QUERY = 2
 SUPPORTED_PROTOCOL_VERSION = "1.0"
@@ -59,7 +58,7 @@ def keypackage_expiry(event: Event, *, now: int, ttl: int) -> int | Rejection:
     expires_at = cap
     exp = event.first_tag_value("exp")
     if exp is not None:
-        exp_at = uint(exp)
+        exp_at = parse_uint(exp)
         if exp_at is None:
             return invalid("keypackage exp must be unix seconds")
         if exp_at <= now:

@@ -11,14 +11,13 @@ from __future__ import annotations
 from collections.abc import Callable, Sequence
 from urllib.parse import urlsplit
 
-from relay.core.event import Event
+from relay.core.event import Event, parse_uint
 from relay.core.filters import Filter
 from relay.core.policy import EventRule, ReadRule, ReqRule, Viewer
 from relay.core.reasons import Rejection, auth_required, invalid
 from relay.mls import kinds
 from relay.mls.groups import GroupState, check_roster_shape
 from relay.mls.keypackages import keypackage_expiry
-from relay.mls.tags import uint
 
 
 class GroupDirectory:
@@ -89,7 +88,7 @@ def _check_shape(event: Event, now: int, keypackage_ttl: int) -> Rejection | Non
         if not event.first_tag_value("h"):
             return invalid("missing h")
         epoch = event.first_tag_value("k")
-        if epoch is not None and uint(epoch) is None:
+        if epoch is not None and parse_uint(epoch) is None:
             return invalid("k (epoch) must be a non-negative integer")
         return None
     if kind == kinds.NOISE_DM:

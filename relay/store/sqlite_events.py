@@ -6,6 +6,7 @@ reader thread, never on the event loop.
 
 from __future__ import annotations
 
+import re
 import sqlite3
 from collections.abc import Sequence
 from typing import Any
@@ -105,7 +106,10 @@ def _apply_deletion(conn: sqlite3.Connection, event: Event) -> None:
         delete_seqs(conn, [r[0] for r in rows])
     for coordinate in event.tag_values("a"):
         parts = coordinate.split(":", 2)
-        if len(parts) != 3 or not parts[0].isdigit() or parts[1] != event.pubkey:
+        # ASCII digits only: str.isdigit() accepts "²", which int() refuses.
+        if len(parts) != 3 or not re.fullmatch(r"[0-9]{1,5}", parts[0]):
+            continue
+        if parts[1] != event.pubkey:
             continue
         kind, d_tag = int(parts[0]), parts[2]
         if not (is_addressable(kind) or is_replaceable(kind)):
