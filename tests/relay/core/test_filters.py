@@ -136,10 +136,13 @@ def test_empty_by_construction(obj: dict[str, object], empty: bool) -> None:
         ({"kinds": ["1"]}, "invalid: filter field kinds must hold integers between 0 and 65535"),
         ({"kinds": [70000]}, "invalid: filter field kinds must hold integers between 0 and 65535"),
         ({"kinds": [True]}, "invalid: filter field kinds must hold integers between 0 and 65535"),
-        ({"since": "1"}, "invalid: filter field since must be a non-negative integer"),
-        ({"until": -1}, "invalid: filter field until must be a non-negative integer"),
-        ({"limit": 1.5}, "invalid: filter field limit must be a non-negative integer"),
-        ({"limit": None}, "invalid: filter field limit must be a non-negative integer"),
+        ({"since": "1"}, "invalid: filter field since must be a non-negative 64-bit integer"),
+        ({"until": -1}, "invalid: filter field until must be a non-negative 64-bit integer"),
+        ({"limit": 1.5}, "invalid: filter field limit must be a non-negative 64-bit integer"),
+        ({"limit": None}, "invalid: filter field limit must be a non-negative 64-bit integer"),
+        ({"since": 2**63}, "invalid: filter field since must be a non-negative 64-bit integer"),
+        ({"until": 2**64 - 1}, "invalid: filter field until must be a non-negative 64-bit"),
+        ({"limit": 2**64 - 1}, "invalid: filter field limit must be a non-negative 64-bit"),
         ({"#t": "x"}, "invalid: filter field #t must be an array of strings"),
         ({"#t": [1]}, "invalid: filter field #t must be an array of strings"),
         ({"#tt": ["x"]}, "invalid: unsupported filter field '#tt'"),
@@ -150,6 +153,12 @@ def test_empty_by_construction(obj: dict[str, object], empty: bool) -> None:
 def test_bad_filters_are_rejected_with_invalid(obj: object, reason: str) -> None:
     """Wrong types, bad hex and unknown fields are ``invalid:`` with the field named."""
     assert rejected(obj).startswith(reason)
+
+
+def test_int64_bounds_are_accepted() -> None:
+    """The largest value SQLite can bind is still a valid since/until/limit."""
+    f = parsed({"since": 2**63 - 1, "until": 2**63 - 1, "limit": 2**63 - 1})
+    assert f.since == f.until == f.limit == 2**63 - 1
 
 
 def test_too_many_values_in_one_field_are_rejected() -> None:

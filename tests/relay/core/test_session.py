@@ -733,3 +733,35 @@ def test_a_session_survives_a_stream_of_hostile_frames_and_still_works() -> None
         check_answer(session, frame)
     assert authenticate(session, ALICE)[2] is True
     assert isinstance(publish(session, note(ALICE, kind=7))[0], Publish)
+
+
+tag_names = st.sampled_from(
+    ["expiration", "d", "a", "e", "p", "t", "-", "h", "k", "challenge", "relay", "x"]
+) | st.text(max_size=3)
+tag_values = (
+    st.text(max_size=30)
+    | st.integers(-(2**70), 2**70).map(str)
+    | st.sampled_from(["²", "١٢٣", "9" * 5000, "0" * 30 + "1", f"30000:{ALICE.pubkey}:", "5:x:y"])
+)
+tags = st.lists(
+    st.lists(tag_values, max_size=3).flatmap(
+        lambda rest: tag_names.map(lambda name: [name, *rest])
+    ),
+    max_size=6,
+)
+
+
+@settings(suppress_health_check=[HealthCheck.too_slow], max_examples=200)
+@given(
+    kind=st.sampled_from([0, 1, 3, 5, 7, 445, 1059, 10002, 20001, 22242, 30023, 65535]),
+    tags=tags,
+    content=st.text(max_size=50),
+    offset=st.integers(-(10**9), 10**9),
+)
+def test_correctly_signed_events_with_hostile_tags_always_get_an_answer(
+    kind: int, tags: list[list[str]], content: str, offset: int
+) -> None:
+    """Validly signed events whose tags hold odd values (unicode digits, huge numbers)
+    reach every rule and still never raise: Publish or a prefixed OK false."""
+    event = ALICE.sign(kind, content, tags, created_at=max(0, NOW + offset))
+    check_answer(strict_session(), event_frame(event).encode())
