@@ -222,6 +222,24 @@ async def test_malformed_frames_get_a_notice_and_the_connection_stays_open(
     assert await client.recv_until("OK") == ["OK", event.id, True, ""]
 
 
+async def test_hostile_values_get_precise_answers(running: RunningRelay) -> None:
+    """Out-of-range numbers and non-ASCII digits get OK/CLOSED, never an internal error."""
+    client = await running.client()
+    end = (await client.req("big", {"since": 2**64 - 1}))[1]
+    assert end[:2] == ["CLOSED", "big"] and end[2].startswith("invalid: ")
+    await client.send_raw('["REQ","huge",{"until":1e400}]')
+    notice = await client.recv_until("NOTICE")
+    assert notice[1].startswith("invalid: ")
+    for tags in (
+        [["expiration", "²"]],
+        [["expiration", "9" * 5000]],
+        [["a", f"²:{ALICE.pubkey}:x"], ["a", f"{'9' * 30}:{ALICE.pubkey}:x"]],
+    ):
+        event = ALICE.sign(5 if tags[0][0] == "a" else 1, "", tags)
+        assert await client.publish(event) == ["OK", event.id, True, ""]
+    assert (await client.req("still", {}))[1] == ["EOSE", "still"]
+
+
 async def test_req_limits_are_closed_with_prefixes(start_relay: StartRelay, tmp_path: Path) -> None:
     """max_subscriptions → restricted; max_filters and max_subid_length → invalid."""
     running = await started_with(
