@@ -264,6 +264,21 @@ def test_env_overrides_file_values(tmp_path: Path) -> None:
     assert config.limitation.read_only is True
 
 
+def test_emergency_modes_are_settable_from_the_environment() -> None:
+    """R-C3: read_only and maintenance can be flipped with env vars on a new revision."""
+    config = load_config(
+        None,
+        {
+            "MLSGW_LIMITATION__READ_ONLY": "true",
+            "MLSGW_INFORMATION__MAINTENANCE": "yes",
+            "MLSGW_INFORMATION__MAINTENANCE_MESSAGE": "back soon",
+        },
+    )
+    assert config.limitation.read_only is True
+    assert config.information.maintenance is True
+    assert config.information.maintenance_message == "back soon"
+
+
 def test_env_overrides_nested_auth_tables() -> None:
     """``MLSGW_AUTH__REQ__PUBKEY_WHITELIST`` sets [auth.req], as a comma list or TOML array."""
     config = load_config(None, {"MLSGW_AUTH__REQ__PUBKEY_WHITELIST": f"{NPUB}, {'aa' * 32}"})

@@ -64,6 +64,17 @@ async def test_health_is_503_when_the_store_does_not_answer(
     assert document["status"] == "unhealthy" and document["store"].startswith("error")
 
 
+async def test_health_is_503_maintenance_in_maintenance_mode(
+    start_relay: StartRelay, tmp_path: Path
+) -> None:
+    """R-C3: ``information.maintenance`` makes /health 503 with status maintenance."""
+    running: RunningRelay = await start_relay(
+        make_config(tmp_path / "data", information={"maintenance": True})
+    )
+    reply = await get(running, "/health")
+    assert reply.status == 503 and reply.json()["status"] == "maintenance"  # type: ignore[index]
+
+
 async def test_head_health_has_no_body(running: RunningRelay) -> None:
     """HEAD /health answers the status without a body (Cloud Run probes may use it)."""
     reply = await get(running, "/health", method="HEAD")

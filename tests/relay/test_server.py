@@ -14,6 +14,7 @@ from websockets.exceptions import ConnectionClosed, InvalidStatus
 from relay.config import RateRule
 from relay.server import client_ip, ip_permitted
 from tests.conftest import RunningRelay, StartRelay, make_config
+from tests.support.http import http_request
 from tests.support.nostr import TIMEOUT, Keys, RawClient, RelayClient
 from tests.support.stores import FlakyStore
 
@@ -303,6 +304,77 @@ async def test_message_rate_cap_replies_rate_limited(
     ]
     fresh = await running.client()  # the cap is per connection
     assert (await fresh.req("d", {}))[1] == ["EOSE", "d"]
+
+
+async def test_rate_limits_fall_back_to_the_client_ip(
+    start_relay: StartRelay, tmp_path: Path
+) -> None:
+    """Unauthenticated connections from one address share a bucket; others and
+    authenticated pubkeys have their own (R-A5)."""
+    running = await started_with(
+        start_relay,
+        tmp_path,
+        network={"real_ip_header": "X-Forwarded-For"},
+        rate_limiter={"event": (RateRule("notes", 1, 3600.0, (1,)),)},
+    )
+
+    async def from_ip(ip: str) -> RelayClient:
+        return await running.client(additional_headers={"X-Forwarded-For": ip})
+
+    first, same_ip, other_ip = (
+        await from_ip("198.51.100.1"),
+        await from_ip("198.51.100.1"),
+        await from_ip("198.51.100.2"),
+    )
+    assert (await first.publish(ALICE.sign(1, "a")))[2] is True
+    assert (await same_ip.publish(BOB.sign(1, "b")))[3] == "rate-limited: notes"
+    assert (await other_ip.publish(BOB.sign(1, "c")))[2] is True
+    await same_ip.authenticate(BOB)
+    assert (await same_ip.publish(BOB.sign(1, "d")))[2] is True  # BOB's own bucket
+    assert (await same_ip.publish(BOB.sign(1, "e")))[3] == "rate-limited: notes"
+
+
+# --- emergency modes (R-C3) ----------------------------------------------------------------------
+
+
+async def test_read_only_mode_blocks_events_and_keeps_reads(
+    start_relay: StartRelay, tmp_path: Path
+) -> None:
+    """``limitation.read_only``: EVENT → blocked, REQ still served."""
+    running = await started_with(start_relay, tmp_path, limitation={"read_only": True})
+    client = await running.client()
+    event = ALICE.sign(1, "x")
+    assert await client.publish(event) == [
+        "OK",
+        event.id,
+        False,
+        "blocked: relay is read-only for maintenance",
+    ]
+    assert (await client.req("s", {}))[1] == ["EOSE", "s"]
+
+
+async def test_maintenance_mode_sends_the_notice_and_closes(
+    start_relay: StartRelay, tmp_path: Path
+) -> None:
+    """``information.maintenance``: new connections get the configured NOTICE, then close."""
+    running = await started_with(
+        start_relay,
+        tmp_path,
+        information={"maintenance": True, "maintenance_message": "back at 14:00 UTC"},
+    )
+    client = await running.client()
+    assert await client.recv() == ["NOTICE", "back at 14:00 UTC"]
+    with pytest.raises(ConnectionClosed) as closed:
+        await client.recv()
+    assert closed.value.rcvd is not None and closed.value.rcvd.code == 1013
+
+
+async def test_a_malformed_websocket_handshake_is_refused(running: RunningRelay) -> None:
+    """An upgrade request without a WebSocket key gets HTTP 400 and the socket closes."""
+    reply = await http_request(
+        running.http_url + "/", headers={"Upgrade": "websocket", "Connection": "Upgrade"}
+    )
+    assert reply.status == 400
 
 
 # --- IP allow/deny ------------------------------------------------------------------------------
