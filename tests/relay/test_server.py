@@ -163,13 +163,18 @@ async def test_superseded_replaceable_is_a_duplicate_rejection(running: RunningR
 
 
 async def test_invalid_events_are_refused_with_the_invalid_prefix(running: RunningRelay) -> None:
-    """Bad signature, bad id, expired, too old, and kind 22242 via EVENT → ``invalid:``."""
+    """Bad signature or id, bad hex, wrong types, expired, out of the time window, and
+    kind 22242 via EVENT → ``OK <id> false "invalid: …"``."""
     client = await running.client()
     now = int(time.time())
     good = ALICE.sign(1, "x").to_dict()
     cases = [
         {**good, "sig": BOB.sign(1, "x").sig},
         {**good, "content": "tampered"},
+        {**good, "pubkey": good["pubkey"].upper()},
+        {**good, "kind": "1"},
+        {**good, "tags": [["t", 1]]},
+        {**good, "created_at": 1.5},
         ALICE.sign(1, "", [["expiration", str(now - 1)]]).to_dict(),
         ALICE.sign(1, "", created_at=now - 4 * 365 * 86400).to_dict(),
         ALICE.sign(1, "", created_at=now + 3600).to_dict(),
