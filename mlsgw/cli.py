@@ -6,7 +6,10 @@ import typer
 
 from mlsgw import __version__
 from mlsgw.commands import config as config_cmd
+from mlsgw.commands import deploy as deploy_cmd
 from mlsgw.commands import healthcheck as healthcheck_cmd
+from mlsgw.commands import ledger as ledger_cmd
+from mlsgw.commands import rollback as rollback_cmd
 from mlsgw.commands import serve as serve_cmd
 from mlsgw.commands.common import RunbookCommand
 
@@ -37,6 +40,12 @@ def root(
 app.command("serve")(serve_cmd.serve)
 app.add_typer(config_cmd.app, name="config")
 app.command("healthcheck", cls=RunbookCommand)(healthcheck_cmd.healthcheck)
+app.command("rollback", cls=RunbookCommand)(rollback_cmd.rollback)
+app.command("traffic", cls=RunbookCommand)(rollback_cmd.traffic)
+app.command("restart", cls=RunbookCommand)(rollback_cmd.restart)
+app.command("deploy", cls=RunbookCommand)(deploy_cmd.deploy)
+app.command("scale", cls=RunbookCommand)(deploy_cmd.scale)
+app.add_typer(ledger_cmd.app, name="ledger")
 
 
 def main() -> None:

@@ -20,6 +20,7 @@ from rich.status import Status as RichStatus
 from rich.table import Table as RichTable
 
 from mlsgw.errors import MlsgwError
+from mlsgw.ledger import Verification
 from mlsgw.report import (
     NAGIOS_WORD,
     ActionReport,
@@ -72,6 +73,18 @@ class SpinnerReporter:
         """Show ``message`` as the current activity."""
         if self._status is not None:
             self._status.update(escape(message))
+
+    @contextmanager
+    def paused(self) -> Iterator[None]:
+        """Hide the spinner (e.g. while asking a question)."""
+        if self._status is None:
+            yield
+            return
+        self._status.stop()
+        try:
+            yield
+        finally:
+            self._status.start()
 
 
 @contextmanager
@@ -216,6 +229,35 @@ def render_action(report: ActionReport, console: Console) -> None:
     console.print(f"{verdict} — {escape(report.summary)}  (run {report.run_id})")
 
 
+def render_ledger(records: list[dict[str, Any]], path: str, console: Console) -> None:
+    """The ledger as a table, oldest first."""
+    table = RichTable(title=f"Ledger {escape(path)}", title_justify="left")
+    for column in ("time", "command", "outcome", "summary", "principal", "run id"):
+        table.add_column(column, overflow="fold")
+    for record in records:
+        result = record.get("result") or {}
+        cells = (
+            record.get("time"),
+            record.get("command"),
+            result.get("outcome"),
+            result.get("summary"),
+            record.get("principal"),
+            record.get("run_id"),
+        )
+        table.add_row(*(escape(str(c or "")) for c in cells))
+    console.print(table)
+
+
+def render_verification(result: Verification, path: str, console: Console) -> None:
+    """INTACT, or each broken line and BROKEN."""
+    if result.ok:
+        console.print(f"[bold green]INTACT[/] — {result.entries} entries in {escape(path)}")
+        return
+    for problem in result.problems:
+        console.print(f"[bold red]line {problem.line}[/]: {escape(problem.reason)}")
+    console.print(f"[bold red]BROKEN[/] — the hash chain of {escape(path)} does not verify")
+
+
 def fail(error: MlsgwError, code: int, *, command: str, as_json: bool, run_id: str) -> NoReturn:
     """Report an error that stopped a command before it produced a report, and exit."""
     if as_json:
@@ -230,5 +272,6 @@ def fail(error: MlsgwError, code: int, *, command: str, as_json: bool, run_id: s
             }
         )
     else:
-        stderr_console().print(f"[bold red]mlsgw {command}:[/] {escape(str(error))}")
+        message = f"[bold red]mlsgw {command}:[/] {escape(str(error))}"
+        stderr_console().print(message, soft_wrap=True)
     raise typer.Exit(code)

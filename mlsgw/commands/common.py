@@ -5,14 +5,21 @@ from __future__ import annotations
 import os
 import sys
 import uuid
+from collections.abc import Callable
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Annotated, Any
+from typing import Annotated, Any, NoReturn
 
 import typer
 from typer.core import TyperCommand
 
-from mlsgw.errors import Refused
+from mlsgw import output
+from mlsgw.actions import ActionContext, record, refusal_code
+from mlsgw.errors import LedgerError, MlsgwError, Refused
+from mlsgw.gcp.clients import Cloud
+from mlsgw.ledger import Ledger
+from mlsgw.report import ActionReport
+from mlsgw.target import Target
 
 PANEL_TARGET = "Target"
 PANEL_OUTPUT = "Output"
@@ -134,3 +141,62 @@ YesOpt = Annotated[
     bool,
     typer.Option("--yes", "-y", help="Do not ask for confirmation.", rich_help_panel=PANEL_SAFETY),
 ]
+HealthIntervalOpt = Annotated[
+    float,
+    typer.Option(
+        help="Seconds between the 3 /health checks after a change.",
+        min=0.0,
+        rich_help_panel=PANEL_SAFETY,
+    ),
+]
+
+
+def run_action(
+    command: str,
+    *,
+    resolve: Callable[[], Target],
+    body: Callable[[ActionContext], ActionReport],
+    as_json: bool,
+    dry_run: bool,
+    yes: bool,
+    health_interval: float,
+) -> NoReturn:
+    """Resolve the target, build the Cloud Run adapter, run ``body``, render, exit."""
+    run_id = new_run_id()
+    try:
+        target = resolve()
+        _ = target.service_name  # raises UsageError when incomplete
+        ledger = Ledger.at(target.ledger, os.environ)
+        run = Cloud(target).run()
+    except MlsgwError as exc:
+        output.fail(exc, 3, command=command, as_json=as_json, run_id=run_id)
+    with output.progress(enabled=not as_json) as reporter:
+
+        def ask(question: str) -> None:
+            with reporter.paused():
+                confirm(question, yes=yes)
+
+        ctx = ActionContext(
+            target=target,
+            run=run,
+            ledger=ledger,
+            reporter=reporter,
+            run_id=run_id,
+            confirm=ask,
+            dry_run=dry_run,
+            health_interval=health_interval,
+        )
+        try:
+            report = body(ctx)
+        except LedgerError as exc:
+            output.fail(exc, 1, command=command, as_json=as_json, run_id=run_id)
+        except MlsgwError as exc:
+            outcome = refusal_code(exc)
+            report = ActionReport(command, outcome, str(exc), run_id)
+            if not dry_run:
+                record(ctx, report, {}, None, {"error": type(exc).__name__})
+    if as_json:
+        output.emit_json(output.action_document(report, target.redacted()))
+    else:
+        output.render_action(report, output.stdout_console())
+    raise typer.Exit(report.exit_code)

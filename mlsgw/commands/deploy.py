@@ -1,0 +1,300 @@
+"""``mlsgw deploy --image`` with automatic rollback, and ``mlsgw scale`` (R-K3)."""
+
+from __future__ import annotations
+
+import dataclasses
+from typing import Annotated
+
+import typer
+
+from mlsgw import output
+from mlsgw.actions import (
+    ActionContext,
+    ActionSpec,
+    Trail,
+    describe_traffic,
+    latest_traffic,
+    perform,
+    pin_traffic,
+    verify_health,
+    write_service,
+)
+from mlsgw.commands.common import (
+    ConfigOpt,
+    DryRunOpt,
+    EndpointOpt,
+    HealthIntervalOpt,
+    JsonOpt,
+    LedgerOpt,
+    ProjectOpt,
+    RegionOpt,
+    ServiceOpt,
+    TimeoutOpt,
+    UrlOpt,
+    YesOpt,
+    new_run_id,
+    run_action,
+)
+from mlsgw.errors import CloudError, UsageError
+from mlsgw.gcp.base import (
+    ServiceChange,
+    ServiceState,
+    TrafficKind,
+    TrafficTarget,
+)
+from mlsgw.report import ActionReport, Change, Status, Step
+from mlsgw.target import resolve_target
+
+
+def no_traffic_split(service: ServiceState, revision: str, tag: str) -> tuple[TrafficTarget, ...]:
+    """Today's split pinned to named revisions, plus ``tag`` on the new revision at 0 %."""
+    pinned: list[TrafficTarget] = []
+    shares: dict[str, int] = {}
+    for t in service.traffic:
+        if t.tag == tag:
+            continue  # the tag moves to the new revision
+        if t.kind is TrafficKind.LATEST:
+            if t.percent and service.latest_ready_revision:
+                rev = service.latest_ready_revision
+                shares[rev] = shares.get(rev, 0) + t.percent
+            if t.tag:
+                pinned.append(dataclasses.replace(t, percent=0, uri=None))
+        elif t.tag:
+            pinned.append(dataclasses.replace(t, uri=None))
+        elif t.revision and t.percent:
+            shares[t.revision] = shares.get(t.revision, 0) + t.percent
+    untagged = [TrafficTarget(TrafficKind.REVISION, pct, rev) for rev, pct in shares.items()]
+    return (*untagged, *pinned, TrafficTarget(TrafficKind.REVISION, 0, revision, tag))
+
+
+def deploy_run(ctx: ActionContext, image: str, no_traffic: bool, tag: str | None) -> ActionReport:
+    """Deploy ``image``; verify /health; 3 failures → traffic back to the previous revision."""
+    service = ctx.run.get_service(ctx.service_name)
+    previous = service.main_revision()
+    args: dict[str, object] = {"image": image, "no_traffic": no_traffic, "tag": tag}
+    plan = [Change(ctx.service_name, "image", service.image or "(none)", image)]
+    if no_traffic:
+        assert tag is not None
+        service_id = ctx.service_name.rsplit("/", 1)[-1]
+        revision = f"{service_id}-{tag}-{ctx.run_id.rsplit('-', 1)[-1]}"
+        split = no_traffic_split(service, revision, tag)
+        plan.append(Change(ctx.service_name, "new revision", "-", f"{revision} (tag {tag}, 0%)"))
+        args["revision"] = revision
+
+        def compute(current: ServiceState) -> ServiceChange:
+            split = no_traffic_split(current, revision, tag)
+            return ServiceChange(image=image, revision_name=revision, traffic=split)
+
+        def tag_url(after: ServiceState) -> str | None:
+            return next((t.uri for t in after.traffic_statuses if t.tag == tag), None)
+
+        spec = ActionSpec(
+            command="deploy",
+            args=args,
+            service=service,
+            plan=(
+                *plan,
+                Change(
+                    ctx.service_name,
+                    "traffic",
+                    describe_traffic(service.traffic),
+                    describe_traffic(split),
+                ),
+            ),
+            compute=compute,
+            question=f"Deploy {image} to {ctx.target.service} as {revision}, with no traffic?",
+            health_url=tag_url,
+            known_good=lambda _: None,
+            notices=(f"The new revision gets no traffic; test it on its tag URL ({tag}).",),
+        )
+        return perform(ctx, spec)
+    after_traffic = latest_traffic(service)
+    if after_traffic != tuple(dataclasses.replace(t, uri=None) for t in service.traffic):
+        plan.append(
+            Change(
+                ctx.service_name,
+                "traffic",
+                describe_traffic(service.traffic),
+                describe_traffic(after_traffic),
+            )
+        )
+
+    def roll_back(ctx: ActionContext, after: ServiceState, out: Trail) -> None:
+        serving = after.main_revision()
+        if previous is None or serving == previous:
+            out.result["state"] = f"the new revision failed; traffic stays on {serving}"
+            return
+        ctx.reporter.step(f"rolling traffic back to {previous}")
+        try:
+            rolled, _ = write_service(
+                ctx, lambda current: ServiceChange(traffic=pin_traffic(current, previous))
+            )
+        except CloudError as exc:
+            out.steps.append(Step("automatic rollback", Status.CRITICAL, str(exc)))
+            out.result["state"] = f"the deploy failed and the automatic rollback failed too: {exc}"
+            return
+        out.steps.append(Step("automatic rollback", Status.OK, f"100% of traffic to {previous}"))
+        health = verify_health(ctx, ctx.target.url or rolled.uri or None)
+        out.steps.append(dataclasses.replace(health, name="verify /health after rollback"))
+        out.result["rolled_back_to"] = previous
+        out.result["state"] = (
+            f"the new revision failed its health checks; traffic is back on {previous} (pinned: "
+            "`mlsgw traffic --to-latest` after a fixed deploy)"
+        )
+
+    spec = ActionSpec(
+        command="deploy",
+        args=args,
+        service=service,
+        plan=tuple(plan),
+        compute=lambda current: ServiceChange(image=image, traffic=latest_traffic(current)),
+        question=f"Deploy {image} to {ctx.target.service}?",
+        known_good=lambda after: after.latest_ready_revision,
+    )
+    return perform(ctx, spec, on_unhealthy=roll_back)
+
+
+SCALE_FIELDS = ("min_instances", "max_instances", "concurrency", "cpu", "memory")
+
+
+def scale_run(ctx: ActionContext, requested: dict[str, int | str]) -> ActionReport:
+    """Apply the requested scaling settings (others are left as they are)."""
+    service = ctx.run.get_service(ctx.service_name)
+    current = dataclasses.asdict(service.scaling)
+    low = int(requested.get("min_instances", current["min_instances"]))
+    high = int(requested.get("max_instances", current["max_instances"]))
+    if high and low > high:
+        raise UsageError(f"minimum instances ({low}) above maximum instances ({high})")
+    plan = tuple(
+        Change(ctx.service_name, key, str(current[key] or "(default)"), str(value))
+        for key, value in requested.items()
+    )
+
+    def number(key: str) -> int | None:
+        value = requested.get(key)
+        return None if value is None else int(value)
+
+    def text(key: str) -> str | None:
+        value = requested.get(key)
+        return None if value is None else str(value)
+
+    spec = ActionSpec(
+        command="scale",
+        args=requested,
+        service=service,
+        plan=plan,
+        compute=lambda _: ServiceChange(
+            min_instances=number("min_instances"),
+            max_instances=number("max_instances"),
+            concurrency=number("concurrency"),
+            cpu=text("cpu"),
+            memory=text("memory"),
+        ),
+        question=f"Apply the new scaling settings to {ctx.target.service}?",
+    )
+    return perform(ctx, spec)
+
+
+def deploy(
+    image: Annotated[
+        str, typer.Option(help="Container image, e.g. REGION-docker.pkg.dev/P/R/mlsgw:1.4.2")
+    ],
+    no_traffic: Annotated[
+        bool, typer.Option("--no-traffic", help="Deploy without moving traffic (needs --tag).")
+    ] = False,
+    tag: Annotated[
+        str | None, typer.Option(help="Tag for the new revision's own URL (with --no-traffic).")
+    ] = None,
+    project: ProjectOpt = None,
+    region: RegionOpt = None,
+    service: ServiceOpt = None,
+    url: UrlOpt = None,
+    endpoint: EndpointOpt = None,
+    ledger: LedgerOpt = None,
+    timeout: TimeoutOpt = None,
+    config: ConfigOpt = None,
+    dry_run: DryRunOpt = False,
+    yes: YesOpt = False,
+    health_interval: HealthIntervalOpt = 10.0,
+    as_json: JsonOpt = False,
+) -> None:
+    """Deploy an image: new revision, verify /health; after 3 consecutive failures traffic goes
+    back to the previous revision automatically (exit 1).
+
+    Example: mlsgw deploy --image europe-west1-docker.pkg.dev/p/r/mlsgw:1.4.2 --yes
+    """
+    if no_traffic != (tag is not None):
+        error = UsageError("--no-traffic and --tag NAME go together")
+        output.fail(error, 3, command="deploy", as_json=as_json, run_id=new_run_id())
+    run_action(
+        "deploy",
+        resolve=lambda: resolve_target(
+            config=config,
+            timeout=timeout,
+            project=project,
+            region=region,
+            service=service,
+            url=url,
+            endpoint=endpoint,
+            ledger=ledger,
+        ),
+        body=lambda ctx: deploy_run(ctx, image, no_traffic, tag),
+        as_json=as_json,
+        dry_run=dry_run,
+        yes=yes,
+        health_interval=health_interval,
+    )
+
+
+def scale(
+    min_instances: Annotated[
+        int | None, typer.Option("--min", min=0, help="Minimum instances.")
+    ] = None,
+    max_instances: Annotated[
+        int | None, typer.Option("--max", min=1, help="Maximum instances.")
+    ] = None,
+    concurrency: Annotated[
+        int | None, typer.Option(min=1, help="Concurrent requests per instance.")
+    ] = None,
+    cpu: Annotated[str | None, typer.Option(help="CPU limit, e.g. 1 or 2.")] = None,
+    memory: Annotated[str | None, typer.Option(help="Memory limit, e.g. 512Mi or 1Gi.")] = None,
+    project: ProjectOpt = None,
+    region: RegionOpt = None,
+    service: ServiceOpt = None,
+    url: UrlOpt = None,
+    endpoint: EndpointOpt = None,
+    ledger: LedgerOpt = None,
+    timeout: TimeoutOpt = None,
+    config: ConfigOpt = None,
+    dry_run: DryRunOpt = False,
+    yes: YesOpt = False,
+    health_interval: HealthIntervalOpt = 10.0,
+    as_json: JsonOpt = False,
+) -> None:
+    """Apply the runbook's scaling settings (a new revision), then verify /health.
+
+    Example: mlsgw scale --min 2 --max 50 --concurrency 80 --cpu 1 --memory 512Mi
+    """
+    given = (min_instances, max_instances, concurrency, cpu, memory)
+    requested = {k: v for k, v in zip(SCALE_FIELDS, given, strict=True) if v is not None}
+    if not requested:
+        error = UsageError("give at least one of --min, --max, --concurrency, --cpu, --memory")
+        output.fail(error, 3, command="scale", as_json=as_json, run_id=new_run_id())
+    run_action(
+        "scale",
+        resolve=lambda: resolve_target(
+            config=config,
+            timeout=timeout,
+            project=project,
+            region=region,
+            service=service,
+            url=url,
+            endpoint=endpoint,
+            ledger=ledger,
+        ),
+        body=lambda ctx: scale_run(ctx, requested),
+        as_json=as_json,
+        dry_run=dry_run,
+        yes=yes,
+        health_interval=health_interval,
+    )
