@@ -211,6 +211,33 @@ def loadgen_command(mode: str, url: str, pid: int, args: argparse.Namespace) -> 
     return command + args.loadgen_arg
 
 
+def machine_busy_cores(seconds: float) -> float:
+    """How many cores the whole machine kept busy over the next ``seconds``."""
+
+    def busy() -> float:
+        fields = [int(x) for x in Path("/proc/stat").read_text().split("\n", 1)[0].split()[1:]]
+        return (sum(fields[:8]) - fields[3] - fields[4]) / os.sysconf("SC_CLK_TCK")
+
+    before = busy()
+    time.sleep(seconds)
+    return (busy() - before) / seconds
+
+
+def wait_for_quiet(args: argparse.Namespace) -> None:
+    """Wait (at most ``--quiet-wait`` s) until other processes leave the CPUs alone."""
+    deadline = time.monotonic() + args.quiet_wait
+    while True:
+        load = machine_busy_cores(1.0)
+        if load <= args.quiet_cores:
+            return
+        if time.monotonic() > deadline:
+            print(
+                f"[compare] machine still busy ({load:.2f} cores); running anyway", file=sys.stderr
+            )
+            return
+        print(f"[compare] machine busy ({load:.2f} cores); waiting", file=sys.stderr, flush=True)
+
+
 def run_loadgen(mode: str, relay: RelayProcess, args: argparse.Namespace) -> dict[str, Any]:
     command = loadgen_command(mode, relay.url, relay.proc.pid, args)
     done = subprocess.run(command, capture_output=True, text=True, check=False)
@@ -220,35 +247,32 @@ def run_loadgen(mode: str, relay: RelayProcess, args: argparse.Namespace) -> dic
     return result
 
 
-def profile_publish(args: argparse.Namespace) -> str:
-    """Record mlsgw under the publish load with py-spy; the hotspot tables as Markdown."""
+def profile_publish(args: argparse.Namespace, gil_only: bool) -> str:
+    """Record mlsgw under the publish load with py-spy; the hotspot tables as Markdown.
+
+    ``gil_only``: sample only the thread holding the GIL (what serialises the relay).
+    """
     relay = start_relay("mlsgw", args)
     seconds = args.warmup + args.duration
     profile = Path(args.profile)
+    if gil_only:
+        profile = profile.with_name(f"{profile.stem}-gil{profile.suffix}")
+    command = ["py-spy", "record", "--format", "raw", "--threads", "--rate", "250"]
+    command += ["--gil"] if gil_only else []
+    command += ["--duration", str(int(seconds)), "--output", str(profile)]
+    command += ["--pid", str(relay.proc.pid)]
+    wait_for_quiet(args)
     spy = subprocess.Popen(
-        [
-            "py-spy",
-            "record",
-            "--format",
-            "raw",
-            "--threads",
-            "--rate",
-            "250",
-            "--duration",
-            str(int(seconds)),
-            "--output",
-            str(profile),
-            "--pid",
-            str(relay.proc.pid),
-        ],
+        command,
         stdout=subprocess.DEVNULL,
         stderr=subprocess.PIPE,
         text=True,
         start_new_session=True,
     )
+    err = ""
     try:
         time.sleep(0.5)  # let py-spy attach before the load starts
-        run_loadgen("publish", relay, args)
+        result = run_loadgen("publish", relay, args)
         _, err = spy.communicate(timeout=seconds + 30)
     finally:
         if spy.poll() is None:
@@ -265,7 +289,36 @@ def profile_publish(args: argparse.Namespace) -> str:
         check=True,
         cwd=HERE.parent,
     )
-    return done.stdout
+    kind = "GIL holder only (--gil)" if gil_only else "all threads, idle excluded"
+    head = [
+        f"py-spy record --rate 250 --threads{' --gil' if gil_only else ''}: {kind}. "
+        f"Under sampling the relay did {result.get('rate_per_s', '?')} EVENT/s "
+        f"(raw stacks: `{profile}`).",
+        "",
+    ]
+    if not gil_only:
+        head += thread_table(result, profile)
+    return "\n".join(head) + "\n" + done.stdout
+
+
+def thread_table(result: dict[str, Any], profile: Path) -> list[str]:
+    """Relay CPU per thread during the profiled run, named from py-spy's thread labels."""
+    names: dict[str, str] = {}
+    for line in profile.read_text().splitlines():
+        label = line.split(";", 1)[0]
+        if label.startswith("thread (") and "): " in label:
+            tid, _, name = label[len("thread (") :].partition("): ")
+            names[tid] = name
+    threads = result.get("relay_threads") or {}
+    if not threads:
+        return []
+    rows = ["Relay CPU by thread during that run (from /proc):", ""]
+    rows += ["| thread | CPU seconds |", "|---|---:|"]
+    main_tid = str(result.get("relay_pid", ""))
+    for tid, value in threads.items():
+        name = "MainThread (event loop)" if tid == "main" else names.get(tid, tid)
+        rows.append(f"| {name}{'' if tid in ('main', main_tid) else f' ({tid})'} | {value} |")
+    return rows + [""]
 
 
 # --- the table ---------------------------------------------------------------------------
@@ -291,6 +344,9 @@ def _cell(result: dict[str, Any] | None, row: str) -> str:
         kinds = result.get("error_kinds") or {}
         detail = ", ".join(f"{k}: {v}" for k, v in kinds.items())
         return str(result["errors"]) + (f" ({detail})" if detail else "")
+    if row == "others":
+        seconds = result.get("duration_s") or 0
+        return f"{result.get('other_cpu_s', 0) / seconds:.2f}" if seconds else "—"
     if row == "deliveries":
         extra = result.get("extra") or {}
         return f"{extra.get('deliveries_per_s', 0):,.0f}"
@@ -314,10 +370,12 @@ class Table:
             ("publish", "latency", "publish: ack latency p50 / p95 / p99 (ms)"),
             ("publish", "cpu", "publish: relay CPU per event (µs)"),
             ("publish", "errors", "publish: errors"),
+            ("publish", "others", "publish: other processes' CPU meanwhile (cores)"),
             ("req", "rate", f"req: REQ→EOSE round trips/s ({load}, limit 10)"),
             ("req", "latency", "req: round-trip latency p50 / p95 / p99 (ms)"),
             ("req", "cpu", "req: relay CPU per REQ (µs)"),
             ("req", "errors", "req: errors"),
+            ("req", "others", "req: other processes' CPU meanwhile (cores)"),
             (
                 "fanout",
                 "latency",
@@ -326,6 +384,7 @@ class Table:
             ("fanout", "deliveries", "fanout: deliveries/s"),
             ("fanout", "cpu", "fanout: relay CPU per published event (µs)"),
             ("fanout", "errors", "fanout: errors"),
+            ("fanout", "others", "fanout: other processes' CPU meanwhile (cores)"),
         ]
         out = [
             "| figure | " + " | ".join(self.relays) + " |",
@@ -364,6 +423,13 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--nostr-relay-cmd", default="nostr-relay", help="command for nostr-relay")
     parser.add_argument("--profile", help="also profile mlsgw under publish load into this file")
     parser.add_argument("--top", type=int, default=20, help="rows of the hotspot tables")
+    parser.add_argument(
+        "--quiet-cores",
+        type=float,
+        default=0.3,
+        help="before each run, wait until other processes use at most this many cores",
+    )
+    parser.add_argument("--quiet-wait", type=float, default=180.0, help="but no longer than this")
     parser.add_argument("--out", help="also write the Markdown report to this file")
     parser.add_argument("--json-out", help="write all raw results as JSON to this file")
     parser.add_argument("--keep-logs", action="store_true", help="print relay log tails")
@@ -386,6 +452,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         for name in relays:
             print(f"[compare] {name}: {mode} ...", file=sys.stderr, flush=True)
             relay = start_relay(name, args)
+            wait_for_quiet(args)
             result = run_loadgen(mode, relay, args)
             crashed = not relay.alive()
             code = relay.stop()
@@ -412,7 +479,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         report += ["Problems:", ""] + [f"- {p}" for p in problems] + [""]
     if args.profile:
         print("[compare] profiling mlsgw under publish load ...", file=sys.stderr, flush=True)
-        report += ["## Profile (mlsgw, publish load, py-spy)", "", profile_publish(args)]
+        report += ["## Profile (mlsgw, publish load, py-spy)", "", profile_publish(args, False)]
+        report += ["### Who holds the GIL", "", profile_publish(args, True)]
     text = "\n".join(report)
     print(text)
     if args.out:

@@ -155,6 +155,75 @@ def self_cpu() -> float:
     return t.user + t.system
 
 
+def machine_busy_cpu() -> float:
+    """CPU seconds all processes of the machine have used (non-idle time of /proc/stat)."""
+    try:
+        with open("/proc/stat") as f:
+            fields = [int(x) for x in f.readline().split()[1:]]
+    except OSError:
+        return 0.0
+    # user nice system idle iowait irq softirq steal ...: busy = all but idle and iowait
+    return (sum(fields[:8]) - fields[3] - fields[4]) / _TICKS
+
+
+def thread_cpu(pid: int) -> dict[int, tuple[float, float]]:
+    """(user, system) CPU seconds of each thread of ``pid``, by thread id."""
+    out: dict[int, tuple[float, float]] = {}
+    try:
+        tids = os.listdir(f"/proc/{pid}/task")
+    except OSError:
+        return out
+    for tid in tids:
+        try:
+            text = Path(f"/proc/{pid}/task/{tid}/stat").read_text()
+        except OSError:
+            continue
+        fields = text[text.rindex(")") + 2 :].split()
+        out[int(tid)] = (int(fields[11]) / _TICKS, int(fields[12]) / _TICKS)
+    return out
+
+
+@dataclass
+class CpuUsage:
+    """CPU seconds used during a measured phase."""
+
+    relay: float | None
+    client: float
+    others: float
+    threads: dict[str, str] = field(default_factory=dict)
+
+
+class CpuProbe:
+    """CPU of the relay (``pid`` and descendants), of this process and of everything else."""
+
+    def __init__(self, pid: int | None) -> None:
+        self.pid = pid
+        self.relay = 0.0
+        self.client = 0.0
+        self.machine = 0.0
+        self.threads: dict[int, tuple[float, float]] = {}
+
+    def start(self) -> None:
+        self.threads = thread_cpu(self.pid) if self.pid else {}
+        self.relay = process_tree_cpu(self.pid) if self.pid else 0.0
+        self.client = self_cpu()
+        self.machine = machine_busy_cpu()
+
+    def stop(self) -> CpuUsage:
+        relay = process_tree_cpu(self.pid) - self.relay if self.pid else None
+        client = self_cpu() - self.client
+        machine = machine_busy_cpu() - self.machine
+        others = max(0.0, machine - client - (relay or 0.0))
+        threads: dict[str, str] = {}
+        if self.pid:
+            for tid, (user, system) in thread_cpu(self.pid).items():
+                user0, system0 = self.threads.get(tid, (0.0, 0.0))
+                if user - user0 + system - system0 >= 0.05:
+                    name = "main" if tid == self.pid else str(tid)
+                    threads[name] = f"{user - user0:.2f} user + {system - system0:.2f} sys"
+        return CpuUsage(relay, client, others, threads)
+
+
 # --- a minimal WebSocket client ------------------------------------------------------------
 
 
@@ -345,6 +414,8 @@ class Result:
     relay_cpu_s: float | None = None
     relay_cpu_us_per_op: float | None = None
     client_cpu_s: float = 0.0
+    other_cpu_s: float = 0.0
+    relay_threads: dict[str, str] = field(default_factory=dict)
     notes: list[str] = field(default_factory=list)
     extra: dict[str, Any] = field(default_factory=dict)
 
@@ -355,8 +426,7 @@ def summarise(
     latencies: list[float],
     elapsed: float,
     errors: Counter[str],
-    relay_cpu: float | None,
-    client_cpu: float,
+    cpu: CpuUsage,
     operations: int | None = None,
 ) -> Result:
     lat = sorted(x * 1000 for x in latencies)
@@ -375,11 +445,13 @@ def summarise(
         max_ms=round(lat[-1], 3) if lat else 0.0,
         errors=sum(errors.values()),
         error_kinds=dict(errors),
-        relay_cpu_s=None if relay_cpu is None else round(relay_cpu, 3),
+        relay_cpu_s=None if cpu.relay is None else round(cpu.relay, 3),
         relay_cpu_us_per_op=(
-            None if relay_cpu is None or ops == 0 else round(relay_cpu / ops * 1e6, 1)
+            None if cpu.relay is None or ops == 0 else round(cpu.relay / ops * 1e6, 1)
         ),
-        client_cpu_s=round(client_cpu, 3),
+        client_cpu_s=round(cpu.client, 3),
+        other_cpu_s=round(cpu.others, 3),
+        relay_threads=cpu.threads,
     )
 
 
@@ -419,8 +491,7 @@ class Meter:
         self.t_measure = 0.0
         self.t_stop = 0.0
         self.measuring = False
-        self.cpu_start: float | None = None
-        self.client_cpu_start = 0.0
+        self.cpu = CpuProbe(pid)
         self.stopped = False
         self.exhausted_at: float | None = None
 
@@ -434,8 +505,7 @@ class Meter:
     def _begin(self) -> None:
         self.measuring = True
         self.t_measure = time.perf_counter()
-        self.cpu_start = process_tree_cpu(self.pid) if self.pid else None
-        self.client_cpu_start = self_cpu()
+        self.cpu.start()
 
     def tick(self, now: float) -> bool:
         """Called on every reply; False once the run is over (no new requests)."""
@@ -453,16 +523,11 @@ class Meter:
         if self.measuring:
             self.errors[kind] += 1
 
-    def finish(self) -> tuple[float, float | None, float]:
-        end = (
-            min(time.perf_counter(), self.t_stop)
-            if self.exhausted_at is None
-            else (self.exhausted_at)
-        )
-        relay_cpu = None
-        if self.pid and self.cpu_start is not None:
-            relay_cpu = process_tree_cpu(self.pid) - self.cpu_start
-        return end - self.t_measure, relay_cpu, self_cpu() - self.client_cpu_start
+    def finish(self) -> tuple[float, CpuUsage]:
+        """Measured seconds and the CPU used meanwhile."""
+        end = time.perf_counter()
+        end = min(end, self.t_stop) if self.exhausted_at is None else self.exhausted_at
+        return end - self.t_measure, self.cpu.stop()
 
 
 async def wait_done(done: asyncio.Future[None], args: argparse.Namespace) -> None:
@@ -559,12 +624,10 @@ async def run_publish(args: argparse.Namespace) -> Result:
     for start in starters:
         start()
     await wait_done(done, args)
-    elapsed, relay_cpu, client_cpu = meter.finish()
+    elapsed, cpu = meter.finish()
     meter.stopped = True
     lost = await wait_drained(clients, lambda: sum(len(p) for p in pending))
-    result = summarise(
-        "publish", args, meter.latencies, elapsed, meter.errors, relay_cpu, client_cpu
-    )
+    result = summarise("publish", args, meter.latencies, elapsed, meter.errors, cpu)
     if lost:
         result.errors += lost
         result.error_kinds["no reply"] = lost
@@ -701,10 +764,10 @@ async def run_req(args: argparse.Namespace) -> Result:
     for start in starters:
         start()
     await wait_done(done, args)
-    elapsed, relay_cpu, client_cpu = meter.finish()
+    elapsed, cpu = meter.finish()
     meter.stopped = True
     lost = await wait_drained(clients, lambda: sum(len(p) for p in pending))
-    result = summarise("req", args, meter.latencies, elapsed, meter.errors, relay_cpu, client_cpu)
+    result = summarise("req", args, meter.latencies, elapsed, meter.errors, cpu)
     result.extra["seeded"] = accepted
     if lost:
         result.errors += lost
@@ -773,14 +836,12 @@ async def run_fanout(args: argparse.Namespace) -> Result:
     publisher.on_message = on_publisher
     _log(args, f"fan-out: {len(subscribers)} subscribers, {args.rate} events/s")
     interval = 1.0 / args.rate
-    cpu_start: float | None = None
-    client_cpu_start = 0.0
+    probe = CpuProbe(args.pid)
     t_measure = 0.0
     next_send = time.perf_counter()
     for index, message in enumerate(messages):
         if index == warm:
-            cpu_start = process_tree_cpu(args.pid) if args.pid else None
-            client_cpu_start = self_cpu()
+            probe.start()
             t_measure = time.perf_counter()
         delay = next_send - time.perf_counter()
         if delay > 0:
@@ -800,9 +861,7 @@ async def run_fanout(args: argparse.Namespace) -> Result:
     while len(latencies) < expected and time.perf_counter() < deadline:
         await asyncio.sleep(0.01)
     elapsed = time.perf_counter() - t_measure
-    relay_cpu = None
-    if args.pid and cpu_start is not None:
-        relay_cpu = process_tree_cpu(args.pid) - cpu_start
+    cpu = probe.stop()
     missing = expected - len(latencies)
     if missing > 0:
         errors["deliveries missing"] += missing
@@ -815,8 +874,7 @@ async def run_fanout(args: argparse.Namespace) -> Result:
         latencies,
         elapsed,
         errors,
-        relay_cpu,
-        self_cpu() - client_cpu_start,
+        cpu,
         operations=len(measured),
     )
     result.extra["deliveries"] = len(latencies)
@@ -855,7 +913,9 @@ def format_table(result: Result) -> str:
     if result.relay_cpu_s is not None:
         rows.append(("relay CPU", f"{result.relay_cpu_s:.2f} s"))
         rows.append(("relay CPU per operation", f"{result.relay_cpu_us_per_op} µs"))
+        rows += [(f"  thread {t}", v) for t, v in result.relay_threads.items()]
     rows.append(("load generator CPU", f"{result.client_cpu_s:.2f} s"))
+    rows.append(("other processes' CPU", f"{result.other_cpu_s:.2f} s"))
     rows += [(key, str(value)) for key, value in result.extra.items()]
     rows += [("note", note) for note in result.notes]
     width = max(len(label) for label, _ in rows)
