@@ -680,9 +680,19 @@ async def seed(args: argparse.Namespace, secrets: Sequence[bytes]) -> int:
             if message is not None:
                 outstanding[0] += 1
                 client.send(message)
-    await asyncio.wait_for(done, 120)
+    closed = [asyncio.ensure_future(_closed_in_time(c)) for c in clients]
+    await asyncio.wait([done, *closed], timeout=300, return_when=asyncio.FIRST_COMPLETED)
+    for task in closed:
+        task.cancel()
+    if not done.done():
+        reasons = "; ".join(sorted({c.close_reason for c in clients if c.close_reason}))
+        raise SystemExit(f"seeding failed after {accepted} events: {reasons or 'timed out'}")
     close_all(clients)
     return accepted
+
+
+async def _closed_in_time(client: WsClient) -> None:
+    await asyncio.shield(client.closed)
 
 
 async def run_req(args: argparse.Namespace) -> Result:
@@ -974,9 +984,14 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         import uvloop
 
-        result = uvloop.run(run(args))
+        runner: Callable[[Any], Result] = uvloop.run
     except ImportError:
-        result = asyncio.run(run(args))
+        runner = asyncio.run
+    try:
+        result = runner(run(args))
+    except (OSError, TimeoutError) as exc:
+        print(f"loadgen: {args.url}: {exc!r}", file=sys.stderr)
+        return 2
     if args.json:
         print(orjson.dumps(asdict(result), option=orjson.OPT_INDENT_2).decode())
     else:
