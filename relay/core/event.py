@@ -6,6 +6,7 @@
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import re
 from dataclasses import dataclass, field
@@ -121,15 +122,24 @@ def compute_id(pubkey: str, created_at: int, kind: int, tags: Any, content: str)
     return hashlib.sha256(canonical_json(pubkey, created_at, kind, tags, content)).hexdigest()
 
 
+@functools.lru_cache(maxsize=16384)
+def _xonly_key(pubkey: str) -> PublicKeyXOnly | None:
+    # Parsing a key costs about half as much as verifying with it, and most events come
+    # from keys seen recently.
+    try:
+        return PublicKeyXOnly(bytes.fromhex(pubkey))
+    except ValueError:  # not a point on the curve
+        return None
+
+
 def verify_signature(event_id: str, pubkey: str, sig: str) -> bool:
     """BIP-340 Schnorr verification of ``sig`` over the 32-byte id by the x-only ``pubkey``."""
+    key = _xonly_key(pubkey)
+    if key is None:
+        return False
     try:
-        return bool(
-            PublicKeyXOnly(bytes.fromhex(pubkey)).verify(
-                bytes.fromhex(sig), bytes.fromhex(event_id)
-            )
-        )
-    except ValueError:  # not a point on the curve
+        return bool(key.verify(bytes.fromhex(sig), bytes.fromhex(event_id)))
+    except ValueError:
         return False
 
 
