@@ -217,16 +217,17 @@ def render_action(report: ActionReport, console: Console) -> None:
         for change in report.plan:
             console.print(
                 f"  {escape(change.resource)}  {escape(change.field)}: "
-                f"{escape(change.before)} → [bold]{escape(change.after)}[/]"
+                f"{escape(change.before)} → [bold]{escape(change.after)}[/]",
+                soft_wrap=True,
             )
     for step in report.steps:
         detail = f" — {escape(step.detail)}" if step.detail else ""
-        console.print(f"  {_status_cell(step.status)} {escape(step.name)}{detail}")
+        console.print(f"  {_status_cell(step.status)} {escape(step.name)}{detail}", soft_wrap=True)
     for notice in report.notices:
-        console.print(f"[cyan]{escape(notice)}[/]")
+        console.print(f"[cyan]{escape(notice)}[/]", soft_wrap=True)
     style = OUTCOME_STYLE[report.outcome]
     verdict = f"[{style}]{report.outcome.value.upper()}[/]"
-    console.print(f"{verdict} — {escape(report.summary)}  (run {report.run_id})")
+    console.print(f"{verdict} — {escape(report.summary)}  (run {report.run_id})", soft_wrap=True)
 
 
 def render_ledger(records: list[dict[str, Any]], path: str, console: Console) -> None:

@@ -13,7 +13,7 @@ from mlsgw.target import Target
 from tests.mlsgw.conftest import PROJECT, REGION, SERVICE
 from tests.stand_ins.google import GoogleStandIn
 from tests.stand_ins.monitoring import MonitoringStandIn
-from tests.stand_ins.rest import permission_denied
+from tests.stand_ins.rest import ApiError, permission_denied
 
 NAME = f"projects/{PROJECT}/locations/{REGION}/services/{SERVICE}"
 
@@ -145,3 +145,18 @@ def test_monitoring_is_unavailable_with_only_a_rest_endpoint(google: GoogleStand
     assert "gRPC" in (cloud.skip_reason("monitoring") or "")
     with pytest.raises(errors.UsageError):
         cloud.monitoring()
+
+
+def test_quota_errors_become_quota_exceeded(google: GoogleStandIn) -> None:
+    """A 429 RESOURCE_EXHAUSTED becomes QuotaExceeded with a hint."""
+    google.run.add_service(PROJECT, REGION, SERVICE, ["img:1"])
+    google.server.fail("GET", f"/v2/{NAME}", ApiError(429, "Quota exceeded for run.googleapis.com"))
+    with pytest.raises(errors.QuotaExceeded, match="raise the quota"):
+        cloud_for(google).run().get_service(NAME)
+
+
+def test_unreachable_endpoint_is_unavailable() -> None:
+    """Nothing listening on the endpoint: Unavailable, not a vendor exception."""
+    cloud = Cloud(Target(project=PROJECT, endpoint="http://127.0.0.1:9", timeout=2))
+    with pytest.raises(errors.Unavailable):
+        cloud.firestore_admin().list_operations(PROJECT)

@@ -365,3 +365,34 @@ def test_unknown_option_exits_3_not_2(cli: Cli) -> None:
     """A usage error is UNKNOWN (3) for Nagios, never CRITICAL (2)."""
     result = cli("healthcheck", "--no-such-option")
     assert result.exit_code == 3
+
+
+def test_a_hung_check_times_out_without_holding_up_the_others(
+    cli: Cli, healthy: list[str], google: GoogleStandIn
+) -> None:
+    """A Logging API that never answers: that check is unknown ('timed out'), others report."""
+    release = google.server.hold("POST", "/v2/entries:list")
+    try:
+        result = cli(*healthy, "--timeout", "0.5", "--json")
+    finally:
+        release.set()
+    assert result.exit_code == 3
+    logs = next(c for c in json.loads(result.stdout)["checks"] if c["name"] == "logs")
+    assert logs["status"] == "unknown" and logs["summary"] == "timed out after 0.5 s"
+    assert statuses(result.stdout)["health"] == "ok"
+
+
+def test_monitoring_permission_denied_is_unknown(
+    cli: Cli,
+    google: GoogleStandIn,
+    monitoring: MonitoringStandIn,
+    relay: RelayProcess,
+    target_args: list[str],
+) -> None:
+    """A gRPC PERMISSION_DENIED from Monitoring is translated: metrics unknown, permission named."""
+    google.run.add_service(PROJECT, REGION, SERVICE, ["img:1"])
+    args = ["--monitoring-endpoint", monitoring.address, "--url", relay.url, "--json"]
+    result = cli("healthcheck", *target_args, *args)
+    metrics = next(c for c in json.loads(result.stdout)["checks"] if c["name"] == "metrics")
+    assert metrics["status"] == "unknown"
+    assert "monitoring.timeSeries.list" in metrics["summary"]

@@ -6,7 +6,9 @@ import json
 from pathlib import Path
 
 import pytest
+from typer.testing import CliRunner, Result
 
+from mlsgw.cli import app
 from tests.mlsgw.conftest import PROJECT, REGION, SERVICE, Cli
 from tests.stand_ins.cloud_run import ServiceRecord
 from tests.stand_ins.google import GoogleStandIn
@@ -325,3 +327,26 @@ def test_service_not_found_exit_3(cli: Cli, google: GoogleStandIn) -> None:
     result = cli("rollback", *args, "--yes", "--json")
     assert result.exit_code == 3
     assert "does not exist" in json.loads(result.stdout)["summary"]
+
+
+@pytest.mark.parametrize(("answer", "exit_code"), [("n\n", 3), ("y\n", 0)])
+def test_on_a_terminal_the_operator_is_asked(
+    cli: Cli,
+    google: GoogleStandIn,
+    broken_latest: ServiceRecord,
+    target_args: list[str],
+    monkeypatch: pytest.MonkeyPatch,
+    answer: str,
+    exit_code: int,
+) -> None:
+    """With a TTY and no --yes the question is asked: 'n' refuses (3), 'y' proceeds (0)."""
+    monkeypatch.setattr("mlsgw.commands.common.stdin_is_tty", lambda: True)
+    result = cli_with_input(answer, "rollback", *target_args, *FAST)
+    assert result.exit_code == exit_code, result.output
+    assert "Send 100% of traffic of mlsgw to" in result.stderr
+    assert bool(writes(google)) is (exit_code == 0)
+
+
+def cli_with_input(text: str, *args: str) -> Result:
+    """Run the CLI with ``text`` on stdin."""
+    return CliRunner().invoke(app, list(args), input=text, catch_exceptions=False)

@@ -96,6 +96,7 @@ class RestServer:
     requests: list[Request] = field(default_factory=list)
     lock: threading.RLock = field(default_factory=threading.RLock)
     _injected: list[_Injected] = field(default_factory=list)
+    _delays: list[tuple[str, re.Pattern[str], threading.Event]] = field(default_factory=list)
     _server: ThreadingHTTPServer | None = None
 
     @property
@@ -113,6 +114,13 @@ class RestServer:
         with self.lock:
             self._injected.append(_Injected(method, re.compile(pattern), error, times))
 
+    def hold(self, method: str, pattern: str) -> threading.Event:
+        """Keep matching requests waiting until the returned event is set (a hung API)."""
+        release = threading.Event()
+        with self.lock:
+            self._delays.append((method, re.compile(pattern), release))
+        return release
+
     def calls(self, method: str, pattern: str) -> list[Request]:
         """Recorded requests matching ``method`` and ``pattern``."""
         rx = re.compile(pattern)
@@ -128,6 +136,10 @@ class RestServer:
             body = json.loads(raw) if raw.strip() else {}
         except ValueError:
             return 400, ApiError(400, "body is not JSON").document()
+        with self.lock:
+            held = [e for m, p, e in self._delays if m == method and p.fullmatch(path)]
+        for release in held:  # outside the lock: other requests go on
+            release.wait()
         with self.lock:
             self.requests.append(Request(method, path, query, body))
             for injected in self._injected:
@@ -175,7 +187,9 @@ class RestServer:
         ).start()
 
     def stop(self) -> None:
-        """Stop listening."""
+        """Release held requests and stop listening."""
+        for _, _, release in self._delays:
+            release.set()
         if self._server is not None:
             self._server.shutdown()
             self._server.server_close()
