@@ -157,10 +157,3 @@ class Reporter(Protocol):
     """Progress while a command runs (a spinner on a TTY, nothing otherwise)."""
 
     def step(self, message: str) -> None: ...
-
-
-class SilentReporter:
-    """A :class:`Reporter` that shows nothing."""
-
-    def step(self, message: str) -> None:
-        """Ignore the message."""

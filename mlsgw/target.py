@@ -48,11 +48,6 @@ class Target:
     timeout: float = 10.0
 
     @property
-    def overridden(self) -> bool:
-        """True when any endpoint override is set: then nothing may use ADC."""
-        return bool(self.endpoint or self.monitoring_endpoint)
-
-    @property
     def has_service(self) -> bool:
         """Project, region and service are all known."""
         return bool(self.project and self.region and self.service)
