@@ -6,6 +6,7 @@ import asyncio
 import os
 import socket
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -111,38 +112,47 @@ class RelayClient:
                 self._pending.append(msg)
         return self.challenge
 
+    async def _answer(self, is_answer: Callable[[list[Any]], bool]) -> list[Any]:
+        """The first message (pending ones first) for which ``is_answer`` is true; the
+        others are kept, in order, for later reads."""
+        skipped: list[list[Any]] = []
+        try:
+            while True:
+                msg = await self.recv()
+                if is_answer(msg):
+                    return msg
+                skipped.append(msg)
+        finally:
+            self._pending[:0] = skipped
+
     async def publish(self, event: Event) -> list[Any]:
         await self.send_raw(event_frame(event))
-        while True:
-            msg = await self.recv()
-            if msg[0] == "OK" and msg[1] == event.id:
-                return msg
-            self._pending.append(msg)
+        return await self._answer(lambda msg: msg[0] == "OK" and msg[1] == event.id)
 
     async def authenticate(self, keys: Keys, relay_url: str = "ws://127.0.0.1") -> list[Any]:
         challenge = await self.get_challenge()
         event = keys.auth_event(challenge, relay_url)
         await self.send("AUTH", event.to_dict())
-        while True:
-            msg = await self.recv()
-            if msg[0] == "OK" and msg[1] == event.id:
-                return msg
-            self._pending.append(msg)
+        return await self._answer(lambda msg: msg[0] == "OK" and msg[1] == event.id)
 
     async def req(
         self, sub_id: str, *filters: dict[str, Any]
     ) -> tuple[list[dict[str, Any]], list[Any]]:
         """Send REQ; return (stored events, the EOSE or CLOSED message that ended them)."""
         await self.send("REQ", sub_id, *filters)
-        events = []
-        while True:
-            msg = await self.recv()
-            if msg[0] == "EVENT" and msg[1] == sub_id:
-                events.append(msg[2])
-            elif msg[0] in ("EOSE", "CLOSED") and msg[1] == sub_id:
-                return events, msg
-            else:
-                self._pending.append(msg)
+        events: list[dict[str, Any]] = []
+        skipped: list[list[Any]] = []
+        try:
+            while True:
+                msg = await self.recv()
+                if msg[0] == "EVENT" and msg[1] == sub_id:
+                    events.append(msg[2])
+                elif msg[0] in ("EOSE", "CLOSED") and msg[1] == sub_id:
+                    return events, msg
+                else:
+                    skipped.append(msg)
+        finally:
+            self._pending[:0] = skipped
 
     async def close(self) -> None:
         await self.ws.close()
