@@ -265,8 +265,7 @@ async def test_deletions_cannot_delete_deletions(store: SqliteStore) -> None:
 
 
 async def test_a_deletion_removes_addressable_versions_up_to_its_time(store: SqliteStore) -> None:
-    """An ``a`` coordinate deletes versions at or before the deletion and blocks them;
-    a newer version is still accepted."""
+    """An ``a`` deletion removes and blocks versions up to its time, not newer ones."""
     coordinate = f"30023:{ALICE.pubkey}:post"
     old = ev(kind=30023, created_at=NOW - 5, tags=[["d", "post"]])
     await store.save(old, NOW)
