@@ -91,7 +91,7 @@ async def test_req_with_an_existing_id_replaces_it(running: RunningRelay) -> Non
 
 
 async def test_limit_and_max_limit(start_relay: StartRelay, tmp_path: Path) -> None:
-    """``limit`` caps stored results; a missing or larger limit is clamped to max_limit."""
+    """``limit`` caps stored results (0: live only); missing or larger → max_limit."""
     running = await started_with(start_relay, tmp_path, limitation={"max_limit": 3})
     client = await running.client()
     now = int(time.time())
@@ -100,6 +100,12 @@ async def test_limit_and_max_limit(start_relay: StartRelay, tmp_path: Path) -> N
     assert [e["content"] for e in (await client.req("a", {"limit": 2}))[0]] == ["0", "1"]
     assert len((await client.req("b", {}))[0]) == 3
     assert len((await client.req("c", {"limit": 100}))[0]) == 3
+    listener = await running.client()
+    events, end = await listener.req("live-only", {"limit": 0})
+    assert events == [] and end == ["EOSE", "live-only"]
+    live = ALICE.sign(1, "live")
+    await client.publish(live)
+    assert (await listener.recv_until("EVENT"))[1:] == ["live-only", live.to_dict()]
 
 
 async def test_count(running: RunningRelay) -> None:
