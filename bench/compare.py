@@ -261,21 +261,41 @@ def profile_publish(args: argparse.Namespace, gil_only: bool) -> str:
     command += ["--gil"] if gil_only else []
     command += ["--duration", str(int(seconds)), "--output", str(profile)]
     command += ["--pid", str(relay.proc.pid)]
+    started = relay.workdir / "load-started"
     wait_for_quiet(args)
-    spy = subprocess.Popen(
-        command,
-        stdout=subprocess.DEVNULL,
+    load = subprocess.Popen(
+        [
+            *loadgen_command("publish", relay.url, relay.proc.pid, args),
+            "--started-file",
+            str(started),
+        ],
+        stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
         text=True,
-        start_new_session=True,
     )
+    spy: subprocess.Popen[str] | None = None
     err = ""
     try:
-        time.sleep(0.5)  # let py-spy attach before the load starts
-        result = run_loadgen("publish", relay, args)
-        _, err = spy.communicate(timeout=seconds + 30)
+        while not started.exists() and load.poll() is None:
+            time.sleep(0.05)
+        # sample the warm-up and the measured phase, not the signing before them
+        spy = subprocess.Popen(
+            command,
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.PIPE,
+            text=True,
+            start_new_session=True,
+        )
+        out, load_err = load.communicate(timeout=seconds + 120)
+        _, err = spy.communicate(timeout=30)
+        result: dict[str, Any] = json.loads(out) if load.returncode == 0 else {}
+        if load.returncode != 0:
+            err += load_err
     finally:
-        if spy.poll() is None:
+        if load.poll() is None:
+            load.kill()
+            load.wait()
+        if spy is not None and spy.poll() is None:
             os.killpg(spy.pid, signal.SIGKILL)
             spy.wait()
         relay.stop()

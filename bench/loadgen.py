@@ -620,6 +620,7 @@ async def run_publish(args: argparse.Namespace) -> Result:
 
     starters = [make_handler(i) for i in range(len(clients))]
     _log(args, f"publishing: {len(clients)} connections x window {args.window}")
+    announce_start(args)
     meter.start()
     for start in starters:
         start()
@@ -770,6 +771,7 @@ async def run_req(args: argparse.Namespace) -> Result:
 
     starters = [make_handler(i) for i in range(len(clients))]
     _log(args, f"querying: {len(clients)} connections x window {args.window}")
+    announce_start(args)
     meter.start()
     for start in starters:
         start()
@@ -849,6 +851,7 @@ async def run_fanout(args: argparse.Namespace) -> Result:
     probe = CpuProbe(args.pid)
     t_measure = 0.0
     next_send = time.perf_counter()
+    announce_start(args)
     for index, message in enumerate(messages):
         if index == warm:
             probe.start()
@@ -932,6 +935,12 @@ def format_table(result: Result) -> str:
     return "\n".join(f"{label:<{width}}  {value}" for label, value in rows)
 
 
+def announce_start(args: argparse.Namespace) -> None:
+    """Signing and connecting are done; the (warm-up) load begins now."""
+    if args.started_file:
+        Path(args.started_file).write_text(f"{time.time()}\n")
+
+
 def _log(args: argparse.Namespace, text: str) -> None:
     if not args.quiet:
         print(f"[loadgen] {text}", file=sys.stderr, flush=True)
@@ -964,6 +973,9 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
     )
     parser.add_argument("--json", action="store_true", help="print the result as JSON")
     parser.add_argument("--quiet", "-q", action="store_true", help="no progress on stderr")
+    parser.add_argument(
+        "--started-file", help="create this file when the load starts (to attach a profiler)"
+    )
     args = parser.parse_args(argv)
     if args.connections < 1 or args.window < 1 or args.subscribers < 1 or args.rate <= 0:
         parser.error("--connections, --window, --subscribers and --rate must be positive")
