@@ -496,6 +496,20 @@ async def test_store_read_failure_is_closed_error(start_relay: StartRelay, tmp_p
     assert (await client.req("s", {}))[1] == ["EOSE", "s"]
 
 
+async def test_unstorable_event_is_error_and_the_connection_keeps_working(
+    start_relay: StartRelay, tmp_path: Path
+) -> None:
+    """A created_at the store cannot hold (window opened wide) → OK false error, not a crash."""
+    running = await started_with(
+        start_relay, tmp_path, limitation={"max_event_time_newer_than_now": 2**64}
+    )
+    client = await running.client()
+    huge = ALICE.sign(1, "far future", created_at=2**63)
+    reply = await client.publish(huge)
+    assert reply[:3] == ["OK", huge.id, False] and reply[3].startswith("error: ")
+    assert (await client.publish(ALICE.sign(1, "fine")))[2] is True
+
+
 # --- slow consumers and liveness ------------------------------------------------------------------
 
 

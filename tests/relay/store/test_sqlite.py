@@ -369,6 +369,16 @@ async def test_concurrent_saves_are_all_committed(store: SqliteStore) -> None:
     assert await store.count([Filter()], NOW) == 300
 
 
+async def test_values_beyond_int64_are_store_errors_not_crashes(store: SqliteStore) -> None:
+    """An integer SQLite cannot hold is a StoreUnavailable (→ ``error:``); the store goes on."""
+    huge = ALICE.sign(1, "", created_at=2**63)
+    with pytest.raises(StoreUnavailable):
+        await store.save(huge, NOW)
+    with pytest.raises(StoreUnavailable):
+        await store.query([Filter(since=2**64)], NOW)
+    assert await store.save(ev(), NOW) is Outcome.STORED
+
+
 async def test_health_answers_when_open(store: SqliteStore) -> None:
     """health() returns quietly on a working store."""
     await store.health()
