@@ -568,11 +568,12 @@ def _apply_env(
 
 
 def resolve_config_path(path: str | Path | None, environ: Mapping[str, str]) -> Path | None:
-    """The file to load: ``path``, else ``$MLSGW_CONFIG``, else ``config/mlsgw.toml`` if present."""
+    """The file to load: ``path``, else ``$MLSGW_CONFIG`` (set but empty: no file, built-in
+    defaults), else ``config/mlsgw.toml`` if present."""
     if path is not None:
         return Path(path)
-    if environ.get("MLSGW_CONFIG"):
-        return Path(environ["MLSGW_CONFIG"])
+    if "MLSGW_CONFIG" in environ:
+        return Path(environ["MLSGW_CONFIG"]) if environ["MLSGW_CONFIG"] else None
     return DEFAULT_CONFIG_PATH if DEFAULT_CONFIG_PATH.is_file() else None
 
 
