@@ -131,7 +131,7 @@ class Relay:
         self.kind_limiter = KindRateLimiter(
             tuple(
                 KindLimit(r.name, r.limit, r.period, frozenset(r.kinds))
-                for r in config.rate_limiter.event
+                for r in config.rate_limiter.rules
             )
         )
         self.gateway = MlsGateway(
@@ -179,15 +179,28 @@ class Relay:
             await self.execute(peer, action)
 
     async def execute(self, peer: Peer, action: Action) -> None:
-        """Carry out one session action for ``peer``."""
-        if isinstance(action, Send):
-            peer.send(action.data)
-        elif isinstance(action, Publish):
-            await self._publish(peer, action)
-        elif isinstance(action, Query):
-            await self._query(peer, action)
-        elif isinstance(action, Count):
-            await self._count(peer, action)
+        """Carry out one session action for ``peer``.
+
+        A bug below this point still gets the answer the client waits for (OK false or
+        CLOSED with ``error:``), and the connection keeps serving.
+        """
+        try:
+            if isinstance(action, Send):
+                peer.send(action.data)
+            elif isinstance(action, Publish):
+                await self._publish(peer, action)
+            elif isinstance(action, Query):
+                await self._query(peer, action)
+            elif isinstance(action, Count):
+                await self._count(peer, action)
+        except Exception:
+            log.exception("internal error", extra={"action": type(action).__name__})
+            if isinstance(action, Publish):
+                peer.send(peer.session.store_failed(action.event, "internal error"))
+            elif isinstance(action, (Query, Count)):
+                sub_id = action.subscription.sub_id if isinstance(action, Query) else action.sub_id
+                peer.session.subscriptions.pop(sub_id, None)
+                peer.send(m.encode_closed(sub_id, "error: internal error"))
 
     async def _publish(self, peer: Peer, action: Publish) -> None:
         event = action.event

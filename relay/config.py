@@ -158,11 +158,19 @@ DEFAULT_RATE_RULES = (
 
 @dataclass(frozen=True)
 class RateLimiterSettings:
-    """``[rate_limiter]`` (R-A5). A configured ``event`` list replaces the defaults."""
+    """``[rate_limiter]`` (R-A5)."""
 
     enabled: bool = True
     messages_per_second: int = 1000
     event: tuple[RateRule, ...] = DEFAULT_RATE_RULES
+
+    @property
+    def rules(self) -> tuple[RateRule, ...]:
+        """The configured rules, plus each default rule whose kinds no configured rule
+        covers: an rnostr file that limits only 445 and 446 keeps the 443 limit."""
+        covered = {kind for rule in self.event for kind in rule.kinds}
+        extra = tuple(r for r in DEFAULT_RATE_RULES if not covered & set(r.kinds))
+        return self.event + extra
 
 
 @dataclass(frozen=True)

@@ -412,6 +412,8 @@ class RelayServer:
         peers = [c.peer for c in self.connections if c.peer is not None]
         workers = [p.worker for p in peers if p.worker is not None]
         for peer in peers:
+            for sub_id in list(peer.session.subscriptions):
+                peer.send(m.encode_closed(sub_id, "error: relay is shutting down, reconnect"))
             peer.close(1001, "relay is shutting down")
         deadline = time.monotonic() + timeout
         if workers:

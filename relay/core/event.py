@@ -26,6 +26,7 @@ _HEX128 = re.compile(r"[0-9a-f]{128}\Z")
 _UINT = re.compile(r"[0-9]{1,18}\Z")
 
 MAX_KIND = 65535
+MAX_INT64 = 2**63 - 1
 
 
 @dataclass(frozen=True, slots=True)
@@ -167,7 +168,7 @@ def parse_event(obj: object, *, verify: bool = True) -> Event | Rejection:
         return invalid("pubkey must be 64 lowercase hex characters")
     if not isinstance(sig, str) or not _HEX128.match(sig):
         return invalid("sig must be 128 lowercase hex characters")
-    if type(created_at) is not int or created_at < 0:
+    if type(created_at) is not int or not 0 <= created_at <= MAX_INT64:
         return invalid("created_at must be a non-negative integer")
     if type(kind) is not int or not 0 <= kind <= MAX_KIND:
         return invalid(f"kind must be an integer between 0 and {MAX_KIND}")

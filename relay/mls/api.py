@@ -17,7 +17,7 @@ import orjson
 
 from relay.core.auth import check_http_auth
 from relay.core.event import Event, parse_event
-from relay.core.filters import Filter
+from relay.core.filters import MAX_INT64, Filter
 from relay.core.policy import Viewer, ip_permitted
 from relay.core.reasons import Rejection
 from relay.http_messages import HttpRequest, HttpResponse, json_response
@@ -86,7 +86,8 @@ def _json_body(request: HttpRequest) -> dict[str, Any]:
 
 def _int_field(body: dict[str, Any], name: str, default: int) -> int:
     value = body.get(name, default)
-    if type(value) is not int or value < 0:
+    # Beyond int64 is the client's error (400), not a store failure (503).
+    if type(value) is not int or not 0 <= value <= MAX_INT64:
         raise ApiError(400, f"{name} must be a non-negative integer")
     return value
 

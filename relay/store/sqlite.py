@@ -170,7 +170,7 @@ class SqliteStore:
             raise StoreUnavailable("store is not open")
         try:
             return await asyncio.wrap_future(self._writer.submit(job))
-        except sqlite3.Error as exc:
+        except (sqlite3.Error, OverflowError) as exc:  # OverflowError: int beyond SQLite's int64
             raise StoreUnavailable(f"sqlite write failed: {exc}") from exc
 
     def _reader(self) -> sqlite3.Connection:
@@ -189,7 +189,7 @@ class SqliteStore:
         loop = asyncio.get_running_loop()
         try:
             return await loop.run_in_executor(self._readers, lambda: job(self._reader()))
-        except sqlite3.Error as exc:
+        except (sqlite3.Error, OverflowError) as exc:  # OverflowError: int beyond SQLite's int64
             raise StoreUnavailable(f"sqlite read failed: {exc}") from exc
 
     # --- EventStore --------------------------------------------------------------------

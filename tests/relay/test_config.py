@@ -106,6 +106,16 @@ def test_rnostr_example_values_are_honoured() -> None:
     assert config.store_backend == "firestore"
 
 
+def test_default_rate_rules_stay_for_kinds_the_file_does_not_limit() -> None:
+    """The rnostr example limits 445 and 446 only; the default 443 limit stays in force."""
+    config = load_config(RNOSTR_EXAMPLE, {})
+    assert [(r.name, r.limit, r.kinds) for r in config.rate_limiter.rules] == [
+        ("mls_group_messages", 100, (445,)),
+        ("noise_dms", 50, (446,)),
+        ("keypackages", 10, (443,)),
+    ]
+
+
 def test_auth_req_and_event_whitelists_merge_into_the_allowlist(tmp_path: Path) -> None:
     """[auth], [auth.req] and [auth.event] pubkey lists together form the R-A2 allowlist."""
     path = write(

@@ -10,9 +10,11 @@ from typing import Any
 
 import orjson
 import pytest
+from coincurve import PrivateKey
 from websockets.exceptions import ConnectionClosed, InvalidStatus
 
 from relay.config import RateRule
+from relay.core.event import compute_id
 from relay.server import client_ip, ip_permitted
 from tests.conftest import RunningRelay, StartRelay, make_config
 from tests.support.http import http_request
@@ -496,17 +498,29 @@ async def test_store_read_failure_is_closed_error(start_relay: StartRelay, tmp_p
     assert (await client.req("s", {}))[1] == ["EOSE", "s"]
 
 
-async def test_unstorable_event_is_error_and_the_connection_keeps_working(
+async def test_created_at_beyond_int64_is_invalid_and_the_connection_keeps_working(
     start_relay: StartRelay, tmp_path: Path
 ) -> None:
-    """A created_at the store cannot hold (window opened wide) → OK false error, not a crash."""
+    """A validly signed created_at no store can hold (window opened wide) → OK false invalid."""
     running = await started_with(
         start_relay, tmp_path, limitation={"max_event_time_newer_than_now": 2**64}
     )
     client = await running.client()
-    huge = ALICE.sign(1, "far future", created_at=2**63)
-    reply = await client.publish(huge)
-    assert reply[:3] == ["OK", huge.id, False] and reply[3].startswith("error: ")
+    created_at = 2**63
+    event_id = compute_id(ALICE.pubkey, created_at, 1, [], "far future")
+    sig = PrivateKey(ALICE.secret).sign_schnorr(bytes.fromhex(event_id)).hex()
+    huge = {
+        "id": event_id,
+        "pubkey": ALICE.pubkey,
+        "created_at": created_at,
+        "kind": 1,
+        "tags": [],
+        "content": "far future",
+        "sig": sig,
+    }
+    await client.send("EVENT", huge)
+    reply = await client.recv_until("OK")
+    assert reply[:3] == ["OK", event_id, False] and reply[3].startswith("invalid: created_at")
     assert (await client.publish(ALICE.sign(1, "fine")))[2] is True
 
 
@@ -603,6 +617,7 @@ async def test_shutdown_closes_websockets_with_1001(
     client = await running.client()
     await client.req("s", {})
     await running.server.shutdown(2.0)
+    assert await client.recv() == ["CLOSED", "s", "error: relay is shutting down, reconnect"]
     with pytest.raises(ConnectionClosed) as closed:
         await client.recv()
     assert closed.value.rcvd is not None and closed.value.rcvd.code == 1001
