@@ -77,7 +77,6 @@ MIGRATIONS: list[tuple[int, str, str]] = [
             state BLOB NOT NULL,
             updated_at INTEGER NOT NULL
         );
-        CREATE INDEX events_by_kind_time ON events (kind, created_at);
         """,
     ),
 ]

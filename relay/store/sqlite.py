@@ -94,32 +94,37 @@ class _Writer(threading.Thread):
     def _run_batch(
         self, batch: list[tuple[Callable[[sqlite3.Connection], Any], Future[Any]]]
     ) -> None:
-        results: list[tuple[Future[Any], Any, BaseException | None]] = []
+        # Optimistic: the whole batch in one transaction. Jobs only touch the database,
+        # so if one fails, rolling back and running each job alone is exact, and each
+        # caller gets its own result or error.
+        if len(batch) > 1:
+            try:
+                values = self._transaction([job for job, _ in batch])
+            except Exception:  # noqa: BLE001 - retried job by job below
+                pass
+            else:
+                for (_, future), value in zip(batch, values, strict=True):
+                    future.set_result(value)
+                return
+        for job, future in batch:
+            try:
+                future.set_result(self._transaction([job])[0])
+            except sqlite3.Error as exc:
+                future.set_exception(StoreUnavailable(f"sqlite write failed: {exc}"))
+            except Exception as exc:  # noqa: BLE001 - handed to the caller's future
+                future.set_exception(exc)
+
+    def _transaction(self, jobs: list[Callable[[sqlite3.Connection], Any]]) -> list[Any]:
+        """Run ``jobs`` in one transaction and commit; roll back and re-raise on error."""
+        self.conn.execute("BEGIN IMMEDIATE")
         try:
-            self.conn.execute("BEGIN IMMEDIATE")
-            for job, future in batch:
-                self.conn.execute("SAVEPOINT job")
-                try:
-                    value = job(self.conn)
-                except Exception as exc:  # noqa: BLE001 - handed to the caller's future
-                    self.conn.execute("ROLLBACK TO job")
-                    self.conn.execute("RELEASE job")
-                    results.append((future, None, exc))
-                else:
-                    self.conn.execute("RELEASE job")
-                    results.append((future, value, None))
+            values = [job(self.conn) for job in jobs]
             self.conn.execute("COMMIT")
-        except sqlite3.Error as exc:
+        except BaseException:
             if self.conn.in_transaction:
                 self.conn.execute("ROLLBACK")
-            for _, future in batch:
-                future.set_exception(StoreUnavailable(f"sqlite commit failed: {exc}"))
-            return
-        for future, value, err in results:
-            if err is not None:
-                future.set_exception(err)
-            else:
-                future.set_result(value)
+            raise
+        return values
 
 
 class SqliteStore:
