@@ -207,13 +207,16 @@ async def test_unauthenticated_client_never_sees_keypackage_kinds(world: World) 
 async def test_authenticated_kindless_queries_never_harvest_others_keypackages(
     world: World,
 ) -> None:
-    """Without a 443 fetch, other owners' key packages are not in stored results (R-M1b);
-    the relay list (10051) is readable by any authenticated connection."""
+    """Without a 443 fetch, other owners' key packages are neither in stored results nor
+    fanned out live (R-M1b); the relay list (10051) is readable by any authenticated
+    connection."""
     outsider = world.clients["outsider"]
     filters = [{}, {"authors": [OWNER.pubkey]}, {"ids": [world.events["keypackage"].id]}]
     got = await stored(outsider, filters)
     assert world.events["keypackage"].id not in got
     assert world.events["kp_relays"].id in got
+    for observer in ("member", "recipient", "outsider"):
+        assert world.events["keypackage"].id not in world.live[observer]
 
 
 async def test_unauthenticated_writes_of_restricted_kinds_are_refused(world: World) -> None:

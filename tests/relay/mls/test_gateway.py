@@ -194,6 +194,55 @@ async def test_fetch_rate_limit_serves_the_authors_still_allowed(
     assert ids == [bob_kp.id] and end[0] == "EOSE"
 
 
+async def test_keypackages_are_not_fanned_out_live_to_other_connections(
+    start_relay: StartRelay, tmp_path: Path
+) -> None:
+    """Live subscriptions never harvest others' key packages (R-M1b); the owner's own
+    connections do get them live, and a fetch still serves (and consumes) them."""
+    running = await relay_with(start_relay, tmp_path)
+    owner, eve = Keys(), Keys()
+    oc, other_device, ec = (
+        await authed(running, owner),
+        await authed(running, owner),
+        await authed(running, eve),
+    )
+    subs = {"k": {"kinds": [443]}, "a": {"authors": [owner.pubkey]}, "all": {}}
+    for client in (ec, other_device):
+        for sub_id, f in subs.items():
+            await client.send("REQ", sub_id, f)
+            await client.recv_until("EOSE")
+    event = kp(owner)
+    await publish_ok(oc, event)
+    sentinel = owner.sign(1, "sentinel")
+    await publish_ok(oc, sentinel)
+    for client, expected in ((ec, set()), (other_device, {event.id})):
+        waiting, seen = {"a", "all"}, set()
+        while waiting:
+            msg = await client.recv()
+            if msg[0] == "EVENT" and msg[2]["id"] == sentinel.id:
+                waiting.discard(msg[1])
+            elif msg[0] == "EVENT":
+                seen.add(msg[2]["id"])
+        assert seen == expected
+    assert (await fetch(ec, owner))[0] == [event.id]
+
+
+async def test_consumed_keypackage_cannot_be_republished_by_another_connection(
+    start_relay: StartRelay, tmp_path: Path
+) -> None:
+    """Replaying a fetched (consumed) key package is restricted, so it stays consumed."""
+    running = await relay_with(start_relay, tmp_path)
+    owner = Keys()
+    oc, ec, bc = [await authed(running, k) for k in (owner, Keys(), Keys())]
+    first, second = kp(owner, 20), kp(owner, 10)
+    for event in (first, second):
+        await publish_ok(oc, event)
+    assert (await fetch(ec, owner))[0] == [first.id]
+    ok = await ec.publish(first)
+    assert ok[2] is False and ok[3].startswith("restricted: "), ok
+    assert (await fetch(bc, owner))[0] == [second.id]
+
+
 async def test_keypackage_ingest_rejections_over_the_socket(
     start_relay: StartRelay, tmp_path: Path
 ) -> None:

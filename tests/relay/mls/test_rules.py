@@ -102,7 +102,17 @@ def test_restricted_kinds_need_an_authenticated_writer(kind: int) -> None:
     assert msg(rule(ev(kind), ANON, NOW)) == (
         f"auth-required: kind {kind} requires an authenticated connection"
     )
-    assert rule(ev(kind), as_(OUTSIDER), NOW) is None
+    assert rule(ev(kind, keys=OUTSIDER), as_(OUTSIDER), NOW) is None
+
+
+def test_keypackage_is_accepted_only_from_its_owners_connection() -> None:
+    """A 443 signed by someone else (e.g. a fetched, consumed one replayed) is restricted."""
+    rule = require_auth_for_restricted_writes()
+    event = ev(443, keys=OWNER)
+    assert msg(rule(event, as_(OUTSIDER), NOW)) == (
+        "restricted: key packages are accepted only from their owner's connection"
+    )
+    assert rule(event, as_(OUTSIDER, OWNER), NOW) is None
 
 
 @pytest.mark.parametrize("kind", [0, 1, 3, 7, 444, 30023])
