@@ -489,7 +489,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             rate = result.get("rate_per_s", "?")
             print(f"[compare]   -> {rate}/s, errors {result.get('errors')}", file=sys.stderr)
     report = [
-        f"Date: {time.strftime('%Y-%m-%d %H:%M %Z')}; machine: {machine()}",
+        f"Date: {time.strftime('%Y-%m-%d %H:%M %Z')}; machine: {machine()}; "
+        f"mlsgw at {source_state()}",
         "",
         f"Command: `python bench/compare.py {' '.join(sys.argv[1:] if argv is None else argv)}`",
         "",
@@ -508,6 +509,27 @@ def main(argv: Sequence[str] | None = None) -> int:
     if args.json_out:
         Path(args.json_out).write_text(json.dumps(table.results, indent=2))
     return 1 if problems else 0
+
+
+def source_state() -> str:
+    """The commit mlsgw ran from, and whether relay/ or mlsgw/ had uncommitted changes."""
+    repo = HERE.parent
+    try:
+        head = subprocess.run(
+            ["git", "-C", str(repo), "rev-parse", "--short", "HEAD"],
+            capture_output=True,
+            text=True,
+            check=True,
+        ).stdout.strip()
+        dirty = subprocess.run(
+            ["git", "-C", str(repo), "status", "--porcelain", "--", "relay", "mlsgw"],
+            capture_output=True,
+            text=True,
+            check=True,
+        ).stdout.strip()
+    except (OSError, subprocess.CalledProcessError):
+        return "unknown commit"
+    return f"commit {head}" + (" + uncommitted changes in relay/ or mlsgw/" if dirty else "")
 
 
 def machine() -> str:

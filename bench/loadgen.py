@@ -431,6 +431,9 @@ def summarise(
 ) -> Result:
     lat = sorted(x * 1000 for x in latencies)
     ops = len(lat) if operations is None else operations
+    extra: dict[str, Any] = {}
+    if args.histogram:
+        extra["histogram_ms"] = histogram(lat)
     return Result(
         mode=mode,
         url=args.url,
@@ -452,7 +455,28 @@ def summarise(
         client_cpu_s=round(cpu.client, 3),
         other_cpu_s=round(cpu.others, 3),
         relay_threads=cpu.threads,
+        extra=extra,
     )
+
+
+HISTOGRAM_EDGES_MS = (0.5, 1, 1.5, 2, 3, 4, 5, 6, 7, 8, 10, 15, 20, 50, 100, 1000)
+
+
+def histogram(sorted_ms: Sequence[float]) -> dict[str, str]:
+    """Share of latencies per bucket, e.g. ``{"1-1.5 ms": "31.2 %"}`` (empty buckets left out)."""
+    counts: Counter[str] = Counter()
+    low: float = 0
+    index = 0
+    labels = []
+    for edge in (*HISTOGRAM_EDGES_MS, float("inf")):
+        label = f"{low:g}-{edge:g} ms" if edge != float("inf") else f">= {low:g} ms"
+        labels.append(label)
+        while index < len(sorted_ms) and sorted_ms[index] < edge:
+            counts[label] += 1
+            index += 1
+        low = edge
+    total = len(sorted_ms) or 1
+    return {label: f"{100 * counts[label] / total:.1f} %" for label in labels if counts[label]}
 
 
 def _reason_kind(reason: str) -> str:
@@ -929,7 +953,12 @@ def format_table(result: Result) -> str:
         rows += [(f"  thread {t}", v) for t, v in result.relay_threads.items()]
     rows.append(("load generator CPU", f"{result.client_cpu_s:.2f} s"))
     rows.append(("other processes' CPU", f"{result.other_cpu_s:.2f} s"))
-    rows += [(key, str(value)) for key, value in result.extra.items()]
+    for key, value in result.extra.items():
+        if isinstance(value, dict):
+            rows.append((key, ""))
+            rows += [(f"  {k}", str(v)) for k, v in value.items()]
+        else:
+            rows.append((key, str(value)))
     rows += [("note", note) for note in result.notes]
     width = max(len(label) for label, _ in rows)
     return "\n".join(f"{label:<{width}}  {value}" for label, value in rows)
@@ -972,6 +1001,7 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
         "--sign-workers", type=int, default=os.cpu_count() or 1, help="processes for signing"
     )
     parser.add_argument("--json", action="store_true", help="print the result as JSON")
+    parser.add_argument("--histogram", action="store_true", help="also show a latency histogram")
     parser.add_argument("--quiet", "-q", action="store_true", help="no progress on stderr")
     parser.add_argument(
         "--started-file", help="create this file when the load starts (to attach a profiler)"
