@@ -466,6 +466,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     for mode in modes:
         if mode not in MODES:
             raise SystemExit(f"unknown mode {mode!r}; choose from {', '.join(MODES)}")
+    state = source_state()  # before the runs: others may edit the tree meanwhile
     table = Table(relays)
     problems: list[str] = []
     for mode in modes:
@@ -489,8 +490,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             rate = result.get("rate_per_s", "?")
             print(f"[compare]   -> {rate}/s, errors {result.get('errors')}", file=sys.stderr)
     report = [
-        f"Date: {time.strftime('%Y-%m-%d %H:%M %Z')}; machine: {machine()}; "
-        f"mlsgw at {source_state()}",
+        f"Date: {time.strftime('%Y-%m-%d %H:%M %Z')}; machine: {machine()}; mlsgw at {state}",
         "",
         f"Command: `python bench/compare.py {' '.join(sys.argv[1:] if argv is None else argv)}`",
         "",
