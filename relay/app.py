@@ -85,13 +85,15 @@ def build_policy(
         req_rules.append(rules.require_allowlisted_reader(auth.allowed_pubkeys))
     event_rules.append(rules.require_author_for_protected())
     read_rules: list[rules.ReadRule] = []
+    passive_rules: list[rules.ReadRule] = []
     if gateway is not None:
         event_rules += gateway.event_rules()
         req_rules += gateway.req_rules()
         read_rules += gateway.read_rules()
+        passive_rules += gateway.passive_rules()
     if config.rate_limiter.enabled and limiter.rules:
         event_rules.append(rules.limit_event_rate(limiter, clock))
-    return Policy(tuple(event_rules), tuple(req_rules), tuple(read_rules))
+    return Policy(tuple(event_rules), tuple(req_rules), tuple(read_rules), tuple(passive_rules))
 
 
 def session_limits(config: Config) -> SessionLimits:
@@ -263,13 +265,14 @@ class Relay:
         now = int(self.clock())
         started = time.perf_counter()
         try:
-            if self.policy.read_rules:
+            if self.policy.read_rules or self.policy.passive_rules:
                 capped = tuple(
                     f if f.limit is not None else replace(f, limit=MAX_COUNTED_WITH_READ_RULES)
                     for f in action.filters
                 )
                 events = await self.store.query(capped, now)
-                total = sum(1 for _ in self._readable(peer.session, events))
+                viewer = peer.session.viewer
+                total = sum(1 for e in events if self.policy.can_read_passively(e, viewer))
             else:
                 total = await self.store.count(action.filters, now)
         except StoreUnavailable as exc:

@@ -100,3 +100,29 @@ def check_http_auth(
         if payload is None or payload.lower() != hashlib.sha256(body).hexdigest():
             return "payload tag does not match the request body"
     return None
+
+
+class ReplayGuard:
+    """Remembers NIP-98 authorization events so each one authorises a single request.
+
+    An event can only pass the ±60 s window for two minutes, so it is forgotten after
+    that; memory stays bounded by the request rate.
+    """
+
+    def __init__(self, window: int = HTTP_AUTH_WINDOW_SECONDS) -> None:
+        self.window = window
+        self._seen: dict[str, int] = {}
+
+    def first_use(self, sig: str, created_at: int, now: int) -> bool:
+        """True the first time a signed event (by its signature) is presented, False on
+        every replay. Keyed by signature, not id: two identical requests signed in the
+        same second share an id but not a signature (BIP-340 aux randomness)."""
+        while self._seen:
+            oldest, expires = next(iter(self._seen.items()))
+            if expires > now:
+                break
+            del self._seen[oldest]
+        if sig in self._seen:
+            return False
+        self._seen[sig] = max(created_at, now) + self.window + 1
+        return True

@@ -1,12 +1,15 @@
 """Relay policy as lists of small rule functions (in the style of khatru's hook lists).
 
-A :class:`Policy` holds three lists:
+A :class:`Policy` holds four lists:
 
 * ``event_rules``: ``(event, viewer, now) -> Rejection | None``, run in order on every
   EVENT after its signature is checked; the first rejection wins.
 * ``req_rules``: ``(filters, viewer) -> Rejection | None``, run on REQ and COUNT.
 * ``read_rules``: ``(event, viewer) -> bool``, every one must allow an event before a
   viewer receives it, whether stored, live or counted.
+* ``passive_rules``: ``(event, viewer) -> bool``, applied on top of the read rules to
+  everything that is not a REQ's stored results, i.e. live fan-out and COUNT (key packages
+  reach other users only through a consuming fetch, R-M1b).
 
 Rules never do I/O; the MLS gateway adds its own rules from ``relay.mls``.
 """
@@ -86,6 +89,7 @@ class Policy:
     event_rules: tuple[EventRule, ...] = ()
     req_rules: tuple[ReqRule, ...] = ()
     read_rules: tuple[ReadRule, ...] = field(default=())
+    passive_rules: tuple[ReadRule, ...] = field(default=())
 
     def reject_event(self, event: Event, viewer: Viewer, now: int) -> Rejection | None:
         """The first rule's rejection of ``event`` from ``viewer``, or None to accept."""
@@ -106,6 +110,12 @@ class Policy:
     def can_read(self, event: Event, viewer: Viewer) -> bool:
         """True if every read rule lets ``viewer`` receive ``event``."""
         return all(rule(event, viewer) for rule in self.read_rules)
+
+    def can_read_passively(self, event: Event, viewer: Viewer) -> bool:
+        """True if ``viewer`` may receive ``event`` live, or count it."""
+        return self.can_read(event, viewer) and all(
+            rule(event, viewer) for rule in self.passive_rules
+        )
 
 
 # --- rule factories ------------------------------------------------------------------

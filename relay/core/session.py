@@ -345,7 +345,7 @@ class Session:
             for sub_id, sub in self.subscriptions.items()
             if any(f.matches(event) for f in sub.filters)
         ]
-        if subs and not self.can_read(event):
+        if subs and not self.policy.can_read_passively(event, self.viewer):
             return []
         return subs
 

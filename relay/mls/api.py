@@ -54,16 +54,19 @@ def _authenticate(relay: Relay, request: HttpRequest) -> Viewer:
     if isinstance(event, Rejection):
         raise ApiError(401, f"authorization event: {event.detail}")
     host = relay.config.information.relay_url or request.headers.get("host", "")
+    now = int(relay.clock())
     problem = check_http_auth(
         event,
         method=request.method,
         host=host,
         target=request.target,
         body=request.body,
-        now=int(relay.clock()),
+        now=now,
     )
     if problem is not None:
         raise ApiError(401, problem)
+    if not relay.gateway.http_auth_replays.first_use(event.sig, event.created_at, now):
+        raise ApiError(401, "authorization event was already used")
     auth = relay.config.auth
     if not ip_permitted(request.client_ip, relay.allowed_networks, relay.blocked_networks):
         raise ApiError(403, "your address may not use this relay")

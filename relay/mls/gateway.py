@@ -14,6 +14,7 @@ from dataclasses import replace
 from prometheus_client import CollectorRegistry, Counter
 
 from relay.config import MlsGatewaySettings
+from relay.core.auth import ReplayGuard
 from relay.core.event import Event
 from relay.core.filters import Filter
 from relay.core.policy import EventRule, ReadRule, ReqRule, Viewer
@@ -25,6 +26,7 @@ from relay.mls.groups import Actor, GroupState, on_gift_wrap, on_group_message, 
 from relay.mls.keypackages import HARD_MAX_PER_QUERY, keypackage_expiry
 from relay.mls.rules import (
     GroupDirectory,
+    own_keypackages_only,
     require_auth_for_restricted_reads,
     require_auth_for_restricted_writes,
     restricted_delivery,
@@ -105,6 +107,7 @@ class MlsGateway:
             )
         )
         self.metrics = MlsMetrics(registry)
+        self.http_auth_replays = ReplayGuard()
 
     async def start(self) -> None:
         """Load the stored group states (memberships survive restarts)."""
@@ -129,6 +132,12 @@ class MlsGateway:
     def read_rules(self) -> list[ReadRule]:
         """Delivery rules (R-A3); none with ``delivery = "open"``."""
         return [restricted_delivery(self.directory)] if self.enforce else []
+
+    def passive_rules(self) -> list[ReadRule]:
+        """R-M1b: another owner's key package reaches a connection only through a
+        consuming, rate-limited fetch: never by live fan-out, and COUNT does not reveal
+        how many someone has left (no harvesting)."""
+        return [own_keypackages_only()]
 
     # --- writes --------------------------------------------------------------------------
 

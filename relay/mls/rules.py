@@ -14,7 +14,7 @@ from urllib.parse import urlsplit
 from relay.core.event import Event, parse_uint
 from relay.core.filters import Filter
 from relay.core.policy import EventRule, ReadRule, ReqRule, Viewer
-from relay.core.reasons import Rejection, auth_required, invalid
+from relay.core.reasons import Rejection, auth_required, invalid, restricted
 from relay.mls import kinds
 from relay.mls.groups import GroupState, check_roster_shape
 from relay.mls.keypackages import keypackage_expiry
@@ -56,11 +56,15 @@ class GroupDirectory:
 
 
 def require_auth_for_restricted_writes() -> EventRule:
-    """R-A2: MLS kinds need an authenticated connection (delivery "enforce")."""
+    """R-A2: MLS kinds need an authenticated connection (delivery "enforce"). A key
+    package is accepted only from its owner's connection: otherwise anyone who fetched
+    (and so consumed) one could publish it again and undo the consumption (R-M1b)."""
 
     def rule(event: Event, viewer: Viewer, now: int) -> Rejection | None:
         if event.kind in kinds.RESTRICTED and not viewer.authenticated:
             return auth_required(f"kind {event.kind} requires an authenticated connection")
+        if event.kind == kinds.KEYPACKAGE and event.pubkey not in viewer.pubkeys:
+            return restricted("key packages are accepted only from their owner's connection")
         return None
 
     return rule
@@ -84,6 +88,10 @@ def _check_shape(event: Event, now: int, keypackage_ttl: int) -> Rejection | Non
     if kind == kinds.KEYPACKAGE:
         expiry = keypackage_expiry(event, now=now, ttl=keypackage_ttl)
         return expiry if isinstance(expiry, Rejection) else None
+    if kind in (kinds.GROUP_MESSAGE, kinds.ROSTER) and len(event.tag_values("h")) > 1:
+        # Rules judge the first h; "#h" filters match any, so a second h would let a
+        # member of one group write into another group's feed.
+        return invalid("exactly one h tag is allowed")
     if kind == kinds.GROUP_MESSAGE:
         if not event.first_tag_value("h"):
             return invalid("missing h")
@@ -159,3 +167,12 @@ def _addressed(event: Event, viewer: Viewer) -> bool:
     if event.id in viewer.own_events or event.pubkey in viewer.pubkeys:
         return True
     return any(p in viewer.pubkeys for p in event.tag_values("p"))
+
+
+def own_keypackages_only() -> ReadRule:
+    """Outside a consuming fetch (live fan-out, COUNT), a 443 is visible to its owner only."""
+
+    def rule(event: Event, viewer: Viewer) -> bool:
+        return event.kind != kinds.KEYPACKAGE or event.pubkey in viewer.pubkeys
+
+    return rule

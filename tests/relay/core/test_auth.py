@@ -6,6 +6,7 @@ import pytest
 
 from relay.core.auth import (
     AUTH_WINDOW_SECONDS,
+    ReplayGuard,
     check_auth_event,
     new_challenge,
     relay_url_matches,
@@ -131,3 +132,14 @@ def test_relay_url_matching_compares_host_and_non_default_port(
 ) -> None:
     """Hosts compare case-insensitively; default ports and paths do not matter."""
     assert relay_url_matches(tag, configured) is same
+
+
+def test_replay_guard_accepts_a_signature_once_within_its_window() -> None:
+    """A NIP-98 signature authorises one request; it is forgotten once it cannot pass
+    the ±60 s window any more, so memory stays bounded."""
+    guard = ReplayGuard(window=60)
+    assert guard.first_use("sig-a", created_at=1000, now=1000) is True
+    assert guard.first_use("sig-a", created_at=1000, now=1030) is False
+    assert guard.first_use("sig-b", created_at=1000, now=1030) is True
+    assert guard.first_use("sig-c", created_at=1200, now=1200) is True
+    assert len(guard._seen) == 1  # a and b expired and were dropped

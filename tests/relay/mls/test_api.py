@@ -123,6 +123,16 @@ async def test_nip98_failures_are_401(
     assert status == 401 and set(body) == {"error"}, body
 
 
+async def test_nip98_replayed_authorization_is_401(start_relay: StartRelay, tmp_path: Path) -> None:
+    """The same signed authorization event works once; a replay is refused."""
+    running = await api_relay(start_relay, tmp_path)
+    await with_group(running)
+    event = auth_event(MEMBER, "GET", base(running) + f"/groups/{G}")
+    assert (await raw_call(running, header(event)))[0] == 200
+    status, body = await raw_call(running, header(event))
+    assert status == 401 and body == {"error": "authorization event was already used"}
+
+
 async def test_nip98_tampered_signature_is_401(start_relay: StartRelay, tmp_path: Path) -> None:
     """An event whose signature does not verify is refused."""
     running = await api_relay(start_relay, tmp_path)

@@ -227,6 +227,20 @@ async def test_keypackages_are_not_fanned_out_live_to_other_connections(
     assert (await fetch(ec, owner))[0] == [event.id]
 
 
+async def test_count_reveals_only_your_own_keypackages(
+    start_relay: StartRelay, tmp_path: Path
+) -> None:
+    """COUNT of 443 does not tell others how many key packages an owner has left."""
+    running = await relay_with(start_relay, tmp_path)
+    owner, eve = Keys(), Keys()
+    oc, ec = await authed(running, owner), await authed(running, eve)
+    for age in (3, 2, 1):
+        await publish_ok(oc, kp(owner, age))
+    for client, expected in ((oc, 3), (ec, 0)):
+        await client.send("COUNT", "c", {"kinds": [443], "authors": [owner.pubkey]})
+        assert await client.recv_until("COUNT") == ["COUNT", "c", {"count": expected}]
+
+
 async def test_consumed_keypackage_cannot_be_republished_by_another_connection(
     start_relay: StartRelay, tmp_path: Path
 ) -> None:
@@ -351,6 +365,8 @@ async def test_group_message_without_h_or_with_bad_epoch_is_invalid(
     oc = await authed(running, Keys())
     t = Keys()
     assert (await oc.publish(t.sign(445, "x")))[2:] == [False, "invalid: missing h"]
+    two_groups = t.sign(445, "x", [["h", "g"], ["h", "other"]])
+    assert (await oc.publish(two_groups))[2:] == [False, "invalid: exactly one h tag is allowed"]
     ok = await oc.publish(t.sign(445, "x", [["h", "g"], ["k", "9" * 40]]))
     assert ok[2] is False and ok[3].startswith("invalid: k (epoch)")
 
