@@ -53,6 +53,10 @@ class Peer(Protocol):
         """Queue a frame for the client (never blocks; drops the client if it is too slow)."""
         ...
 
+    def send_many(self, frames: Iterable[bytes]) -> None:
+        """Queue several frames at once (one write)."""
+        ...
+
     @property
     def is_open(self) -> bool:
         """False once the connection is closing."""
@@ -252,9 +256,9 @@ class Relay:
             return
         if not peer.session.is_current(sub):
             return
-        for event in self._readable(peer.session, result):
-            peer.send(m.encode_event(sub.sub_id, event.raw))
-        peer.send(m.encode_eose(sub.sub_id))
+        frames = [m.encode_event(sub.sub_id, e.raw) for e in self._readable(peer.session, result)]
+        frames.append(m.encode_eose(sub.sub_id))
+        peer.send_many(frames)
 
     def _readable(self, session: Session, events: Iterable[Event]) -> Iterable[Event]:
         if not self.policy.read_rules:

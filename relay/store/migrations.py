@@ -79,6 +79,18 @@ MIGRATIONS: list[tuple[int, str, str]] = [
         );
         """,
     ),
+    (
+        3,
+        "indexes for authors+kinds and kinds filters in NIP-01 order; replaceable lookups",
+        """
+        DROP INDEX events_by_author_kind;
+        DROP INDEX events_by_kind;
+        CREATE INDEX events_by_author_kind ON events (pubkey, kind, created_at DESC, id);
+        CREATE INDEX events_by_kind ON events (kind, created_at DESC, id);
+        CREATE INDEX events_by_coordinate ON events (pubkey, kind, d_tag)
+            WHERE d_tag IS NOT NULL;
+        """,
+    ),
 ]
 
 
