@@ -48,6 +48,10 @@ def _connect(path: str, *, readonly: bool, synchronous: str) -> sqlite3.Connecti
     conn.execute(f"PRAGMA busy_timeout = {_BUSY_TIMEOUT_MS}")
     if not readonly:
         conn.execute("PRAGMA journal_mode = WAL")
+        # A checkpoint runs inside the COMMIT that crosses this many WAL pages and every
+        # write in flight waits for it; 4000 (16 MB) instead of 1000 makes that 4x rarer
+        # (measured: ack p95 7 ms -> 2 ms under the publish benchmark, see bench/).
+        conn.execute("PRAGMA wal_autocheckpoint = 4000")
         conn.execute(f"PRAGMA synchronous = {synchronous.upper()}")
     conn.execute("PRAGMA temp_store = MEMORY")
     conn.execute("PRAGMA cache_size = -32000")
