@@ -677,8 +677,10 @@ async def seed(args: argparse.Namespace, secrets: Sequence[bytes]) -> int:
     """Publish ``args.seed_per_author`` events per author; returns how many were accepted."""
     batches = sign_events(secrets, args.seed_per_author, args.sign_workers)
     messages = [m for batch in batches for m in batch]
+    by_id = {orjson.loads(m)[1]["id"]: m for m in messages}
     clients = await open_clients(args.url, min(4, args.connections))
     accepted = 0
+    retry: list[bytes] = []  # rate-limited by the relay's per-connection cap: send again
     queue = iter(messages)
     done = asyncio.get_running_loop().create_future()
     outstanding = [0]
@@ -692,7 +694,9 @@ async def seed(args: argparse.Namespace, secrets: Sequence[bytes]) -> int:
                 return
             outstanding[0] -= 1
             accepted += msg[2] is True
-            message = next(queue, None)
+            if msg[2] is False and str(msg[3]).startswith("rate-limited:"):
+                retry.append(by_id[msg[1]])
+            message = retry.pop() if retry else next(queue, None)
             if message is not None:
                 outstanding[0] += 1
                 client.send(message)
