@@ -13,6 +13,7 @@ import asyncio
 import queue
 import sqlite3
 import threading
+import time
 from collections.abc import Callable, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
 from pathlib import Path
@@ -39,6 +40,8 @@ T = TypeVar("T")
 _MAX_BATCH = 256
 _READERS = 2
 _BUSY_TIMEOUT_MS = 5000
+_WRITE_ATTEMPTS = 3
+_WRITE_BACKOFF = 0.05  # seconds, then x4
 # SQLite's default limit on bound parameters is 32766; filters are capped well below.
 
 
@@ -66,6 +69,7 @@ class _Writer(threading.Thread):
         self.conn = conn
         self.jobs: queue.SimpleQueue[tuple[Callable[[sqlite3.Connection], Any], Future[Any]] | None]
         self.jobs = queue.SimpleQueue()
+        self.failing: str | None = None  # the last write error, until a commit succeeds
 
     def submit(self, job: Callable[[sqlite3.Connection], T]) -> Future[T]:
         future: Future[T] = Future()
@@ -119,7 +123,26 @@ class _Writer(threading.Thread):
                 future.set_exception(exc)
 
     def _transaction(self, jobs: list[Callable[[sqlite3.Connection], Any]]) -> list[Any]:
-        """Run ``jobs`` in one transaction and commit; roll back and re-raise on error."""
+        """Run ``jobs`` in one transaction and commit; roll back and re-raise on error.
+
+        Operational errors (locked, busy, I/O, disk full) are retried with backoff
+        (R-S3); the last one is raised, and remembered for ``/health`` until a commit
+        succeeds again.
+        """
+        for attempt in range(_WRITE_ATTEMPTS):
+            try:
+                values = self._attempt(jobs)
+            except sqlite3.OperationalError as exc:
+                self.failing = str(exc)
+                if attempt + 1 == _WRITE_ATTEMPTS:
+                    raise
+                time.sleep(_WRITE_BACKOFF * 4**attempt)
+            else:
+                self.failing = None
+                return values
+        raise AssertionError("unreachable")
+
+    def _attempt(self, jobs: list[Callable[[sqlite3.Connection], Any]]) -> list[Any]:
         self.conn.execute("BEGIN IMMEDIATE")
         try:
             values = [job(self.conn) for job in jobs]
@@ -233,7 +256,10 @@ class SqliteStore:
         return await self._write(job)
 
     async def health(self) -> None:
-        """See :meth:`relay.store.base.EventStore.health`."""
+        """See :meth:`relay.store.base.EventStore.health`; also unhealthy while the last
+        write transaction failed (reads may still work when writes do not)."""
+        if self._writer is not None and self._writer.failing is not None:
+            raise StoreUnavailable(f"writes failing: {self._writer.failing}")
         await self._read(lambda conn: conn.execute("SELECT 1").fetchone())
 
     # --- MlsStore ----------------------------------------------------------------------

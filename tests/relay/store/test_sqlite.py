@@ -408,3 +408,21 @@ async def test_an_unopenable_path_is_unavailable(tmp_path: Path) -> None:
     garbage.write_bytes(b"this is not a database" * 100)
     with pytest.raises(StoreUnavailable):
         await SqliteStore(garbage).open()
+
+
+async def test_a_full_disk_fails_writes_after_retries_and_health_reports_it(
+    store: SqliteStore,
+) -> None:
+    """SQLITE_FULL (a real SQLite error, via max_page_count) is retried, then raised as
+    StoreUnavailable; /health's check fails until a write commits again (R-S3)."""
+    assert await store.save(ev(content="before"), NOW) is Outcome.STORED
+    pages = await store._write(lambda c: c.execute("PRAGMA page_count").fetchone()[0])
+    await store._write(lambda c: c.execute(f"PRAGMA max_page_count = {pages}").fetchone())
+    big = ev(content="x" * 200_000)
+    with pytest.raises(StoreUnavailable, match="full"):
+        await store.save(big, NOW)
+    with pytest.raises(StoreUnavailable, match="writes failing"):
+        await store.health()
+    await store._write(lambda c: c.execute("PRAGMA max_page_count = 1073741823").fetchone())
+    assert await store.save(big, NOW) is Outcome.STORED
+    await store.health()
