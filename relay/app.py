@@ -97,7 +97,13 @@ def build_policy(
         passive_rules += gateway.passive_rules()
     if config.rate_limiter.enabled and limiter.rules:
         event_rules.append(rules.limit_event_rate(limiter, clock))
-    return Policy(tuple(event_rules), tuple(req_rules), tuple(read_rules), tuple(passive_rules))
+    return Policy(
+        tuple(event_rules),
+        tuple(req_rules),
+        tuple(read_rules),
+        tuple(passive_rules),
+        guarded_kinds=gateway.guarded_kinds if gateway is not None else None,
+    )
 
 
 def session_limits(config: Config) -> SessionLimits:
@@ -269,7 +275,7 @@ class Relay:
         now = int(self.clock())
         started = time.perf_counter()
         try:
-            if self.policy.read_rules or self.policy.passive_rules:
+            if self.policy.guards(action.filters):
                 capped = tuple(
                     f if f.limit is not None else replace(f, limit=MAX_COUNTED_WITH_READ_RULES)
                     for f in action.filters

@@ -90,6 +90,9 @@ class Policy:
     req_rules: tuple[ReqRule, ...] = ()
     read_rules: tuple[ReadRule, ...] = field(default=())
     passive_rules: tuple[ReadRule, ...] = field(default=())
+    # Kinds the read and passive rules can refuse (None: any kind). Lets COUNT over other
+    # kinds be answered by the store directly instead of event by event.
+    guarded_kinds: frozenset[int] | None = None
 
     def reject_event(self, event: Event, viewer: Viewer, now: int) -> Rejection | None:
         """The first rule's rejection of ``event`` from ``viewer``, or None to accept."""
@@ -110,6 +113,14 @@ class Policy:
     def can_read(self, event: Event, viewer: Viewer) -> bool:
         """True if every read rule lets ``viewer`` receive ``event``."""
         return all(rule(event, viewer) for rule in self.read_rules)
+
+    def guards(self, filters: Sequence[Filter]) -> bool:
+        """True if read or passive rules may refuse some event matching ``filters``."""
+        if not (self.read_rules or self.passive_rules):
+            return False
+        if self.guarded_kinds is None:
+            return True
+        return any(f.kinds is None or f.kinds & self.guarded_kinds for f in filters)
 
     def can_read_passively(self, event: Event, viewer: Viewer) -> bool:
         """True if ``viewer`` may receive ``event`` live, or count it."""

@@ -133,6 +133,11 @@ class MlsGateway:
         """Delivery rules (R-A3); none with ``delivery = "open"``."""
         return [restricted_delivery(self.directory)] if self.enforce else []
 
+    @property
+    def guarded_kinds(self) -> frozenset[int]:
+        """The only kinds the gateway's read and passive rules ever refuse."""
+        return kinds.RESTRICTED
+
     def passive_rules(self) -> list[ReadRule]:
         """R-M1b: another owner's key package reaches a connection only through a
         consuming, rate-limited fetch: never by live fan-out, and COUNT does not reveal

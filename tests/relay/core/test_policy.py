@@ -191,3 +191,14 @@ def test_event_rate_rule_answers_rate_limited_with_the_rule_name() -> None:
     assert rule(note(ALICE, kind=1), as_(ALICE), NOW) is None  # kind without a rule
     clock[0] = 60.0
     assert rule(note(ALICE, kind=446), as_(ALICE), NOW) is None
+
+
+def test_guards_tells_which_filters_need_event_by_event_read_checks() -> None:
+    """COUNT can use the store's own count unless a read rule may refuse a match."""
+    allow_all = Policy()
+    assert not allow_all.guards([Filter()])
+    guarded = Policy(read_rules=(lambda e, v: True,), guarded_kinds=frozenset({445}))
+    assert not guarded.guards([Filter(kinds=frozenset({1, 7}))])
+    assert guarded.guards([Filter(kinds=frozenset({1, 445}))])
+    assert guarded.guards([Filter(authors=frozenset({"a" * 64}))])  # any kind may match
+    assert Policy(read_rules=(lambda e, v: True,)).guards([Filter(kinds=frozenset({1}))])
