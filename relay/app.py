@@ -8,6 +8,7 @@ supplies peers and feeds frames; nothing here touches a socket.
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import logging
 import time
 from collections.abc import Callable, Iterable
@@ -108,19 +109,8 @@ def build_policy(
 
 def session_limits(config: Config) -> SessionLimits:
     """The per-connection limits from ``[limitation]`` and ``[rate_limiter]``."""
-    lim = config.limitation
     per_second = config.rate_limiter.messages_per_second if config.rate_limiter.enabled else 0
-    return SessionLimits(
-        max_message_length=lim.max_message_length,
-        max_subscriptions=lim.max_subscriptions,
-        max_filters=lim.max_filters,
-        max_limit=lim.max_limit,
-        max_subid_length=lim.max_subid_length,
-        max_event_tags=lim.max_event_tags,
-        max_event_time_older_than_now=lim.max_event_time_older_than_now,
-        max_event_time_newer_than_now=lim.max_event_time_newer_than_now,
-        messages_per_second=per_second,
-    )
+    return SessionLimits(**dataclasses.asdict(config.limitation), messages_per_second=per_second)
 
 
 class Relay:

@@ -27,6 +27,7 @@ from relay.core.reasons import (
     rate_limited,
     restricted,
 )
+from relay.settings import LimitationSettings
 
 
 @dataclass(frozen=True, slots=True)
@@ -118,17 +119,10 @@ class NullObserver:
 
 
 @dataclass(frozen=True)
-class SessionLimits:
-    """The ``[limitation]`` values a session enforces."""
+class SessionLimits(LimitationSettings):
+    """The ``[limitation]`` values a session enforces, plus the per-connection message
+    rate of ``[rate_limiter]`` (0: unlimited)."""
 
-    max_message_length: int = 524288
-    max_subscriptions: int = 50
-    max_filters: int = 20
-    max_limit: int = 1000
-    max_subid_length: int = 100
-    max_event_tags: int = 2000
-    max_event_time_older_than_now: int = 94608000
-    max_event_time_newer_than_now: int = 900
     messages_per_second: int = 1000
 
 
