@@ -125,7 +125,8 @@ JsonOpt = Annotated[
 LedgerOpt = Annotated[
     str | None,
     typer.Option(
-        help="Ledger file (default ~/.local/state/mlsgw/ledger.jsonl) [env MLSGW_LEDGER].",
+        help="Ledger file or gs://BUCKET/OBJECT (default ~/.local/state/mlsgw/ledger.jsonl) "
+        "[env MLSGW_LEDGER].",
         rich_help_panel=PANEL_OUTPUT,
     ),
 ]
@@ -166,8 +167,9 @@ def run_action(
     try:
         target = resolve()
         _ = target.service_name  # raises UsageError when incomplete
-        ledger = Ledger.at(target.ledger, os.environ)
-        run = Cloud(target).run()
+        cloud = Cloud(target)
+        ledger = Ledger.at(target.ledger, os.environ, cloud)
+        run = cloud.run()
     except MlsgwError as exc:
         output.fail(exc, 3, command=command, as_json=as_json, run_id=run_id)
     with output.progress(enabled=not as_json) as reporter:

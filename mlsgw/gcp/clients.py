@@ -2,8 +2,8 @@
 
 - No endpoint override: every client uses Application Default Credentials, looked up once,
   only when a client is first needed (so commands that need no cloud never ask for it).
-- ``endpoint``: Cloud Run, Logging and Firestore Admin go over REST to that base URL with
-  anonymous credentials.
+- ``endpoint``: Cloud Run, Logging, Firestore Admin and Cloud Storage go over REST to that
+  base URL with anonymous credentials.
 - ``monitoring_endpoint``: Cloud Monitoring (gRPC only) over a plaintext channel, anonymous.
 - With any override set, a client without its own override is *unavailable* (see
   :meth:`Cloud.skip_reason`): nothing falls back to ADC or the metadata server.
@@ -19,7 +19,7 @@ from mlsgw.gcp.base import CloudRunApi, FirestoreAdminApi, LogsApi, MonitoringAp
 from mlsgw.gcp.errors import vendor_errors
 from mlsgw.target import Target
 
-REST_APIS = ("run", "logging", "firestore")
+REST_APIS = ("run", "logging", "firestore", "storage")
 SCOPES = ["https://www.googleapis.com/auth/cloud-platform"]
 
 
@@ -33,7 +33,8 @@ class Cloud:
         self._built: dict[str, Any] = {}
 
     def skip_reason(self, api: str) -> str | None:
-        """Why ``api`` (``run``, ``logging``, ``firestore``, ``monitoring``) cannot be used."""
+        """Why ``api`` (``run``, ``logging``, ``firestore``, ``storage``, ``monitoring``) cannot
+        be used."""
         t = self.target
         if api == "monitoring" and t.endpoint and not t.monitoring_endpoint:
             return (
@@ -95,6 +96,10 @@ class Cloud:
         adapter: MonitoringApi = self._get("monitoring")
         return adapter
 
+    def storage(self) -> Any:
+        """A ``google.cloud.storage.Client`` (the ``gs://`` ledger wraps it at its own edge)."""
+        return self._get("storage")
+
     def _build_run(self) -> CloudRunApi:
         from google.cloud import run_v2
 
@@ -118,6 +123,14 @@ class Cloud:
             project=self.target.project, _use_grpc=False, **kwargs
         )
         return LogsAdapter(client)
+
+    def _build_storage(self) -> Any:
+        from google.cloud.storage import Client
+
+        kwargs = self._rest_kwargs()
+        kwargs.pop("transport")  # storage.Client speaks only JSON over HTTP
+        with vendor_errors("set up the Cloud Storage client"):
+            return Client(project=self.target.project, **kwargs)
 
     def _build_firestore(self) -> FirestoreAdminApi:
         from google.cloud import firestore_admin_v1

@@ -1,7 +1,9 @@
 """Vendor exceptions -> :mod:`mlsgw.errors`, at the edge of every adapter.
 
-REST maps errors by HTTP status only (400 ``BadRequest``, 409 ``Conflict``), gRPC by status
-code (``InvalidArgument``, ``Aborted``); both are caught through their common base classes.
+REST maps errors by HTTP status only (400 ``BadRequest``, 409 ``Conflict``, 412
+``PreconditionFailed``), gRPC by status code (``InvalidArgument``, ``Aborted``); both are caught
+through their common base classes. A failed precondition (Cloud Storage's ``ifGenerationMatch``)
+is a concurrent change, like an etag conflict.
 """
 
 from __future__ import annotations
@@ -57,7 +59,7 @@ def translate(
         return errors.PermissionDenied(f"permission denied to {what}: {message}{hint}", missing)
     if isinstance(exc, api.NotFound):
         return errors.NotFound(f"not found while trying to {what}: {message}")
-    if isinstance(exc, api.Conflict):
+    if isinstance(exc, api.Conflict | api.PreconditionFailed):
         return errors.Conflict(f"concurrent change while trying to {what}: {message}")
     if isinstance(exc, api.TooManyRequests):
         return errors.QuotaExceeded(

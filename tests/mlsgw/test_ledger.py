@@ -135,10 +135,3 @@ def test_ledger_path_from_flag_and_env(cli: Cli, tmp_path: Path, monkeypatch: ob
     assert json.loads(result.stdout)["entries"] == 1
     empty = cli("ledger", "verify", "--ledger", str(tmp_path / "none.jsonl"))
     assert empty.exit_code == 0 and "0 entries" in empty.stdout
-
-
-def test_gs_ledger_is_refused_clearly(cli: Cli) -> None:
-    """gs:// ledgers are not implemented: exit 3 with a clear message, never a silent local file."""
-    result = cli("ledger", "verify", "--ledger", "gs://bucket/ledger.jsonl")
-    assert result.exit_code == 3
-    assert "gs:// ledgers are not supported" in result.stderr

@@ -1,4 +1,5 @@
-"""One local REST server standing in for Cloud Run v2, Logging v2 and Firestore Admin v1.
+"""One local REST server standing in for Cloud Run v2, Logging v2, Firestore Admin v1 and
+Cloud Storage (JSON API, object routes).
 
 The real client libraries reach it with ``transport="rest"``, anonymous credentials and
 ``api_endpoint=<url>`` (``mlsgw --endpoint <url>``).
@@ -10,16 +11,19 @@ from tests.stand_ins.cloud_run import CloudRunStandIn
 from tests.stand_ins.firestore_admin import FirestoreAdminStandIn
 from tests.stand_ins.logging_api import LoggingStandIn
 from tests.stand_ins.rest import RestServer
+from tests.stand_ins.storage import StorageStandIn
 
 
 class GoogleStandIn:
-    """The REST stand-ins on one server: :attr:`run`, :attr:`logging`, :attr:`firestore`."""
+    """The REST stand-ins on one server: :attr:`run`, :attr:`logging`, :attr:`firestore`,
+    :attr:`storage`."""
 
     def __init__(self) -> None:
         self.server = RestServer()
         self.run = CloudRunStandIn(self.server)
         self.logging = LoggingStandIn(self.server)
         self.firestore = FirestoreAdminStandIn(self.server)
+        self.storage = StorageStandIn(self.server)
 
     @property
     def url(self) -> str:

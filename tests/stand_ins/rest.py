@@ -1,7 +1,9 @@
 """A stdlib HTTP server on 127.0.0.1 for Google REST API stand-ins.
 
 APIs register routes (method + regex on the unquoted path); handlers receive the match,
-the query and the JSON body and return ``(status, document)``. The server records every
+the query and the JSON body and return ``(status, document)``. Media routes (object
+downloads and uploads) receive the whole :class:`Request`, raw bytes and headers included,
+and may answer with :class:`Media` instead of a JSON document. The server records every
 request (:attr:`RestServer.requests`) so tests can assert what the real client libraries
 sent, and can inject errors shaped like Google's (``{"error": {"code", "message",
 "status", "details"}}``).
@@ -12,7 +14,7 @@ from __future__ import annotations
 import json
 import re
 import threading
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
@@ -27,6 +29,7 @@ STATUS_NAMES = {
     403: "PERMISSION_DENIED",
     404: "NOT_FOUND",
     409: "ABORTED",
+    412: "FAILED_PRECONDITION",
     429: "RESOURCE_EXHAUSTED",
     500: "INTERNAL",
     503: "UNAVAILABLE",
@@ -78,6 +81,31 @@ class Request:
     path: str
     query: dict[str, str]
     body: Json
+    """The JSON body; ``{}`` for media routes (see :attr:`raw`)."""
+    raw: bytes = b""
+    headers: Mapping[str, str] = field(default_factory=dict)
+    """Header names in lower case."""
+
+
+@dataclass(frozen=True)
+class Media:
+    """A response body that is not a JSON document (an object's bytes)."""
+
+    data: bytes
+    content_type: str = "application/octet-stream"
+    headers: Mapping[str, str] = field(default_factory=dict)
+
+
+Reply = tuple[int, Json | Media]
+MediaHandler = Callable[[re.Match[str], Request], Reply]
+
+
+@dataclass(frozen=True)
+class _Route:
+    method: str
+    pattern: re.Pattern[str]
+    handler: Handler | None = None
+    media: MediaHandler | None = None
 
 
 @dataclass
@@ -92,7 +120,7 @@ class _Injected:
 class RestServer:
     """The HTTP server; start with :meth:`start`, stop with :meth:`stop`."""
 
-    routes: list[tuple[str, re.Pattern[str], Handler]] = field(default_factory=list)
+    routes: list[_Route] = field(default_factory=list)
     requests: list[Request] = field(default_factory=list)
     lock: threading.RLock = field(default_factory=threading.RLock)
     _injected: list[_Injected] = field(default_factory=list)
@@ -107,7 +135,11 @@ class RestServer:
 
     def route(self, method: str, pattern: str, handler: Handler) -> None:
         """Serve ``method`` on paths fully matching ``pattern``."""
-        self.routes.append((method, re.compile(pattern), handler))
+        self.routes.append(_Route(method, re.compile(pattern), handler=handler))
+
+    def media_route(self, method: str, pattern: str, handler: MediaHandler) -> None:
+        """Like :meth:`route`, for bodies that are not JSON: the handler gets the request."""
+        self.routes.append(_Route(method, re.compile(pattern), media=handler))
 
     def fail(self, method: str, pattern: str, error: ApiError, times: int = 1) -> None:
         """Answer the next ``times`` matching requests with ``error``."""
@@ -127,35 +159,50 @@ class RestServer:
         with self.lock:
             return [r for r in self.requests if r.method == method and rx.fullmatch(r.path)]
 
-    def dispatch(self, method: str, target: str, raw: bytes) -> tuple[int, Json]:
+    def _find(self, method: str, path: str) -> tuple[_Route, re.Match[str]] | None:
+        for route in self.routes:
+            match = route.pattern.fullmatch(path)
+            if match and route.method == method:
+                return route, match
+        return None
+
+    def dispatch(
+        self, method: str, target: str, raw: bytes, headers: Mapping[str, str] | None = None
+    ) -> Reply:
         """Route one request; every failure is a Google-shaped error."""
         parts = urlsplit(target)
         path = unquote(parts.path)
         query = {k: v[-1] for k, v in parse_qs(parts.query).items()}
-        try:
-            body = json.loads(raw) if raw.strip() else {}
-        except ValueError:
-            return 400, ApiError(400, "body is not JSON").document()
+        found = self._find(method, path)
+        body: Json = {}
+        if found is None or found[0].media is None:
+            try:
+                body = json.loads(raw) if raw.strip() else {}
+            except ValueError:
+                return 400, ApiError(400, "body is not JSON").document()
+        request = Request(method, path, query, body, raw, dict(headers or {}))
         with self.lock:
             held = [e for m, p, e in self._delays if m == method and p.fullmatch(path)]
         for release in held:  # outside the lock: other requests go on
             release.wait()
         with self.lock:
-            self.requests.append(Request(method, path, query, body))
+            self.requests.append(request)
             for injected in self._injected:
                 if injected.method == method and injected.pattern.fullmatch(path):
                     injected.times -= 1
                     if injected.times <= 0:
                         self._injected.remove(injected)
                     return injected.error.code, injected.error.document()
-            for route_method, pattern, handler in self.routes:
-                match = pattern.fullmatch(path)
-                if match and route_method == method:
-                    try:
-                        return handler(match, query, body)
-                    except ApiError as exc:
-                        return exc.code, exc.document()
-        return 404, ApiError(404, f"stand-in has no route for {method} {path}").document()
+            if found is None:
+                return 404, ApiError(404, f"stand-in has no route for {method} {path}").document()
+            route, match = found
+            try:
+                if route.media is not None:
+                    return route.media(match, request)
+                assert route.handler is not None
+                return route.handler(match, query, body)
+            except ApiError as exc:
+                return exc.code, exc.document()
 
     def start(self) -> None:
         """Listen on 127.0.0.1 on a free port, in a daemon thread."""
@@ -167,10 +214,17 @@ class RestServer:
             def _serve(self) -> None:
                 length = int(self.headers.get("content-length") or 0)
                 raw = self.rfile.read(length) if length else b""
-                status, document = server.dispatch(self.command, self.path, raw)
-                data = json.dumps(document).encode()
+                headers = {k.lower(): v for k, v in self.headers.items()}
+                status, reply = server.dispatch(self.command, self.path, raw, headers)
                 self.send_response(status)
-                self.send_header("content-type", "application/json")
+                if isinstance(reply, Media):
+                    data = reply.data
+                    self.send_header("content-type", reply.content_type)
+                    for name, value in reply.headers.items():
+                        self.send_header(name, value)
+                else:
+                    data = json.dumps(reply).encode()
+                    self.send_header("content-type", "application/json")
                 self.send_header("content-length", str(len(data)))
                 self.end_headers()
                 self.wfile.write(data)

@@ -5,25 +5,29 @@ Each line holds ``time``, ``principal``, ``command``, ``args``, ``plan``, ``pre_
 first) and ``hash`` (sha256 of the line's own canonical JSON without ``hash``). Editing a
 line breaks its own hash; recomputing that hash breaks the next line's ``prev``.
 
-Default path: ``$XDG_STATE_HOME/mlsgw/ledger.jsonl`` (``~/.local/state/mlsgw/ledger.jsonl``).
-Only local files are supported; a ``gs://`` ledger is not implemented yet.
+Default path: ``$XDG_STATE_HOME/mlsgw/ledger.jsonl`` (``~/.local/state/mlsgw/ledger.jsonl``);
+a ``gs://BUCKET/OBJECT`` location keeps it in Cloud Storage. The chain logic here sees only a
+:class:`~mlsgw.ledger.base.LedgerStore`, which appends atomically.
 """
 
 from __future__ import annotations
 
-import fcntl
 import getpass
 import hashlib
 import json
-import os
 import socket
 from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from mlsgw.errors import LedgerError, UsageError
+from mlsgw.errors import LedgerError
+from mlsgw.ledger.base import LedgerStore
+from mlsgw.ledger.local import LocalLedgerStore
+
+if TYPE_CHECKING:
+    from mlsgw.gcp.clients import Cloud
 
 GENESIS = "0" * 64
 # Actions whose successful, health-verified result names a known-good revision.
@@ -53,6 +57,10 @@ def _sha256(data: bytes) -> str:
     return hashlib.sha256(data).hexdigest()
 
 
+def _split(data: bytes) -> list[bytes]:
+    return [line for line in data.split(b"\n") if line]
+
+
 @dataclass(frozen=True)
 class Problem:
     """A place where the chain is broken."""
@@ -75,28 +83,32 @@ class Verification:
 
 
 class Ledger:
-    """A local hash-chained JSONL ledger."""
+    """A hash-chained JSONL ledger in a :class:`~mlsgw.ledger.base.LedgerStore`."""
 
-    def __init__(self, path: Path) -> None:
-        self.path = path
+    def __init__(self, store: LedgerStore | Path) -> None:
+        self.store: LedgerStore = LocalLedgerStore(store) if isinstance(store, Path) else store
+
+    @property
+    def location(self) -> str:
+        """The file path or ``gs://`` URL."""
+        return self.store.location
 
     @classmethod
-    def at(cls, location: str | None, environ: Mapping[str, str]) -> Ledger:
-        """The ledger at ``location`` (a local path) or the default path."""
+    def at(cls, location: str | None, environ: Mapping[str, str], cloud: Cloud) -> Ledger:
+        """The ledger at ``location`` (a path or ``gs://BUCKET/OBJECT``) or the default path.
+
+        A ``gs://`` ledger uses ``cloud``'s Cloud Storage client (ADC, or anonymous with an
+        endpoint override).
+        """
         if location and location.startswith("gs://"):
-            raise UsageError(
-                f"ledger {location}: gs:// ledgers are not supported yet; use a local path"
-            )
+            from mlsgw.ledger.gcs import GcsLedgerStore, split_url
+
+            split_url(location)  # a malformed URL is a usage error before any client is built
+            return cls(GcsLedgerStore(cloud.storage(), location, timeout=cloud.target.timeout))
         return cls(Path(location).expanduser() if location else default_path(environ))
 
     def _lines(self) -> list[bytes]:
-        try:
-            data = self.path.read_bytes()
-        except FileNotFoundError:
-            return []
-        except OSError as exc:
-            raise LedgerError(f"cannot read the ledger {self.path}: {exc}") from exc
-        return [line for line in data.split(b"\n") if line]
+        return _split(self.store.read())
 
     def append(
         self,
@@ -109,34 +121,29 @@ class Ledger:
         result: Mapping[str, Any],
         now: datetime | None = None,
     ) -> dict[str, Any]:
-        """Append one record (under an exclusive lock) and return it."""
-        try:
-            self.path.parent.mkdir(parents=True, exist_ok=True)
-            with open(self.path, "a+b") as handle:
-                fcntl.flock(handle, fcntl.LOCK_EX)
-                handle.seek(0)
-                lines = [line for line in handle.read().split(b"\n") if line]
-                prev = _sha256(lines[-1]) if lines else GENESIS
-                record: dict[str, Any] = {
-                    "time": (now or datetime.now(UTC)).isoformat(timespec="seconds"),
-                    "principal": principal(),
-                    "command": command,
-                    "args": dict(args),
-                    "plan": plan,
-                    "pre_state": pre_state,
-                    "result": dict(result),
-                    "run_id": run_id,
-                    "prev": prev,
-                }
-                record = json.loads(_canonical(record))
-                record["hash"] = _sha256(_canonical(record))
-                handle.seek(0, os.SEEK_END)
-                handle.write(_canonical(record) + b"\n")
-                handle.flush()
-                os.fsync(handle.fileno())
-        except OSError as exc:
-            raise LedgerError(f"cannot append to the ledger {self.path}: {exc}") from exc
-        return record
+        """Append one record chained on the current last line, atomically, and return it."""
+        time = (now or datetime.now(UTC)).isoformat(timespec="seconds")
+
+        def line_for(current: bytes) -> bytes:
+            lines = _split(current)
+            record: dict[str, Any] = {
+                "time": time,
+                "principal": principal(),
+                "command": command,
+                "args": dict(args),
+                "plan": plan,
+                "pre_state": pre_state,
+                "result": dict(result),
+                "run_id": run_id,
+                "prev": _sha256(lines[-1]) if lines else GENESIS,
+            }
+            record = json.loads(_canonical(record))
+            record["hash"] = _sha256(_canonical(record))
+            unterminated = bool(current) and not current.endswith(b"\n")
+            return (b"\n" if unterminated else b"") + _canonical(record) + b"\n"
+
+        written: dict[str, Any] = json.loads(self.store.append(line_for))
+        return written
 
     def records(self) -> list[dict[str, Any]]:
         """Every record, oldest first; :class:`LedgerError` on an unparsable line."""
@@ -145,7 +152,7 @@ class Ledger:
             try:
                 records.append(json.loads(line))
             except json.JSONDecodeError as exc:
-                raise LedgerError(f"{self.path}:{number}: not JSON ({exc})") from exc
+                raise LedgerError(f"{self.location}:{number}: not JSON ({exc})") from exc
         return records
 
     def verify(self) -> Verification:
