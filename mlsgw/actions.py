@@ -109,6 +109,16 @@ def describe_traffic(traffic: tuple[TrafficTarget, ...]) -> str:
     return ", ".join(t.describe() for t in traffic) or "(none)"
 
 
+def traffic_change(name: str, service: ServiceState, after: tuple[TrafficTarget, ...]) -> Change:
+    """The plan line for moving the traffic of ``service`` (full name ``name``) to ``after``."""
+    return Change(name, "traffic", describe_traffic(service.traffic), describe_traffic(after))
+
+
+def spec_traffic(service: ServiceState) -> tuple[TrafficTarget, ...]:
+    """The traffic split as written (status-only tag URLs dropped), to compare with a change."""
+    return tuple(dataclasses.replace(t, uri=None) for t in service.traffic)
+
+
 def revisions_table(service: ServiceState, revisions: list[Revision]) -> Table:
     """Revisions with their traffic, tags, readiness and creation time, newest first."""
     split = service.serving()
@@ -243,7 +253,7 @@ def perform(
         return done
 
     change = spec.compute(spec.service)
-    if not change.creates_revision and change.traffic == _spec_traffic(spec.service):
+    if not change.creates_revision and change.traffic == spec_traffic(spec.service):
         out.steps.append(Step("compare", Status.OK, "the service already looks like this"))
         return report(Outcome.DONE, f"nothing to change: {describe_traffic(spec.service.traffic)}")
     if ctx.dry_run:
@@ -294,10 +304,6 @@ def perform(
             "`mlsgw traffic --to-latest` to release it."
         )
     return report(Outcome.DONE, f"done: {describe_traffic(after.traffic)}")
-
-
-def _spec_traffic(service: ServiceState) -> tuple[TrafficTarget, ...]:
-    return tuple(dataclasses.replace(t, uri=None) for t in service.traffic)
 
 
 def refuse(

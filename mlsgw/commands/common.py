@@ -1,14 +1,18 @@
-"""What every runbook command shares: options, the command class, run ids, confirmation."""
+"""What every runbook command shares: options, the command class, run ids, confirmation, and
+for the service-changing commands the shared :class:`ActionOptions` and :func:`run_action`."""
 
 from __future__ import annotations
 
+import functools
+import inspect
 import os
 import sys
 import uuid
 from collections.abc import Callable
+from dataclasses import dataclass, fields
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Annotated, Any, NoReturn
+from typing import Annotated, Any, NoReturn, get_type_hints
 
 import typer
 from typer.core import TyperCommand
@@ -19,7 +23,7 @@ from mlsgw.errors import LedgerError, MlsgwError, Refused
 from mlsgw.gcp.clients import Cloud
 from mlsgw.ledger import Ledger
 from mlsgw.report import ActionReport
-from mlsgw.target import Target
+from mlsgw.target import ENV_NAMES, Target, resolve_target
 
 PANEL_TARGET = "Target"
 PANEL_OUTPUT = "Output"
@@ -45,6 +49,11 @@ class RunbookCommand(TyperCommand):
 def new_run_id() -> str:
     """A sortable, unique run id: ``20261129T071500Z-1a2b3c``."""
     return f"{datetime.now(UTC):%Y%m%dT%H%M%SZ}-{uuid.uuid4().hex[:6]}"
+
+
+def fail_early(command: str, error: MlsgwError, *, as_json: bool) -> NoReturn:
+    """Exit 3 before the command ran (bad arguments, unusable target or ledger)."""
+    output.fail(error, 3, command=command, as_json=as_json, run_id=new_run_id())
 
 
 def stdin_is_tty() -> bool:
@@ -152,20 +161,73 @@ HealthIntervalOpt = Annotated[
 ]
 
 
+@dataclass(frozen=True)
+class ActionOptions:
+    """The options every service-changing command takes after its own, in ``--help`` order.
+
+    The field types are the Typer options themselves: :func:`action_command` turns the fields
+    into the command's parameters, so each flag is declared once, here.
+    """
+
+    project: ProjectOpt = None
+    region: RegionOpt = None
+    service: ServiceOpt = None
+    url: UrlOpt = None
+    endpoint: EndpointOpt = None
+    ledger: LedgerOpt = None
+    timeout: TimeoutOpt = None
+    config: ConfigOpt = None
+    dry_run: DryRunOpt = False
+    yes: YesOpt = False
+    health_interval: HealthIntervalOpt = 10.0
+    as_json: JsonOpt = False
+
+    def target(self) -> Target:
+        """The target: these flags over ``MLSGW_*`` over ``[ops]``."""
+        flags = {name: getattr(self, name) for name in ENV_NAMES if hasattr(self, name)}
+        return resolve_target(config=self.config, timeout=self.timeout, **flags)
+
+
+def action_command(command: Callable[..., None]) -> Callable[..., None]:
+    """Give ``command`` the :class:`ActionOptions` flags and pass them as ``options=``.
+
+    ``command`` declares its own options and a keyword-only ``options: ActionOptions``; Typer
+    sees its own parameters followed by one per :class:`ActionOptions` field.
+    """
+    own = inspect.signature(command, eval_str=True)
+    hints = get_type_hints(ActionOptions, include_extras=True)
+    shared = [
+        inspect.Parameter(
+            f.name, inspect.Parameter.KEYWORD_ONLY, default=f.default, annotation=hints[f.name]
+        )
+        for f in fields(ActionOptions)
+    ]
+    names = [p.name for p in shared]
+    mine = [p for p in own.parameters.values() if p.name != "options"]
+    clash = {p.name for p in mine} & set(names)
+    if clash:
+        raise TypeError(f"{command.__name__} redeclares shared options: {sorted(clash)}")
+
+    @functools.wraps(command)
+    def with_options(**kwargs: Any) -> None:
+        options = ActionOptions(**{name: kwargs.pop(name) for name in names})
+        command(**kwargs, options=options)
+
+    signature = own.replace(parameters=[*mine, *shared])
+    with_options.__signature__ = signature  # type: ignore[attr-defined]
+    with_options.__annotations__ = {p.name: p.annotation for p in signature.parameters.values()}
+    with_options.__annotations__["return"] = signature.return_annotation
+    return with_options
+
+
 def run_action(
-    command: str,
-    *,
-    resolve: Callable[[], Target],
-    body: Callable[[ActionContext], ActionReport],
-    as_json: bool,
-    dry_run: bool,
-    yes: bool,
-    health_interval: float,
+    command: str, options: ActionOptions, body: Callable[[ActionContext], ActionReport]
 ) -> NoReturn:
     """Resolve the target, build the Cloud Run adapter, run ``body``, render, exit."""
     run_id = new_run_id()
+    as_json, dry_run = options.as_json, options.dry_run
     try:
-        target = resolve()
+        target = options.target()
         _ = target.service_name  # raises UsageError when incomplete
         cloud = Cloud(target)
         ledger = Ledger.at(target.ledger, os.environ, cloud)
@@ -176,7 +238,7 @@ def run_action(
 
         def ask(question: str) -> None:
             with reporter.paused():
-                confirm(question, yes=yes)
+                confirm(question, yes=options.yes)
 
         ctx = ActionContext(
             target=target,
@@ -186,7 +248,7 @@ def run_action(
             run_id=run_id,
             confirm=ask,
             dry_run=dry_run,
-            health_interval=health_interval,
+            health_interval=options.health_interval,
         )
         try:
             report = body(ctx)

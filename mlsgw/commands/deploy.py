@@ -7,34 +7,19 @@ from typing import Annotated
 
 import typer
 
-from mlsgw import output
 from mlsgw.actions import (
     ActionContext,
     ActionSpec,
     Trail,
-    describe_traffic,
     latest_traffic,
     perform,
     pin_traffic,
+    spec_traffic,
+    traffic_change,
     verify_health,
     write_service,
 )
-from mlsgw.commands.common import (
-    ConfigOpt,
-    DryRunOpt,
-    EndpointOpt,
-    HealthIntervalOpt,
-    JsonOpt,
-    LedgerOpt,
-    ProjectOpt,
-    RegionOpt,
-    ServiceOpt,
-    TimeoutOpt,
-    UrlOpt,
-    YesOpt,
-    new_run_id,
-    run_action,
-)
+from mlsgw.commands.common import ActionOptions, action_command, fail_early, run_action
 from mlsgw.errors import CloudError, UsageError
 from mlsgw.gcp.base import (
     ServiceChange,
@@ -43,7 +28,6 @@ from mlsgw.gcp.base import (
     TrafficTarget,
 )
 from mlsgw.report import ActionReport, Change, Status, Step
-from mlsgw.target import resolve_target
 
 
 def no_traffic_split(service: ServiceState, revision: str, tag: str) -> tuple[TrafficTarget, ...]:
@@ -92,15 +76,7 @@ def deploy_run(ctx: ActionContext, image: str, no_traffic: bool, tag: str | None
             command="deploy",
             args=args,
             service=service,
-            plan=(
-                *plan,
-                Change(
-                    ctx.service_name,
-                    "traffic",
-                    describe_traffic(service.traffic),
-                    describe_traffic(split),
-                ),
-            ),
+            plan=(*plan, traffic_change(ctx.service_name, service, split)),
             compute=compute,
             question=f"Deploy {image} to {ctx.target.service} as {revision}, with no traffic?",
             health_url=tag_url,
@@ -109,15 +85,8 @@ def deploy_run(ctx: ActionContext, image: str, no_traffic: bool, tag: str | None
         )
         return perform(ctx, spec)
     after_traffic = latest_traffic(service)
-    if after_traffic != tuple(dataclasses.replace(t, uri=None) for t in service.traffic):
-        plan.append(
-            Change(
-                ctx.service_name,
-                "traffic",
-                describe_traffic(service.traffic),
-                describe_traffic(after_traffic),
-            )
-        )
+    if after_traffic != spec_traffic(service):
+        plan.append(traffic_change(ctx.service_name, service, after_traffic))
 
     def roll_back(ctx: ActionContext, after: ServiceState, out: Trail) -> None:
         serving = after.main_revision()
@@ -195,6 +164,7 @@ def scale_run(ctx: ActionContext, requested: dict[str, int | str]) -> ActionRepo
     return perform(ctx, spec)
 
 
+@action_command
 def deploy(
     image: Annotated[
         str, typer.Option(help="Container image, e.g. REGION-docker.pkg.dev/P/R/mlsgw:1.4.2")
@@ -205,18 +175,8 @@ def deploy(
     tag: Annotated[
         str | None, typer.Option(help="Tag for the new revision's own URL (with --no-traffic).")
     ] = None,
-    project: ProjectOpt = None,
-    region: RegionOpt = None,
-    service: ServiceOpt = None,
-    url: UrlOpt = None,
-    endpoint: EndpointOpt = None,
-    ledger: LedgerOpt = None,
-    timeout: TimeoutOpt = None,
-    config: ConfigOpt = None,
-    dry_run: DryRunOpt = False,
-    yes: YesOpt = False,
-    health_interval: HealthIntervalOpt = 10.0,
-    as_json: JsonOpt = False,
+    *,
+    options: ActionOptions,
 ) -> None:
     """Deploy an image: new revision, verify /health; after 3 consecutive failures traffic goes
     back to the previous revision automatically (exit 1).
@@ -225,27 +185,11 @@ def deploy(
     """
     if no_traffic != (tag is not None):
         error = UsageError("--no-traffic and --tag NAME go together")
-        output.fail(error, 3, command="deploy", as_json=as_json, run_id=new_run_id())
-    run_action(
-        "deploy",
-        resolve=lambda: resolve_target(
-            config=config,
-            timeout=timeout,
-            project=project,
-            region=region,
-            service=service,
-            url=url,
-            endpoint=endpoint,
-            ledger=ledger,
-        ),
-        body=lambda ctx: deploy_run(ctx, image, no_traffic, tag),
-        as_json=as_json,
-        dry_run=dry_run,
-        yes=yes,
-        health_interval=health_interval,
-    )
+        fail_early("deploy", error, as_json=options.as_json)
+    run_action("deploy", options, lambda ctx: deploy_run(ctx, image, no_traffic, tag))
 
 
+@action_command
 def scale(
     min_instances: Annotated[
         int | None, typer.Option("--min", min=0, help="Minimum instances.")
@@ -258,18 +202,8 @@ def scale(
     ] = None,
     cpu: Annotated[str | None, typer.Option(help="CPU limit, e.g. 1 or 2.")] = None,
     memory: Annotated[str | None, typer.Option(help="Memory limit, e.g. 512Mi or 1Gi.")] = None,
-    project: ProjectOpt = None,
-    region: RegionOpt = None,
-    service: ServiceOpt = None,
-    url: UrlOpt = None,
-    endpoint: EndpointOpt = None,
-    ledger: LedgerOpt = None,
-    timeout: TimeoutOpt = None,
-    config: ConfigOpt = None,
-    dry_run: DryRunOpt = False,
-    yes: YesOpt = False,
-    health_interval: HealthIntervalOpt = 10.0,
-    as_json: JsonOpt = False,
+    *,
+    options: ActionOptions,
 ) -> None:
     """Apply the runbook's scaling settings (a new revision), then verify /health.
 
@@ -279,22 +213,5 @@ def scale(
     requested = {k: v for k, v in zip(SCALE_FIELDS, given, strict=True) if v is not None}
     if not requested:
         error = UsageError("give at least one of --min, --max, --concurrency, --cpu, --memory")
-        output.fail(error, 3, command="scale", as_json=as_json, run_id=new_run_id())
-    run_action(
-        "scale",
-        resolve=lambda: resolve_target(
-            config=config,
-            timeout=timeout,
-            project=project,
-            region=region,
-            service=service,
-            url=url,
-            endpoint=endpoint,
-            ledger=ledger,
-        ),
-        body=lambda ctx: scale_run(ctx, requested),
-        as_json=as_json,
-        dry_run=dry_run,
-        yes=yes,
-        health_interval=health_interval,
-    )
+        fail_early("scale", error, as_json=options.as_json)
+    run_action("scale", options, lambda ctx: scale_run(ctx, requested))

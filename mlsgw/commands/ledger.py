@@ -3,8 +3,9 @@
 from __future__ import annotations
 
 import os
+from collections.abc import Callable
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, TypeVar
 
 import typer
 
@@ -15,24 +16,33 @@ from mlsgw.commands.common import (
     JsonOpt,
     LedgerOpt,
     RunbookCommand,
-    new_run_id,
+    fail_early,
 )
 from mlsgw.errors import MlsgwError
 from mlsgw.gcp.clients import Cloud
 from mlsgw.ledger import Ledger
 from mlsgw.target import resolve_target
 
+T = TypeVar("T")
+
 app = typer.Typer(help="Show and verify the audit ledger of runbook actions.", no_args_is_help=True)
 
 
-def _open(
-    ledger: str | None, endpoint: str | None, config: Path | None, command: str, as_json: bool
-) -> Ledger:
+def _read(
+    command: str,
+    read: Callable[[Ledger], T],
+    ledger: str | None,
+    endpoint: str | None,
+    config: Path | None,
+    as_json: bool,
+) -> tuple[str, T]:
+    """Open the ledger and ``read`` it: (its location, what was read); exit 3 on failure."""
     try:
         target = resolve_target(config=config, ledger=ledger, endpoint=endpoint)
-        return Ledger.at(target.ledger, os.environ, Cloud(target))
+        book = Ledger.at(target.ledger, os.environ, Cloud(target))
+        return book.location, read(book)
     except MlsgwError as exc:
-        output.fail(exc, 3, command=command, as_json=as_json, run_id=new_run_id())
+        fail_early(command, exc, as_json=as_json)
 
 
 @app.command("show", cls=RunbookCommand)
@@ -48,20 +58,16 @@ def show(
 
     Example: mlsgw ledger show --last 5 --command rollback
     """
-    book = _open(ledger, endpoint, config, "ledger show", as_json)
-    try:
-        records = book.records()
-    except MlsgwError as exc:
-        output.fail(exc, 3, command="ledger show", as_json=as_json, run_id=new_run_id())
+    location, records = _read("ledger show", Ledger.records, ledger, endpoint, config, as_json)
     if command:
         records = [r for r in records if r.get("command") == command]
     if last:
         records = records[-last:]
     if as_json:
-        document = {"command": "ledger show", "ok": True, "path": str(book.location)}
+        document = {"command": "ledger show", "ok": True, "path": location}
         output.emit_json({**document, "entries": records})
         return
-    output.render_ledger(records, str(book.location), output.stdout_console())
+    output.render_ledger(records, location, output.stdout_console())
 
 
 @app.command("verify", cls=RunbookCommand)
@@ -75,22 +81,18 @@ def verify(
 
     Example: mlsgw ledger verify
     """
-    book = _open(ledger, endpoint, config, "ledger verify", as_json)
-    try:
-        result = book.verify()
-    except MlsgwError as exc:
-        output.fail(exc, 3, command="ledger verify", as_json=as_json, run_id=new_run_id())
+    location, result = _read("ledger verify", Ledger.verify, ledger, endpoint, config, as_json)
     if as_json:
         output.emit_json(
             {
                 "command": "ledger verify",
                 "ok": result.ok,
                 "status": "intact" if result.ok else "broken",
-                "path": str(book.location),
+                "path": location,
                 "entries": result.entries,
                 "problems": [{"line": p.line, "reason": p.reason} for p in result.problems],
             }
         )
     else:
-        output.render_verification(result, str(book.location), output.stdout_console())
+        output.render_verification(result, location, output.stdout_console())
     raise typer.Exit(0 if result.ok else 2)

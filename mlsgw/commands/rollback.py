@@ -7,37 +7,20 @@ from typing import Annotated
 
 import typer
 
-from mlsgw import output
 from mlsgw.actions import (
     ActionContext,
     ActionSpec,
-    describe_traffic,
     latest_traffic,
     perform,
     pin_traffic,
     refuse,
     revisions_table,
+    traffic_change,
 )
-from mlsgw.commands.common import (
-    ConfigOpt,
-    DryRunOpt,
-    EndpointOpt,
-    HealthIntervalOpt,
-    JsonOpt,
-    LedgerOpt,
-    ProjectOpt,
-    RegionOpt,
-    ServiceOpt,
-    TimeoutOpt,
-    UrlOpt,
-    YesOpt,
-    new_run_id,
-    run_action,
-)
+from mlsgw.commands.common import ActionOptions, action_command, fail_early, run_action
 from mlsgw.errors import Refused, UsageError
 from mlsgw.gcp.base import Revision, ServiceChange, ServiceState
 from mlsgw.report import ActionReport, Change, Status, Step
-from mlsgw.target import resolve_target
 
 
 def choose_target(
@@ -87,7 +70,7 @@ def rollback_run(ctx: ActionContext, to: str | None) -> ActionReport:
         command="rollback",
         args={**args, "target_revision": chosen.name},
         service=service,
-        plan=(Change(name, "traffic", describe_traffic(service.traffic), describe_traffic(after)),),
+        plan=(traffic_change(name, service, after),),
         compute=lambda current: ServiceChange(traffic=pin_traffic(current, chosen.name)),
         question=f"Send 100% of traffic of {ctx.target.service} to {chosen.name}?",
         tables=(table,),
@@ -105,14 +88,7 @@ def traffic_run(ctx: ActionContext) -> ActionReport:
         command="traffic",
         args={"to_latest": True},
         service=service,
-        plan=(
-            Change(
-                ctx.service_name,
-                "traffic",
-                describe_traffic(service.traffic),
-                describe_traffic(after),
-            ),
-        ),
+        plan=(traffic_change(ctx.service_name, service, after),),
         compute=lambda current: ServiceChange(traffic=latest_traffic(current)),
         question=f"Send 100% of traffic of {ctx.target.service} to the latest ready revision?",
     )
@@ -151,20 +127,11 @@ ToOpt = Annotated[
 ]
 
 
+@action_command
 def rollback(
     to: ToOpt = None,
-    project: ProjectOpt = None,
-    region: RegionOpt = None,
-    service: ServiceOpt = None,
-    url: UrlOpt = None,
-    endpoint: EndpointOpt = None,
-    ledger: LedgerOpt = None,
-    timeout: TimeoutOpt = None,
-    config: ConfigOpt = None,
-    dry_run: DryRunOpt = False,
-    yes: YesOpt = False,
-    health_interval: HealthIntervalOpt = 10.0,
-    as_json: JsonOpt = False,
+    *,
+    options: ActionOptions,
 ) -> None:
     """Incident rollback: pin 100% of traffic to a good revision, keep tags, verify /health.
 
@@ -172,42 +139,16 @@ def rollback(
 
     Example: mlsgw rollback --service mlsgw --dry-run
     """
-    run_action(
-        "rollback",
-        resolve=lambda: resolve_target(
-            config=config,
-            timeout=timeout,
-            project=project,
-            region=region,
-            service=service,
-            url=url,
-            endpoint=endpoint,
-            ledger=ledger,
-        ),
-        body=lambda ctx: rollback_run(ctx, to),
-        as_json=as_json,
-        dry_run=dry_run,
-        yes=yes,
-        health_interval=health_interval,
-    )
+    run_action("rollback", options, lambda ctx: rollback_run(ctx, to))
 
 
+@action_command
 def traffic(
     to_latest: Annotated[
         bool, typer.Option("--to-latest", help="Send 100% of traffic to the latest ready revision.")
     ] = False,
-    project: ProjectOpt = None,
-    region: RegionOpt = None,
-    service: ServiceOpt = None,
-    url: UrlOpt = None,
-    endpoint: EndpointOpt = None,
-    ledger: LedgerOpt = None,
-    timeout: TimeoutOpt = None,
-    config: ConfigOpt = None,
-    dry_run: DryRunOpt = False,
-    yes: YesOpt = False,
-    health_interval: HealthIntervalOpt = 10.0,
-    as_json: JsonOpt = False,
+    *,
+    options: ActionOptions,
 ) -> None:
     """Release pinned traffic after a rollback: `mlsgw traffic --to-latest`.
 
@@ -215,60 +156,17 @@ def traffic(
     """
     if not to_latest:
         error = UsageError("give --to-latest (use `mlsgw rollback --to REV` to pin a revision)")
-        output.fail(error, 3, command="traffic", as_json=as_json, run_id=new_run_id())
-    run_action(
-        "traffic",
-        resolve=lambda: resolve_target(
-            config=config,
-            timeout=timeout,
-            project=project,
-            region=region,
-            service=service,
-            url=url,
-            endpoint=endpoint,
-            ledger=ledger,
-        ),
-        body=traffic_run,
-        as_json=as_json,
-        dry_run=dry_run,
-        yes=yes,
-        health_interval=health_interval,
-    )
+        fail_early("traffic", error, as_json=options.as_json)
+    run_action("traffic", options, traffic_run)
 
 
+@action_command
 def restart(
-    project: ProjectOpt = None,
-    region: RegionOpt = None,
-    service: ServiceOpt = None,
-    url: UrlOpt = None,
-    endpoint: EndpointOpt = None,
-    ledger: LedgerOpt = None,
-    timeout: TimeoutOpt = None,
-    config: ConfigOpt = None,
-    dry_run: DryRunOpt = False,
-    yes: YesOpt = False,
-    health_interval: HealthIntervalOpt = 10.0,
-    as_json: JsonOpt = False,
+    *,
+    options: ActionOptions,
 ) -> None:
     """Restart every instance: a new revision with RESTART_TIME set, then verify /health.
 
     Example: mlsgw restart --yes
     """
-    run_action(
-        "restart",
-        resolve=lambda: resolve_target(
-            config=config,
-            timeout=timeout,
-            project=project,
-            region=region,
-            service=service,
-            url=url,
-            endpoint=endpoint,
-            ledger=ledger,
-        ),
-        body=restart_run,
-        as_json=as_json,
-        dry_run=dry_run,
-        yes=yes,
-        health_interval=health_interval,
-    )
+    run_action("restart", options, restart_run)

@@ -1,0 +1,59 @@
+"""The options every action command shares (``mlsgw.commands.common.ActionOptions``)."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+from mlsgw.commands.common import ActionOptions, action_command
+from tests.mlsgw.conftest import PROJECT, REGION, SERVICE, Cli
+from tests.stand_ins.google import GoogleStandIn
+
+ACTIONS = [
+    ["rollback"],
+    ["traffic", "--to-latest"],
+    ["restart"],
+    ["deploy", "--image", "img:3"],
+    ["scale", "--max", "20"],
+]
+
+
+@pytest.mark.parametrize("args", ACTIONS, ids=[a[0] for a in ACTIONS])
+def test_every_action_resolves_its_target_from_the_shared_flags_and_config(
+    cli: Cli, google: GoogleStandIn, tmp_path: Path, args: list[str]
+) -> None:
+    """Flags and [ops] from --config (region here) all reach the target the action reports."""
+    google.run.add_service(PROJECT, REGION, SERVICE, ["img:1", "img:2"])
+    config = tmp_path / "ops.toml"
+    config.write_text(f'[ops]\nregion = "{REGION}"\n')
+    ledger = tmp_path / "elsewhere.jsonl"
+    result = cli(
+        *args,
+        *("--project", PROJECT, "--service", SERVICE, "--endpoint", google.url),
+        *("--url", "http://127.0.0.1:9", "--timeout", "3.5", "--ledger", str(ledger)),
+        *("--config", str(config), "--dry-run", "--json"),
+    )
+    assert result.exit_code == 0, result.stdout
+    target = json.loads(result.stdout)["target"]
+    expected = {
+        "project": PROJECT,
+        "region": REGION,
+        "service": SERVICE,
+        "url": "http://127.0.0.1:9",
+        "endpoint": google.url,
+        "ledger": str(ledger),
+        "timeout": 3.5,
+    }
+    assert {k: target[k] for k in expected} == expected
+
+
+def test_a_command_may_not_redeclare_a_shared_option() -> None:
+    """Declaring --project again would silently shadow the shared flag: refused at import."""
+
+    def clashing(project: str | None = None, *, options: ActionOptions) -> None:
+        """Example: none"""
+
+    with pytest.raises(TypeError, match="project"):
+        action_command(clashing)
