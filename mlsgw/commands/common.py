@@ -79,27 +79,27 @@ ConfigOpt = Annotated[
     typer.Option(
         "--config",
         "-c",
-        help="Config file whose [ops] gives defaults "
+        help="Config file whose \\[ops] gives defaults "
         "(default: $MLSGW_CONFIG or config/mlsgw.toml).",
         rich_help_panel=PANEL_TARGET,
     ),
 ]
 ProjectOpt = Annotated[
     str | None,
-    typer.Option(help="Google Cloud project [env MLSGW_PROJECT].", rich_help_panel=PANEL_TARGET),
+    typer.Option(help="Google Cloud project (env MLSGW_PROJECT).", rich_help_panel=PANEL_TARGET),
 ]
 RegionOpt = Annotated[
     str | None,
-    typer.Option(help="Cloud Run region [env MLSGW_REGION].", rich_help_panel=PANEL_TARGET),
+    typer.Option(help="Cloud Run region (env MLSGW_REGION).", rich_help_panel=PANEL_TARGET),
 ]
 ServiceOpt = Annotated[
     str | None,
-    typer.Option(help="Cloud Run service [env MLSGW_SERVICE].", rich_help_panel=PANEL_TARGET),
+    typer.Option(help="Cloud Run service (env MLSGW_SERVICE).", rich_help_panel=PANEL_TARGET),
 ]
 UrlOpt = Annotated[
     str | None,
     typer.Option(
-        help="Public URL of the relay (default: the service's URL) [env MLSGW_URL].",
+        help="Public URL of the relay (default: the service's URL) (env MLSGW_URL).",
         rich_help_panel=PANEL_TARGET,
     ),
 ]
@@ -107,7 +107,7 @@ EndpointOpt = Annotated[
     str | None,
     typer.Option(
         help="Base URL for the REST Google APIs, anonymous (tests, stand-ins) "
-        "[env MLSGW_GCP_ENDPOINT].",
+        "(env MLSGW_GCP_ENDPOINT).",
         rich_help_panel=PANEL_TARGET,
     ),
 ]
@@ -115,13 +115,13 @@ MonitoringEndpointOpt = Annotated[
     str | None,
     typer.Option(
         help="HOST:PORT of a plaintext gRPC Cloud Monitoring endpoint, anonymous "
-        "[env MLSGW_MONITORING_ENDPOINT].",
+        "(env MLSGW_MONITORING_ENDPOINT).",
         rich_help_panel=PANEL_TARGET,
     ),
 ]
 TimeoutOpt = Annotated[
     float | None,
-    typer.Option(help="Seconds per call or check (default [ops] timeout).", min=0.1),
+    typer.Option(help="Seconds per call or check (default: \\[ops] timeout).", min=0.1),
 ]
 JsonOpt = Annotated[
     bool,
@@ -135,7 +135,7 @@ LedgerOpt = Annotated[
     str | None,
     typer.Option(
         help="Ledger file or gs://BUCKET/OBJECT (default ~/.local/state/mlsgw/ledger.jsonl) "
-        "[env MLSGW_LEDGER].",
+        "(env MLSGW_LEDGER).",
         rich_help_panel=PANEL_OUTPUT,
     ),
 ]

@@ -85,14 +85,14 @@ def healthcheck(
     probe_key: Annotated[
         str | None,
         typer.Option(
-            help="Secret key (hex or nsec) for a NIP-42 AUTH probe [env MLSGW_PROBE_KEY]."
+            help="Secret key (hex or nsec) for a NIP-42 AUTH probe (env MLSGW_PROBE_KEY)."
         ),
     ] = None,
     metrics_key: Annotated[
         str | None,
         typer.Option(
             help="Key for the relay's /metrics when Cloud Monitoring is not used "
-            "[env MLSGW_METRICS_KEY]."
+            "(env MLSGW_METRICS_KEY)."
         ),
     ] = None,
     timeout: TimeoutOpt = None,
