@@ -26,6 +26,12 @@ class UnsupportedBackend(Exception):
 
 def build_store(config: Config) -> MlsStore:
     """The event store selected by ``data.backend`` (or ``mls_gateway.storage_backend``)."""
+    if config.cluster.redis_url:
+        # Refuse rather than run single-instance fan-out behind a multi-instance deploy.
+        raise UnsupportedBackend(
+            "cluster mode (cluster.redis_url) is not available in this version of mlsgw; "
+            "unset it to run one instance with in-process fan-out"
+        )
     backend = config.store_backend
     if backend == "sqlite":
         return SqliteStore(config.sqlite_path, synchronous=config.data.synchronous)

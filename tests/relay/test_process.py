@@ -112,6 +112,22 @@ async def test_invalid_environment_exits_2(serve: StartServe, tmp_path: Path) ->
     assert "auth.enabled: expected boolean" in relay.log.read_text()
 
 
+@pytest.mark.parametrize(
+    ("name", "value", "said"),
+    [
+        ("MLSGW_DATA__BACKEND", "firestore", "store backend 'firestore' is not available"),
+        ("MLSGW_CLUSTER__REDIS_URL", "redis://127.0.0.1:1/0", "cluster mode"),
+    ],
+)
+async def test_unavailable_backends_are_refused_with_exit_2(
+    serve: StartServe, tmp_path: Path, name: str, value: str, said: str
+) -> None:
+    """A store or bus this version lacks is refused, never silently replaced."""
+    relay = await serve(env={**base_env(tmp_path), name: value})
+    assert await asyncio.wait_for(relay.process.wait(), PROCESS_TIMEOUT) == 2
+    assert said in relay.log.read_text()
+
+
 async def test_logs_are_json_lines_without_event_content(serve: StartServe, tmp_path: Path) -> None:
     """Every log line is a JSON object with severity/message/time; no content, ever."""
     secret = "TOP-SECRET-CONTENT-7f3a"
