@@ -8,8 +8,6 @@ the test's loop (as in ``tests/relay/test_interop_nostr_sdk.py``).
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator
-from datetime import timedelta
 
 import nostr_sdk as sdk
 import orjson
@@ -17,28 +15,12 @@ import pytest
 
 from tests.conftest import RunningRelay
 from tests.support.nostr import TIMEOUT, Keys, RelayClient
+from tests.support.nostr_sdk import WAIT, sdk_client, uniffi_loop  # noqa: F401
 
-WAIT = timedelta(seconds=TIMEOUT)
 G = "interop-group"
 
 
-@pytest.fixture(autouse=True)
-async def uniffi_loop() -> AsyncIterator[None]:
-    """nostr-sdk's Python callbacks (the NIP-42 signer) run on this test's event loop."""
-    sdk.uniffi_set_event_loop(asyncio.get_running_loop())
-    yield
-    sdk.uniffi_set_event_loop(None)  # type: ignore[arg-type]
-
-
-async def sdk_client(url: str, keys: sdk.Keys | None = None) -> sdk.Client:
-    """A connected nostr-sdk client; with ``keys`` it answers NIP-42 challenges itself."""
-    builder = sdk.ClientBuilder()
-    if keys is not None:
-        builder = builder.authenticator(sdk.SignerAuthenticator(keys))
-    client = builder.build()
-    await client.add_relay(sdk.RelayUrl.parse(url))
-    await client.connect(WAIT)
-    return client
+pytestmark = pytest.mark.usefixtures("uniffi_loop")
 
 
 def keypackage(keys: sdk.Keys, content: str, created_at: int) -> sdk.Event:
