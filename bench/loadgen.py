@@ -642,8 +642,35 @@ async def run_publish(args: argparse.Namespace) -> Result:
 
         return start
 
-    starters = [make_handler(i) for i in range(len(clients))]
     _log(args, f"publishing: {len(clients)} connections x window {args.window}")
+    result = await drive(
+        "publish",
+        args,
+        clients,
+        [make_handler(i) for i in range(len(clients))],
+        meter,
+        done,
+        lambda: sum(len(p) for p in pending),
+        "no reply",
+    )
+    if meter.exhausted_at is not None:
+        result.notes.append("ran out of pre-signed events; raise --events")
+    close_all(clients)
+    return result
+
+
+async def drive(
+    mode: str,
+    args: argparse.Namespace,
+    clients: Sequence[WsClient],
+    starters: Sequence[Callable[[], None]],
+    meter: Meter,
+    done: asyncio.Future[None],
+    inflight: Callable[[], int],
+    unanswered: str,
+) -> Result:
+    """Start every connection, measure until done, drain, and summarise; operations still
+    unanswered after the drain count as errors named ``unanswered``."""
     announce_start(args)
     meter.start()
     for start in starters:
@@ -651,15 +678,12 @@ async def run_publish(args: argparse.Namespace) -> Result:
     await wait_done(done, args)
     elapsed, cpu = meter.finish()
     meter.stopped = True
-    lost = await wait_drained(clients, lambda: sum(len(p) for p in pending))
-    result = summarise("publish", args, meter.latencies, elapsed, meter.errors, cpu)
+    lost = await wait_drained(clients, inflight)
+    result = summarise(mode, args, meter.latencies, elapsed, meter.errors, cpu)
     if lost:
         result.errors += lost
-        result.error_kinds["no reply"] = lost
+        result.error_kinds[unanswered] = lost
     _connection_notes(result, clients)
-    if meter.exhausted_at is not None:
-        result.notes.append("ran out of pre-signed events; raise --events")
-    close_all(clients)
     return result
 
 
@@ -797,22 +821,18 @@ async def run_req(args: argparse.Namespace) -> Result:
 
         return start
 
-    starters = [make_handler(i) for i in range(len(clients))]
     _log(args, f"querying: {len(clients)} connections x window {args.window}")
-    announce_start(args)
-    meter.start()
-    for start in starters:
-        start()
-    await wait_done(done, args)
-    elapsed, cpu = meter.finish()
-    meter.stopped = True
-    lost = await wait_drained(clients, lambda: sum(len(p) for p in pending))
-    result = summarise("req", args, meter.latencies, elapsed, meter.errors, cpu)
+    result = await drive(
+        "req",
+        args,
+        clients,
+        [make_handler(i) for i in range(len(clients))],
+        meter,
+        done,
+        lambda: sum(len(p) for p in pending),
+        "no EOSE",
+    )
     result.extra["seeded"] = accepted
-    if lost:
-        result.errors += lost
-        result.error_kinds["no EOSE"] = lost
-    _connection_notes(result, clients)
     close_all(clients)
     return result
 
