@@ -21,6 +21,7 @@ from relay.core import messages as m
 from relay.core import policy as rules
 from relay.core.auth import new_challenge
 from relay.core.event import Event
+from relay.core.outcome import Outcome
 from relay.core.policy import Policy
 from relay.core.ratelimit import KindLimit, KindRateLimiter
 from relay.core.reasons import Rejection
@@ -28,15 +29,14 @@ from relay.core.session import (
     Action,
     AuthOptions,
     Count,
-    Outcome,
     Publish,
     Query,
     Send,
     Session,
     SessionLimits,
 )
+from relay.gateway import MlsGateway
 from relay.metrics import RelayMetrics
-from relay.mls.gateway import MlsGateway
 from relay.store.base import MlsStore, StoreUnavailable
 
 log = logging.getLogger("relay")

@@ -11,8 +11,8 @@ import hmac
 import orjson
 
 from relay.app import Relay
+from relay.http_api import handle_api
 from relay.http_messages import CORS_HEADERS, HttpRequest, HttpResponse, json_response
-from relay.mls.api import handle_api
 
 SUPPORTED_NIPS = [1, 9, 11, 40, 42, 45, 70]
 

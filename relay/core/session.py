@@ -10,13 +10,13 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass, replace
-from enum import Enum
 from typing import Protocol
 
 from relay.core import messages as m
 from relay.core.auth import check_auth_event
 from relay.core.event import Event, is_ephemeral, parse_event, verify_signature
 from relay.core.filters import Filter
+from relay.core.outcome import Outcome, outcome_reply
 from relay.core.policy import Policy, Viewer
 from relay.core.ratelimit import TokenBucket
 from relay.core.reasons import (
@@ -69,25 +69,6 @@ class Count:
 
 
 Action = Send | Publish | Query | Count
-
-
-class Outcome(Enum):
-    """What the store did with a published event."""
-
-    STORED = "stored"
-    DUPLICATE = "duplicate"
-    SUPERSEDED = "superseded"
-    DELETED = "deleted"
-    EPHEMERAL = "ephemeral"
-
-
-_OUTCOME_REPLY: dict[Outcome, tuple[bool, str]] = {
-    Outcome.STORED: (True, ""),
-    Outcome.EPHEMERAL: (True, ""),
-    Outcome.DUPLICATE: (True, "duplicate: already have this event"),
-    Outcome.SUPERSEDED: (False, "duplicate: a newer version of this event is stored"),
-    Outcome.DELETED: (False, "blocked: this event was deleted by its author"),
-}
 
 
 class Observer(Protocol):
@@ -262,7 +243,7 @@ class Session:
             self.observer.event_result(event.kind, outcome.reason.value)
             return m.encode_ok(event.id, False, outcome.message())
         self.observer.event_result(event.kind, outcome.value)
-        accepted, message = _OUTCOME_REPLY[outcome]
+        accepted, message = outcome_reply(outcome)
         if accepted:
             self.viewer.remember(event.id)
         return m.encode_ok(event.id, accepted, message)

@@ -1,1 +1,1 @@
-"""The MLS gateway rules (SPEC §4): pure decisions plus the gateway that applies them."""
+"""The MLS gateway rules (SPEC §4): pure decisions only; `relay/gateway.py` applies them."""

@@ -16,8 +16,8 @@ from typing import Protocol
 
 from relay.core.event import Event
 from relay.core.filters import Filter
+from relay.core.outcome import Outcome
 from relay.core.reasons import Rejection
-from relay.core.session import Outcome
 from relay.mls.groups import GroupState
 
 

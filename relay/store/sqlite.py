@@ -21,8 +21,8 @@ from typing import Any, TypeVar
 
 from relay.core.event import Event, event_from_raw
 from relay.core.filters import Filter
+from relay.core.outcome import Outcome
 from relay.core.reasons import Rejection
-from relay.core.session import Outcome
 from relay.mls.groups import GroupState
 from relay.store import sqlite_mls
 from relay.store.base import (

@@ -13,7 +13,7 @@ from typing import Any
 
 from relay.core.event import Event, is_addressable, is_replaceable
 from relay.core.filters import Filter
-from relay.core.session import Outcome
+from relay.core.outcome import Outcome
 
 
 def delete_seqs(conn: sqlite3.Connection, seqs: Sequence[int]) -> None:

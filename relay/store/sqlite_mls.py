@@ -10,8 +10,8 @@ import orjson
 
 from relay.core.event import Event, event_from_raw
 from relay.core.filters import Filter
+from relay.core.outcome import Outcome
 from relay.core.reasons import Rejection
-from relay.core.session import Outcome
 from relay.mls import kinds
 from relay.mls.groups import GroupState
 from relay.mls.keypackages import StoredKeyPackage, evictions, plan_fetch

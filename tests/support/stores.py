@@ -8,7 +8,7 @@ from pathlib import Path
 
 from relay.core.event import Event
 from relay.core.filters import Filter
-from relay.core.session import Outcome
+from relay.core.outcome import Outcome
 from relay.store.base import StoreUnavailable
 from relay.store.sqlite import SqliteStore
 

@@ -13,7 +13,7 @@ import pytest
 
 from relay.core.event import Event
 from tests.conftest import RunningRelay, StartRelay, make_config
-from tests.relay.mls.nip98 import call
+from tests.support.nip98 import call
 from tests.support.nostr import Keys, RelayClient
 
 OWNER, MEMBER, RECIPIENT, OUTSIDER, LATECOMER = (Keys() for _ in range(5))

@@ -13,7 +13,7 @@ import pytest
 
 from relay.core.event import Event
 from relay.core.filters import Filter, parse_filter
-from relay.core.session import Outcome
+from relay.core.outcome import Outcome
 from relay.store.base import StoreUnavailable
 from relay.store.migrations import MIGRATIONS
 from relay.store.sqlite import SqliteStore

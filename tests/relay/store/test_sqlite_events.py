@@ -8,7 +8,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from relay.core.filters import Filter, parse_filter
-from relay.core.session import Outcome
+from relay.core.outcome import Outcome
 from relay.store.migrations import apply_migrations
 from relay.store.sqlite_events import count_events, query_raw, save_event
 from tests.support.nostr import Keys

@@ -10,8 +10,8 @@ import pytest
 
 from relay.core.event import Event
 from relay.core.filters import Filter
+from relay.core.outcome import Outcome
 from relay.core.reasons import Rejection, invalid
-from relay.core.session import Outcome
 from relay.mls.groups import GroupState
 from relay.store.sqlite import SqliteStore
 from tests.support.nostr import Keys

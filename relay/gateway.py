@@ -17,10 +17,10 @@ from relay.config import MlsGatewaySettings
 from relay.core.auth import ReplayGuard
 from relay.core.event import Event
 from relay.core.filters import Filter
+from relay.core.outcome import Outcome
 from relay.core.policy import EventRule, ReadRule, ReqRule, Viewer
 from relay.core.ratelimit import KindLimit, KindRateLimiter
 from relay.core.reasons import Rejection, rate_limited
-from relay.core.session import Outcome
 from relay.mls import kinds
 from relay.mls.groups import Actor, GroupState, on_gift_wrap, on_group_message, on_roster
 from relay.mls.keypackages import HARD_MAX_PER_QUERY, keypackage_expiry

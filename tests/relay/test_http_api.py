@@ -1,4 +1,4 @@
-"""relay.mls.api: the REST API with NIP-98 authentication (R-H3) over real sockets."""
+"""relay.http_api: the REST API with NIP-98 authentication (R-H3) over real sockets."""
 
 from __future__ import annotations
 
@@ -12,8 +12,8 @@ import pytest
 
 from relay.core.event import Event
 from tests.conftest import RunningRelay, StartRelay, make_config
-from tests.relay.mls.nip98 import auth_event, call, header
 from tests.support.http import http_request
+from tests.support.nip98 import auth_event, call, header
 from tests.support.nostr import Keys, RelayClient
 
 OWNER, MEMBER, OUTSIDER = Keys(), Keys(), Keys()

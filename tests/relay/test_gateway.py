@@ -1,4 +1,4 @@
-"""relay.mls.gateway over real sockets: key package consumption and fetch rate limit
+"""relay.gateway over real sockets: key package consumption and fetch rate limit
 (R-M1, R-M1b), the group registry (R-M3), the other kinds (R-M2, R-M4, R-M8), the sweeper
 (R-M9) and the ``mls_gateway_*`` metrics (R-H2)."""
 
