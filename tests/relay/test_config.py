@@ -16,7 +16,7 @@ from relay.config import (
 )
 
 REPO = Path(__file__).resolve().parents[2]
-RNOSTR_EXAMPLE = REPO.parent / "shared" / "examples" / "rnostr.toml"
+RNOSTR_EXAMPLE = REPO / "tests" / "fixtures" / "rnostr.toml"
 SHIPPED = REPO / "config" / "mlsgw.toml"
 RNOSTR_KEY = "79be667ef9dcbbac55a06295ce870b07029bfcdb2dce28d959f2815b16f81798"
 # NIP-19's own example.

@@ -15,7 +15,7 @@ from tests.support.http import http_request
 from tests.support.nostr import Keys, RelayClient
 from tests.support.process import PROCESS_TIMEOUT, REPO, StartServe, base_env, free_port
 
-RNOSTR_EXAMPLE = REPO.parent / "shared" / "examples" / "rnostr.toml"
+RNOSTR_EXAMPLE = REPO / "tests" / "fixtures" / "rnostr.toml"
 
 
 async def run_cli(tmp_path: Path, *args: str) -> tuple[int, str, str]:
