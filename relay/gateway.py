@@ -113,10 +113,10 @@ class MlsGateway:
         """Load the stored group states (memberships survive restarts)."""
         for state in await self.store.load_groups():
             self.directory.update(state)
-        log.info(
-            "MLS gateway ready",
-            extra={"groups": len(self.directory), "delivery": self.settings.delivery},
-        )
+
+    def describe(self) -> dict[str, object]:
+        """What the start-up log line says about the gateway."""
+        return {"groups": len(self.directory), "delivery": self.settings.delivery}
 
     # --- policy hooks --------------------------------------------------------------------
 

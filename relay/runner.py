@@ -4,12 +4,15 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import os
 import signal
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
+from contextlib import ExitStack
 
 from relay.app import Relay
 from relay.config import Config
+from relay.datalock import DataDirLock
 from relay.server import RelayServer
 from relay.store.base import MlsStore, StoreUnavailable
 from relay.store.sqlite import SqliteStore
@@ -59,14 +62,41 @@ async def serve(
 ) -> None:
     """Serve until SIGTERM/SIGINT (or ``stop`` is set), then drain and return.
 
-    Raises :class:`StoreUnavailable` if the store cannot be opened.
+    With the SQLite store the data directory is locked for the process's life
+    (:class:`~relay.datalock.DataDirLocked` when another relay holds it). Raises
+    :class:`StoreUnavailable` if the store cannot be opened and :class:`OSError` if the port
+    cannot be bound; "MLS gateway ready" is logged only once the port accepts connections.
     """
-    store = store or build_store(config)
+    with ExitStack() as held:
+        if store is None and config.store_backend == "sqlite":
+            held.enter_context(DataDirLock(config.data.path))
+        warn_ephemeral_storage(config, os.environ)
+        await _serve(config, store or build_store(config), ready, stop or asyncio.Event())
+
+
+def warn_ephemeral_storage(config: Config, environ: Mapping[str, str]) -> bool:
+    """Log a WARNING when SQLite runs on Cloud Run, where the file dies with the instance."""
+    if config.store_backend != "sqlite" or not environ.get("K_SERVICE"):
+        return False
+    log.warning(
+        "SQLite store on Cloud Run: the data lives inside this instance and is lost with "
+        "every new revision, restart or scale-in; use the Firestore store "
+        '(data.backend = "firestore") for a deployment that keeps its data',
+        extra={"service": environ.get("K_SERVICE"), "data_path": str(config.sqlite_path)},
+    )
+    return True
+
+
+async def _serve(
+    config: Config,
+    store: MlsStore,
+    ready: Callable[[RelayServer], None] | None,
+    stop: asyncio.Event,
+) -> None:
     await store.open()
     relay = Relay(config, store)
     await relay.start()
     server = RelayServer(relay)
-    stop = stop or asyncio.Event()
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGTERM, signal.SIGINT):
         try:
@@ -79,15 +109,19 @@ async def serve(
         await store.close()
         raise
     sweeper = asyncio.create_task(_sweep(relay, SWEEP_INTERVAL_SECONDS))
+    data = str(config.sqlite_path) if config.store_backend == "sqlite" else config.store_backend
     log.info(
         "relay listening",
         extra={
             "host": config.network.host,
             "port": server.port,
             "store": config.store_backend,
+            "config": config.source or "built-in defaults",
+            "data": data,
             "version": relay.version,
         },
     )
+    log.info("MLS gateway ready", extra=relay.gateway.describe())
     if ready is not None:
         ready(server)
     await stop.wait()

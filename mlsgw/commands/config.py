@@ -27,12 +27,20 @@ def _load(path: Path | None) -> Config:
 @app.command("check")
 def check(
     file: Annotated[Path | None, typer.Argument(help="Config file (default as for serve).")] = None,
+    config_opt: Annotated[
+        Path | None,
+        typer.Option("--config", "-c", help="Config file, as for the other commands."),
+    ] = None,
 ) -> None:
     """Validate a config file (and MLSGW_* overrides) without starting the relay.
 
-    Exit 0 when valid, 1 when not. Example: mlsgw config check config/mlsgw.toml
+    Exit codes: 0 valid, 1 invalid, 2 usage error.
+    Example: mlsgw config check config/mlsgw.toml
     """
-    config = _load(file)
+    if file is not None and config_opt is not None and file != config_opt:
+        typer.echo("mlsgw: give the config file once (FILE or --config)", err=True)
+        raise typer.Exit(2)
+    config = _load(file or config_opt)
     typer.echo(f"{config.source or 'built-in defaults'}: valid")
     typer.echo(f"  store backend: {config.store_backend}")
     if config.ignored:
@@ -46,14 +54,20 @@ def show(
     file: Annotated[Path | None, typer.Option("--config", "-c", help="Config file.")] = None,
     as_json: Annotated[bool, typer.Option("--json", help="Print JSON.")] = False,
 ) -> None:
-    """Print the effective configuration with secrets redacted.
+    """Print the effective configuration with secrets redacted, naming the file it loaded.
 
+    Exit codes: 0 shown, 1 invalid configuration.
     Example: MLSGW_AUTH__ENABLED=false mlsgw config show --json
     """
-    document = redacted_dict(_load(file))
+    config = _load(file)
+    document = redacted_dict(config)
+    source = config.source or "built-in defaults"
     if as_json:
-        typer.echo(orjson.dumps(document, option=orjson.OPT_INDENT_2).decode())
+        typer.echo(
+            orjson.dumps({"source": source, **document}, option=orjson.OPT_INDENT_2).decode()
+        )
         return
+    typer.echo(f"# effective configuration from {source} (with MLSGW_* overrides)")
     typer.echo(_to_toml(document))
 
 

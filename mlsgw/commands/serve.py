@@ -9,7 +9,8 @@ from typing import Annotated
 import typer
 
 from relay.config import ConfigError, load_config
-from relay.logs import configure_logging
+from relay.datalock import DataDirLocked
+from relay.logs import FORMATS, LEVELS, check_level, configure_logging
 from relay.runner import UnsupportedBackend, run
 from relay.store.base import StoreUnavailable
 
@@ -26,9 +27,25 @@ def serve(
     ] = None,
     host: Annotated[str | None, typer.Option(help="Override network.host.")] = None,
     port: Annotated[int | None, typer.Option(help="Override network.port (and $PORT).")] = None,
-    log_level: Annotated[str, typer.Option(help="DEBUG, INFO, WARNING or ERROR.")] = "INFO",
+    log_level: Annotated[
+        str | None,
+        typer.Option(help=f"{', '.join(LEVELS)} (default: $MLSGW_LOG_LEVEL, else INFO)."),
+    ] = None,
+    log_format: Annotated[
+        str,
+        typer.Option(
+            help="auto (readable lines on a terminal, JSON otherwise), text or json.",
+        ),
+    ] = "auto",
 ) -> None:
     """Run the relay: WebSocket, NIP-11, /health and /metrics on one port.
+
+    Every config key can be overridden by an environment variable
+    MLSGW_<SECTION>__<KEY>, e.g. MLSGW_AUTH__ENABLED=false or
+    MLSGW_EXTENSIONS__MLS_GATEWAY__DELIVERY=open; PORT (set by Cloud Run) overrides the port.
+
+    Exit codes: 0 stopped cleanly (SIGTERM/SIGINT), 1 the store or the port is unavailable or
+    the data directory is in use, 2 invalid configuration or arguments.
 
     Example: mlsgw serve --port 8080
     """
@@ -38,18 +55,28 @@ def serve(
     if port is not None:
         environ["PORT"] = str(port)
     try:
+        level = check_level(log_level or environ.get("MLSGW_LOG_LEVEL") or "INFO")
+        if log_format not in FORMATS:
+            raise ValueError(f"invalid --log-format {log_format!r}: expected auto, text or json")
+    except ValueError as exc:
+        typer.echo(f"mlsgw: {exc}", err=True)
+        raise typer.Exit(2) from None
+    try:
         settings = load_config(config, environ)
     except ConfigError as exc:
         typer.echo("mlsgw: invalid configuration, not starting:", err=True)
         for problem in exc.problems:
             typer.echo(f"  {problem}", err=True)
         raise typer.Exit(2) from None
-    configure_logging(log_level)
+    configure_logging(level, log_format)
     try:
         run(settings)
     except UnsupportedBackend as exc:
         typer.echo(f"mlsgw: {exc}", err=True)
         raise typer.Exit(2) from None
+    except DataDirLocked as exc:
+        typer.echo(f"mlsgw: not starting: {exc}", err=True)
+        raise typer.Exit(1) from None
     except StoreUnavailable as exc:
         typer.echo(f"mlsgw: the event store is unavailable: {exc}", err=True)
         raise typer.Exit(1) from None

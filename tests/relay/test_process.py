@@ -193,6 +193,23 @@ async def test_config_check_accepts_the_rnostr_example(tmp_path: Path) -> None:
     assert "[count]" in out and "data.db_query_timeout" in out
 
 
+async def test_config_check_takes_the_file_as_dash_c_too(tmp_path: Path) -> None:
+    """``mlsgw config check -c FILE`` works like the other commands' ``--config``."""
+    code, out, err = await run_cli(tmp_path, "config", "check", "-c", str(RNOSTR_EXAMPLE))
+    assert code == 0, err
+    assert f"{RNOSTR_EXAMPLE}: valid" in out
+
+
+async def test_config_show_names_the_file_it_loaded(tmp_path: Path) -> None:
+    """The TOML and the JSON forms of ``config show`` both say where the config came from."""
+    config = tmp_path / "named.toml"
+    config.write_text("[information]\nname = 'named'\n")
+    code, out, _ = await run_cli(tmp_path, "config", "show", "-c", str(config))
+    assert code == 0 and out.startswith(f"# effective configuration from {config}")
+    code, out, _ = await run_cli(tmp_path, "config", "show", "--json")
+    assert code == 0 and json.loads(out)["source"] == "built-in defaults"
+
+
 async def test_config_check_refuses_a_typo_naming_the_key(tmp_path: Path) -> None:
     """A typo file exits 1 and names the file and the key on stderr."""
     bad = tmp_path / "typo.toml"
