@@ -22,7 +22,7 @@ from relay.core import policy as rules
 from relay.core.auth import new_challenge
 from relay.core.event import Event
 from relay.core.outcome import Outcome
-from relay.core.policy import Policy
+from relay.core.policy import Policy, Viewer
 from relay.core.ratelimit import KindLimit, KindRateLimiter
 from relay.core.reasons import Rejection
 from relay.core.session import (
@@ -252,14 +252,15 @@ class Relay:
             return
         if not peer.session.is_current(sub):
             return
-        frames = [m.encode_event(sub.sub_id, e.raw) for e in self._readable(peer.session, result)]
+        readable = self._readable(peer.session.viewer.asking(sub.filters), result)
+        frames = [m.encode_event(sub.sub_id, e.raw) for e in readable]
         frames.append(m.encode_eose(sub.sub_id))
         peer.send_many(frames)
 
-    def _readable(self, session: Session, events: Iterable[Event]) -> Iterable[Event]:
+    def _readable(self, viewer: Viewer, events: Iterable[Event]) -> Iterable[Event]:
         if not self.policy.read_rules:
             return events
-        return (e for e in events if session.can_read(e))
+        return (e for e in events if self.policy.can_read(e, viewer))
 
     async def _count(self, peer: Peer, action: Count) -> None:
         now = int(self.clock())
@@ -271,7 +272,7 @@ class Relay:
                     for f in action.filters
                 )
                 events = await self.store.query(capped, now)
-                viewer = peer.session.viewer
+                viewer = peer.session.viewer.asking(action.filters)
                 total = sum(1 for e in events if self.policy.can_read_passively(e, viewer))
             else:
                 total = await self.store.count(action.filters, now)

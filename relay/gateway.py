@@ -92,9 +92,13 @@ class MlsGateway:
         self.clock = clock
         self.enforce = settings.delivery == "enforce"
         self.include_invitees = settings.membership == "welcome"
+        # R-M11: "roster" keeps every group strictly to its recorded members.
+        self.id_capability = settings.membership == "welcome"
         self.global_admins = frozenset(settings.admin_pubkeys)
         self.directory = GroupDirectory(
-            include_invitees=self.include_invitees, global_admins=self.global_admins
+            include_invitees=self.include_invitees,
+            global_admins=self.global_admins,
+            id_capability=self.id_capability,
         )
         self.fetch_limiter = KindRateLimiter(
             (
@@ -147,7 +151,13 @@ class MlsGateway:
     # --- writes --------------------------------------------------------------------------
 
     def _actor(self, viewer: Viewer) -> Actor:
-        return Actor(viewer.pubkeys, self.enforce, self.include_invitees, self.global_admins)
+        return Actor(
+            viewer.pubkeys,
+            self.enforce,
+            self.include_invitees,
+            self.global_admins,
+            self.id_capability,
+        )
 
     async def save(self, event: Event, viewer: Viewer, now: int) -> Outcome | Rejection:
         """Store an event, applying the MLS state changes of its kind atomically."""

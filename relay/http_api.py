@@ -150,14 +150,17 @@ async def _group_messages(relay: Relay, viewer: Viewer, request: HttpRequest) ->
         raise ApiError(400, "group_id must be a non-empty string")
     since = _int_field(body, "since", 0)
     limit = min(_int_field(body, "limit", DEFAULT_LIMIT), MAX_LIMIT)
-    await _group(relay, viewer, group_id)  # 404 / 403 before any data
+    directory = relay.gateway.directory
+    if directory.get(group_id) is None or not directory.open_to_named(group_id):
+        await _group(relay, viewer, group_id)  # 404 / 403 before any data
     filt = Filter(
         kinds=frozenset({kinds.GROUP_MESSAGE}),
         tags=(("h", frozenset({group_id})),),
         since=since,
         limit=limit + 1,
     )
-    return _page(relay, viewer, await _messages(relay, filt), limit)
+    # The request names the group: the id of a roster-less group is its capability (R-M11).
+    return _page(relay, viewer.asking([filt]), await _messages(relay, filt), limit)
 
 
 async def handle_api(relay: Relay, request: HttpRequest, prefix: str) -> HttpResponse:

@@ -18,7 +18,7 @@ from __future__ import annotations
 
 import ipaddress
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 from relay.core.event import Event
 from relay.core.filters import Filter
@@ -34,13 +34,32 @@ OWN_EVENTS_REMEMBERED = 128
 
 @dataclass(frozen=True, slots=True)
 class Viewer:
-    """A connection as the rules see it: its id, client IP, authenticated pubkeys, and the
-    ids of the events it published recently (R-A3 lets a publisher see its own gift wrap)."""
+    """A connection as the rules see it: its id, client IP, authenticated pubkeys, the
+    ids of the events it published recently (R-A3 lets a publisher see its own gift wrap)
+    and, while a request is answered, that request's filters (what it names explicitly)."""
 
     conn_id: int
     ip: str
     pubkeys: frozenset[str] = frozenset()
     own_events: dict[str, None] = field(default_factory=dict, compare=False, hash=False)
+    asked: tuple[Filter, ...] = field(default=(), compare=False, hash=False)
+
+    def asking(self, filters: Sequence[Filter]) -> Viewer:
+        """This viewer while it is answered ``filters`` (a REQ, COUNT or live
+        subscription); it shares the published-events memory with the connection's."""
+        return replace(self, asked=tuple(filters))
+
+    def names(self, tag: str, value: str) -> bool:
+        """True if the request being answered asks for ``value`` in ``#tag`` explicitly.
+
+        Only an explicit tag filter names something: ids, authors, kinds or a filter
+        without ``#tag`` never do. A rule can grant what is named (R-M11).
+        """
+        for f in self.asked:
+            values = f.tag_values(tag)
+            if values is not None and value in values:
+                return True
+        return False
 
     def remember(self, event_id: str) -> None:
         """Record an event this connection published (bounded, oldest forgotten first)."""

@@ -8,7 +8,7 @@ for a subscription, :class:`Count` them. The session decides; it never does I/O.
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, replace
 from typing import Protocol
 
@@ -309,20 +309,31 @@ class Session:
 
     # --- delivery ----------------------------------------------------------------------
 
-    def can_read(self, event: Event) -> bool:
-        """True if this connection may receive ``event`` (stored, live or counted)."""
-        return self.policy.can_read(event, self.viewer)
+    def can_read(self, event: Event, filters: Sequence[Filter] = ()) -> bool:
+        """True if this connection may receive ``event`` as an answer to ``filters``
+        (what the request names explicitly can widen what it may read, R-M11)."""
+        viewer = self.viewer.asking(filters) if filters else self.viewer
+        return self.policy.can_read(event, viewer)
 
     def live_matches(self, event: Event) -> list[m.SubId]:
-        """Subscriptions that should receive ``event`` now, if the viewer may read it."""
+        """Subscriptions that should receive ``event`` now, if the viewer may read it
+        through that subscription."""
         subs = [
-            sub_id
+            (sub_id, sub)
             for sub_id, sub in self.subscriptions.items()
             if any(f.matches(event) for f in sub.filters)
         ]
-        if subs and not self.policy.can_read_passively(event, self.viewer):
+        if not subs:
             return []
-        return subs
+        if self.policy.can_read_passively(event, self.viewer):
+            return [sub_id for sub_id, _ in subs]
+        # Refused in general, an event may still be granted to a subscription that
+        # names it explicitly (a Marmot group's id, R-M11).
+        return [
+            sub_id
+            for sub_id, sub in subs
+            if self.policy.can_read_passively(event, self.viewer.asking(sub.filters))
+        ]
 
     def is_current(self, subscription: Subscription) -> bool:
         """False once the REQ was closed or replaced (drop its late query results)."""

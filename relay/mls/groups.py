@@ -1,4 +1,4 @@
-"""Group registry and membership (R-M3, R-M5, R-M6, R-M7) as pure state transitions.
+"""Group registry and membership (R-M3, R-M5, R-M6, R-M7, R-M11) as pure state transitions.
 
 A store loads the :class:`GroupState` of group ``h`` inside a transaction, calls one of
 the ``on_*`` functions, and writes the result (or returns the rejection) atomically, so
@@ -7,6 +7,7 @@ roster sequence numbers and memberships cannot race.
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass, field, replace
 from typing import Any
 
@@ -14,6 +15,15 @@ from relay.core.event import Event, parse_uint
 from relay.core.reasons import Rejection, auth_required, invalid, restricted
 
 ROSTER_OPS = frozenset({"bootstrap", "add", "remove", "promote", "demote", "replace"})
+# At least 32 bytes in hex: a Marmot nostr_group_id is 32 random bytes. Anything shorter
+# may be guessed, so it never serves as a capability.
+_CAPABILITY_ID = re.compile(r"(?:[0-9a-fA-F]{2}){32,}\Z")
+
+
+def is_capability_id(group_id: str) -> bool:
+    """True if ``group_id`` is long and random-looking enough to act as a capability
+    (at least 32 bytes of hex, like a Marmot ``nostr_group_id``)."""
+    return _CAPABILITY_ID.match(group_id) is not None
 
 
 @dataclass(frozen=True)
@@ -76,6 +86,14 @@ class GroupState:
         )
 
 
+def open_to_named(state: GroupState | None, group_id: str) -> bool:
+    """R-M11: True if naming ``group_id`` explicitly is enough to read and publish the
+    group's 445s: the group has no roster (none seen yet, or created by a 445 or an
+    invitation) and its id is a capability (:func:`is_capability_id`). A group with a
+    roster keeps strict membership."""
+    return (state is None or not state.has_roster) and is_capability_id(group_id)
+
+
 @dataclass(frozen=True)
 class Actor:
     """Who is writing: the connection's authenticated pubkeys and the gateway's settings."""
@@ -84,6 +102,8 @@ class Actor:
     enforce: bool = True
     include_invitees: bool = True
     global_admins: frozenset[str] = frozenset()
+    # R-M11: the id of a roster-less group is the capability to publish in it.
+    id_capability: bool = True
 
     def primary(self) -> str | None:
         """The pubkey that owns what this connection creates (stable choice)."""
@@ -105,7 +125,9 @@ def on_group_message(
 ) -> GroupState | Rejection:
     """R-M3/R-A4: a 445 creates its group on first sight (owner = the authenticated
     pubkey, never the throw-away author), moves ``last_epoch`` forward only, and with
-    delivery enforced is accepted only from a member's connection."""
+    delivery enforced is accepted only from a member's connection, or, for a group
+    :func:`open_to_named` when the actor has ``id_capability``, from any authenticated
+    connection (its ``h`` names the group, R-M11)."""
     group_id = event.first_tag_value("h")
     if not group_id:
         return invalid("missing h")
@@ -116,7 +138,7 @@ def on_group_message(
         return auth_required("group messages need an authenticated connection")
     if state is None:
         state = GroupState(group_id, owner=actor.primary())
-    elif actor.enforce:
+    elif actor.enforce and not (actor.id_capability and open_to_named(state, group_id)):
         members = state.member_set(
             include_invitees=actor.include_invitees, global_admins=actor.global_admins
         )

@@ -16,7 +16,7 @@ from relay.core.filters import Filter
 from relay.core.policy import EventRule, ReadRule, ReqRule, Viewer
 from relay.core.reasons import Rejection, auth_required, invalid, restricted
 from relay.mls import kinds
-from relay.mls.groups import GroupState, check_roster_shape
+from relay.mls.groups import GroupState, check_roster_shape, open_to_named
 from relay.mls.keypackages import keypackage_expiry
 
 
@@ -24,10 +24,15 @@ class GroupDirectory:
     """Current group states, with member sets cached for fan-out."""
 
     def __init__(
-        self, *, include_invitees: bool = True, global_admins: frozenset[str] = frozenset()
+        self,
+        *,
+        include_invitees: bool = True,
+        global_admins: frozenset[str] = frozenset(),
+        id_capability: bool = True,
     ) -> None:
         self.include_invitees = include_invitees
         self.global_admins = global_admins
+        self.id_capability = id_capability
         self._states: dict[str, GroupState] = {}
         self._members: dict[str, frozenset[str]] = {}
 
@@ -47,6 +52,12 @@ class GroupDirectory:
         if group_id is None:
             return frozenset()
         return self._members.get(group_id, self.global_admins)
+
+    def open_to_named(self, group_id: str) -> bool:
+        """R-M11: True if a connection that names ``group_id`` explicitly may read and
+        publish its 445s (a roster-less group with a capability id, unless
+        ``membership = "roster"`` turned the capability off)."""
+        return self.id_capability and open_to_named(self._states.get(group_id), group_id)
 
     def __len__(self) -> int:
         return len(self._states)
@@ -147,9 +158,7 @@ def restricted_delivery(directory: GroupDirectory) -> ReadRule:
     by_kind: dict[int, Callable[[Event, Viewer], bool]] = {
         kinds.KEYPACKAGE: lambda e, v: v.authenticated,
         kinds.KEYPACKAGE_RELAYS: lambda e, v: v.authenticated,
-        kinds.GROUP_MESSAGE: lambda e, v: bool(
-            directory.members(e.first_tag_value("h")) & v.pubkeys
-        ),
+        kinds.GROUP_MESSAGE: lambda e, v: _reads_group(directory, e, v),
         kinds.ROSTER: lambda e, v: bool(directory.members(e.first_tag_value("h")) & v.pubkeys),
         kinds.NOISE_DM: _addressed,
         kinds.GIFT_WRAP: _addressed,
@@ -160,6 +169,21 @@ def restricted_delivery(directory: GroupDirectory) -> ReadRule:
         return True if check is None else check(event, viewer)
 
     return rule
+
+
+def _reads_group(directory: GroupDirectory, event: Event, viewer: Viewer) -> bool:
+    """445: recorded members of group ``h``; for a group open to those who name it
+    (R-M11), also an authenticated connection whose request names it with ``#h``. A
+    request that does not name the group never returns or counts it."""
+    group_id = event.first_tag_value("h")
+    if directory.members(group_id) & viewer.pubkeys:
+        return True
+    return (
+        group_id is not None
+        and viewer.authenticated
+        and viewer.names("h", group_id)
+        and directory.open_to_named(group_id)
+    )
 
 
 def _addressed(event: Event, viewer: Viewer) -> bool:

@@ -202,3 +202,27 @@ def test_guards_tells_which_filters_need_event_by_event_read_checks() -> None:
     assert guarded.guards([Filter(kinds=frozenset({1, 445}))])
     assert guarded.guards([Filter(authors=frozenset({"a" * 64}))])  # any kind may match
     assert Policy(read_rules=(lambda e, v: True,)).guards([Filter(kinds=frozenset({1}))])
+
+
+def test_viewer_names_only_what_a_tag_filter_of_its_request_asks_for() -> None:
+    """names(tag, value): an explicit ``#tag`` value of any filter of the request; ids,
+    authors, other tags and the connection's own viewer (no request) name nothing."""
+    group = "ab" * 32
+    viewer = as_(ALICE)
+    assert not viewer.names("h", group)
+    asking = viewer.asking(
+        [Filter(kinds=frozenset({445})), Filter(tags=(("h", frozenset({group})),))]
+    )
+    assert asking.names("h", group) and not asking.names("h", "cd" * 32)
+    assert not asking.names("p", group)
+    assert not viewer.asking([Filter(ids=frozenset({group}), authors=frozenset({group}))]).names(
+        "h", group
+    )
+
+
+def test_viewer_asking_keeps_the_connection_and_its_published_events() -> None:
+    """The request-scoped viewer is the same connection: pubkeys and own events shared."""
+    viewer = as_(ALICE)
+    scoped = viewer.asking([Filter()])
+    viewer.remember("e1")
+    assert scoped.pubkeys == viewer.pubkeys and "e1" in scoped.own_events

@@ -501,6 +501,20 @@ def test_live_matches_respects_read_rules() -> None:
     assert not session.can_read(note(kind=4))
 
 
+def test_a_rule_may_grant_an_event_to_the_subscriptions_that_name_it_only() -> None:
+    """A read rule that grants what a request names explicitly (R-M11) delivers to the
+    subscription naming the tag value, never to a broad one on the same connection."""
+    named_x = Policy(read_rules=(lambda e, v: e.kind != 4 or v.names("t", "x"),))
+    session = make_session(named_x)
+    feed(session, "REQ", "broad", {"kinds": [4]})
+    feed(session, "REQ", "named", {"kinds": [4], "#t": ["x", "y"]})
+    feed(session, "REQ", "other", {"kinds": [4], "#t": ["y"]})
+    tagged = ALICE.sign(4, "", [["t", "x"], ["t", "y"]], created_at=NOW)
+    assert session.live_matches(tagged) == ["named"]
+    assert not session.can_read(tagged)
+    assert session.can_read(tagged, session.subscriptions[m.SubId("named")].filters)
+
+
 def test_count_returns_a_count_action_without_a_subscription() -> None:
     """COUNT is answered by the store and registers nothing."""
     session = make_session()

@@ -1,4 +1,4 @@
-"""relay.mls.groups: group registry, rosters and membership (R-M3, R-M5, R-M6, R-M7), pure."""
+"""relay.mls.groups: group registry, rosters and membership (R-M3, R-M5…R-M7, R-M11), pure."""
 
 from __future__ import annotations
 
@@ -11,9 +11,11 @@ from relay.mls.groups import (
     Actor,
     GroupState,
     check_roster_shape,
+    is_capability_id,
     on_gift_wrap,
     on_group_message,
     on_roster,
+    open_to_named,
 )
 from tests.support.nostr import Keys
 
@@ -22,6 +24,7 @@ OWNER, ADMIN, MEMBER, OUTSIDER, ROOT, THROWAWAY = (
 )
 NOW = 1_700_000_000
 G = "group-1"
+MARMOT = "a1" * 32  # a Marmot nostr_group_id: 32 bytes in hex
 
 
 def as_(*keys: Keys, **options: object) -> Actor:
@@ -395,3 +398,76 @@ def test_global_admin_may_publish_rosters_for_any_group() -> None:
     actor = as_(ROOT, global_admins=pubkeys(ROOT))
     state = ok(on_roster(bootstrapped(), roster(ROOT, "add", 2, MEMBER), actor))
     assert MEMBER.pubkey in state.members
+
+
+# --- R-M11: a roster-less group's id is the capability ---------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("group_id", "expected"),
+    [
+        ("a1" * 32, True),
+        ("A1" * 32, True),
+        ("ab" * 48, True),
+        ("a1" * 31, False),
+        ("a1" * 32 + "f", False),
+        ("g1" * 32, False),
+        ("group-1", False),
+        ("", False),
+    ],
+)
+def test_only_ids_of_at_least_32_hex_bytes_are_capabilities(group_id: str, expected: bool) -> None:
+    """Short or non-hex ids can be guessed: they never serve as a capability."""
+    assert is_capability_id(group_id) is expected
+
+
+def test_a_group_is_open_to_whoever_names_it_only_without_a_roster() -> None:
+    """Unknown, 445-created and invitation-only groups are open to those who name them;
+    a 450 bootstrap closes the group to its recorded members."""
+    created = ok(on_group_message(None, group_msg(group=MARMOT), as_(OWNER)))
+    invited = GroupState(MARMOT, owner=OWNER.pubkey, invitees=pubkeys(MEMBER))
+    assert open_to_named(None, MARMOT)
+    assert open_to_named(created, MARMOT) and open_to_named(invited, MARMOT)
+    assert not open_to_named(GroupState(MARMOT, owner=OWNER.pubkey, last_seq=1), MARMOT)
+    assert not open_to_named(None, G)
+
+
+def test_group_message_naming_a_roster_less_marmot_group_is_accepted_from_a_non_member() -> None:
+    """Bob, who learnt the id from his welcome, may publish his self-update commit; the
+    group's recorded owner and membership do not change."""
+    state = ok(on_group_message(None, group_msg("0", group=MARMOT), as_(OWNER)))
+    after = ok(on_group_message(state, group_msg("1", group=MARMOT), as_(MEMBER)))
+    assert after.owner == OWNER.pubkey and after.member_set() == {OWNER.pubkey}
+    assert after.last_epoch == 1
+
+
+def test_group_message_naming_a_marmot_group_still_needs_an_authenticated_connection() -> None:
+    """The capability is for authenticated connections only."""
+    state = ok(on_group_message(None, group_msg(group=MARMOT), as_(OWNER)))
+    assert refused(on_group_message(state, group_msg(group=MARMOT), as_())).startswith(
+        "auth-required:"
+    )
+
+
+def test_group_message_to_a_marmot_group_with_a_roster_keeps_strict_membership() -> None:
+    """Once bootstrapped by a 450, the id alone no longer lets an outsider write."""
+    bootstrap = OWNER.sign(450, "", [["h", MARMOT], ["op", "bootstrap"], ["seq", "1"]])
+    state = ok(on_roster(None, bootstrap, as_(OWNER)))
+    assert refused(on_group_message(state, group_msg(group=MARMOT), as_(OUTSIDER))) == (
+        "restricted: not a member of group"
+    )
+
+
+def test_group_message_with_the_capability_turned_off_needs_a_recorded_member() -> None:
+    """membership = "roster" (id_capability False): strict membership for every group."""
+    state = ok(on_group_message(None, group_msg(group=MARMOT), as_(OWNER)))
+    strict = as_(MEMBER, include_invitees=False, id_capability=False)
+    assert refused(on_group_message(state, group_msg(group=MARMOT), strict)).startswith(
+        "restricted:"
+    )
+
+
+def test_group_message_to_a_short_id_group_needs_a_recorded_member() -> None:
+    """A guessable id is no capability, even without a roster."""
+    state = ok(on_group_message(None, group_msg(), as_(OWNER)))
+    assert refused(on_group_message(state, group_msg(), as_(MEMBER))).startswith("restricted:")

@@ -1,4 +1,4 @@
-"""relay.mls.rules: the write and read rule functions of the MLS gateway (R-A3, R-M1…R-M8)."""
+"""relay.mls.rules: the write and read rule functions of the MLS gateway (R-A3, R-M1…R-M11)."""
 
 from __future__ import annotations
 
@@ -26,6 +26,7 @@ OWNER, MEMBER, OUTSIDER, RECIPIENT, ROOT, THROWAWAY = (
 NOW = 1_700_000_000
 TTL = 7 * 86400
 G = "group-1"
+MARMOT = "b2" * 32  # a roster-less Marmot group: 32 random bytes in hex, owned by OWNER
 ANON = Viewer(1, "10.0.0.1")
 
 
@@ -257,3 +258,92 @@ def test_keypackage_kinds_are_readable_by_any_authenticated_viewer(kind: int) ->
 def test_ordinary_kinds_are_readable_by_everyone() -> None:
     """The delivery rule does not touch non-MLS kinds."""
     assert readers(ev(1, [["h", G]])) == {"owner", "member", "outsider", "recipient", "anon"}
+
+
+# --- R-M11: naming a roster-less group's id -------------------------------------------------
+
+
+def marmot_directory(**options: Any) -> GroupDirectory:
+    d = GroupDirectory(**options)
+    d.update(GroupState(MARMOT, owner=OWNER.pubkey, last_epoch=1))
+    return d
+
+
+def named_readers(event: Event, *filters: Filter, d: GroupDirectory | None = None) -> set[str]:
+    """Who may read ``event`` while answering a request made of ``filters``."""
+    rule = restricted_delivery(d or marmot_directory())
+    names = {"owner": OWNER, "member": MEMBER, "outsider": OUTSIDER}
+    got = {name for name, keys in names.items() if rule(event, as_(keys).asking(filters))}
+    return got | ({"anon"} if rule(event, ANON.asking(filters)) else set())
+
+
+MARMOT_MSG = ev(445, [["h", MARMOT]], keys=THROWAWAY)
+
+
+def test_marmot_group_message_is_readable_by_an_authenticated_request_naming_its_h() -> None:
+    """Any authenticated viewer whose request names the group with #h reads it, the
+    anonymous one never does."""
+    assert named_readers(MARMOT_MSG, f(kinds=[445], **{"#h": [MARMOT]})) == {
+        "owner",
+        "member",
+        "outsider",
+    }
+
+
+@pytest.mark.parametrize(
+    "filters",
+    [
+        [],
+        [{"kinds": [445]}],
+        [{}],
+        [{"ids": [MARMOT_MSG.id]}],
+        [{"authors": [THROWAWAY.pubkey]}],
+        [{"kinds": [445], "#h": ["c3" * 32]}],
+        [{"kinds": [445], "#p": [MARMOT]}],
+        [{"kinds": [445], "#e": [MARMOT]}],
+    ],
+)
+def test_marmot_group_message_is_hidden_from_requests_that_do_not_name_it(
+    filters: list[dict[str, Any]],
+) -> None:
+    """Broad queries, ids, authors, other groups, the id in another tag: only the
+    recorded owner reads the group's events."""
+    assert named_readers(MARMOT_MSG, *(f(**x) for x in filters)) == {"owner"}
+
+
+def test_naming_the_group_in_any_filter_of_the_request_counts() -> None:
+    """The request names the group: the id is known, so any filter may return its events."""
+    assert "outsider" in named_readers(MARMOT_MSG, f(kinds=[445]), f(**{"#h": [MARMOT]}))
+
+
+def test_marmot_group_with_a_roster_is_not_opened_by_naming_it() -> None:
+    """A 450 bootstrap makes the group strict: naming it is no longer enough."""
+    d = GroupDirectory()
+    d.update(GroupState(MARMOT, owner=OWNER.pubkey, last_seq=1))
+    assert named_readers(MARMOT_MSG, f(**{"#h": [MARMOT]}), d=d) == {"owner"}
+
+
+def test_membership_roster_turns_the_capability_off() -> None:
+    """membership = "roster": recorded members only, whatever the request names."""
+    d = marmot_directory(include_invitees=False, id_capability=False)
+    assert named_readers(MARMOT_MSG, f(**{"#h": [MARMOT]}), d=d) == {"owner"}
+
+
+def test_a_guessable_group_id_is_not_opened_by_naming_it() -> None:
+    """Short ids are no capability: naming one reads nothing."""
+    d = GroupDirectory()
+    d.update(GroupState(G, owner=OWNER.pubkey))
+    event = ev(445, [["h", G]], keys=THROWAWAY)
+    assert named_readers(event, f(**{"#h": [G]}), d=d) == {"owner"}
+
+
+def test_an_unknown_marmot_group_is_readable_by_whoever_names_it() -> None:
+    """A group not seen yet (e.g. still on its way from another instance) is open too."""
+    event = ev(445, [["h", "d4" * 32]], keys=THROWAWAY)
+    assert named_readers(event, f(**{"#h": ["d4" * 32]})) == {"owner", "member", "outsider"}
+
+
+def test_roster_events_are_never_granted_by_naming_the_group() -> None:
+    """450 stays members and admins only."""
+    event = ev(450, [["h", MARMOT], ["op", "add"], ["seq", "2"], ["p", MEMBER.pubkey]])
+    assert named_readers(event, f(**{"#h": [MARMOT]})) == {"owner"}
