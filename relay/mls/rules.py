@@ -3,7 +3,10 @@
 Write rules validate each MLS kind synchronously (R-M1 … R-M8); read rules decide who
 may receive restricted kinds (R-A3), the same for stored results, live fan-out, COUNT
 and the REST API. Group membership comes from a :class:`GroupDirectory`, the gateway's
-in-memory copy of the stored group states.
+in-memory copy of the stored group states. A roster-less group's id is a capability
+(R-M11): the 445 rule also lets through a request that names the group with ``#h``
+(:meth:`~relay.core.policy.Viewer.names`); the capability needs no stored state beyond
+the group states themselves.
 """
 
 from __future__ import annotations
