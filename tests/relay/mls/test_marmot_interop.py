@@ -16,9 +16,9 @@ gift wrap and seal of the unsigned 444 rumor). The MLS payloads are opaque rando
 standing in for MLS messages: the KeyPackage in the 443's content, the Welcome inside the
 444 rumor, the Commits and application messages inside the 445s, and the exporter secret.
 The relay never decrypts any of them. The only Marmot implementation on PyPI,
-``mdk-python`` (MDK's bindings), ships a native library that needs glibc ≥ 2.38, which
-this machine (Debian 12, glibc 2.36) does not have. Where a real Welcome carries the
-group's ``nostr_group_id`` in its ``marmot_group_data`` extension, the stand-in Welcome
+``mdk-python`` (MDK's bindings, 0.6.0 … 0.8.0), ships a native library that needs
+glibc ≥ 2.38 (0.8.0: 2.39); this machine (Debian 12, glibc 2.36) cannot load it. Where a
+real Welcome carries the group's ``nostr_group_id`` in its ``marmot_group_data`` extension, the stand-in Welcome
 carries those 32 bytes at its start: Bob learns the id from the end-to-end encrypted
 welcome either way.
 """
