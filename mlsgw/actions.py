@@ -1,8 +1,9 @@
-"""How every service-changing runbook action runs (R-O4, R-O5).
+"""Cloud Run service actions (rollback, traffic, restart, deploy, scale) on the runbook engine.
 
-read → plan → ``--dry-run`` (server-side ``validate_only``) or confirm → etag-guarded write
-with retry on conflict → wait for the operation → verify ``/health`` → ledger line.
-The commands (rollback, traffic, restart, deploy, scale) only decide *what* to change.
+The commands decide *what* to change (an :class:`ActionSpec` computed from the service as
+read); :func:`perform` turns it into an engine :class:`~mlsgw.runbook.engine.Action` over the
+:class:`~mlsgw.resources.cloud_run_service.CloudRunService` resource, whose verification is
+the runbook's: up to three ``/health`` checks, the last known good revision recorded.
 """
 
 from __future__ import annotations
@@ -10,68 +11,51 @@ from __future__ import annotations
 import dataclasses
 import time
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass, field
-from typing import Any
+from dataclasses import dataclass
 
-from mlsgw.errors import (
-    CloudError,
-    Conflict,
-    MlsgwError,
-    NoCredentials,
-    NotFound,
-    OperationFailed,
-    PermissionDenied,
-    Refused,
-    UsageError,
-)
+from mlsgw.errors import MlsgwError, OperationFailed
 from mlsgw.gcp.base import (
-    CloudRunApi,
     Revision,
     ServiceChange,
     ServiceState,
     TrafficKind,
     TrafficTarget,
 )
-from mlsgw.ledger import KNOWN_GOOD_KEY, Ledger
+from mlsgw.ledger import KNOWN_GOOD_KEY
 from mlsgw.probes import probe_health
-from mlsgw.report import ActionReport, Change, Outcome, Reporter, Status, Step, Table
-from mlsgw.target import Target
+from mlsgw.report import ActionReport, Change, Outcome, Status, Step, Table
+from mlsgw.resources.base import Mutation
+from mlsgw.resources.cloud_run_service import CloudRunService, only_changes, service_summary
+from mlsgw.runbook.context import RunContext
+from mlsgw.runbook.engine import Action, Trail, execute, refusal_code, refuse, write
 
-WRITE_ATTEMPTS = 5
+__all__ = [
+    "ActionContext",
+    "ActionSpec",
+    "Trail",
+    "perform",
+    "refusal_code",
+    "refuse_service",
+    "verify_health",
+    "write_service",
+]
+
+ActionContext = RunContext
+"""The context of a service action is the engine's :class:`RunContext`."""
 HEALTH_ATTEMPTS = 3
 """The runbook's automatic-rollback trigger: 3 consecutive failed health checks."""
 
 
 @dataclass(frozen=True)
-class ActionContext:
-    """Everything an action needs, built by the command."""
-
-    target: Target
-    run: CloudRunApi
-    ledger: Ledger
-    reporter: Reporter
-    run_id: str
-    confirm: Callable[[str], None]
-    """Asks the question; raises :class:`~mlsgw.errors.Refused` when not confirmed."""
-    dry_run: bool = False
-    health_interval: float = 10.0
-
-    @property
-    def service_name(self) -> str:
-        """The full Cloud Run service name."""
-        return self.target.service_name
-
-
-@dataclass(frozen=True)
 class ActionSpec:
-    """What one action wants to change, computed from the service as read."""
+    """What one service action wants to change, computed from the service as read."""
 
     command: str
     args: Mapping[str, object]
     service: ServiceState
     plan: tuple[Change, ...]
     compute: Callable[[ServiceState], ServiceChange]
-    """Called again on every write attempt with the freshly read service."""
+    """Called again on fresh state after a concurrent change."""
     question: str
     tables: tuple[Table, ...] = ()
     steps: tuple[Step, ...] = ()
@@ -82,26 +66,7 @@ class ActionSpec:
     """The revision to record as last known good once health is verified."""
 
 
-@dataclass
-class Trail:
-    """What happened so far in :func:`perform` (steps appended as they happen)."""
-
-    steps: list[Step] = field(default_factory=list)
-    notices: list[str] = field(default_factory=list)
-    result: dict[str, Any] = field(default_factory=dict)
-
-
-def state_summary(service: ServiceState) -> dict[str, object]:
-    """The pre/post state written to the ledger."""
-    return {
-        "etag": service.etag,
-        "generation": service.generation,
-        "traffic": [t.describe() for t in service.traffic],
-        "serving": service.serving(),
-        "latest_ready_revision": service.latest_ready_revision,
-        "image": service.image,
-        "scaling": dataclasses.asdict(service.scaling),
-    }
+state_summary = service_summary
 
 
 def describe_traffic(traffic: tuple[TrafficTarget, ...]) -> str:
@@ -166,23 +131,19 @@ def latest_traffic(service: ServiceState) -> tuple[TrafficTarget, ...]:
 
 
 def write_service(
-    ctx: ActionContext, compute: Callable[[ServiceState], ServiceChange]
+    ctx: RunContext, compute: Callable[[ServiceState], ServiceChange]
 ) -> tuple[ServiceState, int]:
-    """Read-modify-write guarded by the etag; on a conflict read again and recompute."""
-    for attempt in range(1, WRITE_ATTEMPTS + 1):
-        current = ctx.run.get_service(ctx.service_name)
-        try:
-            after = ctx.run.update_service(ctx.service_name, compute(current), etag=current.etag)
-            return after, attempt - 1
-        except Conflict:
-            ctx.reporter.step(f"the service changed concurrently; reading it again ({attempt})")
-    raise Conflict(
-        f"{ctx.service_name} kept changing concurrently ({WRITE_ATTEMPTS} attempts); "
-        "nothing of this action was applied — retry when the other change is done"
+    """Read-modify-write of the service guarded by its etag, outside an action (e.g. the
+    automatic rollback after a failed deploy); recomputed on a concurrent change."""
+    resource = CloudRunService(ctx.run, ctx.service_name)
+    current = resource.read()
+    mutation: Mutation[ServiceState, ServiceChange] = Mutation(
+        "write", resource, compute, lambda state, change: ()
     )
+    return write(ctx, mutation, current, compute(current))
 
 
-def verify_health(ctx: ActionContext, url: str | None) -> Step:
+def verify_health(ctx: RunContext, url: str | None) -> Step:
     """Up to :data:`HEALTH_ATTEMPTS` ``/health`` probes; ok at the first healthy answer."""
     if not url:
         return Step("verify /health", Status.SKIPPED, "no URL known for the service")
@@ -202,112 +163,69 @@ def verify_health(ctx: ActionContext, url: str | None) -> Step:
     )
 
 
-def refusal_code(exc: MlsgwError) -> Outcome:
-    """Errors before anything changed: preconditions are refusals (3), the rest failures (1)."""
-    precondition = (Refused, UsageError, NoCredentials, PermissionDenied, NotFound)
-    return Outcome.REFUSED if isinstance(exc, precondition) else Outcome.FAILED
-
-
-def record(
-    ctx: ActionContext,
-    report: ActionReport,
-    args: Mapping[str, object],
-    pre_state: object,
-    result: Mapping[str, Any],
-) -> None:
-    """Append the action's ledger line (never for dry runs)."""
-    if report.outcome is Outcome.PLANNED:
-        return
-    ctx.ledger.append(
-        command=report.command,
-        run_id=report.run_id,
-        args={"service_name": ctx.service_name, **args},
-        plan=[vars(c) for c in report.plan],
-        pre_state=pre_state,
-        result={"outcome": report.outcome.value, "summary": report.summary, **result},
-    )
+Unhealthy = Callable[[RunContext, ServiceState, Trail], None]
 
 
 def perform(
-    ctx: ActionContext,
-    spec: ActionSpec,
-    on_unhealthy: Callable[[ActionContext, ServiceState, Trail], None] | None = None,
+    ctx: RunContext, spec: ActionSpec, on_unhealthy: Unhealthy | None = None
 ) -> ActionReport:
-    """Dry-run or confirm, write, wait, verify; the report and its ledger line."""
-    out = Trail(steps=list(spec.steps), notices=list(spec.notices))
-    pre_state = state_summary(spec.service)
+    """Run ``spec`` on the engine: validate or confirm, write, wait, verify /health, record."""
+    resource = CloudRunService(ctx.run, ctx.service_name)
 
-    def report(outcome: Outcome, summary: str) -> ActionReport:
-        done = ActionReport(
-            command=spec.command,
-            outcome=outcome,
-            summary=summary,
-            run_id=ctx.run_id,
-            plan=spec.plan,
-            steps=tuple(out.steps),
-            tables=spec.tables,
-            notices=tuple(out.notices),
-            data={"result": out.result},
-        )
-        record(ctx, done, spec.args, pre_state, out.result)
-        return done
+    def applied(after: ServiceState) -> str:
+        return f"generation {after.generation}: {describe_traffic(after.traffic)}"
 
-    change = spec.compute(spec.service)
-    if not change.creates_revision and change.traffic == spec_traffic(spec.service):
-        out.steps.append(Step("compare", Status.OK, "the service already looks like this"))
-        return report(Outcome.DONE, f"nothing to change: {describe_traffic(spec.service.traffic)}")
-    if ctx.dry_run:
-        ctx.reporter.step("validating the change with Cloud Run (validate_only)")
-        ctx.run.update_service(ctx.service_name, change, etag=spec.service.etag, validate_only=True)
-        out.steps.append(Step("validate", Status.OK, "accepted by Cloud Run (validate_only)"))
-        return report(Outcome.PLANNED, "dry run: the plan above was validated; nothing was changed")
-    try:
-        ctx.confirm(spec.question)
-    except Refused as exc:
-        out.steps.append(Step("confirm", Status.SKIPPED, str(exc)))
-        return report(Outcome.REFUSED, str(exc))
-    ctx.reporter.step("updating the service")
-    try:
-        after, conflicts = write_service(ctx, spec.compute)
-    except OperationFailed as exc:  # accepted, then failed (e.g. the new revision never Ready)
-        out.steps.append(Step("update", Status.CRITICAL, str(exc)))
-        out.result["error"] = str(exc)
-        if on_unhealthy is not None:
-            on_unhealthy(ctx, ctx.run.get_service(ctx.service_name), out)
-            return report(Outcome.FAILED, str(out.result.get("state", exc)))
-        return report(Outcome.FAILED, f"the update failed; {_state_now(ctx)}")
-    except CloudError as exc:
-        out.steps.append(Step("update", Status.CRITICAL, str(exc)))
-        out.result["error"] = str(exc)
-        return report(Outcome.FAILED, f"the update was not applied; {_state_now(ctx)}")
-    retried = f", {conflicts} concurrent change(s) re-read and retried" if conflicts else ""
-    applied = f"generation {after.generation}: {describe_traffic(after.traffic)}{retried}"
-    out.steps.append(Step("update", Status.OK, applied))
-    out.result["post_state"] = state_summary(after)
-    url = spec.health_url(after) if spec.health_url else (ctx.target.url or after.uri or None)
-    health = verify_health(ctx, url)
-    out.steps.append(health)
-    if health.status is Status.CRITICAL:
-        if on_unhealthy is not None:
-            on_unhealthy(ctx, after, out)
-            return report(Outcome.FAILED, str(out.result.get("state", "health check failed")))
-        return report(
-            Outcome.FAILED,
-            f"the change is applied ({describe_traffic(after.traffic)}) but /health fails",
-        )
-    good = spec.known_good(after) if spec.known_good else after.main_revision()
-    if good and health.status is Status.OK:
-        out.result[KNOWN_GOOD_KEY] = good
-    if after.pinned:
-        out.notices.append(
-            f"Traffic is now pinned to {after.main_revision()}; "
-            "`mlsgw traffic --to-latest` to release it."
-        )
-    return report(Outcome.DONE, f"done: {describe_traffic(after.traffic)}")
+    def verify(ctx: RunContext, trail: Trail) -> tuple[Outcome, str]:
+        after: ServiceState = trail.after["service"]
+        url = spec.health_url(after) if spec.health_url else (ctx.target.url or after.uri or None)
+        health = verify_health(ctx, url)
+        trail.steps.append(health)
+        if health.status is Status.CRITICAL:
+            if on_unhealthy is not None:
+                on_unhealthy(ctx, after, trail)
+                return Outcome.FAILED, str(trail.result.get("state", "health check failed"))
+            return (
+                Outcome.FAILED,
+                f"the change is applied ({describe_traffic(after.traffic)}) but /health fails",
+            )
+        good = spec.known_good(after) if spec.known_good else after.main_revision()
+        if good and health.status is Status.OK:
+            trail.result[KNOWN_GOOD_KEY] = good
+        if after.pinned:
+            trail.notices.append(
+                f"Traffic is now pinned to {after.main_revision()}; "
+                "`mlsgw traffic --to-latest` to release it."
+            )
+        return Outcome.DONE, f"done: {describe_traffic(after.traffic)}"
+
+    def on_failure(ctx: RunContext, trail: Trail, exc: MlsgwError) -> str:
+        if isinstance(exc, OperationFailed):  # accepted, then failed (new revision never Ready)
+            if on_unhealthy is not None:
+                on_unhealthy(ctx, ctx.run.get_service(ctx.service_name), trail)
+                return str(trail.result.get("state", exc))
+            return f"the update failed; {_state_now(ctx)}"
+        return f"the update was not applied; {_state_now(ctx)}"
+
+    action = Action(
+        command=spec.command,
+        args=spec.args,
+        mutations=(
+            Mutation("update", resource, only_changes(spec.compute), lambda s, c: (), applied),
+        ),
+        question=spec.question,
+        plan=spec.plan,
+        tables=spec.tables,
+        steps=spec.steps,
+        notices=spec.notices,
+        unchanged=f"nothing to change: {describe_traffic(spec.service.traffic)}",
+        verify=verify,
+        on_failure=on_failure,
+    )
+    return execute(ctx, action)
 
 
-def refuse(
-    ctx: ActionContext,
+def refuse_service(
+    ctx: RunContext,
     command: str,
     reason: str,
     *,
@@ -315,13 +233,12 @@ def refuse(
     service: ServiceState | None = None,
     tables: tuple[Table, ...] = (),
 ) -> ActionReport:
-    """A refusal before anything changed (exit 3), with its ledger line."""
-    done = ActionReport(command, Outcome.REFUSED, reason, ctx.run_id, tables=tables)
-    record(ctx, done, args, state_summary(service) if service else None, {})
-    return done
+    """A refusal before anything changed (exit 3), with the service's state in the ledger."""
+    pre = {"service": service_summary(service)} if service else None
+    return refuse(ctx, command, reason, args=args, pre_state=pre, tables=tables)
 
 
-def _state_now(ctx: ActionContext) -> str:
+def _state_now(ctx: RunContext) -> str:
     try:
         now = ctx.run.get_service(ctx.service_name)
     except MlsgwError:

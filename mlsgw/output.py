@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import json
 import sys
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
 from typing import Any, NoReturn
 
@@ -20,16 +20,17 @@ from rich.status import Status as RichStatus
 from rich.table import Table as RichTable
 
 from mlsgw.errors import MlsgwError
-from mlsgw.ledger import Verification
 from mlsgw.report import (
     NAGIOS_WORD,
     ActionReport,
     CheckReport,
     CheckResult,
     Outcome,
+    Report,
     Status,
     Verdict,
 )
+from mlsgw.target import Target
 
 STATUS_STYLE = {
     Status.OK: "green",
@@ -111,26 +112,62 @@ def emit_json(document: dict[str, Any]) -> None:
     typer.echo(json.dumps(document, indent=2, sort_keys=False, default=str))
 
 
-def check_document(report: CheckReport, target: dict[str, object]) -> dict[str, Any]:
-    """The ``--json`` document of a check report."""
+def document(report: Report, target: Mapping[str, object] | None = None) -> dict[str, Any]:
+    """The one ``--json`` shape of every command: the same top-level keys, always present.
+
+    ``status`` is the verdict or outcome, ``exit_code`` the process's exit code, ``findings``
+    the checks or findings, ``steps`` what an action did, ``data`` command-specific results.
+    """
     return {
         "command": report.command,
-        "ok": report.verdict is Verdict.GREEN,
-        "status": report.verdict.value,
+        "run_id": report.run_id,
+        "status": report.status,
+        "ok": report.ok,
         "exit_code": report.exit_code,
-        "checks": [
+        "summary": report.summary,
+        "target": dict(target or {}),
+        "findings": [
             {
                 "name": c.name,
                 "status": c.status.value,
                 "summary": c.summary,
                 "details": list(c.details),
                 "metrics": {p.label: p.value for p in c.perf},
-                **dict(c.data),
+                "data": dict(c.data),
             }
-            for c in report.checks
+            for c in report.findings
         ],
-        "target": target,
-        "run_id": report.run_id,
+        "plan": [vars(c) for c in report.plan],
+        "steps": [
+            {"name": s.name, "status": s.status.value, "detail": s.detail} for s in report.steps
+        ],
+        "tables": [
+            {"title": t.title, "rows": [dict(zip(t.columns, r, strict=True)) for r in t.rows]}
+            for t in report.tables
+        ],
+        "notices": list(report.notices),
+        "data": dict(report.data),
+    }
+
+
+def error_document(
+    command: str, error: MlsgwError, code: int, run_id: str, target: Mapping[str, object] | None
+) -> dict[str, Any]:
+    """The :func:`document` shape for a command stopped before it produced a report."""
+    return {
+        "command": command,
+        "run_id": run_id,
+        "status": "error",
+        "ok": False,
+        "exit_code": code,
+        "summary": str(error),
+        "target": dict(target or {}),
+        "findings": [],
+        "plan": [],
+        "steps": [],
+        "tables": [],
+        "notices": [],
+        "data": {"error": str(error), "error_type": type(error).__name__},
     }
 
 
@@ -151,60 +188,31 @@ def _status_cell(status: Status) -> str:
     return f"[{STATUS_STYLE[status]}]{status.value.upper()}[/]"
 
 
-def render_checks(report: CheckReport, console: Console, title: str) -> None:
-    """The Rich report of a check run."""
-    table = RichTable(title=title, title_justify="left", show_lines=False)
-    table.add_column("check")
-    table.add_column("status")
-    table.add_column("result", overflow="fold")
-    for check in report.checks:
-        table.add_row(check.name, _status_cell(check.status), _result_cell(check))
-    console.print(table)
-    verdict = report.verdict
-    counts = _counts(report.checks)
-    console.print(
-        f"[{VERDICT_STYLE[verdict]}]{verdict.value.upper()}[/] — {counts}  (run {report.run_id})"
-    )
+def _style_of(report: Report) -> str:
+    if isinstance(report, ActionReport):
+        return OUTCOME_STYLE[report.outcome]
+    if isinstance(report, CheckReport):
+        return VERDICT_STYLE[report.verdict]
+    return "bold"
 
 
-def _result_cell(check: CheckResult) -> str:
-    lines = [escape(check.summary)] + [f"[dim]  {escape(d)}[/]" for d in check.details]
-    return "\n".join(lines)
+def render_target(target: Target, console: Console) -> None:
+    """Where the service's coordinates came from, and configuration warnings."""
+    named = [
+        f"{name} {escape(str(getattr(target, name)))} ({escape(target.source_of(name))})"
+        for name in ("project", "region", "service")
+        if getattr(target, name)
+    ]
+    if named:
+        console.print("[dim]target: " + ", ".join(named) + "[/]", soft_wrap=True)
+    for warning in target.warnings:
+        console.print(f"[yellow]warning:[/] {escape(warning)}", soft_wrap=True)
 
 
-def _counts(checks: tuple[CheckResult, ...]) -> str:
-    parts = []
-    for status in Status:
-        n = sum(1 for c in checks if c.status is status)
-        if n:
-            parts.append(f"{n} {status.value}")
-    return ", ".join(parts)
-
-
-def action_document(report: ActionReport, target: dict[str, object]) -> dict[str, Any]:
-    """The ``--json`` document of an action report."""
-    return {
-        "command": report.command,
-        "ok": report.outcome in (Outcome.DONE, Outcome.PLANNED),
-        "status": report.outcome.value,
-        "summary": report.summary,
-        "plan": [vars(c) for c in report.plan],
-        "steps": [
-            {"name": s.name, "status": s.status.value, "detail": s.detail} for s in report.steps
-        ],
-        "tables": [
-            {"title": t.title, "rows": [dict(zip(t.columns, r, strict=True)) for r in t.rows]}
-            for t in report.tables
-        ],
-        "notices": list(report.notices),
-        **dict(report.data),
-        "target": target,
-        "run_id": report.run_id,
-    }
-
-
-def render_action(report: ActionReport, console: Console) -> None:
-    """The Rich report of an action."""
+def render(report: Report, console: Console, target: Target | None = None) -> None:
+    """The Rich report of any command: target, tables, findings, plan, steps, notices, verdict."""
+    if target is not None:
+        render_target(target, console)
     for t in report.tables:
         table = RichTable(title=t.title, title_justify="left")
         for column in t.columns:
@@ -212,6 +220,15 @@ def render_action(report: ActionReport, console: Console) -> None:
         for row in t.rows:
             table.add_row(*(escape(cell) for cell in row))
         console.print(table)
+    if report.findings:
+        title = getattr(report, "title", "") or f"mlsgw {report.command}"
+        findings = RichTable(title=escape(title), title_justify="left", show_lines=False)
+        findings.add_column("check")
+        findings.add_column("status")
+        findings.add_column("result", overflow="fold")
+        for check in report.findings:
+            findings.add_row(check.name, _status_cell(check.status), _result_cell(check))
+        console.print(findings)
     if report.plan:
         console.print("[bold]Plan[/]")
         for change in report.plan:
@@ -225,9 +242,13 @@ def render_action(report: ActionReport, console: Console) -> None:
         console.print(f"  {_status_cell(step.status)} {escape(step.name)}{detail}", soft_wrap=True)
     for notice in report.notices:
         console.print(f"[cyan]{escape(notice)}[/]", soft_wrap=True)
-    style = OUTCOME_STYLE[report.outcome]
-    verdict = f"[{style}]{report.outcome.value.upper()}[/]"
+    verdict = f"[{_style_of(report)}]{report.status.upper()}[/]"
     console.print(f"{verdict} — {escape(report.summary)}  (run {report.run_id})", soft_wrap=True)
+
+
+def _result_cell(check: CheckResult) -> str:
+    lines = [escape(check.summary)] + [f"[dim]  {escape(d)}[/]" for d in check.details]
+    return "\n".join(lines)
 
 
 def render_ledger(records: list[dict[str, Any]], path: str, console: Console) -> None:
@@ -249,29 +270,18 @@ def render_ledger(records: list[dict[str, Any]], path: str, console: Console) ->
     console.print(table)
 
 
-def render_verification(result: Verification, path: str, console: Console) -> None:
-    """INTACT, or each broken line and BROKEN."""
-    if result.ok:
-        console.print(f"[bold green]INTACT[/] — {result.entries} entries in {escape(path)}")
-        return
-    for problem in result.problems:
-        console.print(f"[bold red]line {problem.line}[/]: {escape(problem.reason)}")
-    console.print(f"[bold red]BROKEN[/] — the hash chain of {escape(path)} does not verify")
-
-
-def fail(error: MlsgwError, code: int, *, command: str, as_json: bool, run_id: str) -> NoReturn:
+def fail(
+    error: MlsgwError,
+    code: int,
+    *,
+    command: str,
+    as_json: bool,
+    run_id: str,
+    target: Mapping[str, object] | None = None,
+) -> NoReturn:
     """Report an error that stopped a command before it produced a report, and exit."""
     if as_json:
-        emit_json(
-            {
-                "command": command,
-                "ok": False,
-                "status": "error",
-                "error": str(error),
-                "error_type": type(error).__name__,
-                "run_id": run_id,
-            }
-        )
+        emit_json(error_document(command, error, code, run_id, target))
     else:
         message = f"[bold red]mlsgw {command}:[/] {escape(str(error))}"
         stderr_console().print(message, soft_wrap=True)

@@ -1,7 +1,10 @@
 """What runbook commands return: plain frozen data, rendered by :mod:`mlsgw.output`.
 
-Checks (``healthcheck``) return a :class:`CheckReport` whose verdict maps to the Nagios exit
-codes; actions (``rollback``, ``deploy``, ...) return an :class:`ActionReport`.
+Every command's ``run(ctx)`` returns a :class:`Report`: checks and findings (``healthcheck``,
+``ledger verify``) return a :class:`CheckReport` whose verdict maps to the Nagios exit codes;
+actions (``rollback``, ``deploy``, ``lockdown``, ...) return an :class:`ActionReport`. Both
+have the same shape (status, exit code, summary, findings, plan, steps, tables, notices,
+data), so ``--json`` is one document shape for every command.
 """
 
 from __future__ import annotations
@@ -74,10 +77,50 @@ class CheckReport:
     command: str
     checks: tuple[CheckResult, ...]
     run_id: str
+    title: str = ""
+    tables: tuple[Table, ...] = ()
+    notices: tuple[str, ...] = ()
+    data: Mapping[str, object] = field(default_factory=dict)
+    verdict_override: Verdict | None = None
+    """A verdict decided outside the checks (e.g. a ledger that does not exist)."""
+    summary_override: str | None = None
+    status_label: str | None = None
+    """A more precise name for the verdict (``intact``, ``missing``)."""
+    plan: tuple[Change, ...] = ()
+    steps: tuple[Step, ...] = ()
+
+    @property
+    def findings(self) -> tuple[CheckResult, ...]:
+        """The checks, as findings of the common report shape."""
+        return self.checks
+
+    @property
+    def status(self) -> str:
+        """The verdict's name: green, yellow, red, unknown (or :attr:`status_label`)."""
+        return self.status_label or self.verdict.value
+
+    @property
+    def ok(self) -> bool:
+        """Green."""
+        return self.verdict is Verdict.GREEN
+
+    @property
+    def summary(self) -> str:
+        """``5 ok, 1 warning`` (or the explicit summary)."""
+        if self.summary_override is not None:
+            return self.summary_override
+        parts = []
+        for status in Status:
+            n = sum(1 for c in self.checks if c.status is status)
+            if n:
+                parts.append(f"{n} {status.value}")
+        return ", ".join(parts) or "nothing to check"
 
     @property
     def verdict(self) -> Verdict:
         """Red on any CRITICAL, unknown on any UNKNOWN, yellow on any WARNING, else green."""
+        if self.verdict_override is not None:
+            return self.verdict_override
         statuses = {c.status for c in self.checks}
         if Status.CRITICAL in statuses:
             return Verdict.RED
@@ -146,11 +189,54 @@ class ActionReport:
     tables: tuple[Table, ...] = ()
     notices: tuple[str, ...] = ()
     data: Mapping[str, object] = field(default_factory=dict)
+    findings: tuple[CheckResult, ...] = ()
+
+    @property
+    def status(self) -> str:
+        """The outcome's name: done, planned, failed, refused."""
+        return self.outcome.value
+
+    @property
+    def ok(self) -> bool:
+        """Done, or planned by a dry run."""
+        return self.outcome in (Outcome.DONE, Outcome.PLANNED)
 
     @property
     def exit_code(self) -> int:
         """0 done or planned (dry run), 1 failed, 3 refused."""
         return OUTCOME_EXIT[self.outcome]
+
+
+class Report(Protocol):
+    """What every command's ``run(ctx)`` returns; ``--json`` renders exactly these keys."""
+
+    @property
+    def command(self) -> str: ...
+    @property
+    def run_id(self) -> str: ...
+    @property
+    def status(self) -> str:
+        """The verdict (green/yellow/red/unknown) or outcome (done/planned/failed/refused)."""
+        ...
+
+    @property
+    def ok(self) -> bool: ...
+    @property
+    def exit_code(self) -> int: ...
+    @property
+    def summary(self) -> str: ...
+    @property
+    def findings(self) -> tuple[CheckResult, ...]: ...
+    @property
+    def plan(self) -> tuple[Change, ...]: ...
+    @property
+    def steps(self) -> tuple[Step, ...]: ...
+    @property
+    def tables(self) -> tuple[Table, ...]: ...
+    @property
+    def notices(self) -> tuple[str, ...]: ...
+    @property
+    def data(self) -> Mapping[str, object]: ...
 
 
 class Reporter(Protocol):

@@ -1,51 +1,65 @@
-"""What the runbook commands act on (R-O1): project, region, service, URL and API endpoints.
+"""What the runbook commands act on (R-O1): one field per ``[ops]`` setting, resolved once.
 
-Precedence, highest first: command-line flags, ``MLSGW_PROJECT`` / ``MLSGW_REGION`` /
-``MLSGW_SERVICE`` / ``MLSGW_URL`` / ``MLSGW_GCP_ENDPOINT`` / ``MLSGW_MONITORING_ENDPOINT`` /
-``MLSGW_PROBE_KEY`` / ``MLSGW_METRICS_KEY`` / ``MLSGW_LEDGER``, then ``[ops]`` in the config
-file (which itself honours ``MLSGW_OPS__<KEY>``). This module is the only place the runbook
-reads the environment.
+Every field of :class:`~relay.settings.OpsSettings` is a target field: the ``--flag``, the
+``MLSGW_<NAME>`` variable and the ``[ops]`` key all derive from the field's name, so a new
+``[ops]`` setting is a flag and a variable without further code. Precedence, highest first:
+the command's flag, ``MLSGW_<NAME>`` (``MLSGW_GCP_ENDPOINT`` for ``endpoint``), ``[ops]`` in
+the config file (or ``MLSGW_OPS__<NAME>``), then gcloud's own defaults for the project
+(``CLOUDSDK_CORE_PROJECT``, ``GOOGLE_CLOUD_PROJECT``, the active configuration's
+``core/project``) and the region (``CLOUDSDK_RUN_REGION``, ``run/region``). The resolved
+:class:`Target` names where each value came from.
+
+Only ``[ops]`` is read, and only ``MLSGW_OPS__*`` of the section overrides: a bad ``[auth]``
+key or a stray ``MLSGW_AUTH__…`` variable never blocks a rollback. This module is the only
+place the runbook reads the environment for its target.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import os
+import tomllib
+import types
+import typing
 from collections.abc import Mapping
-from dataclasses import dataclass, fields
+from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 from mlsgw.errors import UsageError
-from relay.config import ConfigError, OpsSettings, load_config
+from mlsgw.gcloud_config import gcloud_property
+from relay.config import parse_duration, resolve_config_path
+from relay.settings import OpsSettings
 
+OPS_FIELDS: tuple[str, ...] = tuple(f.name for f in dataclasses.fields(OpsSettings))
+"""Every target field, in ``[ops]`` order."""
+_ENV_EXCEPTIONS = {"endpoint": "MLSGW_GCP_ENDPOINT"}
 ENV_NAMES: dict[str, str] = {
-    "project": "MLSGW_PROJECT",
-    "region": "MLSGW_REGION",
-    "service": "MLSGW_SERVICE",
-    "url": "MLSGW_URL",
-    "endpoint": "MLSGW_GCP_ENDPOINT",
-    "monitoring_endpoint": "MLSGW_MONITORING_ENDPOINT",
-    "probe_key": "MLSGW_PROBE_KEY",
-    "metrics_key": "MLSGW_METRICS_KEY",
-    "ledger": "MLSGW_LEDGER",
+    name: _ENV_EXCEPTIONS.get(name, f"MLSGW_{name.upper()}") for name in OPS_FIELDS
 }
+"""Field -> its environment variable."""
+SECRET_FIELDS = frozenset(
+    f.name for f in dataclasses.fields(OpsSettings) if f.metadata.get("secret")
+)
+FALLBACKS: dict[str, tuple[tuple[str, str], ...]] = {
+    "project": (
+        ("env", "CLOUDSDK_CORE_PROJECT"),
+        ("env", "GOOGLE_CLOUD_PROJECT"),
+        ("gcloud", "core/project"),
+    ),
+    "region": (("env", "CLOUDSDK_RUN_REGION"), ("gcloud", "run/region")),
+}
+"""gcloud's defaults, consulted in this order after flags, MLSGW_* and [ops]."""
 
 
 @dataclass(frozen=True)
-class Target:
-    """The resolved target of a runbook command; any field may be unset."""
+class Target(OpsSettings):
+    """The resolved target of a runbook command: every ``[ops]`` field, any of them unset."""
 
-    project: str | None = None
-    region: str | None = None
-    service: str | None = None
-    url: str | None = None
-    endpoint: str | None = None
-    """Base URL for every Google client with a REST transport (anonymous credentials)."""
-    monitoring_endpoint: str | None = None
-    """``host:port`` of a plaintext gRPC Cloud Monitoring endpoint (anonymous)."""
-    probe_key: str | None = None
-    metrics_key: str | None = None
-    ledger: str | None = None
-    timeout: float = 10.0
+    sources: Mapping[str, str] = field(default_factory=dict)
+    """Field -> where its value came from (``--project``, ``env MLSGW_REGION``, ...)."""
+    warnings: tuple[str, ...] = ()
+    """Things the operator should know about the configuration (unknown ``[ops]`` keys)."""
 
     @property
     def has_service(self) -> bool:
@@ -64,34 +78,180 @@ class Target:
             )
         return f"projects/{self.project}/locations/{self.region}/services/{self.service}"
 
+    def source_of(self, name: str) -> str:
+        """Where ``name`` came from, ``default`` when nothing set it."""
+        return self.sources.get(name, "default")
+
     def redacted(self) -> dict[str, object]:
-        """The target as a dict for reports and the ledger, secrets replaced."""
+        """Every field for reports and the ledger, secrets replaced, plus ``sources``."""
         out: dict[str, object] = {}
-        for f in fields(self):
-            value = getattr(self, f.name)
-            if f.name in ("probe_key", "metrics_key") and value:
-                value = "***"
-            out[f.name] = value
+        for name in OPS_FIELDS:
+            value = getattr(self, name)
+            out[name] = "***" if name in SECRET_FIELDS and value else value
+        out["sources"] = dict(self.sources)
         return out
+
+
+@dataclass(frozen=True)
+class OpsSection:
+    """``[ops]`` as read on its own: the values set, where each came from, and warnings."""
+
+    values: Mapping[str, Any]
+    sources: Mapping[str, str]
+    warnings: tuple[str, ...]
+    path: Path | None
+
+
+def _field_types() -> dict[str, tuple[Any, Mapping[str, Any]]]:
+    hints = typing.get_type_hints(OpsSettings)
+    return {f.name: (hints[f.name], f.metadata) for f in dataclasses.fields(OpsSettings)}
+
+
+def coerce(name: str, raw: object, *, from_env: bool = False) -> object:
+    """``raw`` as the type of ``[ops] name``; :class:`ValueError` naming what was expected.
+
+    From the environment every value is a string: numbers, booleans and comma-separated lists
+    are parsed from it.
+    """
+    tp, meta = _field_types()[name]
+    if typing.get_origin(tp) in (types.UnionType, typing.Union):
+        if raw is None:
+            return None
+        tp = next(a for a in typing.get_args(tp) if a is not type(None))
+    if meta.get("duration"):
+        try:
+            return parse_duration(raw)
+        except ValueError:
+            raise ValueError("a duration (seconds or a string like '30s')") from None
+    if typing.get_origin(tp) is tuple:
+        if from_env and isinstance(raw, str):
+            raw = [part.strip() for part in raw.split(",") if part.strip()]
+        if isinstance(raw, list) and all(isinstance(item, str) for item in raw):
+            return tuple(raw)
+        raise ValueError("an array of strings")
+    if tp is bool:
+        if from_env and isinstance(raw, str) and raw.lower() in ("1", "true", "yes", "on"):
+            return True
+        if from_env and isinstance(raw, str) and raw.lower() in ("0", "false", "no", "off"):
+            return False
+        if isinstance(raw, bool):
+            return raw
+        raise ValueError("a boolean")
+    if tp in (int, float):
+        try:
+            number = float(raw) if from_env and isinstance(raw, str) else raw
+        except ValueError:
+            number = None
+        if isinstance(number, int | float) and not isinstance(number, bool) and number >= 0:
+            if tp is int and float(number) != int(number):
+                raise ValueError("a whole number")
+            return tp(number)
+        raise ValueError("a non-negative number")
+    if isinstance(raw, str):
+        return raw
+    raise ValueError("a string")
+
+
+def load_ops(config: Path | None, environ: Mapping[str, str]) -> OpsSection:
+    """Read ``[ops]`` alone from the config file, then ``MLSGW_OPS__<KEY>``.
+
+    Other sections and other ``MLSGW_<SECTION>__`` variables are not looked at. A file named
+    by ``--config`` or ``MLSGW_CONFIG`` that cannot be read or is not TOML, or a known key
+    with a value of the wrong type, is a :class:`UsageError` (guessing a target is worse than
+    stopping); an unknown ``[ops]`` key is a warning.
+    """
+    path = resolve_config_path(config, environ)
+    table: dict[str, Any] = {}
+    if path is not None:
+        try:
+            data = tomllib.loads(path.read_text(encoding="utf-8"))
+        except FileNotFoundError:
+            raise UsageError(f"config file {path} not found") from None
+        except (OSError, UnicodeDecodeError) as exc:
+            raise UsageError(f"cannot read the config file {path}: {exc}") from None
+        except tomllib.TOMLDecodeError as exc:
+            raise UsageError(f"config file {path} is not valid TOML: {exc}") from None
+        ops = data.get("ops", {})
+        if not isinstance(ops, dict):
+            raise UsageError(f"{path}: [ops] must be a table")
+        table = ops
+    values: dict[str, Any] = {}
+    sources: dict[str, str] = {}
+    warnings: list[str] = []
+    problems: list[str] = []
+    for key, raw in table.items():
+        if key not in OPS_FIELDS:
+            warnings.append(f"{path}: unknown key ops.{key} ignored")
+            continue
+        try:
+            values[key] = coerce(key, raw)
+        except ValueError as exc:
+            problems.append(f"{path}: ops.{key}: expected {exc}, got {raw!r}")
+            continue
+        sources[key] = f"[ops] in {path}"
+    for name, raw in sorted(environ.items()):
+        if not name.startswith("MLSGW_OPS__"):
+            continue
+        key = name.removeprefix("MLSGW_OPS__").lower()
+        if key not in OPS_FIELDS:
+            warnings.append(f"environment: {name}: unknown [ops] key ignored")
+            continue
+        try:
+            values[key] = coerce(key, raw, from_env=True)
+        except ValueError as exc:
+            problems.append(f"environment: {name}: expected {exc}, got {raw!r}")
+            continue
+        sources[key] = f"env {name}"
+    if problems:
+        raise UsageError("invalid [ops] configuration: " + "; ".join(problems))
+    return OpsSection(values, sources, tuple(warnings), path)
+
+
+def _fallback(name: str, env: Mapping[str, str]) -> tuple[str, str] | None:
+    for kind, key in FALLBACKS.get(name, ()):
+        if kind == "env" and env.get(key):
+            return env[key], f"env {key}"
+        if kind == "gcloud":
+            section, _, prop = key.partition("/")
+            found = gcloud_property(env, section, prop)
+            if found is not None:
+                return found.value, found.source
+    return None
 
 
 def resolve_target(
     *,
     config: Path | None = None,
     environ: Mapping[str, str] | None = None,
-    timeout: float | None = None,
-    **flags: str | None,
+    flags: Mapping[str, object] | None = None,
+    **more_flags: object,
 ) -> Target:
-    """Merge flags over ``MLSGW_*`` env over ``[ops]``; :class:`UsageError` on a bad config."""
+    """Merge flags over ``MLSGW_*`` over ``[ops]`` over gcloud's defaults, with sources.
+
+    ``flags`` (and keyword arguments) are target fields by name (``None`` = not given); an
+    unknown name is a bug (:class:`TypeError`); a bad value is a :class:`UsageError`.
+    """
     env = dict(os.environ) if environ is None else dict(environ)
-    try:
-        ops: OpsSettings = load_config(config, env).ops
-    except ConfigError as exc:
-        raise UsageError("invalid configuration: " + "; ".join(exc.problems)) from None
-    unknown = set(flags) - set(ENV_NAMES)
+    flags = {**(flags or {}), **more_flags}
+    unknown = set(flags) - set(OPS_FIELDS)
     if unknown:
         raise TypeError(f"unknown target fields: {sorted(unknown)}")
-    values: dict[str, str | None] = {}
-    for name, env_name in ENV_NAMES.items():
-        values[name] = flags.get(name) or env.get(env_name) or getattr(ops, name)
-    return Target(**values, timeout=timeout if timeout is not None else ops.timeout)
+    ops = load_ops(config, env)
+    values: dict[str, Any] = {}
+    sources: dict[str, str] = {}
+    for name in OPS_FIELDS:
+        flag = flags.get(name)
+        env_name = ENV_NAMES[name]
+        if flag is not None and flag != "":
+            values[name], sources[name] = flag, "--" + name.replace("_", "-")
+        elif env.get(env_name):
+            try:
+                values[name] = coerce(name, env[env_name], from_env=True)
+            except ValueError as exc:
+                raise UsageError(f"{env_name}: expected {exc}, got {env[env_name]!r}") from None
+            sources[name] = f"env {env_name}"
+        elif name in ops.values and ops.values[name] not in (None, ""):
+            values[name], sources[name] = ops.values[name], ops.sources[name]
+        elif (found := _fallback(name, env)) is not None:
+            values[name], sources[name] = found
+    return Target(**values, sources=sources, warnings=ops.warnings)

@@ -1,5 +1,7 @@
-"""What every runbook command shares: options, the command class, run ids, confirmation, and
-for the service-changing commands the shared :class:`ActionOptions` and :func:`run_action`."""
+"""What every runbook command shares: its options (:class:`CommandOptions`, declared once
+from ``[ops]`` by :func:`runbook_command`), run ids, confirmation, and :func:`run_command`,
+which builds the :class:`~mlsgw.runbook.RunContext`, runs ``run(ctx) -> Report`` and renders
+it (a table, ``--json`` or ``--nagios``) with its exit code."""
 
 from __future__ import annotations
 
@@ -8,26 +10,30 @@ import inspect
 import os
 import sys
 import uuid
-from collections.abc import Callable
-from dataclasses import dataclass, fields
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Annotated, Any, NoReturn, get_type_hints
+from typing import Annotated, Any, NoReturn, get_args, get_type_hints
 
 import typer
 from typer.core import TyperCommand
 
 from mlsgw import output
-from mlsgw.actions import ActionContext, record, refusal_code
 from mlsgw.errors import LedgerError, MlsgwError, Refused
 from mlsgw.gcp.clients import Cloud
 from mlsgw.ledger import Ledger
-from mlsgw.report import ActionReport
-from mlsgw.target import ENV_NAMES, Target, resolve_target
+from mlsgw.report import ActionReport, CheckReport, Report
+from mlsgw.runbook.context import RunContext
+from mlsgw.runbook.engine import record, refusal_code
+from mlsgw.target import ENV_NAMES, OPS_FIELDS, Target, resolve_target
+from relay.settings import OpsSettings
 
 PANEL_TARGET = "Target"
 PANEL_OUTPUT = "Output"
 PANEL_SAFETY = "Safety"
+PANEL_LEDGER = "Ledger"
+PANEL_CHECKS = "Checks"
 
 
 class RunbookCommand(TyperCommand):
@@ -74,68 +80,80 @@ def confirm(question: str, *, yes: bool) -> None:
         raise Refused("not confirmed: nothing was changed")
 
 
+# ---- target options, declared once from [ops] -------------------------------------------
+
+FIELD_HELP: dict[str, str] = {
+    "project": "Google Cloud project.",
+    "region": "Cloud Run region.",
+    "service": "Cloud Run service.",
+    "url": "Public URL of the relay (default: the service's URL).",
+    "endpoint": "Base URL for the REST Google APIs, anonymous (tests, stand-ins).",
+    "monitoring_endpoint": "HOST:PORT of a plaintext gRPC Cloud Monitoring endpoint, anonymous.",
+    "probe_key": "Secret key (hex or nsec) for a NIP-42 AUTH probe.",
+    "metrics_key": "Key for the relay's /metrics when Cloud Monitoring is not used.",
+    "ledger": "Ledger file or gs://BUCKET/OBJECT (default ~/.local/state/mlsgw/ledger.jsonl).",
+    "backup_bucket": "Bucket for backups (default: <project>-backups).",
+    "timeout": "Seconds per call or check.",
+}
+"""Help of each ``[ops]`` field; the env variable and ``[ops]`` key are appended."""
+FLAG_NAMES: dict[str, str] = {"backup_bucket": "--bucket"}
+"""Flags whose name is not the field's (``--bucket`` for ``[ops] backup_bucket``)."""
+FIELD_PANEL: dict[str, str | None] = {
+    "ledger": PANEL_LEDGER,
+    "timeout": None,
+    "probe_key": PANEL_CHECKS,
+    "metrics_key": PANEL_CHECKS,
+    "backup_bucket": None,
+}
+FALLBACK_HELP = {
+    "project": "CLOUDSDK_CORE_PROJECT, GOOGLE_CLOUD_PROJECT, gcloud core/project",
+    "region": "CLOUDSDK_RUN_REGION, gcloud run/region",
+}
+
+SERVICE_FIELDS = ("project", "region", "service", "url", "endpoint", "ledger", "timeout")
+"""The target fields of every command that changes a Cloud Run service."""
+
+
+def flag_name(field_name: str) -> str:
+    """The command-line flag of a target field."""
+    return FLAG_NAMES.get(field_name, "--" + field_name.replace("_", "-"))
+
+
+def _target_parameter(name: str) -> inspect.Parameter:
+    hint = get_type_hints(OpsSettings)[name]
+    base = next((a for a in get_args(hint) if a is not type(None)), hint)
+    annotation: Any = float | None if base in (int, float) else str | None
+    extra = f"; then {FALLBACK_HELP[name]}" if name in FALLBACK_HELP else ""
+    help_text = (
+        f"{FIELD_HELP.get(name, name.replace('_', ' ').capitalize() + '.')} "
+        f"(env {ENV_NAMES[name]}; \\[ops] {name}{extra})"
+    )
+    option = typer.Option(
+        flag_name(name),
+        help=help_text,
+        rich_help_panel=FIELD_PANEL.get(name, PANEL_TARGET),
+        min=0.1 if base in (int, float) else None,
+    )
+    return inspect.Parameter(
+        name, inspect.Parameter.KEYWORD_ONLY, default=None, annotation=Annotated[annotation, option]
+    )
+
+
 ConfigOpt = Annotated[
     Path | None,
     typer.Option(
         "--config",
         "-c",
-        help="Config file whose \\[ops] gives defaults "
+        help="Config file whose \\[ops] gives defaults (only \\[ops] is read) "
         "(default: $MLSGW_CONFIG or config/mlsgw.toml).",
         rich_help_panel=PANEL_TARGET,
     ),
-]
-ProjectOpt = Annotated[
-    str | None,
-    typer.Option(help="Google Cloud project (env MLSGW_PROJECT).", rich_help_panel=PANEL_TARGET),
-]
-RegionOpt = Annotated[
-    str | None,
-    typer.Option(help="Cloud Run region (env MLSGW_REGION).", rich_help_panel=PANEL_TARGET),
-]
-ServiceOpt = Annotated[
-    str | None,
-    typer.Option(help="Cloud Run service (env MLSGW_SERVICE).", rich_help_panel=PANEL_TARGET),
-]
-UrlOpt = Annotated[
-    str | None,
-    typer.Option(
-        help="Public URL of the relay (default: the service's URL) (env MLSGW_URL).",
-        rich_help_panel=PANEL_TARGET,
-    ),
-]
-EndpointOpt = Annotated[
-    str | None,
-    typer.Option(
-        help="Base URL for the REST Google APIs, anonymous (tests, stand-ins) "
-        "(env MLSGW_GCP_ENDPOINT).",
-        rich_help_panel=PANEL_TARGET,
-    ),
-]
-MonitoringEndpointOpt = Annotated[
-    str | None,
-    typer.Option(
-        help="HOST:PORT of a plaintext gRPC Cloud Monitoring endpoint, anonymous "
-        "(env MLSGW_MONITORING_ENDPOINT).",
-        rich_help_panel=PANEL_TARGET,
-    ),
-]
-TimeoutOpt = Annotated[
-    float | None,
-    typer.Option(help="Seconds per call or check (default: \\[ops] timeout).", min=0.1),
 ]
 JsonOpt = Annotated[
     bool,
     typer.Option(
         "--json",
         help="Print one JSON document instead of the report.",
-        rich_help_panel=PANEL_OUTPUT,
-    ),
-]
-LedgerOpt = Annotated[
-    str | None,
-    typer.Option(
-        help="Ledger file or gs://BUCKET/OBJECT (default ~/.local/state/mlsgw/ledger.jsonl) "
-        "(env MLSGW_LEDGER).",
         rich_help_panel=PANEL_OUTPUT,
     ),
 ]
@@ -156,93 +174,140 @@ HealthIntervalOpt = Annotated[
     typer.Option(
         help="Seconds between the 3 /health checks after a change.",
         min=0.0,
-        rich_help_panel=PANEL_SAFETY,
     ),
 ]
+_COMMON: dict[str, tuple[Any, object]] = {
+    "config": (ConfigOpt, None),
+    "dry_run": (DryRunOpt, False),
+    "yes": (YesOpt, False),
+    "health_interval": (HealthIntervalOpt, 10.0),
+    "as_json": (JsonOpt, False),
+}
+ACTION_ONLY = ("dry_run", "yes", "health_interval")
 
 
 @dataclass(frozen=True)
-class ActionOptions:
-    """The options every service-changing command takes after its own, in ``--help`` order.
+class CommandOptions:
+    """The options every runbook command shares: the target fields it was given, the config
+    file, output and (for actions) safety options."""
 
-    The field types are the Typer options themselves: :func:`action_command` turns the fields
-    into the command's parameters, so each flag is declared once, here.
-    """
-
-    project: ProjectOpt = None
-    region: RegionOpt = None
-    service: ServiceOpt = None
-    url: UrlOpt = None
-    endpoint: EndpointOpt = None
-    ledger: LedgerOpt = None
-    timeout: TimeoutOpt = None
-    config: ConfigOpt = None
-    dry_run: DryRunOpt = False
-    yes: YesOpt = False
-    health_interval: HealthIntervalOpt = 10.0
-    as_json: JsonOpt = False
+    flags: Mapping[str, object] = field(default_factory=dict)
+    """Target fields given on the command line (``None``: not given)."""
+    config: Path | None = None
+    as_json: bool = False
+    dry_run: bool = False
+    yes: bool = False
+    health_interval: float = 10.0
 
     def target(self) -> Target:
-        """The target: these flags over ``MLSGW_*`` over ``[ops]``."""
-        flags = {name: getattr(self, name) for name in ENV_NAMES if hasattr(self, name)}
-        return resolve_target(config=self.config, timeout=self.timeout, **flags)
+        """The target: these flags over ``MLSGW_*`` over ``[ops]`` over gcloud's defaults."""
+        return resolve_target(config=self.config, flags=self.flags)
 
 
-def action_command(command: Callable[..., None]) -> Callable[..., None]:
-    """Give ``command`` the :class:`ActionOptions` flags and pass them as ``options=``.
+ActionOptions = CommandOptions
+"""The options of a service-changing command (same class; kept for its users)."""
 
-    ``command`` declares its own options and a keyword-only ``options: ActionOptions``; Typer
-    sees its own parameters followed by one per :class:`ActionOptions` field.
+
+def runbook_command(
+    fields_: tuple[str, ...] = SERVICE_FIELDS, *, action: bool = False
+) -> Callable[[Callable[..., None]], Callable[..., None]]:
+    """Give a command the flags of the target ``fields_`` (``[ops]`` field names), ``--config``
+    and ``--json`` (plus ``--dry-run``, ``--yes``, ``--health-interval`` when ``action``), and
+    pass them as one keyword-only ``options: CommandOptions``.
+
+    Each flag is derived from its ``[ops]`` field, so it is declared nowhere else; a command
+    redeclaring one of them is a :class:`TypeError` at import.
     """
-    own = inspect.signature(command, eval_str=True)
-    hints = get_type_hints(ActionOptions, include_extras=True)
-    shared = [
-        inspect.Parameter(
-            f.name, inspect.Parameter.KEYWORD_ONLY, default=f.default, annotation=hints[f.name]
-        )
-        for f in fields(ActionOptions)
-    ]
-    names = [p.name for p in shared]
-    mine = [p for p in own.parameters.values() if p.name != "options"]
-    clash = {p.name for p in mine} & set(names)
-    if clash:
-        raise TypeError(f"{command.__name__} redeclares shared options: {sorted(clash)}")
+    unknown = set(fields_) - set(OPS_FIELDS)
+    if unknown:
+        raise TypeError(f"not [ops] fields: {sorted(unknown)}")
+    common = [n for n in _COMMON if action or n not in ACTION_ONLY]
 
-    @functools.wraps(command)
-    def with_options(**kwargs: Any) -> None:
-        options = ActionOptions(**{name: kwargs.pop(name) for name in names})
-        command(**kwargs, options=options)
+    def decorate(command: Callable[..., None]) -> Callable[..., None]:
+        own = inspect.signature(command, eval_str=True)
+        shared = [_target_parameter(n) for n in fields_] + [
+            inspect.Parameter(
+                n, inspect.Parameter.KEYWORD_ONLY, default=_COMMON[n][1], annotation=_COMMON[n][0]
+            )
+            for n in common
+        ]
+        names = [p.name for p in shared]
+        mine = [p for p in own.parameters.values() if p.name != "options"]
+        clash = {p.name for p in mine} & set(names)
+        if clash:
+            raise TypeError(f"{command.__name__} redeclares shared options: {sorted(clash)}")
 
-    signature = own.replace(parameters=[*mine, *shared])
-    with_options.__signature__ = signature  # type: ignore[attr-defined]
-    with_options.__annotations__ = {p.name: p.annotation for p in signature.parameters.values()}
-    with_options.__annotations__["return"] = signature.return_annotation
-    return with_options
+        @functools.wraps(command)
+        def with_options(**kwargs: Any) -> None:
+            flags = {name: kwargs.pop(name) for name in fields_}
+            rest = {name: kwargs.pop(name) for name in common}
+            command(**kwargs, options=CommandOptions(flags=flags, **rest))
+
+        signature = own.replace(parameters=[*mine, *shared])
+        with_options.__signature__ = signature  # type: ignore[attr-defined]
+        annotations = {p.name: p.annotation for p in signature.parameters.values()}
+        with_options.__annotations__ = {**annotations, "return": signature.return_annotation}
+        return with_options
+
+    return decorate
 
 
-def run_action(
-    command: str, options: ActionOptions, body: Callable[[ActionContext], ActionReport]
+action_command = runbook_command(SERVICE_FIELDS, action=True)
+"""The decorator of every command that changes the Cloud Run service."""
+
+
+# ---- running a command ------------------------------------------------------------------
+
+
+def emit(report: Report, target: Target, *, as_json: bool, nagios: bool = False) -> None:
+    """Render ``report``: the Nagios line, the one JSON document, or the Rich report."""
+    if nagios and isinstance(report, CheckReport):
+        typer.echo(output.nagios_line(report))
+    elif as_json:
+        output.emit_json(output.document(report, target.redacted()))
+    else:
+        output.render(report, output.stdout_console(), target)
+
+
+def run_command(
+    command: str,
+    options: CommandOptions,
+    body: Callable[[RunContext], Report],
+    *,
+    needs_service: bool = True,
+    records: bool = True,
+    nagios: bool = False,
+    prepare: Callable[[Target], None] | None = None,
 ) -> NoReturn:
-    """Resolve the target, build the Cloud Run adapter, run ``body``, render, exit."""
+    """Resolve the target, build the context, run ``body(ctx)``, render, exit with its code.
+
+    Anything wrong before the command ran (target, config, arguments checked by ``prepare``)
+    exits 3 with the reason. An error raised by ``body`` becomes the report: refused (3) when
+    nothing could have changed, else failed (1), recorded in the ledger when ``records``.
+    """
     run_id = new_run_id()
     as_json, dry_run = options.as_json, options.dry_run
+    quiet = as_json or nagios
     try:
         target = options.target()
-        _ = target.service_name  # raises UsageError when incomplete
+        if needs_service:
+            _ = target.service_name  # raises UsageError when incomplete
+        if prepare is not None:
+            prepare(target)
         cloud = Cloud(target)
         ledger = Ledger.at(target.ledger, os.environ, cloud)
-        run = cloud.run()
     except MlsgwError as exc:
         output.fail(exc, 3, command=command, as_json=as_json, run_id=run_id)
-    with output.progress(enabled=not as_json) as reporter:
+    with output.progress(enabled=not quiet) as reporter:
 
         def ask(question: str) -> None:
             with reporter.paused():
                 confirm(question, yes=options.yes)
 
-        ctx = ActionContext(
+        ctx = RunContext(
+            command=command,
             target=target,
-            run=run,
+            cloud=cloud,
             ledger=ledger,
             reporter=reporter,
             run_id=run_id,
@@ -252,15 +317,29 @@ def run_action(
         )
         try:
             report = body(ctx)
-        except LedgerError as exc:
-            output.fail(exc, 1, command=command, as_json=as_json, run_id=run_id)
         except MlsgwError as exc:
-            outcome = refusal_code(exc)
-            report = ActionReport(command, outcome, str(exc), run_id)
-            if not dry_run:
-                record(ctx, report, {}, None, {"error": type(exc).__name__})
-    if as_json:
-        output.emit_json(output.action_document(report, target.redacted()))
-    else:
-        output.render_action(report, output.stdout_console())
+            if not records:  # a check or a read: it could not be done
+                output.fail(
+                    exc,
+                    3,
+                    command=command,
+                    as_json=as_json,
+                    run_id=run_id,
+                    target=target.redacted(),
+                )
+            action_report = ActionReport(command, refusal_code(exc), str(exc), run_id)
+            if records and not dry_run:
+                try:
+                    record(ctx, action_report, {}, None, {"error": type(exc).__name__})
+                except LedgerError:
+                    pass  # the error itself is what the operator must see
+            report = action_report
+    emit(report, target, as_json=as_json, nagios=nagios)
     raise typer.Exit(report.exit_code)
+
+
+def run_action(
+    command: str, options: CommandOptions, body: Callable[[RunContext], ActionReport]
+) -> NoReturn:
+    """:func:`run_command` for a command that changes the Cloud Run service."""
+    run_command(command, options, body)

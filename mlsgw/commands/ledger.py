@@ -2,97 +2,126 @@
 
 from __future__ import annotations
 
-import os
-from collections.abc import Callable
-from pathlib import Path
-from typing import Annotated, TypeVar
+from typing import Annotated
 
 import typer
 
-from mlsgw import output
-from mlsgw.commands.common import (
-    ConfigOpt,
-    EndpointOpt,
-    JsonOpt,
-    LedgerOpt,
-    RunbookCommand,
-    fail_early,
+from mlsgw.commands.common import CommandOptions, RunbookCommand, run_command, runbook_command
+from mlsgw.report import (
+    ActionReport,
+    CheckReport,
+    CheckResult,
+    Outcome,
+    Status,
+    Table,
+    Verdict,
 )
-from mlsgw.errors import MlsgwError
-from mlsgw.gcp.clients import Cloud
-from mlsgw.ledger import Ledger
-from mlsgw.target import resolve_target
-
-T = TypeVar("T")
+from mlsgw.runbook.context import RunContext
 
 app = typer.Typer(help="Show and verify the audit ledger of runbook actions.", no_args_is_help=True)
 
-
-def _read(
-    command: str,
-    read: Callable[[Ledger], T],
-    ledger: str | None,
-    endpoint: str | None,
-    config: Path | None,
-    as_json: bool,
-) -> tuple[str, T]:
-    """Open the ledger and ``read`` it: (its location, what was read); exit 3 on failure."""
-    try:
-        target = resolve_target(config=config, ledger=ledger, endpoint=endpoint)
-        book = Ledger.at(target.ledger, os.environ, Cloud(target))
-        return book.location, read(book)
-    except MlsgwError as exc:
-        fail_early(command, exc, as_json=as_json)
+LEDGER_FIELDS = ("ledger", "endpoint", "timeout")
+SHOWN_COLUMNS = ("time", "command", "outcome", "summary", "principal", "run id")
 
 
-@app.command("show", cls=RunbookCommand)
-def show(
-    last: Annotated[int, typer.Option(help="Show the last N entries (0: all).", min=0)] = 20,
-    command: Annotated[str | None, typer.Option(help="Only entries of this command.")] = None,
-    ledger: LedgerOpt = None,
-    endpoint: EndpointOpt = None,
-    config: ConfigOpt = None,
-    as_json: JsonOpt = False,
-) -> None:
-    """List recorded actions, newest last.
-
-    Example: mlsgw ledger show --last 5 --command rollback
-    """
-    location, records = _read("ledger show", Ledger.records, ledger, endpoint, config, as_json)
+def show_run(ctx: RunContext, last: int, command: str | None) -> ActionReport:
+    """The ledger's entries, oldest first, filtered by command, the last ``last`` (0: all)."""
+    records = ctx.ledger.records()
     if command:
         records = [r for r in records if r.get("command") == command]
     if last:
         records = records[-last:]
-    if as_json:
-        document = {"command": "ledger show", "ok": True, "path": location}
-        output.emit_json({**document, "entries": records})
-        return
-    output.render_ledger(records, location, output.stdout_console())
+    rows = []
+    for entry in records:
+        result = entry.get("result") or {}
+        cells = (
+            entry.get("time"),
+            entry.get("command"),
+            result.get("outcome"),
+            result.get("summary"),
+            entry.get("principal"),
+            entry.get("run_id"),
+        )
+        rows.append(tuple(str(c or "") for c in cells))
+    location = ctx.ledger.location
+    missing = "" if ctx.ledger.exists() else " (the ledger does not exist yet)"
+    return ActionReport(
+        command="ledger show",
+        outcome=Outcome.DONE,
+        summary=f"{len(records)} entries shown from {location}{missing}",
+        run_id=ctx.run_id,
+        tables=(Table(f"Ledger {location}", SHOWN_COLUMNS, tuple(rows)),),
+        data={"path": location, "entries": records},
+    )
+
+
+def verify_run(ctx: RunContext) -> CheckReport:
+    """INTACT (0), BROKEN with each broken line (2), or MISSING (3): a ledger that does not
+    exist cannot vouch for anything."""
+    location = ctx.ledger.location
+    if not ctx.ledger.exists():
+        reason = f"no ledger at {location}"
+        finding = CheckResult("ledger", Status.UNKNOWN, reason)
+        return CheckReport(
+            "ledger verify",
+            (finding,),
+            ctx.run_id,
+            title=f"Ledger {location}",
+            verdict_override=Verdict.UNKNOWN,
+            status_label="missing",
+            summary_override=f"{reason}: nothing to verify (wrong --ledger, or removed?)",
+            data={"path": location, "entries": 0},
+        )
+    result = ctx.ledger.verify()
+    findings = tuple(
+        CheckResult(f"line {p.line}", Status.CRITICAL, p.reason) for p in result.problems
+    )
+    if result.ok:
+        summary = f"{result.entries} entries in {location}; the hash chain and its head verify"
+    else:
+        summary = f"the hash chain of {location} does not verify"
+    return CheckReport(
+        "ledger verify",
+        findings,
+        ctx.run_id,
+        title=f"Ledger {location}",
+        status_label="intact" if result.ok else "broken",
+        summary_override=summary,
+        data={
+            "path": location,
+            "entries": result.entries,
+            "problems": [{"line": p.line, "reason": p.reason} for p in result.problems],
+        },
+    )
+
+
+@app.command("show", cls=RunbookCommand)
+@runbook_command(LEDGER_FIELDS)
+def show(
+    last: Annotated[int, typer.Option(help="Show the last N entries (0: all).", min=0)] = 20,
+    command: Annotated[str | None, typer.Option(help="Only entries of this command.")] = None,
+    *,
+    options: CommandOptions,
+) -> None:
+    """List recorded actions, newest last. Exit 0, or 3 when the ledger cannot be read.
+
+    Example: mlsgw ledger show --last 5 --command rollback
+    """
+    run_command(
+        "ledger show",
+        options,
+        lambda ctx: show_run(ctx, last, command),
+        needs_service=False,
+        records=False,
+    )
 
 
 @app.command("verify", cls=RunbookCommand)
-def verify(
-    ledger: LedgerOpt = None,
-    endpoint: EndpointOpt = None,
-    config: ConfigOpt = None,
-    as_json: JsonOpt = False,
-) -> None:
-    """Check the hash chain: exit 0 intact, 2 tampered (edited, removed or inserted lines).
+@runbook_command(LEDGER_FIELDS)
+def verify(*, options: CommandOptions) -> None:
+    """Check the hash chain and its head: exit 0 intact, 2 tampered (edited, removed or
+    inserted lines, the last ones included), 3 missing or unreadable.
 
     Example: mlsgw ledger verify
     """
-    location, result = _read("ledger verify", Ledger.verify, ledger, endpoint, config, as_json)
-    if as_json:
-        output.emit_json(
-            {
-                "command": "ledger verify",
-                "ok": result.ok,
-                "status": "intact" if result.ok else "broken",
-                "path": location,
-                "entries": result.entries,
-                "problems": [{"line": p.line, "reason": p.reason} for p in result.problems],
-            }
-        )
-    else:
-        output.render_verification(result, location, output.stdout_console())
-    raise typer.Exit(0 if result.ok else 2)
+    run_command("ledger verify", options, verify_run, needs_service=False, records=False)

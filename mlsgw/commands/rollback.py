@@ -13,7 +13,7 @@ from mlsgw.actions import (
     latest_traffic,
     perform,
     pin_traffic,
-    refuse,
+    refuse_service,
     revisions_table,
     traffic_change,
 )
@@ -64,7 +64,9 @@ def rollback_run(ctx: ActionContext, to: str | None) -> ActionReport:
     try:
         chosen, why = choose_target(service, revisions, to, ctx.ledger.last_known_good(name))
     except Refused as exc:
-        return refuse(ctx, "rollback", str(exc), args=args, service=service, tables=(table,))
+        return refuse_service(
+            ctx, "rollback", str(exc), args=args, service=service, tables=(table,)
+        )
     after = pin_traffic(service, chosen.name)
     spec = ActionSpec(
         command="rollback",

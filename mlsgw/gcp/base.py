@@ -7,6 +7,8 @@ logic imports this module, never ``google.*``.
 
 from __future__ import annotations
 
+import base64
+import dataclasses
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
@@ -83,6 +85,10 @@ class ServiceState:
     image: str | None
     scaling: Scaling
     labels: Mapping[str, str] = field(default_factory=dict)
+    ingress: str = "all"
+    """``all``, ``internal``, ``internal-and-cloud-load-balancing`` or ``none`` (gcloud's names)."""
+    invoker_iam_disabled: bool = False
+    """True: anyone may invoke the service, whatever its IAM policy says."""
 
     def serving(self) -> dict[str, int]:
         """Revision -> percent actually receiving traffic (``LATEST`` resolved)."""
@@ -134,6 +140,24 @@ class ServiceChange:
     memory: str | None = None
     revision_name: str | None = None
     """Explicit name for the new revision (must start with ``<service>-``)."""
+    ingress: str | None = None
+    """Service-level: who may reach the service (see :attr:`ServiceState.ingress`)."""
+    invoker_iam_disabled: bool | None = None
+    """Service-level: skip the IAM invoker check (public without ``allUsers``)."""
+
+    def changes(self, service: ServiceState) -> bool:
+        """Whether applying this to ``service`` would change anything."""
+        if self.creates_revision:
+            return True
+        if self.ingress is not None and self.ingress != service.ingress:
+            return True
+        if (
+            self.invoker_iam_disabled is not None
+            and self.invoker_iam_disabled != service.invoker_iam_disabled
+        ):
+            return True
+        written = tuple(dataclasses.replace(t, uri=None) for t in service.traffic)
+        return self.traffic is not None and self.traffic != written
 
     @property
     def creates_revision(self) -> bool:
@@ -172,6 +196,37 @@ class IamPolicy:
     def members_of(self, role: str) -> tuple[str, ...]:
         """Every member bound to ``role``."""
         return tuple(m for b in self.bindings if b.role == role for m in b.members)
+
+    def without(self, role: str, members: frozenset[str]) -> IamPolicy:
+        """This policy with ``members`` removed from ``role`` (empty bindings dropped)."""
+        bindings = []
+        for b in self.bindings:
+            kept = tuple(m for m in b.members if b.role != role or m not in members)
+            if kept:
+                bindings.append(Binding(b.role, kept))
+        return dataclasses.replace(self, bindings=tuple(bindings))
+
+    def describe(self) -> dict[str, object]:
+        """The policy as JSON-able data (etag as base64), e.g. for the ledger."""
+        return {
+            "version": self.version,
+            "etag": base64.b64encode(self.etag).decode(),
+            "bindings": [{"role": b.role, "members": list(b.members)} for b in self.bindings],
+        }
+
+    @classmethod
+    def from_description(cls, data: Mapping[str, object]) -> IamPolicy:
+        """The inverse of :meth:`describe`."""
+        raw = data.get("bindings")
+        bindings = []
+        for item in raw if isinstance(raw, list) else []:
+            bindings.append(Binding(str(item["role"]), tuple(str(m) for m in item["members"])))
+        version = data.get("version", 1)
+        return cls(
+            bindings=tuple(bindings),
+            etag=base64.b64decode(str(data.get("etag", ""))),
+            version=int(version) if isinstance(version, int | str) else 1,
+        )
 
 
 @dataclass(frozen=True)

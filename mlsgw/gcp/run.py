@@ -36,6 +36,16 @@ _STATE = {
     run_v2.Condition.State.CONDITION_RECONCILING: "reconciling",
     run_v2.Condition.State.CONDITION_PENDING: "pending",
 }
+_INGRESS = {
+    run_v2.IngressTraffic.INGRESS_TRAFFIC_ALL: "all",
+    run_v2.IngressTraffic.INGRESS_TRAFFIC_INTERNAL_ONLY: "internal",
+    run_v2.IngressTraffic.INGRESS_TRAFFIC_INTERNAL_LOAD_BALANCER: (
+        "internal-and-cloud-load-balancing"
+    ),
+    run_v2.IngressTraffic.INGRESS_TRAFFIC_NONE: "none",
+}
+_INGRESS_VALUE = {name: value for value, name in _INGRESS.items()}
+INGRESS_NAMES = tuple(_INGRESS.values())
 OPERATION_TIMEOUT = 900.0
 """Seconds to wait for a service update (a new revision can take minutes to start)."""
 
@@ -98,6 +108,9 @@ def service_state(raw: run_v2.Service) -> ServiceState:
             memory=limits.get("memory"),
         ),
         labels=dict(raw.labels),
+        # Unspecified means the API default, which is all traffic.
+        ingress=_INGRESS.get(raw.ingress, "all"),
+        invoker_iam_disabled=bool(raw.invoker_iam_disabled),
     )
 
 
@@ -115,6 +128,10 @@ def apply_change(raw: run_v2.Service, change: ServiceChange) -> None:
             )
             for t in change.traffic
         ]
+    if change.ingress is not None:
+        raw.ingress = run_v2.IngressTraffic(_INGRESS_VALUE[change.ingress])
+    if change.invoker_iam_disabled is not None:
+        raw.invoker_iam_disabled = change.invoker_iam_disabled
     if not change.creates_revision:
         return
     template = raw.template

@@ -23,7 +23,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from mlsgw.errors import LedgerError
-from mlsgw.ledger.base import LedgerStore
+from mlsgw.ledger.base import Head, LedgerStore
 from mlsgw.ledger.local import LocalLedgerStore
 
 if TYPE_CHECKING:
@@ -104,8 +104,16 @@ class Ledger:
             from mlsgw.ledger.gcs import GcsLedgerStore, split_url
 
             split_url(location)  # a malformed URL is a usage error before any client is built
-            return cls(GcsLedgerStore(cloud.storage(), location, timeout=cloud.target.timeout))
+            return cls(GcsLedgerStore(cloud.storage, location, timeout=cloud.target.timeout))
         return cls(Path(location).expanduser() if location else default_path(environ))
+
+    def exists(self) -> bool:
+        """Whether the ledger has been created (a missing ledger is not an intact one)."""
+        return self.store.exists()
+
+    def check_writable(self) -> None:
+        """:class:`LedgerError` naming why an append would fail; called before any change."""
+        self.store.check_writable()
 
     def _lines(self) -> list[bytes]:
         return _split(self.store.read())
@@ -158,7 +166,8 @@ class Ledger:
     def verify(self) -> Verification:
         """Check every line's own hash and its link to the previous line."""
         problems: list[Problem] = []
-        lines = self._lines()
+        data, head = self.store.read_with_head()
+        lines = _split(data)
         prev = GENESIS
         for number, line in enumerate(lines, start=1):
             try:
@@ -181,6 +190,8 @@ class Ledger:
                     )
                 )
             prev = _sha256(line)
+        seen = {p.line for p in problems}
+        problems.extend(p for p in _head_problems(lines, head) if p.line not in seen)
         return Verification(len(lines), tuple(problems))
 
     def last_known_good(self, service: str) -> str | None:
@@ -190,3 +201,27 @@ class Ledger:
             if record.get("args", {}).get("service_name") == service and result.get(KNOWN_GOOD_KEY):
                 return str(result[KNOWN_GOOD_KEY])
         return None
+
+
+def _head_problems(lines: list[bytes], head: Head | None) -> list[Problem]:
+    """Lines removed at the end leave a valid chain; the head record catches them."""
+    if head is None:
+        if not lines:
+            return []
+        return [
+            Problem(
+                len(lines),
+                "no head record beside the ledger: removed last lines cannot be ruled out "
+                "(the head is written with every append)",
+            )
+        ]
+    if any(_sha256(line) == head.last for line in lines):
+        return []  # lines removed or inserted before it break the chain itself
+    missing = head.entries - len(lines)
+    removed = f"{missing} line(s) removed from the end" if missing > 0 else "lines replaced"
+    return [
+        Problem(
+            min(head.entries, len(lines) + 1),
+            f"the last line the head record names (entry {head.entries}) is gone: {removed}",
+        )
+    ]

@@ -123,10 +123,12 @@ def monitoring() -> Iterator[MonitoringStandIn]:
 
 @pytest.fixture(autouse=True)
 def clean_environment(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> Path:
-    """No MLSGW_* settings from the developer's shell; an empty config; the ledger in tmp."""
+    """No MLSGW_* or gcloud settings from the developer's shell; an empty config and an empty
+    gcloud configuration directory; the ledger in tmp."""
     for name in list(os.environ):
-        if name.startswith("MLSGW_"):
+        if name.startswith(("MLSGW_", "CLOUDSDK_")) or name == "GOOGLE_CLOUD_PROJECT":
             monkeypatch.delenv(name)
+    monkeypatch.setenv("CLOUDSDK_CONFIG", str(tmp_path / "gcloud"))  # no developer defaults
     empty = tmp_path / "empty.toml"
     empty.write_text("")
     monkeypatch.setenv("MLSGW_CONFIG", str(empty))

@@ -62,7 +62,7 @@ def colour_codes(text: str) -> list[str]:
 
 def statuses(stdout: str) -> dict[str, str]:
     document = json.loads(stdout)
-    return {c["name"]: c["status"] for c in document["checks"]}
+    return {c["name"]: c["status"] for c in document["findings"]}
 
 
 def test_all_green_exits_0(cli: Cli, healthy: list[str]) -> None:
@@ -72,8 +72,8 @@ def test_all_green_exits_0(cli: Cli, healthy: list[str]) -> None:
     document = json.loads(result.stdout)
     assert document["status"] == "green" and document["ok"] is True
     assert set(statuses(result.stdout).values()) == {"ok"}
-    health = next(c for c in document["checks"] if c["name"] == "health")
-    assert health["version"]
+    health = next(c for c in document["findings"] if c["name"] == "health")
+    assert health["data"]["version"]
 
 
 def test_rich_report_shows_every_check_and_the_verdict(cli: Cli, healthy: list[str]) -> None:
@@ -104,9 +104,9 @@ def test_error_logs_in_the_last_hour_are_yellow(
     google.logging.add_entry(PROJECT, "another-service", "not ours")
     result = cli(*healthy, "--json")
     assert result.exit_code == 1
-    logs = next(c for c in json.loads(result.stdout)["checks"] if c["name"] == "logs")
+    logs = next(c for c in json.loads(result.stdout)["findings"] if c["name"] == "logs")
     assert logs["status"] == "warning"
-    assert logs["error_entries"] == 2
+    assert logs["data"]["error_entries"] == 2
     assert any("disk full" in d for d in logs["details"])
     sent = google.server.calls("POST", "/v2/entries:list")[-1].body
     assert sent["filter"].startswith('resource.type="cloud_run_revision" AND ')
@@ -120,7 +120,7 @@ def test_service_condition_not_ready_is_red(
     google.run.set_condition(SERVICE, 3, "Revision 'mlsgw-00003' is not ready")
     result = cli(*healthy, "--json")
     assert result.exit_code == 2
-    service = next(c for c in json.loads(result.stdout)["checks"] if c["name"] == "service")
+    service = next(c for c in json.loads(result.stdout)["findings"] if c["name"] == "service")
     assert service["status"] == "critical"
     assert "not Ready" in service["summary"] and "mlsgw-00003" in service["summary"]
 
@@ -134,7 +134,7 @@ def test_traffic_pinned_to_an_old_revision_is_yellow(
     record.traffic = [{"type": 2, "revision": old, "percent": 100}]
     result = cli(*healthy, "--json")
     assert result.exit_code == 1
-    service = next(c for c in json.loads(result.stdout)["checks"] if c["name"] == "service")
+    service = next(c for c in json.loads(result.stdout)["findings"] if c["name"] == "service")
     assert service["status"] == "warning"
     assert f"traffic pinned to {old}" in service["summary"]
 
@@ -200,7 +200,7 @@ def test_json_is_one_document_without_colour(
     result = cli(*healthy, "--json")
     document = json.loads(result.stdout)
     assert "\x1b[" not in result.stdout
-    assert set(document) >= {"command", "ok", "status", "checks", "run_id"}
+    assert set(document) >= {"command", "ok", "status", "findings", "run_id", "exit_code"}
     assert document["command"] == "healthcheck"
     assert document["target"]["endpoint"].startswith("http://127.0.0.1:")
 
@@ -246,7 +246,7 @@ def test_websocket_probe_key_authenticates_on_an_allowlisted_relay(
         "healthcheck", "--url", locked_relay.url, "--probe-key", PROBE_SECRET.hex(), "--json"
     )
     assert result.exit_code == 0, result.stdout
-    ws = next(c for c in json.loads(result.stdout)["checks"] if c["name"] == "websocket")
+    ws = next(c for c in json.loads(result.stdout)["findings"] if c["name"] == "websocket")
     assert ws["status"] == "ok" and "authenticated" in ws["summary"]
 
 
@@ -256,7 +256,7 @@ def test_allowlisted_relay_without_probe_key_is_a_warning(
     """Without a probe key the REQ is closed auth-required: yellow, with a hint."""
     result = cli("healthcheck", "--url", locked_relay.url, "--json")
     assert result.exit_code == 1
-    ws = next(c for c in json.loads(result.stdout)["checks"] if c["name"] == "websocket")
+    ws = next(c for c in json.loads(result.stdout)["findings"] if c["name"] == "websocket")
     assert ws["status"] == "warning" and "--probe-key" in ws["summary"]
 
 
@@ -278,7 +278,7 @@ def test_relay_metrics_endpoint_is_used_with_a_metrics_key(cli: Cli, relay: Rela
     """Without Cloud Monitoring, --metrics-key reads the relay's own /metrics."""
     result = cli("healthcheck", "--url", relay.url, "--metrics-key", METRICS_KEY, "--json")
     assert result.exit_code == 0
-    metrics = next(c for c in json.loads(result.stdout)["checks"] if c["name"] == "metrics")
+    metrics = next(c for c in json.loads(result.stdout)["findings"] if c["name"] == "metrics")
     assert metrics["status"] == "ok" and metrics["summary"].startswith("relay /metrics:")
 
 
@@ -296,7 +296,7 @@ def test_rest_endpoint_only_skips_monitoring(
     google.run.add_service(PROJECT, REGION, SERVICE, ["img:1"])
     result = cli("healthcheck", *target_args, "--url", relay.url, "--json")
     assert result.exit_code == 0, result.stdout
-    metrics = next(c for c in json.loads(result.stdout)["checks"] if c["name"] == "metrics")
+    metrics = next(c for c in json.loads(result.stdout)["findings"] if c["name"] == "metrics")
     assert metrics["status"] == "skipped" and "--monitoring-endpoint" in metrics["summary"]
 
 
@@ -306,9 +306,9 @@ def test_url_defaults_to_the_service_url(
     """Without --url the relay checks use the Cloud Run service's URL."""
     google.run.add_service(PROJECT, REGION, SERVICE, ["img:1"])
     result = cli("healthcheck", *target_args, "--json")
-    health = next(c for c in json.loads(result.stdout)["checks"] if c["name"] == "health")
+    health = next(c for c in json.loads(result.stdout)["findings"] if c["name"] == "health")
     assert health["status"] == "ok"
-    assert health["url"] == f"{google.url}/apps/{SERVICE}"
+    assert health["data"]["url"] == f"{google.url}/apps/{SERVICE}"
 
 
 def test_failed_firestore_operation_is_yellow(
@@ -321,7 +321,7 @@ def test_failed_firestore_operation_is_yellow(
     google.firestore.add_operation(PROJECT, state="FAILED", error="permission denied on bucket")
     result = cli(*healthy, "--json")
     assert result.exit_code == 1
-    firestore = next(c for c in json.loads(result.stdout)["checks"] if c["name"] == "firestore")
+    firestore = next(c for c in json.loads(result.stdout)["findings"] if c["name"] == "firestore")
     assert firestore["status"] == "warning"
     assert firestore["details"] == ["ExportDocuments op0003: code 13: permission denied on bucket"]
 
@@ -335,7 +335,7 @@ def test_permission_denied_makes_a_check_unknown_with_the_permission(
     )
     result = cli(*healthy, "--json")
     assert result.exit_code == 3
-    logs = next(c for c in json.loads(result.stdout)["checks"] if c["name"] == "logs")
+    logs = next(c for c in json.loads(result.stdout)["findings"] if c["name"] == "logs")
     assert logs["status"] == "unknown" and "logging.logEntries.list" in logs["summary"]
 
 
@@ -377,7 +377,7 @@ def test_a_hung_check_times_out_without_holding_up_the_others(
     finally:
         release.set()
     assert result.exit_code == 3
-    logs = next(c for c in json.loads(result.stdout)["checks"] if c["name"] == "logs")
+    logs = next(c for c in json.loads(result.stdout)["findings"] if c["name"] == "logs")
     assert logs["status"] == "unknown" and logs["summary"] == "timed out after 0.5 s"
     assert statuses(result.stdout)["health"] == "ok"
 
@@ -393,6 +393,6 @@ def test_monitoring_permission_denied_is_unknown(
     google.run.add_service(PROJECT, REGION, SERVICE, ["img:1"])
     args = ["--monitoring-endpoint", monitoring.address, "--url", relay.url, "--json"]
     result = cli("healthcheck", *target_args, *args)
-    metrics = next(c for c in json.loads(result.stdout)["checks"] if c["name"] == "metrics")
+    metrics = next(c for c in json.loads(result.stdout)["findings"] if c["name"] == "metrics")
     assert metrics["status"] == "unknown"
     assert "monitoring.timeSeries.list" in metrics["summary"]

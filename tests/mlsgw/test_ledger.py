@@ -98,7 +98,7 @@ def test_every_action_leaves_a_line_and_verify_detects_an_edit(
         result = cli(*args, *target_args, "--yes", *FAST)
         assert result.exit_code == 0, (args, result.stdout)
     shown = cli("ledger", "show", "--json")
-    entries = json.loads(shown.stdout)["entries"]
+    entries = json.loads(shown.stdout)["data"]["entries"]
     assert [e["command"] for e in entries] == ["rollback", "traffic", "restart", "deploy", "scale"]
     assert all(e["principal"] and e["run_id"] and e["pre_state"] for e in entries)
     assert entries[0]["args"]["service_name"].endswith(f"/services/{SERVICE}")
@@ -114,7 +114,8 @@ def test_every_action_leaves_a_line_and_verify_detects_an_edit(
     assert broken.exit_code == 2
     document = json.loads(broken.stdout)
     assert document["status"] == "broken"
-    assert [p["line"] for p in document["problems"]] == [3, 4]
+    assert [f["name"] for f in document["findings"]] == ["line 3", "line 4"]
+    assert [p["line"] for p in document["data"]["problems"]] == [3, 4]
 
 
 def test_ledger_show_renders_a_table(cli: Cli, ledger_path: Path) -> None:
@@ -128,10 +129,69 @@ def test_ledger_show_renders_a_table(cli: Cli, ledger_path: Path) -> None:
 
 
 def test_ledger_path_from_flag_and_env(cli: Cli, tmp_path: Path, monkeypatch: object) -> None:
-    """--ledger (or MLSGW_LEDGER) picks the file; a missing ledger verifies as empty."""
+    """--ledger (or MLSGW_LEDGER) picks the file."""
     path = tmp_path / "elsewhere.jsonl"
     append(Ledger(path), "a")
     result = cli("ledger", "verify", "--ledger", str(path), "--json")
-    assert json.loads(result.stdout)["entries"] == 1
-    empty = cli("ledger", "verify", "--ledger", str(tmp_path / "none.jsonl"))
-    assert empty.exit_code == 0 and "0 entries" in empty.stdout
+    assert json.loads(result.stdout)["data"]["entries"] == 1
+
+
+def test_a_removed_last_line_is_caught_by_the_head_record(tmp_path: Path) -> None:
+    """The chain of the remaining lines is valid; the head beside the file says one is gone."""
+    path = tmp_path / "l.jsonl"
+    ledger = Ledger(path)
+    for name in ("a", "b", "c"):
+        append(ledger, name)
+    lines = path.read_text().splitlines()
+    path.write_text("\n".join(lines[:2]) + "\n")
+    problems = ledger.verify().problems
+    assert [p.line for p in problems] == [3]
+    assert "1 line(s) removed from the end" in problems[0].reason
+
+
+def test_a_removed_head_record_is_reported(tmp_path: Path) -> None:
+    """Deleting the head with the last line must not pass: no head, no clean verdict."""
+    path = tmp_path / "l.jsonl"
+    ledger = Ledger(path)
+    append(ledger, "a")
+    (tmp_path / "l.jsonl.head").unlink()
+    assert [p.reason.startswith("no head record") for p in ledger.verify().problems] == [True]
+
+
+def test_verify_on_a_missing_ledger_says_missing_and_exits_3(cli: Cli, tmp_path: Path) -> None:
+    """No file at the path: MISSING (exit 3), never INTACT with 0 entries."""
+    path = tmp_path / "none.jsonl"
+    result = cli("ledger", "verify", "--ledger", str(path))
+    assert result.exit_code == 3
+    assert "MISSING" in result.stdout and str(path) in result.stdout
+    document = json.loads(cli("ledger", "verify", "--ledger", str(path), "--json").stdout)
+    assert document["status"] == "missing" and document["exit_code"] == 3
+
+
+def test_verify_of_a_truncated_ledger_exits_2(
+    cli: Cli, google: GoogleStandIn, target_args: list[str], ledger_path: Path
+) -> None:
+    """Two actions, the second's line removed by hand: BROKEN, exit 2."""
+    google.run.add_service(PROJECT, REGION, SERVICE, ["img:1", "img:2"])
+    for args in (["rollback"], ["traffic", "--to-latest"]):
+        assert cli(*args, *target_args, "--yes", *FAST).exit_code == 0
+    first = ledger_path.read_text().splitlines()[0]
+    ledger_path.write_text(first + "\n")
+    result = cli("ledger", "verify")
+    assert result.exit_code == 2 and "removed from the end" in result.stdout
+
+
+def test_an_unwritable_ledger_refuses_the_action_before_any_change(
+    cli: Cli, google: GoogleStandIn, target_args: list[str], tmp_path: Path
+) -> None:
+    """The ledger's directory cannot be created: exit 3, the reason named, service untouched."""
+    google.run.add_service(PROJECT, REGION, SERVICE, ["img:1", "img:2"])
+    blocker = tmp_path / "a-file"
+    blocker.write_text("")
+    ledger = blocker / "ledger.jsonl"
+    result = cli("restart", *target_args, "--ledger", str(ledger), "--yes", *FAST, "--json")
+    assert result.exit_code == 3, result.stdout
+    document = json.loads(result.stdout)
+    assert document["status"] == "refused"
+    assert "ledger cannot be written" in document["summary"] and str(ledger) in document["summary"]
+    assert google.server.calls("PATCH", ".*") == []

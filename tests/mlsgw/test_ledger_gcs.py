@@ -10,7 +10,8 @@ import pytest
 from mlsgw.errors import LedgerError
 from mlsgw.gcp.clients import Cloud
 from mlsgw.ledger import Ledger
-from mlsgw.ledger.gcs import APPEND_ATTEMPTS, GcsLedgerStore
+from mlsgw.ledger.base import head_of
+from mlsgw.ledger.gcs import APPEND_ATTEMPTS, HEAD_ENTRIES, HEAD_LAST, GcsLedgerStore
 from mlsgw.target import Target
 from tests.mlsgw.conftest import PROJECT, REGION, SERVICE, Cli
 from tests.stand_ins.google import GoogleStandIn
@@ -41,13 +42,21 @@ def gcs_ledger(google: GoogleStandIn) -> Ledger:
 
 
 def other_writer_appends(google: GoogleStandIn, tmp_path: Path, command: str) -> None:
-    """Another operator's action lands in the object, chained on what is there now."""
+    """Another operator's action lands in the object, chained on what is there now, with the
+    head metadata mlsgw writes."""
     scratch = tmp_path / "other-writer.jsonl"
     scratch.write_bytes(stored(google) if google.storage.get(BUCKET, OBJECT) else b"")
     Ledger(scratch).append(
         command=command, run_id="other", args={}, plan=[], pre_state={}, result={}
     )
-    google.storage.put(BUCKET, OBJECT, scratch.read_bytes())
+    data = scratch.read_bytes()
+    google.storage.put(BUCKET, OBJECT, data, metadata=head_metadata(data))
+
+
+def head_metadata(data: bytes) -> dict[str, str]:
+    """The head metadata mlsgw uploads with ledger bytes ``data``."""
+    head = head_of(data)
+    return {HEAD_ENTRIES: str(head.entries), HEAD_LAST: head.last}
 
 
 def test_actions_append_to_a_gs_ledger_that_show_and_verify_read(
@@ -66,8 +75,8 @@ def test_actions_append_to_a_gs_ledger_that_show_and_verify_read(
 
     shown = cli("ledger", "show", "--ledger", URL, "--endpoint", google.url, "--json")
     document = json.loads(shown.stdout)
-    assert shown.exit_code == 0 and document["path"] == URL
-    assert [e["command"] for e in document["entries"]] == ["rollback", "restart"]
+    assert shown.exit_code == 0 and document["data"]["path"] == URL
+    assert [e["command"] for e in document["data"]["entries"]] == ["rollback", "restart"]
     human = cli("ledger", "show", "--ledger", URL, "--endpoint", google.url)
     assert URL in human.stdout and "restart" in human.stdout
     verified = cli("ledger", "verify", "--ledger", URL, "--endpoint", google.url)
@@ -83,12 +92,14 @@ def test_verify_detects_an_edited_line_in_a_gs_ledger(
         assert cli(*action, *target_args, "--ledger", URL, "--yes", *FAST).exit_code == 0
     lines = stored(google).decode().splitlines()
     lines[2] = lines[2].replace('"outcome":"done"', '"outcome":"refused"')
-    google.storage.put(BUCKET, OBJECT, ("\n".join(lines) + "\n").encode())
+    metadata = dict(google.storage.get(BUCKET, OBJECT).metadata)  # type: ignore[union-attr]
+    google.storage.put(BUCKET, OBJECT, ("\n".join(lines) + "\n").encode(), metadata=metadata)
     broken = cli("ledger", "verify", "--ledger", URL, "--endpoint", google.url, "--json")
     assert broken.exit_code == 2
     document = json.loads(broken.stdout)
-    assert document["status"] == "broken" and document["entries"] == 3
-    assert [(p["line"], "hash" in p["reason"]) for p in document["problems"]] == [(3, True)]
+    assert document["status"] == "broken" and document["data"]["entries"] == 3
+    problems = document["data"]["problems"]
+    assert [(p["line"], "hash" in p["reason"]) for p in problems] == [(3, True)]
 
 
 def test_a_concurrent_append_is_re_read_re_chained_and_both_lines_survive(
@@ -115,7 +126,9 @@ def test_an_upload_that_landed_before_its_412_is_not_appended_twice(
     """A retried upload whose first try landed sees 412; the re-read shows our line: done."""
     ledger = gcs_ledger(google)
     ledger.append(command="first", run_id="r1", args={}, plan=[], pre_state={}, result={})
-    google.storage.before_next_upload(lambda data: google.storage.put(BUCKET, OBJECT, data))
+    google.storage.before_next_upload(
+        lambda data: google.storage.put(BUCKET, OBJECT, data, metadata=head_metadata(data))
+    )
     record = ledger.append(command="second", run_id="r2", args={}, plan=[], pre_state={}, result={})
     assert [r["command"] for r in ledger.records()] == ["first", "second"]
     assert ledger.records()[-1] == record
@@ -140,15 +153,16 @@ def test_appending_gives_up_after_a_bounded_number_of_conflicts(
     assert Ledger(store).verify().ok
 
 
-def test_a_missing_bucket_fails_the_action_with_a_ledger_error(
+def test_a_missing_bucket_refuses_the_action_before_any_change(
     cli: Cli, google: GoogleStandIn, target_args: list[str]
 ) -> None:
-    """The service change is made, but the ledger line cannot be written: exit 1, named."""
+    """The ledger cannot be written: exit 3, the bucket named, the service untouched."""
     google.run.add_service(PROJECT, REGION, SERVICE, ["img:1", "img:2"])
     result = cli("restart", *target_args, "--ledger", "gs://no-such-bucket/l.jsonl", "--yes", *FAST)
-    assert result.exit_code == 1
-    assert "gs://no-such-bucket/l.jsonl" in result.stderr
-    assert "bucket does not exist" in result.stderr
+    assert result.exit_code == 3, result.stdout
+    assert "gs://no-such-bucket/l.jsonl" in result.stdout
+    assert "bucket does not exist" in result.stdout
+    assert [c for c in google.server.calls("PATCH", ".*") if "validateOnly" not in c.query] == []
 
 
 @pytest.mark.parametrize("url", ["gs://bucket-only", "gs://bucket/", "gs:///object"])
@@ -164,3 +178,39 @@ def test_without_an_endpoint_a_gs_ledger_uses_adc_and_says_how_to_log_in(cli: Cl
     result = cli("ledger", "show", "--ledger", URL)
     assert result.exit_code == 3
     assert "gcloud auth application-default login" in result.stderr
+
+
+def test_verify_of_a_missing_gs_ledger_says_missing_and_exits_3(
+    cli: Cli, google: GoogleStandIn, bucket: str
+) -> None:
+    """The bucket exists but the object does not: MISSING, exit 3."""
+    result = cli("ledger", "verify", "--ledger", URL, "--endpoint", google.url, "--json")
+    assert result.exit_code == 3
+    document = json.loads(result.stdout)
+    assert document["status"] == "missing" and URL in document["summary"]
+
+
+def test_a_removed_last_line_of_a_gs_ledger_is_caught_by_the_object_metadata(
+    cli: Cli, google: GoogleStandIn, bucket: str, target_args: list[str]
+) -> None:
+    """The object rewritten without its last line (metadata kept): BROKEN, exit 2."""
+    for action in (["rollback"], ["traffic", "--to-latest"]):
+        assert cli(*action, *target_args, "--ledger", URL, "--yes", *FAST).exit_code == 0
+    obj = google.storage.get(BUCKET, OBJECT)
+    assert obj is not None and obj.metadata[HEAD_ENTRIES] == "2"
+    first = obj.data.splitlines()[0] + b"\n"
+    google.storage.put(BUCKET, OBJECT, first, metadata=dict(obj.metadata))
+    result = cli("ledger", "verify", "--ledger", URL, "--endpoint", google.url)
+    assert result.exit_code == 2 and "removed from the end" in result.stdout
+
+
+def test_a_missing_storage_permission_refuses_the_action_before_any_change(
+    cli: Cli, google: GoogleStandIn, bucket: str, target_args: list[str]
+) -> None:
+    """testIamPermissions lacks storage.objects.create: exit 3, the permission named."""
+    google.storage.denied.add("storage.objects.create")
+    result = cli("restart", *target_args, "--ledger", URL, "--yes", *FAST, "--json")
+    assert result.exit_code == 3, result.stdout
+    assert "storage.objects.create" in json.loads(result.stdout)["summary"]
+    assert google.server.calls("PATCH", ".*") == []
+    assert google.storage.get(BUCKET, OBJECT) is None

@@ -69,7 +69,7 @@ def test_rollback_picks_the_newest_ready_older_revision_and_verifies_health(
     (line,) = ledger_lines(ledger_path)
     assert line["command"] == "rollback"
     assert line["result"]["known_good_revision"] == first  # type: ignore[index]
-    assert line["pre_state"]["serving"] == {third: 100}  # type: ignore[index]
+    assert line["pre_state"]["service"]["serving"] == {third: 100}  # type: ignore[index]
 
 
 def test_rollback_report_for_people_shows_revisions_plan_and_notice(
@@ -307,8 +307,8 @@ def test_no_credentials_exit_3_without_touching_the_network(cli: Cli) -> None:
     )
     assert result.exit_code == 3
     document = json.loads(result.stdout)
-    assert document["error_type"] == "NoCredentials"
-    assert "gcloud auth application-default login" in document["error"]
+    assert document["status"] == "refused"
+    assert "gcloud auth application-default login" in document["summary"]
 
 
 def test_service_not_found_exit_3(cli: Cli, google: GoogleStandIn) -> None:

@@ -30,9 +30,14 @@ from tests.stand_ins.rest import ApiError, Json, RestServer, permission_denied
 
 LATEST, REVISION = 1, 2
 SUCCEEDED, FAILED = 4, 3
+INGRESS_ALL, INGRESS_INTERNAL = 1, 2
 _ENUM_NAMES = {
     "TRAFFIC_TARGET_ALLOCATION_TYPE_LATEST": LATEST,
     "TRAFFIC_TARGET_ALLOCATION_TYPE_REVISION": REVISION,
+    "INGRESS_TRAFFIC_ALL": INGRESS_ALL,
+    "INGRESS_TRAFFIC_INTERNAL_ONLY": INGRESS_INTERNAL,
+    "INGRESS_TRAFFIC_INTERNAL_LOAD_BALANCER": 3,
+    "INGRESS_TRAFFIC_NONE": 4,
 }
 _LOC = r"/v2/projects/(?P<project>[^/]+)/locations/(?P<region>[^/]+)"
 _SVC = _LOC + r"/services/(?P<service>[^/:]+)"
@@ -94,6 +99,8 @@ class ServiceRecord:
     latest_created: str | None = None
     condition_override: Json | None = None
     iam: Json = field(default_factory=dict)
+    ingress: int = INGRESS_ALL
+    invoker_iam_disabled: bool = False
 
     @property
     def name(self) -> str:
@@ -277,6 +284,8 @@ class CloudRunStandIn:
             "trafficStatuses": statuses,
             "uri": f"{self._base()}/apps/{record.id}",
             "etag": record.etag,
+            "ingress": record.ingress,
+            "invokerIamDisabled": record.invoker_iam_disabled,
         }
 
     def _revision_json(self, record: ServiceRecord, rev: RevisionRecord) -> Json:
@@ -359,6 +368,8 @@ class CloudRunStandIn:
         target = copy.deepcopy(record) if validate_only else record
         target.labels = dict(body.get("labels") or {})
         target.traffic = traffic
+        target.ingress = _enum(body.get("ingress")) or INGRESS_ALL
+        target.invoker_iam_disabled = bool(body.get("invokerIamDisabled", False))
         error = None
         if changed:
             target.template = copy.deepcopy(template)

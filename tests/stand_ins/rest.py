@@ -85,6 +85,8 @@ class Request:
     raw: bytes = b""
     headers: Mapping[str, str] = field(default_factory=dict)
     """Header names in lower case."""
+    query_lists: Mapping[str, list[str]] = field(default_factory=dict)
+    """Every value of each query parameter (``query`` keeps the last)."""
 
 
 @dataclass(frozen=True)
@@ -172,7 +174,8 @@ class RestServer:
         """Route one request; every failure is a Google-shaped error."""
         parts = urlsplit(target)
         path = unquote(parts.path)
-        query = {k: v[-1] for k, v in parse_qs(parts.query).items()}
+        lists = parse_qs(parts.query)
+        query = {k: v[-1] for k, v in lists.items()}
         found = self._find(method, path)
         body: Json = {}
         if found is None or found[0].media is None:
@@ -180,7 +183,7 @@ class RestServer:
                 body = json.loads(raw) if raw.strip() else {}
             except ValueError:
                 return 400, ApiError(400, "body is not JSON").document()
-        request = Request(method, path, query, body, raw, dict(headers or {}))
+        request = Request(method, path, query, body, raw, dict(headers or {}), lists)
         with self.lock:
             held = [e for m, p, e in self._delays if m == method and p.fullmatch(path)]
         for release in held:  # outside the lock: other requests go on

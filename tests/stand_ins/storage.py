@@ -7,8 +7,11 @@ Routes (as the client sends them; object names arrive URL-encoded and are matche
   ``alt=media`` (``x-goog-generation`` and ``x-goog-hash`` headers as GCS sends them).
   ``generation`` selects a generation; ``ifGenerationMatch`` answers 412 on a mismatch.
 - ``POST /upload/storage/v1/b/{bucket}/o``: ``uploadType=multipart`` (metadata + bytes,
-  ``crc32c`` checked) or ``uploadType=media`` (``name`` in the query), honouring
-  ``ifGenerationMatch`` (0: only if the object does not exist).
+  ``crc32c`` checked; custom ``metadata`` kept and returned) or ``uploadType=media``
+  (``name`` in the query), honouring ``ifGenerationMatch`` (0: only if the object does not
+  exist).
+- ``GET /storage/v1/b/{bucket}/iam/testPermissions``: the requested permissions the caller
+  holds (all but :attr:`StorageStandIn.denied`).
 
 Missing buckets and objects answer 404. Every write gets a new, larger generation.
 """
@@ -21,7 +24,7 @@ import itertools
 import json
 import re
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import google_crc32c
 
@@ -48,6 +51,7 @@ class StoredObject:
     data: bytes
     generation: int
     content_type: str
+    metadata: dict[str, str] = field(default_factory=dict)
 
 
 class StorageStandIn:
@@ -57,7 +61,10 @@ class StorageStandIn:
         self.buckets: dict[str, dict[str, StoredObject]] = {}
         self._generations = itertools.count(1_700_000_000_000_001)
         self._before_upload: list[Callable[[bytes], None]] = []
+        self.denied: set[str] = set()
+        """Permissions testIamPermissions reports as not held."""
         server.route("GET", _BUCKET, self._get_bucket)
+        server.media_route("GET", _BUCKET + "/iam/testPermissions", self._test_permissions)
         server.media_route("GET", _OBJECT, self._get_object)
         server.media_route("POST", _UPLOAD, self._upload)
 
@@ -65,10 +72,18 @@ class StorageStandIn:
         """An empty bucket."""
         self.buckets.setdefault(bucket, {})
 
-    def put(self, bucket: str, name: str, data: bytes, content_type: str = "text/plain") -> int:
+    def put(
+        self,
+        bucket: str,
+        name: str,
+        data: bytes,
+        content_type: str = "text/plain",
+        metadata: dict[str, str] | None = None,
+    ) -> int:
         """Write an object directly (another writer); its new generation."""
         generation = next(self._generations)
-        self._objects(bucket)[name] = StoredObject(data, generation, content_type)
+        stored = StoredObject(data, generation, content_type, dict(metadata or {}))
+        self._objects(bucket)[name] = stored
         return generation
 
     def get(self, bucket: str, name: str) -> StoredObject | None:
@@ -98,6 +113,7 @@ class StorageStandIn:
             "size": str(len(obj.data)),
             "md5Hash": _md5(obj.data),
             "crc32c": _crc32c(obj.data),
+            **({"metadata": dict(obj.metadata)} if obj.metadata else {}),
         }
 
     def _get_bucket(self, m: re.Match[str], query: dict[str, str], body: Json) -> tuple[int, Json]:
@@ -120,6 +136,7 @@ class StorageStandIn:
     def _upload(self, m: re.Match[str], request: Request) -> Reply:
         bucket, query = m["bucket"], request.query
         content_type = request.headers.get("content-type", "application/octet-stream")
+        metadata: Json = {}
         if query.get("uploadType") == "multipart":
             metadata, content_type, data = _multipart(content_type, request.raw)
             name = str(metadata.get("name", ""))
@@ -138,8 +155,15 @@ class StorageStandIn:
             current = objects.get(name)
             if int(query["ifGenerationMatch"]) != (current.generation if current else 0):
                 raise ApiError(412, _PRECONDITION)
-        self.put(bucket, name, data, content_type)
+        custom = metadata.get("metadata") if query.get("uploadType") == "multipart" else None
+        self.put(bucket, name, data, content_type, dict(custom or {}))
         return 200, self._resource(bucket, name, objects[name])
+
+    def _test_permissions(self, m: re.Match[str], request: Request) -> Reply:
+        self._objects(m["bucket"])
+        asked = request.query_lists.get("permissions", [])
+        held = [p for p in asked if p not in self.denied]
+        return 200, {"kind": "storage#testIamPermissionsResponse", "permissions": held}
 
 
 def _multipart(content_type: str, raw: bytes) -> tuple[Json, str, bytes]:

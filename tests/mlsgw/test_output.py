@@ -1,0 +1,48 @@
+"""One ``--json`` shape for every command: the same top-level keys, always present."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+from tests.mlsgw.conftest import PROJECT, REGION, SERVICE, Cli
+from tests.stand_ins.google import GoogleStandIn
+
+KEYS = [
+    "command",
+    "run_id",
+    "status",
+    "ok",
+    "exit_code",
+    "summary",
+    "target",
+    "findings",
+    "plan",
+    "steps",
+    "tables",
+    "notices",
+    "data",
+]
+
+
+def test_every_command_prints_the_same_top_level_keys(
+    cli: Cli, google: GoogleStandIn, target_args: list[str], tmp_path: Path
+) -> None:
+    """A check, an action (dry run), a listing, a verification and an early error: the same
+    keys in the same order, and exit_code equal to the process's exit code."""
+    google.run.add_service(PROJECT, REGION, SERVICE, ["img:1", "img:2"])
+    missing = str(tmp_path / "none.jsonl")
+    runs = [
+        ("healthcheck", *target_args),
+        ("rollback", *target_args, "--dry-run"),
+        ("ledger", "show", "--ledger", missing),
+        ("ledger", "verify", "--ledger", missing),
+        ("rollback", "--endpoint", google.url),  # no project/region/service: usage error
+    ]
+    for args in runs:
+        result = cli(*args, "--json")
+        document = json.loads(result.stdout)
+        assert list(document) == KEYS, args
+        assert document["exit_code"] == result.exit_code, args
+        assert isinstance(document["findings"], list) and isinstance(document["steps"], list)
+    assert json.loads(cli(*runs[-1], "--json").stdout)["status"] == "error"

@@ -1,0 +1,169 @@
+"""Target resolution: flags over MLSGW_* over [ops] over gcloud's defaults, with sources;
+[ops] read alone and leniently."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+from mlsgw.errors import UsageError
+from mlsgw.target import ENV_NAMES, OPS_FIELDS, resolve_target
+from tests.mlsgw.conftest import PROJECT, REGION, SERVICE, Cli
+from tests.stand_ins.google import GoogleStandIn
+
+
+def gcloud_config(root: Path, name: str, body: str, *, active: bool = True) -> Path:
+    """A gcloud configuration directory with configuration ``name`` (active by default)."""
+    (root / "configurations").mkdir(parents=True, exist_ok=True)
+    (root / "configurations" / f"config_{name}").write_text(body)
+    if active:
+        (root / "active_config").write_text(name + "\n")
+    return root
+
+
+def test_every_ops_field_has_a_flag_variable_and_key_derived_from_its_name() -> None:
+    """One definition: [ops] field -> MLSGW_<NAME> (endpoint keeps MLSGW_GCP_ENDPOINT)."""
+    assert "backup_bucket" in OPS_FIELDS and "timeout" in OPS_FIELDS
+    assert ENV_NAMES["region"] == "MLSGW_REGION"
+    assert ENV_NAMES["backup_bucket"] == "MLSGW_BACKUP_BUCKET"
+    assert ENV_NAMES["endpoint"] == "MLSGW_GCP_ENDPOINT"
+
+
+def test_project_and_region_come_from_the_active_gcloud_configuration(tmp_path: Path) -> None:
+    """With nothing else set, core/project and run/region of the active configuration."""
+    root = gcloud_config(
+        tmp_path / "gcloud", "prod", "[core]\nproject = from-gcloud\n[run]\nregion = asia-east1\n"
+    )
+    target = resolve_target(config=None, environ={"CLOUDSDK_CONFIG": str(root)})
+    assert (target.project, target.region) == ("from-gcloud", "asia-east1")
+    assert target.source_of("project") == "gcloud configuration 'prod' (core/project)"
+    assert target.source_of("region") == "gcloud configuration 'prod' (run/region)"
+
+
+def test_gcloud_precedence_env_before_configuration_and_mlsgw_before_gcloud(
+    tmp_path: Path,
+) -> None:
+    """CLOUDSDK_CORE_PROJECT > GOOGLE_CLOUD_PROJECT > core/project; MLSGW_* and flags above."""
+    root = gcloud_config(tmp_path / "gcloud", "default", "[core]\nproject = conf\n")
+    env = {"CLOUDSDK_CONFIG": str(root), "GOOGLE_CLOUD_PROJECT": "gcp-env"}
+    assert resolve_target(environ=env).project == "gcp-env"
+    env["CLOUDSDK_CORE_PROJECT"] = "sdk-env"
+    target = resolve_target(environ=env)
+    assert (
+        target.project == "sdk-env" and target.source_of("project") == "env CLOUDSDK_CORE_PROJECT"
+    )
+    env["MLSGW_PROJECT"] = "mlsgw-env"
+    assert resolve_target(environ=env).project == "mlsgw-env"
+    flagged = resolve_target(environ=env, project="flag")
+    assert flagged.project == "flag" and flagged.source_of("project") == "--project"
+
+
+def test_ops_in_the_config_file_comes_before_gcloud(tmp_path: Path) -> None:
+    """[ops] region beats CLOUDSDK_RUN_REGION; the source names the file."""
+    config = tmp_path / "ops.toml"
+    config.write_text('[ops]\nregion = "europe-west4"\n')
+    target = resolve_target(config=config, environ={"CLOUDSDK_RUN_REGION": "us-central1"})
+    assert target.region == "europe-west4"
+    assert target.source_of("region") == f"[ops] in {config}"
+    assert resolve_target(environ={"CLOUDSDK_RUN_REGION": "us-central1"}).region == "us-central1"
+
+
+def test_the_active_configuration_can_be_chosen_by_environment(tmp_path: Path) -> None:
+    """CLOUDSDK_ACTIVE_CONFIG_NAME overrides the active_config file."""
+    root = gcloud_config(tmp_path / "gcloud", "prod", "[core]\nproject = prod-proj\n")
+    gcloud_config(root, "staging", "[core]\nproject = staging-proj\n", active=False)
+    env = {"CLOUDSDK_CONFIG": str(root), "CLOUDSDK_ACTIVE_CONFIG_NAME": "staging"}
+    assert resolve_target(environ=env).project == "staging-proj"
+
+
+def test_a_malformed_gcloud_configuration_is_ignored(tmp_path: Path) -> None:
+    """gcloud's defaults are a convenience: an unreadable file never stops a command."""
+    root = gcloud_config(tmp_path / "gcloud", "default", "not an ini file [")
+    assert resolve_target(environ={"CLOUDSDK_CONFIG": str(root)}).project is None
+
+
+def test_other_sections_and_their_variables_are_not_read(tmp_path: Path) -> None:
+    """A bad [auth] key, a bad [network] value and a stray MLSGW_AUTH__ variable: ignored."""
+    config = tmp_path / "mixed.toml"
+    config.write_text(
+        '[auth]\nno_such_key = 1\n[network]\nport = "eighty"\n[ops]\nservice = "relay"\n'
+    )
+    env = {"MLSGW_AUTH__NOPE": "x", "MLSGW_NETWORK__PORT": "abc"}
+    assert resolve_target(config=config, environ=env).service == "relay"
+
+
+def test_ops_overrides_from_the_environment_and_unknown_keys_warn(tmp_path: Path) -> None:
+    """MLSGW_OPS__TIMEOUT is read as a duration; an unknown [ops] key is a warning."""
+    config = tmp_path / "ops.toml"
+    config.write_text('[ops]\nservice = "relay"\nfuture_setting = true\n')
+    target = resolve_target(config=config, environ={"MLSGW_OPS__TIMEOUT": "30s"})
+    assert target.timeout == 30.0 and target.source_of("timeout") == "env MLSGW_OPS__TIMEOUT"
+    assert any("ops.future_setting" in w for w in target.warnings)
+
+
+@pytest.mark.parametrize(
+    ("body", "named"),
+    [('[ops]\ntimeout = "soon"\n', "ops.timeout"), ("[ops]\nproject = 7\n", "ops.project")],
+)
+def test_a_bad_ops_value_is_a_usage_error_naming_the_key(
+    tmp_path: Path, body: str, named: str
+) -> None:
+    """A wrong type in [ops] stops the command: guessing a target is worse."""
+    config = tmp_path / "bad.toml"
+    config.write_text(body)
+    with pytest.raises(UsageError, match=named):
+        resolve_target(config=config, environ={})
+
+
+def test_a_missing_or_invalid_config_file_is_a_usage_error(tmp_path: Path) -> None:
+    """--config naming nothing, or not TOML: exit 3 material, never silently no [ops]."""
+    with pytest.raises(UsageError, match="not found"):
+        resolve_target(config=tmp_path / "nope.toml", environ={})
+    broken = tmp_path / "broken.toml"
+    broken.write_text("[ops\n")
+    with pytest.raises(UsageError, match="not valid TOML"):
+        resolve_target(config=broken, environ={})
+
+
+def test_rollback_runs_despite_a_bad_auth_section_and_stray_variables(
+    cli: Cli,
+    google: GoogleStandIn,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """In an incident, a relay-config mistake never blocks the runbook."""
+    google.run.add_service(PROJECT, REGION, SERVICE, ["img:1", "img:2"])
+    config = tmp_path / "relay.toml"
+    config.write_text(
+        f'[auth]\nenabled = "maybe"\n[ops]\nproject = "{PROJECT}"\nregion = "{REGION}"\n'
+        f'service = "{SERVICE}"\n'
+    )
+    monkeypatch.setenv("MLSGW_AUTH__PUBKEY_WHITELIST", "not-a-pubkey")
+    result = cli(
+        "rollback", "--config", str(config), "--endpoint", google.url, "--dry-run", "--json"
+    )
+    assert result.exit_code == 0, result.stdout
+    assert json.loads(result.stdout)["status"] == "planned"
+
+
+def test_the_report_names_where_each_value_came_from(
+    cli: Cli, google: GoogleStandIn, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Project from gcloud's configuration, region from CLOUDSDK_RUN_REGION, service flag:
+    each named in --json's target.sources and on the human report's target line."""
+    google.run.add_service(PROJECT, REGION, SERVICE, ["img:1", "img:2"])
+    root = gcloud_config(tmp_path / "gcloud", "ops", f"[core]\nproject = {PROJECT}\n")
+    monkeypatch.setenv("CLOUDSDK_CONFIG", str(root))
+    monkeypatch.setenv("CLOUDSDK_RUN_REGION", REGION)
+    args = ("rollback", "--service", SERVICE, "--endpoint", google.url, "--dry-run")
+    result = cli(*args, "--json")
+    assert result.exit_code == 0, result.stdout
+    sources = json.loads(result.stdout)["target"]["sources"]
+    assert sources["project"] == "gcloud configuration 'ops' (core/project)"
+    assert sources["region"] == "env CLOUDSDK_RUN_REGION"
+    assert sources["service"] == "--service"
+    human = cli(*args)
+    assert "gcloud configuration 'ops'" in human.stdout
+    assert "CLOUDSDK_RUN_REGION" in human.stdout
