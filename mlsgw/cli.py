@@ -9,6 +9,7 @@ from mlsgw.commands import config as config_cmd
 from mlsgw.commands import deploy as deploy_cmd
 from mlsgw.commands import healthcheck as healthcheck_cmd
 from mlsgw.commands import ledger as ledger_cmd
+from mlsgw.commands import lockdown as lockdown_cmd
 from mlsgw.commands import rollback as rollback_cmd
 from mlsgw.commands import serve as serve_cmd
 from mlsgw.commands.common import RunbookCommand
@@ -45,6 +46,7 @@ app.command("traffic", cls=RunbookCommand)(rollback_cmd.traffic)
 app.command("restart", cls=RunbookCommand)(rollback_cmd.restart)
 app.command("deploy", cls=RunbookCommand)(deploy_cmd.deploy)
 app.command("scale", cls=RunbookCommand)(deploy_cmd.scale)
+app.command("lockdown", cls=RunbookCommand)(lockdown_cmd.lockdown)
 app.add_typer(ledger_cmd.app, name="ledger")
 
 

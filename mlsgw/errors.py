@@ -10,6 +10,7 @@ Every message says what to do next.
     ├── UsageError            bad or missing arguments (project, region, ...)
     ├── Refused               a precondition or safety rule stopped the action
     ├── LedgerError           the ledger cannot be read or written
+    ├── EvidenceError         an evidence directory cannot be written
     └── CloudError            a Google Cloud call failed
         ├── NoCredentials     no usable credentials (ADC missing or rejected)
         ├── PermissionDenied  the principal lacks a permission (``permission`` names it)
@@ -37,6 +38,10 @@ class Refused(MlsgwError):
 
 class LedgerError(MlsgwError):
     """The ledger file cannot be read, parsed or appended to."""
+
+
+class EvidenceError(MlsgwError):
+    """An evidence directory could not be written."""
 
 
 class CloudError(MlsgwError):

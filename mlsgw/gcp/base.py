@@ -301,6 +301,11 @@ class LogsApi(Protocol):
         """Newest first, at most ``limit``."""
         ...
 
+    def export_entries(self, project: str, filter_: str, limit: int) -> list[Mapping[str, object]]:
+        """Whole entries as the API returns them (JSON-able), oldest first, at most ``limit``
+        (evidence keeps every field, not just the message)."""
+        ...
+
 
 class FirestoreAdminApi(Protocol):
     """Firestore Admin v1 operations."""

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from collections.abc import Mapping
 from datetime import datetime
 from typing import Any
 
@@ -51,3 +52,17 @@ class LogsAdapter:
             )
             for raw in raws
         ]
+
+    def export_entries(self, project: str, filter_: str, limit: int) -> list[Mapping[str, object]]:
+        """Whole entries (``to_api_repr``), oldest first, at most ``limit``."""
+        with vendor_errors(f"read logs of project {project}", "logging.logEntries.list"):
+            raws = list(
+                self._client.list_entries(  # type: ignore[no-untyped-call]
+                    resource_names=[f"projects/{project}"],
+                    filter_=filter_,
+                    order_by=gcl.ASCENDING,
+                    page_size=min(limit, 1000),
+                    max_results=limit,
+                )
+            )
+        return [dict(raw.to_api_repr()) for raw in raws]

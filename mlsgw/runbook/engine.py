@@ -42,12 +42,15 @@ class Trail:
     steps: list[Step] = field(default_factory=list)
     notices: list[str] = field(default_factory=list)
     result: dict[str, Any] = field(default_factory=dict)
+    before: dict[str, Any] = field(default_factory=dict)
+    """Resource key -> its state as read when the action was planned."""
     after: dict[str, Any] = field(default_factory=dict)
     """Resource key -> its state after the write (or as read when nothing was written)."""
 
 
 Verify = Callable[[RunContext, Trail], tuple[Outcome, str]]
 OnFailure = Callable[[RunContext, Trail, MlsgwError], str]
+Finish = Callable[[RunContext, Trail], str | None]
 
 
 @dataclass(frozen=True)
@@ -70,6 +73,10 @@ class Action:
     """After every change is applied: the outcome and summary (default: done)."""
     on_failure: OnFailure | None = None
     """After a change failed: the summary (may act, e.g. roll back, and add steps)."""
+    finish: Finish | None = None
+    """After the changes (or when none was needed), before verify and the ledger line; not
+    on a dry run or a refusal. Returns why it failed (the action then fails), or ``None``.
+    Local work belongs here, e.g. writing an evidence directory."""
     done: str = "done"
     pre_state: Mapping[str, object] | None = None
     """Extra pre-state for the ledger (beside each resource's own summary)."""
@@ -171,6 +178,7 @@ def execute(ctx: RunContext, action: Action) -> ActionReport:
         ctx.reporter.step(f"reading the {mutation.resource.kind}")
         state = mutation.resource.read()
         planned.append(_Planned(mutation, state, mutation.compute(state)))
+    trail.before.update({_key(p.mutation): p.state for p in planned})
     pre_state: dict[str, object] = {
         _key(p.mutation): p.mutation.resource.summary(p.state) for p in planned
     }
@@ -220,6 +228,8 @@ def execute(ctx: RunContext, action: Action) -> ActionReport:
         for p in planned:
             trail.after[_key(p.mutation)] = p.state
         trail.steps.append(Step("compare", Status.OK, "already as wanted; nothing written"))
+        if action.finish is not None and (failed := action.finish(ctx, trail)):
+            return report(Outcome.FAILED, f"{action.unchanged}, but {failed}")
         return report(Outcome.DONE, action.unchanged)
     if ctx.dry_run:
         # A real run needs no separate validation: each write is validated by the API as
@@ -260,6 +270,8 @@ def execute(ctx: RunContext, action: Action) -> ActionReport:
         _key(p.mutation): p.mutation.resource.summary(trail.after[_key(p.mutation)])
         for p in planned
     }
+    if action.finish is not None and (failed := action.finish(ctx, trail)):
+        return report(Outcome.FAILED, f"every change is applied, but {failed}")
     if action.verify is not None:
         outcome, summary = action.verify(ctx, trail)
         return report(outcome, summary)
