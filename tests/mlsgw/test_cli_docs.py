@@ -16,6 +16,7 @@ COMMANDS = [
     ("restart",),
     ("deploy",),
     ("scale",),
+    ("lockdown",),
     ("ledger", "show"),
     ("ledger", "verify"),
 ]
