@@ -199,6 +199,19 @@ def _verify_state(
 def lockdown_run(ctx: RunContext, evidence_hours: float, evidence_dir: Path) -> ActionReport:
     """Remove public invokers, set ``invoker_iam_disabled`` false, collect evidence."""
     locked = "locked down: no public invoker, invoker_iam_disabled false"
+
+    def verify(ctx: RunContext, trail: Trail) -> tuple[Outcome, str]:
+        trail.notices.append(
+            f"Undo: `mlsgw lockdown --revert {ctx.run_id}` restores the saved policy and flag."
+        )
+        return _verify_state(
+            ctx,
+            trail,
+            lambda policy: not public_invokers(policy),
+            lambda service: not service.invoker_iam_disabled,
+            locked,
+        )
+
     action = Action(
         command=COMMAND,
         args={"evidence_hours": evidence_hours, "evidence_dir": str(evidence_dir)},
@@ -210,17 +223,8 @@ def lockdown_run(ctx: RunContext, evidence_hours: float, evidence_dir: Path) -> 
         ),
         question=f"Lock down {ctx.target.service}: only IAM-authorised callers may invoke it?",
         unchanged=f"already {locked}; nothing written",
-        notices=(
-            f"Undo: `mlsgw lockdown --revert {ctx.run_id}` restores the saved policy and flag.",
-        ),
         finish=lambda ctx, trail: _collect_evidence(ctx, trail, evidence_hours, evidence_dir),
-        verify=lambda ctx, trail: _verify_state(
-            ctx,
-            trail,
-            lambda policy: not public_invokers(policy),
-            lambda service: not service.invoker_iam_disabled,
-            locked,
-        ),
+        verify=verify,
     )
     return execute(ctx, action)
 
@@ -228,8 +232,9 @@ def lockdown_run(ctx: RunContext, evidence_hours: float, evidence_dir: Path) -> 
 def find_lockdown(
     records: list[dict[str, Any]], service_name: str, run_id: str | None
 ) -> dict[str, Any]:
-    """The lockdown to revert: run ``run_id``, else the newest completed lockdown of the
-    service. :class:`Refused` when there is none."""
+    """The lockdown to revert: run ``run_id``, else the newest lockdown of the service that
+    changed something (one that found the service already locked saved a locked pre-state).
+    :class:`Refused` when there is none."""
     for entry in reversed(records):
         args = entry.get("args") or {}
         result = entry.get("result") or {}
@@ -241,11 +246,11 @@ def find_lockdown(
             and result.get("outcome") == "done"
             and isinstance(pre, dict)
             and "iam_policy" in pre
-            and (run_id is None or entry.get("run_id") == run_id)
+            and (entry.get("run_id") == run_id if run_id else "post_state" in result)
         ):
             found: dict[str, Any] = entry
             return found
-    which = f"lockdown {run_id}" if run_id else "a completed lockdown"
+    which = f"lockdown {run_id}" if run_id else "a lockdown that changed something"
     raise Refused(f"the ledger has no record of {which} of {service_name}; nothing to revert")
 
 

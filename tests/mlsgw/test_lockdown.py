@@ -103,6 +103,21 @@ def test_lockdown_removes_public_invokers_and_the_flag_and_keeps_evidence(
     assert any(f"lockdown --revert {document['run_id']}" in n for n in document["notices"])
 
 
+def test_revert_by_default_undoes_the_last_lockdown_that_changed_something(
+    cli: Cli, google: GoogleStandIn, public: ServiceRecord, target_args: list[str], tmp_path: Path
+) -> None:
+    """A second lockdown that found the service locked saved a locked pre-state: the default
+    revert skips it and restores the public state the first one saved."""
+    first = cli("lockdown", *target_args, "--yes", "--evidence-dir", str(tmp_path / "1"), "--json")
+    cli("lockdown", *target_args, "--yes", "--evidence-dir", str(tmp_path / "2"))
+    reverted = cli("lockdown", "--revert", *target_args, "--yes", "--json")
+    assert reverted.exit_code == 0, reverted.stdout
+    steps = {s["name"]: s for s in json.loads(reverted.stdout)["steps"]}
+    assert steps["find lockdown"]["detail"].startswith(json.loads(first.stdout)["run_id"])
+    assert public.invoker_iam_disabled is True
+    assert "allUsers" in members(public)["roles/run.invoker"]
+
+
 def test_a_second_lockdown_writes_nothing_and_says_so(
     cli: Cli, google: GoogleStandIn, public: ServiceRecord, target_args: list[str], tmp_path: Path
 ) -> None:
