@@ -24,7 +24,11 @@ def evidence_root() -> Path:
 def lockdown(
     run_id: Annotated[
         str | None,
-        typer.Argument(help="With --revert: the lockdown's run id (default: the last one)."),
+        typer.Argument(
+            metavar="RUN_ID",
+            help="With --revert: the lockdown's run id (default: the last one that changed "
+            "something).",
+        ),
     ] = None,
     revert: Annotated[
         bool,
@@ -48,8 +52,7 @@ def lockdown(
     the pre-state in the ledger and the last --evidence-hours of logs with a SHA256SUMS
     manifest. --revert [RUN_ID] restores that pre-state exactly.
 
-    Exit 0 done (also: already locked, nothing written), 1 failed, 3 refused (not confirmed,
-    no TTY and no --yes, ledger not writable, nothing to revert).
+    Exit 0 done or already so, 1 failed, 3 refused (no TTY and no --yes, no ledger, no lockdown).
 
     Example: mlsgw lockdown --dry-run && mlsgw lockdown --yes
     """
