@@ -204,6 +204,8 @@ class CommandOptions:
         return resolve_target(config=self.config, flags=self.flags)
 
 
+TargetOptions = CommandOptions
+"""The name the runbook's design uses: the target fields derive from ``[ops]``."""
 ActionOptions = CommandOptions
 """The options of a service-changing command (same class; kept for its users)."""
 

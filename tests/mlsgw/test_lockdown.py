@@ -15,6 +15,7 @@ import pytest
 from tests.mlsgw.conftest import PROJECT, REGION, SERVICE, Cli
 from tests.stand_ins.cloud_run import ServiceRecord
 from tests.stand_ins.google import GoogleStandIn
+from tests.stand_ins.rest import permission_denied
 
 SERVICE_PATH = f"/v2/projects/{PROJECT}/locations/{REGION}/services/{SERVICE}"
 SET_IAM = SERVICE_PATH + ":setIamPolicy"
@@ -234,3 +235,19 @@ def test_evidence_goes_beside_the_ledger_by_default(
     directory = tmp_path / "state" / "mlsgw" / "evidence" / document["run_id"]
     assert document["data"]["result"]["evidence"]["directory"] == str(directory)
     assert (directory / "SHA256SUMS").is_file()
+
+
+def test_evidence_that_cannot_be_read_fails_the_run_but_the_lockdown_stands(
+    cli: Cli, google: GoogleStandIn, public: ServiceRecord, target_args: list[str], tmp_path: Path
+) -> None:
+    """Logging denies the read: exit 1, the reason named, the service locked all the same."""
+    google.server.fail(
+        "POST", "/v2/entries:list", permission_denied("logging.logEntries.list", PROJECT)
+    )
+    result = cli("lockdown", *target_args, "--yes", "--evidence-dir", str(tmp_path / "e"), "--json")
+    assert result.exit_code == 1, result.stdout
+    document = json.loads(result.stdout)
+    assert "every change is applied, but the evidence could not be collected" in document["summary"]
+    assert "logging.logEntries.list" in document["summary"]
+    assert public.invoker_iam_disabled is False and "allUsers" not in str(public.iam)
+    assert not (tmp_path / "e").exists()
