@@ -469,6 +469,8 @@ def _check_consistency(config: Config) -> None:
         problems.append(
             f"{origin}: network.heartbeat_timeout must be longer than network.heartbeat_interval"
         )
+    if config.network.trusted_proxy_hops < 1:
+        problems.append(f"{origin}: network.trusted_proxy_hops: expected at least 1")
     if not 1 <= config.mls_gateway.max_keypackages_per_query <= 2:
         problems.append(
             f"{origin}: extensions.mls_gateway.max_keypackages_per_query: expected 1 or 2"

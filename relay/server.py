@@ -43,16 +43,23 @@ INBOX_LOW_WATER = 16
 CLOSE_TIMEOUT = 2.0
 
 
-def client_ip(peer_ip: str, headers: dict[str, str], real_ip_header: str | None) -> str:
-    """The client's address: the first hop of ``real_ip_header`` when set and valid."""
-    if real_ip_header:
-        value = headers.get(real_ip_header.lower(), "")
-        first = value.split(",", 1)[0].strip()
-        try:
-            return str(ipaddress.ip_address(first))
-        except ValueError:
-            pass
-    return peer_ip
+def client_ip(
+    peer_ip: str, headers: dict[str, str], real_ip_header: str | None, trusted_hops: int = 1
+) -> str:
+    """The client's address behind ``trusted_hops`` proxies that each append to
+    ``real_ip_header``: the ``trusted_hops``-th entry from the right, or the socket's peer
+    address when the header is unset, shorter than that or not an IP address.
+
+    Never the leftmost entry: the client writes that one itself."""
+    if not real_ip_header or trusted_hops < 1:
+        return peer_ip
+    entries = [e.strip() for e in headers.get(real_ip_header.lower(), "").split(",")]
+    if len(entries) < trusted_hops:
+        return peer_ip
+    try:
+        return str(ipaddress.ip_address(entries[-trusted_hops]))
+    except ValueError:
+        return peer_ip
 
 
 def _parse_head(head: bytes) -> tuple[str, str, dict[str, str]] | None:
@@ -265,7 +272,8 @@ class Connection(asyncio.Protocol):
             self._respond(json_response(400, {"error": "malformed HTTP request"}))
             return
         method, target, headers = parsed
-        self.ip = client_ip(self.ip, headers, self.relay.config.network.real_ip_header)
+        network = self.relay.config.network
+        self.ip = client_ip(self.ip, headers, network.real_ip_header, network.trusted_proxy_hops)
         if headers.get("upgrade", "").lower() == "websocket":
             rest = bytes(self.buffer[end + 4 :])
             self.buffer.clear()

@@ -48,6 +48,7 @@ class NetworkSettings:
     host: str = "0.0.0.0"
     port: int = 8080
     real_ip_header: str | None = None
+    trusted_proxy_hops: int = 1
     heartbeat_interval: float = _f(60.0, duration=True)
     heartbeat_timeout: float = _f(120.0, duration=True)
     max_send_buffer: int = 4 * 1024 * 1024

@@ -419,19 +419,41 @@ async def test_ip_whitelist_admits_only_listed_ranges(
     assert (await client.req("s", {}))[1] == ["EOSE", "s"]
 
 
-async def test_real_ip_header_first_hop_is_checked(start_relay: StartRelay, tmp_path: Path) -> None:
-    """Behind a proxy the first X-Forwarded-For hop is the client address."""
+async def test_real_ip_header_is_read_from_the_trusted_end(
+    start_relay: StartRelay, tmp_path: Path
+) -> None:
+    """Behind one proxy the right-most X-Forwarded-For entry (the one the proxy appended)
+    is the client address: a blacklisted client cannot hide behind an entry it wrote."""
     running = await started_with(
         start_relay,
         tmp_path,
         network={"real_ip_header": "X-Forwarded-For"},
-        auth={"ip_blacklist": ("203.0.113.0/24",), "ip_whitelist": ("198.51.100.0/24",)},
+        auth={"ip_blacklist": ("198.51.100.0/24",), "ip_whitelist": ("203.0.113.0/24",)},
     )
-    blocked = await refused(running.url, {"X-Forwarded-For": "203.0.113.7, 198.51.100.1"})
-    assert blocked.response.status_code == 403
+    spoofed = await refused(running.url, {"X-Forwarded-For": "203.0.113.7, 198.51.100.9"})
+    assert spoofed.response.status_code == 403
     outside = await refused(running.url, {"X-Forwarded-For": "192.0.2.1"})
     assert outside.response.status_code == 403
-    client = await running.client(additional_headers={"X-Forwarded-For": "198.51.100.9, 10.0.0.1"})
+    client = await running.client(additional_headers={"X-Forwarded-For": "10.0.0.1, 203.0.113.9"})
+    assert (await client.req("s", {}))[1] == ["EOSE", "s"]
+
+
+async def test_trusted_proxy_hops_counts_entries_from_the_right(
+    start_relay: StartRelay, tmp_path: Path
+) -> None:
+    """With two proxies (``trusted_proxy_hops = 2``) the second entry from the right is
+    the client; the proxy's own address (right-most) is not."""
+    running = await started_with(
+        start_relay,
+        tmp_path,
+        network={"real_ip_header": "X-Forwarded-For", "trusted_proxy_hops": 2},
+        auth={"ip_blacklist": ("198.51.100.0/24",)},
+    )
+    blocked = await refused(running.url, {"X-Forwarded-For": "203.0.113.7, 198.51.100.9, 10.0.0.1"})
+    assert blocked.response.status_code == 403
+    client = await running.client(
+        additional_headers={"X-Forwarded-For": "198.51.100.9, 203.0.113.7, 10.0.0.1"}
+    )
     assert (await client.req("s", {}))[1] == ["EOSE", "s"]
 
 
@@ -445,10 +467,15 @@ async def test_forwarded_header_is_ignored_without_real_ip_header(
 
 
 def test_client_ip_and_ip_permitted() -> None:
-    """The pure helpers: first valid hop, CIDR allow/deny with deny first."""
+    """The pure helpers: the trusted hop from the right, CIDR allow/deny with deny first."""
     headers = {"x-forwarded-for": " 203.0.113.7 , 10.0.0.1"}
-    assert client_ip("127.0.0.1", headers, "X-Forwarded-For") == "203.0.113.7"
-    assert client_ip("127.0.0.1", {"x-forwarded-for": "garbage"}, "x-forwarded-for") == "127.0.0.1"
+    assert client_ip("127.0.0.1", headers, "X-Forwarded-For") == "10.0.0.1"
+    assert client_ip("127.0.0.1", headers, "X-Forwarded-For", 2) == "203.0.113.7"
+    assert client_ip("127.0.0.1", headers, "X-Forwarded-For", 3) == "127.0.0.1"
+    assert client_ip("127.0.0.1", {"x-forwarded-for": "1.2.3.4, garbage"}, "x-forwarded-for") == (
+        "127.0.0.1"
+    )
+    assert client_ip("127.0.0.1", {}, "x-forwarded-for") == "127.0.0.1"
     assert client_ip("127.0.0.1", headers, None) == "127.0.0.1"
     net = ipaddress.ip_network
     assert ip_permitted("10.0.0.1", (net("10.0.0.0/8"),), ())
