@@ -149,16 +149,19 @@ class Relay:
 
     # --- connections -------------------------------------------------------------------
 
-    def new_session(self, ip: str) -> Session:
-        """A session for a new connection (not yet registered for fan-out)."""
+    def new_session(self, ip: str, host: str | None = None) -> Session:
+        """A session for a new connection (not yet registered for fan-out); ``host`` is
+        the Host header of its WebSocket request (AUTH relay tags are checked against it
+        when ``information.relay_url`` is unset)."""
         self._next_conn_id += 1
+        auth = self.auth_options if host is None else replace(self.auth_options, request_host=host)
         return Session(
             self._next_conn_id,
             ip,
             challenge=new_challenge(),
             policy=self.policy,
             limits=self.limits,
-            auth=self.auth_options,
+            auth=auth,
             clock=self.clock,
             observer=self.metrics,
         )

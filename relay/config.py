@@ -475,6 +475,13 @@ def _check_consistency(config: Config) -> None:
         problems.append(
             f"{origin}: extensions.mls_gateway.max_keypackages_per_query: expected 1 or 2"
         )
+    if config.mls_gateway.enable_api and not config.information.relay_url:
+        problems.append(
+            f"{origin}: extensions.mls_gateway.enable_api needs information.relay_url: NIP-98"
+            " tokens are checked against the relay's public URL, and without it the request's"
+            " Host header (which a caller can forge) would decide, making a token signed for"
+            " another service valid here"
+        )
     if not config.mls_gateway.api_prefix.startswith("/"):
         problems.append(f"{origin}: extensions.mls_gateway.api_prefix: must start with '/'")
     if config.limitation.max_limit < 1:

@@ -53,7 +53,9 @@ def _authenticate(relay: Relay, request: HttpRequest) -> Viewer:
     event = parse_event(obj)
     if isinstance(event, Rejection):
         raise ApiError(401, f"authorization event: {event.detail}")
-    host = relay.config.information.relay_url or request.headers.get("host", "")
+    host = relay.config.information.relay_url
+    if not host:  # refused by config validation; never fall back to the forgeable Host
+        raise ApiError(503, "the REST API needs information.relay_url")
     now = int(relay.clock())
     problem = check_http_auth(
         event,

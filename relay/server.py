@@ -343,7 +343,8 @@ class Connection(asyncio.Protocol):
         self._write_all(ws)
         if response.status_code != 101:
             return
-        peer = WebSocketPeer(self, ws, relay.new_session(self.ip), self.transport)
+        session = relay.new_session(self.ip, request.headers.get("Host"))
+        peer = WebSocketPeer(self, ws, session, self.transport)
         self.peer = peer
         if relay.config.information.maintenance:
             peer.send(m.encode_notice(relay.config.information.maintenance_message))

@@ -51,7 +51,13 @@ class RunningRelay:
     def http_url(self) -> str:
         return f"http://127.0.0.1:{self.server.port}"
 
+    @property
+    def public_url(self) -> str:
+        """The URL clients name in AUTH: ``information.relay_url``, else the local one."""
+        return self.relay.config.information.relay_url or self.url
+
     async def client(self, **kwargs: Any) -> RelayClient:
+        kwargs.setdefault("relay_url", self.public_url)
         return await RelayClient.open(self.url, **kwargs)
 
 

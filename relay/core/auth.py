@@ -37,13 +37,44 @@ def relay_url_matches(tag_url: str, relay_url: str) -> bool:
     return expected is not None and _host(tag_url) == expected
 
 
+def _host_any_scheme(url: str) -> str | None:
+    """host[:port] with 80 and 443 both treated as default: behind a TLS-terminating proxy
+    the relay cannot tell whether the client dialled ws:// or wss://."""
+    try:
+        parts = urlsplit(url.strip())
+        port = parts.port
+    except ValueError:
+        return None
+    if not parts.hostname:
+        return None
+    host = parts.hostname.lower().rstrip(".")
+    return host if port is None or port in (80, 443) else f"{host}:{port}"
+
+
+def relay_tag_matches_host(tag_url: str, host_header: str) -> bool:
+    """True if the ``relay`` tag names the host (and port) the WebSocket request was sent
+    to, as given by its ``Host`` header, whatever the scheme of either."""
+    if not host_header or any(c in host_header for c in "/?#@ "):
+        return False
+    expected = _host_any_scheme(f"//{host_header}")
+    return expected is not None and _host_any_scheme(tag_url) == expected
+
+
 def check_auth_event(
-    event: Event, *, challenge: str, relay_url: str | None, now: int
+    event: Event,
+    *,
+    challenge: str,
+    relay_url: str | None,
+    now: int,
+    request_host: str | None = None,
 ) -> tuple[str, Rejection] | None:
     """Validate an already signature-checked AUTH event against this connection's challenge.
 
-    Returns None when the event authenticates ``event.pubkey``, else a short label
-    (for metrics) and an ``auth-required:`` rejection saying what was wrong.
+    The ``relay`` tag must name ``relay_url`` when it is configured, else the host of the
+    WebSocket request (``request_host``, its ``Host`` header), so an AUTH signed for
+    another relay never authenticates here. Returns None when the event authenticates
+    ``event.pubkey``, else a short label (for metrics) and an ``auth-required:``
+    rejection saying what was wrong.
     """
     if event.kind != AUTH_KIND:
         return "kind", auth_required(f"AUTH event must be kind {AUTH_KIND}")
@@ -57,6 +88,14 @@ def check_auth_event(
             return "relay", auth_required("AUTH event has no relay tag")
         if not relay_url_matches(tag, relay_url):
             return "relay", auth_required(f"relay tag does not name this relay ({relay_url})")
+    elif request_host:
+        tag = event.first_tag_value("relay")
+        if tag is None:
+            return "relay", auth_required("AUTH event has no relay tag")
+        if not relay_tag_matches_host(tag, request_host):
+            return "relay", auth_required(
+                f"relay tag does not name this relay (host {request_host[:256]})"
+            )
     return None
 
 

@@ -113,6 +113,9 @@ class AuthOptions:
 
     enabled: bool = True
     relay_url: str | None = None
+    # The Host header of this connection's WebSocket request: what the relay tag of an
+    # AUTH must name when relay_url is unset.
+    request_host: str | None = None
 
 
 class Session:
@@ -298,7 +301,11 @@ class Session:
             self.observer.auth_failure("disabled")
             return [Send(m.encode_ok(event.id, False, "restricted: authentication is disabled"))]
         rejection = check_auth_event(
-            event, challenge=self.challenge, relay_url=self.auth.relay_url, now=int(self.clock())
+            event,
+            challenge=self.challenge,
+            relay_url=self.auth.relay_url,
+            now=int(self.clock()),
+            request_host=self.auth.request_host,
         )
         if rejection is not None:
             label, reason = rejection

@@ -93,10 +93,10 @@ async def test_npub_in_the_allowlist(start_relay: StartRelay, tmp_path: Path) ->
     )
     running: RunningRelay = await start_relay(load_config(config_file, {}))
     client = await running.client()
-    await send_auth(client, ALICE, tags=[["challenge", await client.get_challenge()]])
+    assert (await client.authenticate(ALICE))[2] is True
     assert (await client.publish(ALICE.sign(1, "via npub")))[2] is True
     stranger = await running.client()
-    await send_auth(stranger, BOB, tags=[["challenge", await stranger.get_challenge()]])
+    assert (await stranger.authenticate(BOB))[2] is True
     assert (await stranger.publish(BOB.sign(1, "not listed")))[2] is False
 
 
@@ -208,10 +208,22 @@ async def test_forged_auth_event_is_auth_required(running: RunningRelay) -> None
     ]
 
 
-async def test_relay_tag_is_not_checked_when_relay_url_is_unset(running: RunningRelay) -> None:
-    """Without information.relay_url, any relay tag is accepted (R-A1)."""
+async def test_relay_tag_must_name_the_request_host_when_relay_url_is_unset(
+    running: RunningRelay,
+) -> None:
+    """Without information.relay_url the relay tag is checked against the WebSocket
+    request's Host (any scheme): an AUTH signed for another relay is refused."""
     client = await running.client()
-    assert (await client.authenticate(ALICE, "ws://whatever.invalid"))[2] is True
+    port = running.server.port
+    for tag in ("wss://evil-relay.example", f"ws://evil-relay.example:{port}", "ws://127.0.0.1"):
+        reply = await client.authenticate(ALICE, tag)
+        assert reply[2] is False and reply[3].startswith("auth-required: relay tag"), reply
+    challenge = await client.get_challenge()
+    await client.send("AUTH", ALICE.sign(22242, "", [["challenge", challenge]]).to_dict())
+    assert (await client.recv_until("OK"))[3] == "auth-required: AUTH event has no relay tag"
+    assert (await client.authenticate(ALICE, f"wss://127.0.0.1:{port}/"))[2] is True
+    other = await running.client()
+    assert (await other.authenticate(BOB, f"ws://127.0.0.1:{port}"))[2] is True
 
 
 async def test_auth_disabled_sends_no_challenge_and_refuses_auth(

@@ -250,6 +250,22 @@ def test_consistency_checks(tmp_path: Path) -> None:
     assert "heartbeat_timeout must be longer than network.heartbeat_interval" in problem
     path = write(tmp_path, "[network]\nport = 70000\n", "port.toml")
     assert "network.port" in problems_of(path)[0]
+    path = write(tmp_path, "[network]\ntrusted_proxy_hops = 0\n", "hops.toml")
+    assert "network.trusted_proxy_hops: expected at least 1" in problems_of(path)[0]
+
+
+def test_rest_api_needs_the_public_relay_url(tmp_path: Path) -> None:
+    """``enable_api`` without ``information.relay_url`` is refused, saying why (a forged
+    Host would otherwise make a NIP-98 token signed for another service valid)."""
+    path = write(tmp_path, "[extensions.mls_gateway]\nenable_api = true\n")
+    (problem,) = problems_of(path)
+    assert "enable_api needs information.relay_url" in problem and "Host" in problem
+    path = write(
+        tmp_path,
+        '[information]\nrelay_url = "wss://r.example"\n[extensions.mls_gateway]\nenable_api = true\n',
+        "ok.toml",
+    )
+    assert load_config(path, {}).mls_gateway.enable_api is True
 
 
 # --- environment ---------------------------------------------------------------------------------

@@ -187,7 +187,7 @@ async def test_metrics_count_relay_activity(start_relay: StartRelay, tmp_path: P
     client = await running.client()
     await client.publish(ALICE.sign(1, "counted"))
     await client.req("s", {})
-    await client.authenticate(ALICE, "ws://127.0.0.1")
+    await client.authenticate(ALICE)
     await client.send("AUTH", ALICE.sign(22242, "", [["challenge", "wrong"]]).to_dict())
     await client.recv_until("OK")
     text = (await get(running, "/metrics")).body.decode()

@@ -13,30 +13,32 @@ import pytest
 from relay.core.event import Event
 from tests.conftest import RunningRelay, StartRelay, make_config
 from tests.support.http import http_request
-from tests.support.nip98 import auth_event, call, header
+from tests.support.nip98 import Api, auth_event, call, header
 from tests.support.nostr import Keys, RelayClient
 
 OWNER, MEMBER, OUTSIDER = Keys(), Keys(), Keys()
 G = "api-group"
+PUBLIC_URL = "wss://relay.test"
 
 
 async def api_relay(
     start_relay: StartRelay, tmp_path: Path, **sections: dict[str, Any]
 ) -> RunningRelay:
+    """A relay with the API on, reached on 127.0.0.1 and publicly named PUBLIC_URL."""
     mls = {"enable_api": True, **sections.pop("mls_gateway", {})}
-    running: RunningRelay = await start_relay(make_config(tmp_path, mls_gateway=mls, **sections))
+    information = {"relay_url": PUBLIC_URL, **sections.pop("information", {})}
+    config = make_config(tmp_path, mls_gateway=mls, information=information, **sections)
+    running: RunningRelay = await start_relay(config)
     return running
 
 
-async def authed(
-    running: RunningRelay, keys: Keys, relay_url: str = "ws://127.0.0.1"
-) -> RelayClient:
+async def authed(running: RunningRelay, keys: Keys, relay_url: str | None = None) -> RelayClient:
     client = await running.client()
     assert (await client.authenticate(keys, relay_url))[2] is True
     return client
 
 
-async def with_group(running: RunningRelay, relay_url: str = "ws://127.0.0.1") -> RelayClient:
+async def with_group(running: RunningRelay, relay_url: str | None = None) -> RelayClient:
     """OWNER bootstraps group G with MEMBER; returns OWNER's connection."""
     oc = await authed(running, OWNER, relay_url)
     bootstrap = OWNER.sign(
@@ -46,8 +48,10 @@ async def with_group(running: RunningRelay, relay_url: str = "ws://127.0.0.1") -
     return oc
 
 
-def base(running: RunningRelay) -> str:
-    return running.http_url + "/api/v1"
+def base(running: RunningRelay, prefix: str = "/api/v1") -> Api:
+    """The API on the socket, and the public base its NIP-98 tokens name."""
+    public = running.public_url.replace("wss://", "https://").replace("ws://", "http://")
+    return Api(running.http_url + prefix, public.rstrip("/") + prefix)
 
 
 # --- NIP-98 --------------------------------------------------------------------------------
@@ -58,7 +62,9 @@ async def raw_call(
 ) -> tuple[int, Any]:
     method = "POST" if body else "GET"
     path = "/messages/missed" if body else f"/groups/{G}"
-    reply = await http_request(base(running) + path, method=method, headers=headers, body=body)
+    reply = await http_request(
+        base(running).local + path, method=method, headers=headers, body=body
+    )
     return reply.status, reply.json()
 
 
@@ -104,7 +110,7 @@ def signed(event: Event) -> dict[str, str]:
         ),
         pytest.param(
             lambda url, body: signed(
-                auth_event(MEMBER, "GET", url.replace("127.0.0.1", "evil.example"), body)
+                auth_event(MEMBER, "GET", url.replace("relay.test", "evil.example"), body)
             ),
             id="wrong-host",
         ),
@@ -119,7 +125,7 @@ async def test_nip98_failures_are_401(
     """Every NIP-98 defect → 401 with a JSON error, and no data."""
     running = await api_relay(start_relay, tmp_path)
     await with_group(running)
-    status, body = await raw_call(running, make_headers(base(running) + f"/groups/{G}", b""))
+    status, body = await raw_call(running, make_headers(base(running).public + f"/groups/{G}", b""))
     assert status == 401 and set(body) == {"error"}, body
 
 
@@ -127,7 +133,7 @@ async def test_nip98_replayed_authorization_is_401(start_relay: StartRelay, tmp_
     """The same signed authorization event works once; a replay is refused."""
     running = await api_relay(start_relay, tmp_path)
     await with_group(running)
-    event = auth_event(MEMBER, "GET", base(running) + f"/groups/{G}")
+    event = auth_event(MEMBER, "GET", base(running).public + f"/groups/{G}")
     assert (await raw_call(running, header(event)))[0] == 200
     status, body = await raw_call(running, header(event))
     assert status == 401 and body == {"error": "authorization event was already used"}
@@ -136,7 +142,7 @@ async def test_nip98_replayed_authorization_is_401(start_relay: StartRelay, tmp_
 async def test_nip98_tampered_signature_is_401(start_relay: StartRelay, tmp_path: Path) -> None:
     """An event whose signature does not verify is refused."""
     running = await api_relay(start_relay, tmp_path)
-    event = auth_event(MEMBER, "GET", base(running) + f"/groups/{G}")
+    event = auth_event(MEMBER, "GET", base(running).public + f"/groups/{G}")
     obj = orjson.loads(event.raw)
     obj["sig"] = ("0" if obj["sig"][0] != "0" else "1") + obj["sig"][1:]
     headers = {"Authorization": "Nostr " + base64.b64encode(orjson.dumps(obj)).decode()}
@@ -148,7 +154,7 @@ async def test_nip98_body_needs_the_matching_payload_hash(
 ) -> None:
     """With a body, a missing or wrong ``payload`` tag is 401; the right one is accepted."""
     running = await api_relay(start_relay, tmp_path)
-    url = base(running) + "/messages/missed"
+    url = base(running).public + "/messages/missed"
     body = orjson.dumps({"since": 0})
     missing = MEMBER.sign(27235, "", [["u", url], ["method", "POST"]])
     wrong = auth_event(MEMBER, "POST", url, b'{"since":1}')
@@ -307,7 +313,7 @@ async def test_non_json_body_is_400(start_relay: StartRelay, tmp_path: Path) -> 
     """A correctly signed body that is not JSON → 400."""
     running = await api_relay(start_relay, tmp_path)
     body = b"not json"
-    event = auth_event(MEMBER, "POST", base(running) + "/messages/missed", body)
+    event = auth_event(MEMBER, "POST", base(running).public + "/messages/missed", body)
     assert (await raw_call(running, signed(event), body))[0] == 400
 
 
@@ -391,6 +397,6 @@ async def test_api_is_off_unless_enabled(start_relay: StartRelay, tmp_path: Path
 async def test_api_prefix_is_configurable(start_relay: StartRelay, tmp_path: Path) -> None:
     """``api_prefix`` moves the routes."""
     running = await api_relay(start_relay, tmp_path, mls_gateway={"api_prefix": "/mls"})
-    status, _ = await call(running.http_url + "/mls", MEMBER, "POST", "/messages/missed", {})
+    status, _ = await call(base(running, "/mls"), MEMBER, "POST", "/messages/missed", {})
     assert status == 200
     assert (await call(base(running), MEMBER, "POST", "/messages/missed", {}))[0] == 404

@@ -112,6 +112,16 @@ async def test_invalid_environment_exits_2(serve: StartServe, tmp_path: Path) ->
     assert "auth.enabled: expected boolean" in relay.log.read_text()
 
 
+async def test_api_without_relay_url_exits_2_saying_why(serve: StartServe, tmp_path: Path) -> None:
+    """``enable_api = true`` without ``information.relay_url``: NIP-98 tokens would be
+    checked against the forgeable Host header, so serve refuses to start (exit 2)."""
+    env = {**base_env(tmp_path), "MLSGW_EXTENSIONS__MLS_GATEWAY__ENABLE_API": "true"}
+    relay = await serve(env=env)
+    assert await asyncio.wait_for(relay.process.wait(), PROCESS_TIMEOUT) == 2
+    output = relay.log.read_text()
+    assert "enable_api needs information.relay_url" in output and "Host" in output
+
+
 @pytest.mark.parametrize(
     ("name", "value", "said"),
     [
@@ -217,6 +227,21 @@ async def test_config_check_refuses_a_typo_naming_the_key(tmp_path: Path) -> Non
     code, out, err = await run_cli(tmp_path, "config", "check", str(bad))
     assert code == 1
     assert f"{bad}: unknown key 'network.prot'" in err
+
+
+async def test_config_check_refuses_the_api_without_relay_url(tmp_path: Path) -> None:
+    """``config check`` exits 1 on ``enable_api`` without ``relay_url`` and accepts it
+    once the public URL is set."""
+    config = tmp_path / "api.toml"
+    config.write_text("[extensions.mls_gateway]\nenable_api = true\n")
+    code, _, err = await run_cli(tmp_path, "config", "check", str(config))
+    assert code == 1 and "enable_api needs information.relay_url" in err
+    config.write_text(
+        '[information]\nrelay_url = "wss://relay.example.com"\n'
+        "[extensions.mls_gateway]\nenable_api = true\n"
+    )
+    code, out, err = await run_cli(tmp_path, "config", "check", str(config))
+    assert code == 0, err
 
 
 async def test_config_show_redacts_secrets(tmp_path: Path) -> None:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import base64
 import hashlib
+from dataclasses import dataclass
 from typing import Any
 
 import orjson
@@ -34,18 +35,30 @@ def header(event: Event) -> dict[str, str]:
     return {"Authorization": "Nostr " + base64.b64encode(event.raw).decode()}
 
 
+@dataclass(frozen=True)
+class Api:
+    """The REST API's base URL on the socket (``local``) and as the public URL that NIP-98
+    ``u`` tags name (``public``, from ``information.relay_url``), as behind a proxy."""
+
+    local: str
+    public: str
+
+
 async def call(
-    base_url: str,
+    base: Api | str,
     keys: Keys | None,
     method: str,
     path: str,
     body: Any = None,
 ) -> tuple[int, Any]:
-    """Call the API as ``keys`` (None: no Authorization header); returns (status, JSON)."""
-    url = base_url + path
+    """Call the API as ``keys`` (None: no Authorization header); returns (status, JSON).
+    A plain string base is both where the request goes and what the token names."""
+    api = base if isinstance(base, Api) else Api(base, base)
     data = orjson.dumps(body) if body is not None else b""
     headers = {"Content-Type": "application/json"} if data else {}
     if keys is not None:
-        headers |= header(auth_event(keys, method, url, data))
-    reply: HttpReply = await http_request(url, method=method, headers=headers, body=data)
+        headers |= header(auth_event(keys, method, api.public + path, data))
+    reply: HttpReply = await http_request(
+        api.local + path, method=method, headers=headers, body=data
+    )
     return reply.status, reply.json()

@@ -60,15 +60,18 @@ def event_frame(event: Event) -> str:
 class RelayClient:
     """A real WebSocket client speaking JSON arrays, with a receive timeout."""
 
-    def __init__(self, ws: ClientConnection) -> None:
+    def __init__(self, ws: ClientConnection, relay_url: str = "ws://127.0.0.1") -> None:
         self.ws = ws
+        self.relay_url = relay_url
         self.challenge: str | None = None
         self._pending: list[list[Any]] = []
 
     @classmethod
-    async def open(cls, url: str, **kwargs: Any) -> RelayClient:
+    async def open(cls, url: str, *, relay_url: str | None = None, **kwargs: Any) -> RelayClient:
+        """Connect to ``url``; AUTH events name ``relay_url`` (default: ``url``), as
+        NIP-42 clients name the relay they dialled."""
         ws = await connect(url, open_timeout=TIMEOUT, **kwargs)
-        return cls(ws)
+        return cls(ws, relay_url or url)
 
     async def send(self, *message: Any) -> None:
         await self.ws.send(orjson.dumps(list(message)).decode())
@@ -129,9 +132,9 @@ class RelayClient:
         await self.send_raw(event_frame(event))
         return await self._answer(lambda msg: msg[0] == "OK" and msg[1] == event.id)
 
-    async def authenticate(self, keys: Keys, relay_url: str = "ws://127.0.0.1") -> list[Any]:
+    async def authenticate(self, keys: Keys, relay_url: str | None = None) -> list[Any]:
         challenge = await self.get_challenge()
-        event = keys.auth_event(challenge, relay_url)
+        event = keys.auth_event(challenge, relay_url or self.relay_url)
         await self.send("AUTH", event.to_dict())
         return await self._answer(lambda msg: msg[0] == "OK" and msg[1] == event.id)
 

@@ -9,6 +9,7 @@ from relay.core.auth import (
     ReplayGuard,
     check_auth_event,
     new_challenge,
+    relay_tag_matches_host,
     relay_url_matches,
 )
 from relay.core.event import Event
@@ -99,10 +100,53 @@ def test_hostile_relay_tag_is_auth_required_not_an_exception() -> None:
     assert result is not None and result.startswith("relay|auth-required: ")
 
 
-def test_relay_check_is_skipped_when_no_url_is_configured() -> None:
-    """With ``information.relay_url`` unset any (or no) relay tag is accepted."""
+def test_relay_check_is_skipped_when_neither_url_nor_host_is_known() -> None:
+    """With ``information.relay_url`` unset and no request Host any (or no) relay tag is
+    accepted."""
     assert check(auth_event(relay="wss://anything.example"), relay_url=None) is None
     assert check(auth_event(relay=None), relay_url=None) is None
+
+
+def test_without_relay_url_the_relay_tag_must_name_the_request_host() -> None:
+    """With ``relay_url`` unset the tag is checked against the request's Host header."""
+
+    def with_host(event: Event, host: str) -> str | None:
+        result = check_auth_event(
+            event, challenge="c1", relay_url=None, now=NOW, request_host=host
+        )
+        return None if result is None else f"{result[0]}|{result[1].message()}"
+
+    assert with_host(auth_event(relay="wss://relay.example.com"), "relay.example.com") is None
+    refused = with_host(auth_event(relay="wss://evil-relay.example"), "relay.example.com")
+    assert refused is not None and refused.startswith("relay|auth-required: relay tag")
+    missing = with_host(auth_event(relay=None), "relay.example.com")
+    assert missing == "relay|auth-required: AUTH event has no relay tag"
+
+
+@pytest.mark.parametrize(
+    ("tag", "host", "same"),
+    [
+        ("wss://relay.example.com", "relay.example.com", True),
+        ("ws://relay.example.com", "relay.example.com", True),
+        ("wss://relay.example.com", "relay.example.com:443", True),
+        ("wss://relay.example.com", "relay.example.com:80", True),
+        ("ws://RELAY.example.com./path", "relay.example.com", True),
+        ("ws://127.0.0.1:8080", "127.0.0.1:8080", True),
+        ("wss://127.0.0.1:8080", "127.0.0.1:8080", True),
+        ("ws://[::1]:8080", "[::1]:8080", True),
+        ("ws://127.0.0.1", "127.0.0.1:8080", False),
+        ("ws://127.0.0.1:8081", "127.0.0.1:8080", False),
+        ("wss://evil-relay.example", "relay.example.com", False),
+        ("wss://relay.example.com.evil.com", "relay.example.com", False),
+        ("relay.example.com", "relay.example.com", False),
+        ("wss://relay.example.com", "", False),
+        ("wss://relay.example.com", "evil.example@relay.example.com", False),
+        ("wss://relay.example.com", "relay.example.com:notaport", False),
+    ],
+)
+def test_relay_tag_matches_host_ignores_the_scheme(tag: str, host: str, same: bool) -> None:
+    """Hosts compare case-insensitively; 80 and 443 both count as default ports."""
+    assert relay_tag_matches_host(tag, host) is same
 
 
 @pytest.mark.parametrize(

@@ -13,7 +13,7 @@ import pytest
 
 from relay.core.event import Event
 from tests.conftest import RunningRelay, StartRelay, make_config
-from tests.support.nip98 import call
+from tests.support.nip98 import Api, call
 from tests.support.nostr import Keys, RelayClient
 
 OWNER, MEMBER, RECIPIENT, OUTSIDER, LATECOMER = (Keys() for _ in range(5))
@@ -93,7 +93,12 @@ async def count(client: RelayClient, f: dict[str, Any]) -> list[Any]:
 
 @pytest.fixture
 async def world(start_relay: StartRelay, tmp_path: Path) -> AsyncIterator[World]:
-    running = await start_relay(make_config(tmp_path, mls_gateway={"enable_api": True}))
+    config = make_config(
+        tmp_path,
+        mls_gateway={"enable_api": True},
+        information={"relay_url": "wss://relay.test"},
+    )
+    running = await start_relay(config)
     owner = await running.client()
     clients = {name: await running.client() for name in ("member", "recipient", "outsider", "anon")}
     for client, keys in (
@@ -296,7 +301,7 @@ async def test_invited_member_receives_later_group_messages_live(world: World) -
 
 async def test_rest_api_gives_outsiders_nothing_restricted(world: World) -> None:
     """Group endpoints → 403 for a non-member; missed messages are only the caller's."""
-    url = world.running.http_url + "/api/v1"
+    url = Api(world.running.http_url + "/api/v1", "https://relay.test/api/v1")
     assert (await call(url, OUTSIDER, "GET", f"/groups/{G}"))[0] == 403
     status, body = await call(url, OUTSIDER, "POST", "/messages/group", {"group_id": G})
     assert status == 403 and "messages" not in body
@@ -306,7 +311,7 @@ async def test_rest_api_gives_outsiders_nothing_restricted(world: World) -> None
 
 async def test_rest_api_refuses_unauthenticated_callers(world: World) -> None:
     """No NIP-98 header: 401 on every route, no data."""
-    url = world.running.http_url + "/api/v1"
+    url = Api(world.running.http_url + "/api/v1", "https://relay.test/api/v1")
     for method, path, body in (
         ("GET", f"/groups/{G}", None),
         ("POST", "/messages/group", {"group_id": G}),
@@ -319,7 +324,7 @@ async def test_rest_api_refuses_unauthenticated_callers(world: World) -> None:
 
 async def test_rest_api_serves_members_and_recipients(world: World) -> None:
     """The member reads the group and its messages; the recipient its DM and gift wrap."""
-    url = world.running.http_url + "/api/v1"
+    url = Api(world.running.http_url + "/api/v1", "https://relay.test/api/v1")
     status, body = await call(url, MEMBER, "GET", f"/groups/{G}")
     assert status == 200 and body["group_id"] == G
     status, body = await call(url, MEMBER, "POST", "/messages/group", {"group_id": G})
