@@ -9,7 +9,7 @@ from __future__ import annotations
 import base64
 import binascii
 import re
-from collections.abc import Sequence
+from collections.abc import Collection, Sequence
 from dataclasses import dataclass
 
 from relay.core.event import Event, parse_uint
@@ -93,13 +93,21 @@ class FetchPlan:
 
 
 def plan_fetch(
-    available: Sequence[StoredKeyPackage], *, per_author: int, now: int, consume: bool = True
+    available: Sequence[StoredKeyPackage],
+    *,
+    per_author: int,
+    now: int,
+    consume: bool = True,
+    matching: Collection[str] | None = None,
 ) -> FetchPlan:
     """R-M1b for one owner: oldest first, at most ``per_author`` (hard cap 2), unexpired.
 
-    Every served key package is consumed except the owner's last one, which is kept
-    ("last resort") and may be served again. Key packages already pending deletion are
-    served only when the owner has nothing else.
+    ``available`` is every key package the owner holds; ``matching`` (event ids, None:
+    all) narrows what may be served to those the fetch's filter matches (``ids``,
+    ``since``, …). Every served key package is consumed except the owner's last one
+    overall, which is kept ("last resort") and may be served again: narrowing the filter
+    never makes a key package look like the last one. Key packages already pending
+    deletion are served only when the owner has nothing else.
     """
     per_author = max(1, min(per_author, HARD_MAX_PER_QUERY))
     live = sorted(
@@ -108,7 +116,8 @@ def plan_fetch(
     )
     fresh = [kp for kp in live if not kp.pending_deletion]
     candidates = fresh or live
-    served = candidates[:per_author]
+    servable = candidates if matching is None else [k for k in candidates if k.event_id in matching]
+    served = servable[:per_author]
     remaining = len(candidates)
     consumed: list[str] = []
     last_resort = None

@@ -120,9 +120,10 @@ class MlsStore(EventStore, Protocol):
         now: int,
         where: Filter | None = None,
     ) -> list[ServedKeyPackage]:
-        """R-M1b fetch for each author (see :func:`relay.mls.keypackages.plan_fetch`)
-        among key packages matching ``where``, consuming served key packages in the same
-        transaction when ``consume``."""
+        """R-M1b fetch for each author (see :func:`relay.mls.keypackages.plan_fetch`):
+        serves key packages matching ``where``, but decides which one is the owner's last
+        among all the owner holds (pass them all to ``plan_fetch`` with ``matching``), and
+        consumes served key packages in the same transaction when ``consume``."""
         ...
 
     async def save_group_event(

@@ -88,12 +88,11 @@ def take_keypackages(
             (author, now),
         ).fetchall()
         events = {r[0]: event_from_raw(r[4]) for r in rows}
-        candidates = [
-            StoredKeyPackage(r[0], author, r[1], r[2], bool(r[3]))
-            for r in rows
-            if where is None or where.matches(events[r[0]])
-        ]
-        plan = plan_fetch(candidates, per_author=per_author, now=now, consume=consume)
+        owned = [StoredKeyPackage(r[0], author, r[1], r[2], bool(r[3])) for r in rows]
+        matching = None if where is None else {i for i, e in events.items() if where.matches(e)}
+        plan = plan_fetch(
+            owned, per_author=per_author, now=now, consume=consume, matching=matching
+        )
         consumed = set(plan.consume)
         served += [ServedKeyPackage(events[i], i in consumed) for i in plan.serve]
         delete_events_by_id(conn, plan.consume)

@@ -111,6 +111,26 @@ async def test_fetch_of_max_per_query_above_the_hard_cap_serves_two(
     assert len((await fetch(rc, owner))[0]) == 2
 
 
+async def test_fetch_narrowed_with_ids_or_since_still_consumes(
+    start_relay: StartRelay, tmp_path: Path
+) -> None:
+    """A fetch narrowed with ``ids`` or ``since`` consumes what it serves: the same key
+    package is never handed out twice while the owner holds others."""
+    running = await relay_with(start_relay, tmp_path)
+    owner = Keys()
+    oc, rc = await authed(running, owner), await authed(running, Keys())
+    kps = [kp(owner, age) for age in (40, 30, 20, 10)]
+    for event in kps:
+        await publish_ok(oc, event)
+    served = [(await fetch(rc, owner, ids=[kps[1].id]))[0] for _ in range(3)]
+    assert served == [[kps[1].id], [], []]
+    newest_since = kps[3].created_at
+    served = [(await fetch(rc, owner, since=newest_since))[0] for _ in range(2)]
+    assert served == [[kps[3].id], []]
+    events, _ = await oc.req("own", {"kinds": [443]})
+    assert {e["id"] for e in events} == {kps[0].id, kps[2].id}
+
+
 async def test_owner_lists_own_keypackages_without_consuming_them(
     start_relay: StartRelay, tmp_path: Path
 ) -> None:

@@ -266,6 +266,25 @@ def test_fetch_orders_same_second_key_packages_by_id() -> None:
     assert plan_fetch(same, per_author=2, now=NOW).serve == ("a", "b")
 
 
+def test_fetch_narrowed_by_the_filter_still_consumes_unless_it_is_the_owners_last() -> None:
+    """A filter matching only some key packages (``ids``, ``since``) is served from those,
+    and each one served is consumed while the owner holds others: narrowing never makes a
+    key package the owner's "last"."""
+    plan = plan_fetch(stored(4), per_author=1, now=NOW, matching={"kp3"})
+    assert plan.serve == ("kp3",) and plan.consume == ("kp3",) and plan.last_resort is None
+    plan = plan_fetch(stored(2), per_author=2, now=NOW, matching={"kp0", "kp1"})
+    assert plan.consume == ("kp0",) and plan.last_resort == "kp1"
+    plan = plan_fetch(stored(1), per_author=1, now=NOW, matching={"kp0"})
+    assert plan.consume == () and plan.last_resort == "kp0"
+    assert plan_fetch(stored(3), per_author=1, now=NOW, matching=set()).serve == ()
+
+
+def test_fetch_narrowed_to_a_pending_deletion_serves_nothing_while_fresh_ones_exist() -> None:
+    """Naming the old last resort by id does not resurrect it once fresh ones exist."""
+    plan = plan_fetch(stored(3, pending=(0,)), per_author=1, now=NOW, matching={"kp0"})
+    assert plan.serve == ()
+
+
 def test_fetch_of_nothing_serves_nothing() -> None:
     """No key packages: an empty plan."""
     assert plan_fetch([], per_author=1, now=NOW).serve == ()
