@@ -137,7 +137,11 @@ class Relay:
             )
         )
         self.gateway = MlsGateway(
-            config.mls_gateway, store, registry=self.metrics.registry, clock=clock
+            config.mls_gateway,
+            store,
+            registry=self.metrics.registry,
+            clock=clock,
+            allowlist=config.auth.allowed_pubkeys,
         )
         self.policy = build_policy(config, self.kind_limiter, clock, self.gateway)
         self.limits = session_limits(config)

@@ -19,8 +19,9 @@ from relay.core.event import Event
 from relay.core.filters import Filter
 from relay.core.outcome import Outcome
 from relay.core.policy import EventRule, ReadRule, ReqRule, Viewer
-from relay.core.ratelimit import KindLimit, KindRateLimiter
-from relay.core.reasons import Rejection, rate_limited
+from relay.core.reasons import Rejection, error, rate_limited
+from relay.limiter.base import Limiter, LimiterUnavailable
+from relay.limiter.memory import MemoryLimiter
 from relay.mls import kinds
 from relay.mls.groups import Actor, GroupState, on_gift_wrap, on_group_message, on_roster
 from relay.mls.keypackages import HARD_MAX_PER_QUERY, keypackage_expiry
@@ -37,6 +38,7 @@ from relay.store.base import MlsStore, MlsSweep
 log = logging.getLogger("relay.mls")
 
 FETCH_RULE = "keypackage_fetch"
+FETCH_PERIOD = 3600.0
 _DAY = 86400
 
 
@@ -86,10 +88,13 @@ class MlsGateway:
         *,
         registry: CollectorRegistry,
         clock: Callable[[], float],
+        allowlist: frozenset[str] = frozenset(),
+        fetch_limiter: Limiter | None = None,
     ) -> None:
         self.settings = settings
         self.store = store
         self.clock = clock
+        self.allowlist = allowlist
         self.enforce = settings.delivery == "enforce"
         self.include_invitees = settings.membership == "welcome"
         # R-M11: "roster" keeps every group strictly to its recorded members.
@@ -100,15 +105,9 @@ class MlsGateway:
             global_admins=self.global_admins,
             id_capability=self.id_capability,
         )
-        self.fetch_limiter = KindRateLimiter(
-            (
-                KindLimit(
-                    FETCH_RULE,
-                    settings.keypackage_fetch_rate,
-                    3600.0,
-                    frozenset({kinds.KEYPACKAGE}),
-                ),
-            )
+        # Per requester identity and author (R-M1b); a cluster passes a shared limiter.
+        self.fetch_limiter: Limiter = fetch_limiter or MemoryLimiter(
+            settings.keypackage_fetch_rate, FETCH_PERIOD
         )
         self.metrics = MlsMetrics(registry)
         self.http_auth_replays = ReplayGuard()
@@ -228,7 +227,7 @@ class MlsGateway:
         """
         plain: list[Filter] = []
         fetched: list[Event] = []
-        limited = False
+        limited = unavailable = False
         for f in filters:
             if f.kinds is None or kinds.KEYPACKAGE not in f.kinds:
                 plain.append(f)
@@ -243,11 +242,18 @@ class MlsGateway:
                 plain.append(replace(f, kinds=frozenset({kinds.KEYPACKAGE}), authors=own))
             others = frozenset() if f.authors is None else f.authors - viewer.pubkeys
             if others:
-                served, was_limited = await self._fetch_keypackages(viewer, f, others, now)
+                try:
+                    served, was_limited = await self._fetch_keypackages(viewer, f, others, now)
+                except LimiterUnavailable as exc:
+                    log.error("fetch limiter unavailable", extra={"error": str(exc)})
+                    unavailable = True
+                    continue
                 fetched += served
                 limited = limited or was_limited
         if limited and not fetched:
             return rate_limited(FETCH_RULE)
+        if unavailable:
+            return error("key package fetch limit unavailable, retry")
         events = await self.store.query(plain, now) if plain else []
         events = [e for e in events if e.kind != kinds.KEYPACKAGE or e.pubkey in viewer.pubkeys]
         merged = {e.id: e for e in [*events, *fetched]}
@@ -256,15 +262,16 @@ class MlsGateway:
     async def _fetch_keypackages(
         self, viewer: Viewer, f: Filter, authors: frozenset[str], now: int
     ) -> tuple[list[Event], bool]:
-        requester = viewer.rate_key()
+        requesters = viewer.limit_keys(self.allowlist)
         clock = self.clock()
         allowed = []
         limited = False
         for author in sorted(authors):
-            if self.fetch_limiter.check(kinds.KEYPACKAGE, f"{requester}>{author}", clock):
-                limited = True
-            else:
+            keys = [f"{requester}>{author}" for requester in requesters]
+            if await self.fetch_limiter.acquire(keys, clock):
                 allowed.append(author)
+            else:
+                limited = True
         per_author = min(self.settings.max_keypackages_per_query, HARD_MAX_PER_QUERY)
         if f.limit is not None:
             per_author = max(1, min(per_author, f.limit))
@@ -288,5 +295,5 @@ class MlsGateway:
         swept.labels("archive").inc(result.archived)
         swept.labels("keypackage_expired").inc(result.keypackages_expired)
         swept.labels("keypackage_last_resort").inc(result.last_resort_deleted)
-        self.fetch_limiter.prune(self.clock())
+        await self.fetch_limiter.prune(self.clock())
         return result

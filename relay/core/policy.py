@@ -72,6 +72,16 @@ class Viewer:
         """True once at least one pubkey has completed NIP-42 AUTH."""
         return bool(self.pubkeys)
 
+    def limit_keys(self, allowlist: frozenset[str]) -> tuple[str, ...]:
+        """Who a rate-limited read (a key package fetch) is charged to: every allowlisted
+        pubkey this connection authenticated as, so authenticating one more key never
+        adds budget; with an empty allowlist, where keys cost nothing to mint, the
+        connection itself at its IP."""
+        listed = self.pubkeys & allowlist
+        if listed:
+            return tuple(sorted(listed))
+        return (f"conn:{self.ip}#{self.conn_id}",)
+
     def rate_key(self, author: str | None = None) -> str:
         """Whose bucket an action counts against: the author if authenticated, else any
         authenticated pubkey, else the client IP."""

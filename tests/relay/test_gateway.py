@@ -198,6 +198,62 @@ async def test_fetch_rate_limit_closes_with_rate_limited(
     assert len((await fetch(await authed(running, Keys()), alice))[0]) == 1
 
 
+def lower_than(keys: Keys) -> Keys:
+    """A fresh key whose pubkey sorts before ``keys``' (the old limit keyed on the lowest)."""
+    while True:
+        candidate = Keys()
+        if candidate.pubkey < keys.pubkey:
+            return candidate
+
+
+async def test_fetch_rate_limit_is_per_listed_identity_not_per_key(
+    start_relay: StartRelay, tmp_path: Path
+) -> None:
+    """With an allowlist the fetch limit is charged to the connection's listed identity:
+    authenticating one more (unlisted, lower) key, or a second listed key, on the same
+    connection gives no new budget; another listed user has their own."""
+    owner, requester, colleague = Keys(), Keys(), Keys()
+    listed = (owner.pubkey, requester.pubkey, colleague.pubkey)
+    running = await start_relay(
+        make_config(
+            tmp_path,
+            auth={"pubkey_whitelist": listed},
+            mls_gateway={"keypackage_fetch_rate": 2},
+        )
+    )
+    oc = await authed(running, owner)
+    for age in (50, 40, 30, 20, 10):
+        await publish_ok(oc, kp(owner, age))
+    rc = await authed(running, requester)
+    for _ in range(2):
+        assert len((await fetch(rc, owner))[0]) == 1
+    assert (await fetch(rc, owner))[1] == ["CLOSED", "kp", "rate-limited: keypackage_fetch"]
+    assert (await rc.authenticate(lower_than(requester)))[2] is True
+    assert (await fetch(rc, owner))[1] == ["CLOSED", "kp", "rate-limited: keypackage_fetch"]
+    assert (await rc.authenticate(colleague))[2] is True
+    assert (await fetch(rc, owner))[1] == ["CLOSED", "kp", "rate-limited: keypackage_fetch"]
+    again = await authed(running, requester)  # a new connection is the same identity
+    assert (await fetch(again, owner))[1][0] == "CLOSED"
+    # A refused fetch took nothing from the colleague's budget.
+    assert len((await fetch(await authed(running, colleague), owner))[0]) == 1
+
+
+async def test_fetch_rate_limit_without_allowlist_is_per_connection(
+    start_relay: StartRelay, tmp_path: Path
+) -> None:
+    """With an empty allowlist keys cost nothing to mint, so the limit is charged to the
+    connection: more keys on it give no new budget."""
+    running = await relay_with(start_relay, tmp_path, keypackage_fetch_rate=1)
+    owner, requester = Keys(), Keys()
+    oc = await authed(running, owner)
+    for age in (30, 20, 10):
+        await publish_ok(oc, kp(owner, age))
+    rc = await authed(running, requester)
+    assert len((await fetch(rc, owner))[0]) == 1
+    assert (await rc.authenticate(lower_than(requester)))[2] is True
+    assert (await fetch(rc, owner))[1] == ["CLOSED", "kp", "rate-limited: keypackage_fetch"]
+
+
 async def test_fetch_rate_limit_serves_the_authors_still_allowed(
     start_relay: StartRelay, tmp_path: Path
 ) -> None:

@@ -344,7 +344,9 @@ async def test_keypackages_endpoint_consumes_like_a_fetch(
 async def test_keypackages_endpoint_rate_limit_is_429(
     start_relay: StartRelay, tmp_path: Path
 ) -> None:
-    """Over keypackage_fetch_rate per requester→author → 429 rate-limited."""
+    """Over keypackage_fetch_rate per requester→author → 429 rate-limited. Without an
+    allowlist NIP-98 keys cost nothing, so REST callers from one address share a budget;
+    another author is still served."""
     running = await api_relay(start_relay, tmp_path, mls_gateway={"keypackage_fetch_rate": 1})
     oc = await authed(running, OWNER)
     assert (await oc.publish(OWNER.sign(443, "0102")))[2] is True
@@ -352,6 +354,33 @@ async def test_keypackages_endpoint_rate_limit_is_429(
     assert (await call(base(running), MEMBER, "GET", path))[0] == 200
     status, body = await call(base(running), MEMBER, "GET", path)
     assert status == 429 and body["error"].startswith("rate-limited: ")
+    assert (await call(base(running), OUTSIDER, "GET", path))[0] == 429
+    mc = await authed(running, MEMBER)
+    assert (await mc.publish(MEMBER.sign(443, "0304")))[2] is True
+    assert (await call(base(running), OUTSIDER, "GET", f"/keypackages?owner={MEMBER.pubkey}"))[
+        0
+    ] == 200
+
+
+async def test_keypackage_fetch_limit_is_shared_by_rest_and_websocket_per_listed_identity(
+    start_relay: StartRelay, tmp_path: Path
+) -> None:
+    """With an allowlist a listed user's fetch budget is one, whether spent over REST or
+    a WebSocket; another listed user keeps their own."""
+    running = await api_relay(
+        start_relay,
+        tmp_path,
+        auth={"pubkey_whitelist": (OWNER.pubkey, MEMBER.pubkey, OUTSIDER.pubkey)},
+        mls_gateway={"keypackage_fetch_rate": 1},
+    )
+    oc = await authed(running, OWNER)
+    for i in range(3):
+        assert (await oc.publish(OWNER.sign(443, f"{i:04x}")))[2] is True
+    mc = await authed(running, MEMBER)
+    events, end = await mc.req("kp", {"kinds": [443], "authors": [OWNER.pubkey]})
+    assert len(events) == 1 and end[0] == "EOSE"
+    path = f"/keypackages?owner={OWNER.pubkey}"
+    assert (await call(base(running), MEMBER, "GET", path))[0] == 429
     assert (await call(base(running), OUTSIDER, "GET", path))[0] == 200
 
 

@@ -41,6 +41,16 @@ def test_viewer_rate_key_prefers_the_author_then_any_pubkey_then_the_ip() -> Non
     assert not ANON.authenticated and viewer.authenticated
 
 
+def test_viewer_limit_keys_are_its_listed_identities_else_the_connection() -> None:
+    """Fetch limits are charged to every allowlisted pubkey of the connection (extra keys
+    add no budget), or to the connection at its IP when the allowlist is empty."""
+    listed = frozenset({ALICE.pubkey, BOB.pubkey})
+    assert as_(ALICE, MALLORY).limit_keys(listed) == (ALICE.pubkey,)
+    assert as_(ALICE, BOB, MALLORY).limit_keys(listed) == tuple(sorted(listed))
+    assert as_(ALICE, MALLORY).limit_keys(frozenset()) == ("conn:10.0.0.1#1",)
+    assert ANON.limit_keys(listed) == ("conn:10.0.0.1#1",)
+
+
 # --- Policy ---------------------------------------------------------------------------------
 
 

@@ -1,0 +1,1 @@
+"""Rate limits that may have to hold across relay instances (interface + implementations)."""
