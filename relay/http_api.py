@@ -112,11 +112,13 @@ async def _messages(relay: Relay, filt: Filter) -> list[Event]:
 
 
 async def _group(relay: Relay, viewer: Viewer, group_id: str) -> HttpResponse:
+    # One answer for "no such group" and "not yours to see": a 403 would tell a
+    # stranger which group ids exist.
     state = relay.gateway.directory.get(group_id)
-    if state is None:
+    if state is None or (
+        relay.gateway.enforce and not relay.gateway.directory.members(group_id) & viewer.pubkeys
+    ):
         raise ApiError(404, "group not found")
-    if relay.gateway.enforce and not relay.gateway.directory.members(group_id) & viewer.pubkeys:
-        raise ApiError(403, "not a member of group")
     return json_response(200, state.to_json())
 
 

@@ -152,23 +152,21 @@ def on_group_message(
 def on_gift_wrap(state: GroupState | None, event: Event, actor: Actor) -> GroupState | None:
     """R-M5: a 1059 with ``h`` records its recipients as invited members of that group.
 
-    Only a connection authenticated as a member (or the creator of a group not seen
-    before) can invite, and the roster's removals stand. Returns None when nothing
-    changes; a gift wrap is stored and delivered either way.
+    Only a connection authenticated as a member can invite, and the roster's removals
+    stand. A gift wrap never creates a group (only a 450 bootstrap or an authenticated
+    445 does): otherwise anyone could claim a group id before its owner bootstraps it.
+    Returns None when nothing changes; a gift wrap is stored and delivered either way.
     """
     group_id = event.first_tag_value("h")
     recipients = frozenset(event.tag_values("p"))
-    if not group_id or not recipients:
+    if not group_id or not recipients or state is None:
         return None
-    created = state is None
-    if state is None:
-        state = GroupState(group_id, owner=actor.primary())
-    elif actor.enforce:
+    if actor.enforce:
         members = state.member_set(include_invitees=True, global_admins=actor.global_admins)
         if not members & actor.pubkeys:
             return None
     new_invitees = (recipients - state.removed) - state.invitees
-    if not new_invitees and not created:
+    if not new_invitees:
         return None
     return replace(state, invitees=state.invitees | new_invitees)
 

@@ -206,20 +206,21 @@ async def test_blocked_pubkey_is_403(start_relay: StartRelay, tmp_path: Path) ->
 async def test_group_endpoint_is_for_members_and_admins(
     start_relay: StartRelay, tmp_path: Path
 ) -> None:
-    """GET /groups/{id}: member and owner 200 with the registry entry; outsider 403;
-    unknown group 404."""
+    """GET /groups/{id}: member and owner 200 with the registry entry; an outsider gets
+    the same 404 as for a group that does not exist (no probing which groups exist)."""
     running = await api_relay(start_relay, tmp_path)
     await with_group(running)
     for keys in (OWNER, MEMBER):
         status, body = await call(base(running), keys, "GET", f"/groups/{G}")
         assert status == 200
         assert body["owner"] == OWNER.pubkey and MEMBER.pubkey in body["members"]
-    assert (await call(base(running), OUTSIDER, "GET", f"/groups/{G}"))[0] == 403
-    assert (await call(base(running), MEMBER, "GET", "/groups/nope"))[0] == 404
+    hidden = await call(base(running), OUTSIDER, "GET", f"/groups/{G}")
+    missing = await call(base(running), MEMBER, "GET", "/groups/nope")
+    assert hidden == missing == (404, {"error": "group not found"})
 
 
 async def test_group_messages_are_for_members(start_relay: StartRelay, tmp_path: Path) -> None:
-    """POST /messages/group: 200 for a member, 403 for an outsider, 404 for no such group,
+    """POST /messages/group: 200 for a member, 404 for an outsider as for no such group,
     400 without a group id."""
     running = await api_relay(start_relay, tmp_path)
     oc = await with_group(running)
@@ -229,9 +230,10 @@ async def test_group_messages_are_for_members(start_relay: StartRelay, tmp_path:
     assert status == 200 and [m["id"] for m in body["messages"]] == [message.id]
     assert body["messages"][0] == message.to_dict()
     group_body = {"group_id": G}
-    assert (await call(base(running), OUTSIDER, "POST", "/messages/group", group_body))[0] == 403
+    hidden = await call(base(running), OUTSIDER, "POST", "/messages/group", group_body)
     unknown = {"group_id": "nope"}
-    assert (await call(base(running), MEMBER, "POST", "/messages/group", unknown))[0] == 404
+    missing = await call(base(running), MEMBER, "POST", "/messages/group", unknown)
+    assert hidden == missing == (404, {"error": "group not found"})
     assert (await call(base(running), MEMBER, "POST", "/messages/group", {}))[0] == 400
 
 

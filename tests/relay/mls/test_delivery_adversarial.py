@@ -266,6 +266,22 @@ async def test_self_addressed_gift_wrap_does_not_make_an_outsider_a_member(world
     assert world.events["group_msg"].id not in await stored(outsider, [{"#h": [G]}])
 
 
+async def test_an_outsiders_gift_wrap_never_claims_a_group(world: World) -> None:
+    """A 1059 tagged with a group id not bootstrapped yet creates no group: its real
+    owner's bootstrap is then accepted, and the outsider is neither owner nor member."""
+    outsider, t = world.clients["outsider"], world.throwaway
+    fresh = "g-not-yet-bootstrapped"
+    ok = await outsider.publish(t.sign(1059, "x", tagged(p=OUTSIDER.pubkey, h=fresh)))
+    assert ok[2] is True
+    assert world.running.relay.gateway.directory.get(fresh) is None
+    bootstrap = OWNER.sign(450, "", tagged(h=fresh, op="bootstrap", seq="1", p=MEMBER.pubkey))
+    assert (await world.owner.publish(bootstrap))[2:] == [True, ""]
+    state = world.running.relay.gateway.directory.get(fresh)
+    assert state is not None and state.owner == OWNER.pubkey
+    ok = await outsider.publish(Keys().sign(445, "x", tagged(h=fresh)))
+    assert ok[2:] == [False, "restricted: not a member of group"]
+
+
 async def test_removed_member_stops_receiving_live_group_messages(world: World) -> None:
     """After ``remove``, an open subscription of the removed member gets nothing more."""
     member, t = world.clients["member"], world.throwaway
@@ -300,11 +316,12 @@ async def test_invited_member_receives_later_group_messages_live(world: World) -
 
 
 async def test_rest_api_gives_outsiders_nothing_restricted(world: World) -> None:
-    """Group endpoints → 403 for a non-member; missed messages are only the caller's."""
+    """Group endpoints → 404 for a non-member (as for a group that does not exist);
+    missed messages are only the caller's."""
     url = Api(world.running.http_url + "/api/v1", "https://relay.test/api/v1")
-    assert (await call(url, OUTSIDER, "GET", f"/groups/{G}"))[0] == 403
+    assert (await call(url, OUTSIDER, "GET", f"/groups/{G}"))[0] == 404
     status, body = await call(url, OUTSIDER, "POST", "/messages/group", {"group_id": G})
-    assert status == 403 and "messages" not in body
+    assert status == 404 and "messages" not in body
     status, body = await call(url, OUTSIDER, "POST", "/messages/missed", {"since": 0})
     assert status == 200 and body["messages"] == [] and body["count"] == 0
 

@@ -221,10 +221,10 @@ def test_gift_wrap_to_an_existing_invitee_changes_nothing() -> None:
     assert on_gift_wrap(state, wrap(OUTSIDER), as_(OWNER)) is None
 
 
-def test_gift_wrap_for_an_unknown_group_creates_it_owned_by_the_sender() -> None:
-    """First sight through a welcome: owner = the connection's pubkey, recipient invited."""
-    state = ok(on_gift_wrap(None, wrap(MEMBER), as_(OWNER)))
-    assert state.owner == OWNER.pubkey and state.invitees == pubkeys(MEMBER)
+def test_gift_wrap_for_an_unknown_group_creates_nothing() -> None:
+    """A gift wrap never claims a group id: an unknown group stays unknown."""
+    assert on_gift_wrap(None, wrap(MEMBER), as_(OWNER)) is None
+    assert on_gift_wrap(None, wrap(OUTSIDER), as_(OUTSIDER)) is None
 
 
 # --- 450 shape -----------------------------------------------------------------------------
