@@ -28,6 +28,7 @@ from relay.mls.keypackages import HARD_MAX_PER_QUERY, keypackage_expiry
 from relay.mls.rules import (
     GroupDirectory,
     own_keypackages_only,
+    refuse_older_than_archive,
     require_auth_for_restricted_reads,
     require_auth_for_restricted_writes,
     restricted_delivery,
@@ -126,7 +127,12 @@ class MlsGateway:
     def event_rules(self) -> list[EventRule]:
         """Write rules: authentication for MLS kinds (when enforced), then shape checks."""
         rules = [require_auth_for_restricted_writes()] if self.enforce else []
-        return [*rules, validate_mls_events(int(self.settings.keypackage_ttl))]
+        archive_ttl = self.settings.message_archive_ttl_days * _DAY
+        return [
+            *rules,
+            validate_mls_events(int(self.settings.keypackage_ttl)),
+            refuse_older_than_archive(archive_ttl),
+        ]
 
     def req_rules(self) -> list[ReqRule]:
         """REQ/COUNT rules: restricted kinds need AUTH (when enforced)."""

@@ -138,6 +138,18 @@ def validate_mls_events(keypackage_ttl: int) -> EventRule:
     return rule
 
 
+def refuse_older_than_archive(archive_ttl: int) -> EventRule:
+    """R-M9: a 445/446/1059 the archive sweep would already delete (``created_at`` more
+    than ``archive_ttl`` seconds ago) is refused instead of acknowledged and then lost."""
+
+    def rule(event: Event, viewer: Viewer, now: int) -> Rejection | None:
+        if event.kind in kinds.ARCHIVED and event.created_at < now - archive_ttl:
+            return invalid("older than the message archive")
+        return None
+
+    return rule
+
+
 # --- read rules ----------------------------------------------------------------------
 
 

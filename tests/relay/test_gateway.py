@@ -416,6 +416,30 @@ async def test_sweeper_archives_old_messages_and_expired_keypackages(
     assert {e["id"] for e in (await oc.req("b", everything))[0]} == {roster.id, note.id}
 
 
+async def test_messages_older_than_the_archive_are_refused_not_swept_after_ok(
+    start_relay: StartRelay, tmp_path: Path
+) -> None:
+    """A 445/446/1059 whose created_at is already past message_archive_ttl_days gets
+    ``OK false "invalid: older than the message archive"``; one just inside the window is
+    accepted and survives the next sweep."""
+    running = await relay_with(start_relay, tmp_path, message_archive_ttl_days=30)
+    owner, t = Keys(), Keys()
+    oc = await authed(running, owner)
+    await publish_ok(oc, owner.sign(450, "", [["h", "g"], ["op", "bootstrap"], ["seq", "1"]]))
+    old = int(time.time()) - 31 * DAY
+    for event in (
+        t.sign(445, "x", [["h", "g"]], created_at=old),
+        owner.sign(446, "x", [["p", owner.pubkey]], created_at=old),
+        t.sign(1059, "x", [["p", owner.pubkey]], created_at=old),
+    ):
+        assert (await oc.publish(event))[2:] == [False, "invalid: older than the message archive"]
+    inside = t.sign(1059, "x", [["p", owner.pubkey]], created_at=int(time.time()) - 29 * DAY)
+    await publish_ok(oc, inside)
+    await publish_ok(oc, owner.sign(1, "ordinary kinds are not archived", created_at=old))
+    await running.relay.sweep(int(time.time()))
+    assert [e["id"] for e in (await oc.req("kept", {"ids": [inside.id]}))[0]] == [inside.id]
+
+
 # --- groups and other kinds ----------------------------------------------------------------
 
 

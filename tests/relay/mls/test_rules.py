@@ -13,6 +13,7 @@ from relay.core.reasons import Rejection
 from relay.mls.groups import GroupState
 from relay.mls.rules import (
     GroupDirectory,
+    refuse_older_than_archive,
     require_auth_for_restricted_reads,
     require_auth_for_restricted_writes,
     restricted_delivery,
@@ -347,3 +348,23 @@ def test_roster_events_are_never_granted_by_naming_the_group() -> None:
     """450 stays members and admins only."""
     event = ev(450, [["h", MARMOT], ["op", "add"], ["seq", "2"], ["p", MEMBER.pubkey]])
     assert named_readers(event, f(**{"#h": [MARMOT]})) == {"owner"}
+
+
+@pytest.mark.parametrize("kind", [445, 446, 1059])
+def test_archived_kinds_older_than_the_archive_are_refused(kind: int) -> None:
+    """R-M9: created_at before now - TTL (what the sweep deletes) → invalid; at the
+    boundary and after it → accepted."""
+    rule = refuse_older_than_archive(30 * 86400)
+    cutoff = NOW - 30 * 86400
+    old = THROWAWAY.sign(kind, "", [["h", G], ["p", MEMBER.pubkey]], created_at=cutoff - 1)
+    edge = THROWAWAY.sign(kind, "", [["h", G], ["p", MEMBER.pubkey]], created_at=cutoff)
+    assert msg(rule(old, as_(OWNER), NOW)) == "invalid: older than the message archive"
+    assert rule(edge, as_(OWNER), NOW) is None
+
+
+def test_kinds_outside_the_archive_are_never_refused_for_their_age() -> None:
+    """Rosters, key package lists and ordinary notes are not swept, so age is no reason."""
+    rule = refuse_older_than_archive(86400)
+    for kind in (1, 450, 10051):
+        event = OWNER.sign(kind, "", [["h", G]], created_at=NOW - 10 * 86400)
+        assert rule(event, as_(OWNER), NOW) is None
