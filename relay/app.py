@@ -78,6 +78,10 @@ def build_policy(
     if config.limitation.read_only:
         event_rules.append(rules.reject_when_read_only())
     event_rules.append(rules.reject_auth_events_as_event())
+    if auth.allowed_networks or auth.blocked_networks:
+        req_rules.append(
+            rules.reject_unlisted_addresses(auth.allowed_networks, auth.blocked_networks)
+        )
     if auth.blocked_pubkeys:
         event_rules.append(rules.reject_blocked_pubkeys(auth.blocked_pubkeys))
         req_rules.append(rules.reject_blocked_readers(auth.blocked_pubkeys))

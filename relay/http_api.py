@@ -1,9 +1,11 @@
 """The MLS gateway REST API (R-H3) under ``mls_gateway.api_prefix``.
 
 Every request carries a NIP-98 ``Authorization: Nostr <base64 event>`` header and is
-subject to the same allowlist and delivery rules as the WebSocket: the caller is a
-:class:`~relay.core.policy.Viewer` authenticated as the signer, and results pass the
-relay's read rules. Errors are ``{"error": …}`` with 400, 401, 403, 404, 405 or 429.
+subject to the same rules as the WebSocket: the caller is a
+:class:`~relay.core.policy.Viewer` authenticated as the signer, every request meets the
+policy's REQ rules for the filters it reads (their reason prefix picks the HTTP status),
+and results pass the relay's read rules. Errors are ``{"error": …}`` with 400, 401, 403,
+404, 405, 429 or 503.
 """
 
 from __future__ import annotations
@@ -18,10 +20,11 @@ import orjson
 from relay.core.auth import check_http_auth
 from relay.core.event import Event, parse_event
 from relay.core.filters import MAX_INT64, Filter
-from relay.core.policy import Viewer, ip_permitted
-from relay.core.reasons import Rejection
+from relay.core.policy import Viewer
+from relay.core.reasons import Reason, Rejection
 from relay.http_messages import HttpRequest, HttpResponse, json_response
 from relay.mls import kinds
+from relay.mls.groups import GroupState
 from relay.store.base import StoreUnavailable
 
 if TYPE_CHECKING:
@@ -69,14 +72,35 @@ def _authenticate(relay: Relay, request: HttpRequest) -> Viewer:
         raise ApiError(401, problem)
     if not relay.gateway.http_auth_replays.first_use(event.sig, event.created_at, now):
         raise ApiError(401, "authorization event was already used")
-    auth = relay.config.auth
-    if not ip_permitted(request.client_ip, relay.allowed_networks, relay.blocked_networks):
-        raise ApiError(403, "your address may not use this relay")
-    if event.pubkey in auth.blocked_pubkeys:
-        raise ApiError(403, "pubkey is not allowed on this relay")
-    if auth.allowed_pubkeys and event.pubkey not in auth.allowed_pubkeys:
-        raise ApiError(403, "pubkey is not on this relay's allowlist")
     return Viewer(0, request.client_ip, frozenset({event.pubkey}))
+
+
+# What each NIP-01 reason prefix means in HTTP; anything else is a refusal (403).
+_STATUS_BY_REASON = {
+    Reason.AUTH_REQUIRED: 401,
+    Reason.RESTRICTED: 403,
+    Reason.BLOCKED: 403,
+    Reason.RATE_LIMITED: 429,
+    Reason.INVALID: 400,
+    Reason.ERROR: 503,
+}
+
+
+def status_for(rejection: Rejection) -> int:
+    """The HTTP status that answers a rule's rejection (by its reason prefix)."""
+    return _STATUS_BY_REASON.get(rejection.reason, 403)
+
+
+def _refused(rejection: Rejection) -> ApiError:
+    return ApiError(status_for(rejection), rejection.message())
+
+
+def _check_read(relay: Relay, viewer: Viewer, filters: list[Filter]) -> None:
+    """The policy's REQ rules, exactly as a WebSocket REQ for ``filters`` meets them, so
+    every access rule (lists, blocks, read-only, future ones) covers REST too."""
+    rejection = relay.policy.reject_req(filters, viewer)
+    if rejection is not None:
+        raise _refused(rejection)
 
 
 def _json_body(request: HttpRequest) -> dict[str, Any]:
@@ -111,7 +135,11 @@ async def _messages(relay: Relay, filt: Filter) -> list[Event]:
     return await relay.store.query([filt], int(relay.clock()), oldest_first=True)
 
 
-async def _group(relay: Relay, viewer: Viewer, group_id: str) -> HttpResponse:
+def _group_filter(group_id: str) -> Filter:
+    return Filter(kinds=frozenset(kinds.GROUP_KINDS), tags=(("h", frozenset({group_id})),))
+
+
+def _visible_group(relay: Relay, viewer: Viewer, group_id: str) -> GroupState:
     # One answer for "no such group" and "not yours to see": a 403 would tell a
     # stranger which group ids exist.
     state = relay.gateway.directory.get(group_id)
@@ -119,7 +147,12 @@ async def _group(relay: Relay, viewer: Viewer, group_id: str) -> HttpResponse:
         relay.gateway.enforce and not relay.gateway.directory.members(group_id) & viewer.pubkeys
     ):
         raise ApiError(404, "group not found")
-    return json_response(200, state.to_json())
+    return state
+
+
+async def _group(relay: Relay, viewer: Viewer, group_id: str) -> HttpResponse:
+    _check_read(relay, viewer, [_group_filter(group_id)])
+    return json_response(200, _visible_group(relay, viewer, group_id).to_json())
 
 
 async def _keypackages(relay: Relay, viewer: Viewer, request: HttpRequest) -> HttpResponse:
@@ -127,9 +160,10 @@ async def _keypackages(relay: Relay, viewer: Viewer, request: HttpRequest) -> Ht
     if len(owners) != 1 or not _HEX64.match(owners[0]):
         raise ApiError(400, "owner must be one 64-character hex pubkey")
     filt = Filter(kinds=frozenset({kinds.KEYPACKAGE}), authors=frozenset(owners))
+    _check_read(relay, viewer, [filt])
     result = await relay.gateway.query(viewer, [filt], int(relay.clock()))
     if isinstance(result, Rejection):
-        raise ApiError(429, result.message())
+        raise _refused(result)
     events = [e for e in result if relay.policy.can_read(e, viewer)]
     return json_response(200, {"keypackages": [e.to_dict() for e in events], "count": len(events)})
 
@@ -144,6 +178,7 @@ async def _missed(relay: Relay, viewer: Viewer, request: HttpRequest) -> HttpRes
         since=since,
         limit=limit + 1,
     )
+    _check_read(relay, viewer, [filt])
     return _page(relay, viewer, await _messages(relay, filt), limit)
 
 
@@ -154,15 +189,16 @@ async def _group_messages(relay: Relay, viewer: Viewer, request: HttpRequest) ->
         raise ApiError(400, "group_id must be a non-empty string")
     since = _int_field(body, "since", 0)
     limit = min(_int_field(body, "limit", DEFAULT_LIMIT), MAX_LIMIT)
-    directory = relay.gateway.directory
-    if directory.get(group_id) is None or not directory.open_to_named(group_id):
-        await _group(relay, viewer, group_id)  # 404 / 403 before any data
     filt = Filter(
         kinds=frozenset({kinds.GROUP_MESSAGE}),
         tags=(("h", frozenset({group_id})),),
         since=since,
         limit=limit + 1,
     )
+    _check_read(relay, viewer, [filt])
+    directory = relay.gateway.directory
+    if directory.get(group_id) is None or not directory.open_to_named(group_id):
+        _visible_group(relay, viewer, group_id)  # 404 before any data
     # The request names the group: the id of a roster-less group is its capability (R-M11).
     return _page(relay, viewer.asking([filt]), await _messages(relay, filt), limit)
 

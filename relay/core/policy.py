@@ -248,6 +248,21 @@ def require_allowlisted_reader(allowed: frozenset[str]) -> ReqRule:
     return rule
 
 
+def reject_unlisted_addresses(
+    allowed: tuple[IpNetwork, ...], blocked_networks: tuple[IpNetwork, ...]
+) -> ReqRule:
+    """R-A2 CIDR lists on every read. WebSocket clients are already refused at the
+    handshake; this rule is what keeps the REST API (one request per connection) under
+    the same lists."""
+
+    def rule(filters: Sequence[Filter], viewer: Viewer) -> Rejection | None:
+        if not ip_permitted(viewer.ip, allowed, blocked_networks):
+            return blocked("your address may not use this relay")
+        return None
+
+    return rule
+
+
 def reject_blocked_readers(blocked_pubkeys: frozenset[str]) -> ReqRule:
     """Connections authenticated as a blacklisted pubkey may not read."""
 

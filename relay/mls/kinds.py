@@ -14,5 +14,7 @@ KEYPACKAGE_RELAYS = 10051
 RESTRICTED = frozenset({KEYPACKAGE, GROUP_MESSAGE, NOISE_DM, ROSTER, GIFT_WRAP, KEYPACKAGE_RELAYS})
 # Delivered only to their recipients (p tags) or the connection that published them.
 ADDRESSED = frozenset({NOISE_DM, GIFT_WRAP})
+# Delivered to the members of their group (h tag).
+GROUP_KINDS = frozenset({GROUP_MESSAGE, ROSTER})
 # Kept for message_archive_ttl_days, then swept (R-M9).
 ARCHIVED = frozenset({GROUP_MESSAGE, NOISE_DM, GIFT_WRAP})

@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import base64
+import dataclasses
 import time
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
@@ -11,6 +13,17 @@ import orjson
 import pytest
 
 from relay.core.event import Event
+from relay.core.filters import Filter
+from relay.core.policy import Viewer
+from relay.core.reasons import (
+    Rejection,
+    auth_required,
+    blocked,
+    error,
+    invalid,
+    rate_limited,
+    restricted,
+)
 from tests.conftest import RunningRelay, StartRelay, make_config
 from tests.support.http import http_request
 from tests.support.nip98 import Api, auth_event, call, header
@@ -198,6 +211,71 @@ async def test_blocked_pubkey_is_403(start_relay: StartRelay, tmp_path: Path) ->
     """A blacklisted pubkey may not use the API."""
     running = await api_relay(start_relay, tmp_path, auth={"pubkey_blacklist": (OUTSIDER.pubkey,)})
     assert (await call(base(running), OUTSIDER, "POST", "/messages/missed", {}))[0] == 403
+
+
+async def test_api_answers_with_the_websocket_rules_own_reasons(
+    start_relay: StartRelay, tmp_path: Path
+) -> None:
+    """The allowlist and block refusals are the policy's REQ rules, word for word, as a
+    WebSocket REQ gets them in its CLOSED."""
+    running = await api_relay(
+        start_relay,
+        tmp_path,
+        auth={"pubkey_whitelist": (MEMBER.pubkey,), "pubkey_blacklist": (OWNER.pubkey,)},
+    )
+    status, body = await call(base(running), OUTSIDER, "POST", "/messages/missed", {})
+    assert (status, body) == (403, {"error": "restricted: pubkey is not on this relay's allowlist"})
+    status, body = await call(base(running), OWNER, "GET", f"/groups/{G}")
+    assert (status, body) == (403, {"error": "blocked: pubkey is not allowed on this relay"})
+
+
+async def test_ip_lists_apply_to_the_api_through_the_rule_list(
+    start_relay: StartRelay, tmp_path: Path
+) -> None:
+    """An address outside the IP lists is refused on every route with the rule's reason."""
+    running = await api_relay(start_relay, tmp_path, auth={"ip_blacklist": ("127.0.0.0/8",)})
+    for method, path, body in (
+        ("GET", f"/groups/{G}", None),
+        ("POST", "/messages/missed", {}),
+        ("POST", "/messages/group", {"group_id": G}),
+        ("GET", f"/keypackages?owner={OWNER.pubkey}", None),
+    ):
+        status, reply = await call(base(running), MEMBER, method, path, body)
+        assert (status, reply) == (403, {"error": "blocked: your address may not use this relay"})
+
+
+@pytest.mark.parametrize(
+    ("rejection", "status"),
+    [
+        (restricted("relay is in lockdown"), 403),
+        (blocked("maintenance"), 403),
+        (auth_required("sign in again"), 401),
+        (rate_limited("too many reads"), 429),
+        (invalid("bad filter"), 400),
+        (error("store is down"), 503),
+    ],
+)
+async def test_any_req_rule_covers_the_api_with_a_status_per_reason(
+    start_relay: StartRelay, tmp_path: Path, rejection: Rejection, status: int
+) -> None:
+    """A rule added to the policy's REQ list (lockdown, maintenance, …) refuses REST
+    requests too, before any data is read; its reason prefix picks the HTTP status."""
+    running = await api_relay(start_relay, tmp_path)
+    await with_group(running)
+
+    def rule(filters: Sequence[Filter], viewer: Viewer) -> Rejection | None:
+        return rejection
+
+    policy = running.relay.policy
+    running.relay.policy = dataclasses.replace(policy, req_rules=(*policy.req_rules, rule))
+    for method, path, body in (
+        ("GET", f"/groups/{G}", None),
+        ("POST", "/messages/missed", {}),
+        ("POST", "/messages/group", {"group_id": G}),
+        ("GET", f"/keypackages?owner={OWNER.pubkey}", None),
+    ):
+        reply = await call(base(running), MEMBER, method, path, body)
+        assert reply == (status, {"error": rejection.message()}), path
 
 
 # --- groups ----------------------------------------------------------------------------------
