@@ -249,7 +249,10 @@ class Relay:
         sub = action.subscription
         started = time.perf_counter()
         try:
-            result = await self.gateway.query(peer.session.viewer, sub.filters, int(self.clock()))
+            session = peer.session
+            result = await self.gateway.query(
+                session.viewer, sub.filters, int(self.clock()), session.can_read
+            )
         except StoreUnavailable as exc:
             log.error("store query failed", extra={"error": str(exc)})
             peer.session.subscriptions.pop(sub.sub_id, None)

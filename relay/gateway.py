@@ -25,6 +25,7 @@ from relay.limiter.memory import MemoryLimiter
 from relay.mls import kinds
 from relay.mls.groups import Actor, GroupState, on_gift_wrap, on_group_message, on_roster
 from relay.mls.keypackages import HARD_MAX_PER_QUERY, keypackage_expiry
+from relay.mls.narrowing import narrow_for_reader
 from relay.mls.rules import (
     GroupDirectory,
     own_keypackages_only,
@@ -34,6 +35,7 @@ from relay.mls.rules import (
     restricted_delivery,
     validate_mls_events,
 )
+from relay.readable_query import query_readable
 from relay.store.base import MlsStore, MlsSweep
 
 log = logging.getLogger("relay.mls")
@@ -111,6 +113,7 @@ class MlsGateway:
             settings.keypackage_fetch_rate, FETCH_PERIOD
         )
         self.metrics = MlsMetrics(registry)
+        self._delivery = self.read_rules()
         self.http_auth_replays = ReplayGuard()
 
     async def start(self) -> None:
@@ -222,9 +225,17 @@ class MlsGateway:
     # --- reads ---------------------------------------------------------------------------
 
     async def query(
-        self, viewer: Viewer, filters: Sequence[Filter], now: int
+        self,
+        viewer: Viewer,
+        filters: Sequence[Filter],
+        now: int,
+        readable: Callable[[Event], bool] | None = None,
     ) -> list[Event] | Rejection:
-        """Stored events for a REQ, with R-M1b for kind 443.
+        """Stored events for a REQ that ``viewer`` may read, with R-M1b for kind 443.
+
+        ``readable`` is the relay's read-rule check (default: the gateway's delivery
+        rules); each filter's ``limit`` counts only events it allows, so a reader's own
+        messages are never crowded out by newer ones addressed to others.
 
         A filter naming kind 443 with ``authors`` is answered per author (oldest first,
         at most ``max_keypackages_per_query``) and consumes what it serves; without
@@ -260,10 +271,33 @@ class MlsGateway:
             return rate_limited(FETCH_RULE)
         if unavailable:
             return error("key package fetch limit unavailable, retry")
-        events = await self.store.query(plain, now) if plain else []
-        events = [e for e in events if e.kind != kinds.KEYPACKAGE or e.pubkey in viewer.pubkeys]
+        events = await self._read(viewer, plain, now, readable) if plain else []
         merged = {e.id: e for e in [*events, *fetched]}
         return sorted(merged.values(), key=lambda e: (-e.created_at, e.id))
+
+    async def _read(
+        self,
+        viewer: Viewer,
+        filters: Sequence[Filter],
+        now: int,
+        readable: Callable[[Event], bool] | None,
+    ) -> list[Event]:
+        """R-A3 applied in the query: filters narrowed to what ``viewer`` may read, and
+        read on past refused events where narrowing cannot say it."""
+        delivery = self._delivery
+
+        def may_read(event: Event) -> bool:
+            if event.kind == kinds.KEYPACKAGE and event.pubkey not in viewer.pubkeys:
+                return False  # others' key packages only through a consuming fetch
+            if readable is not None:
+                return readable(event)
+            return all(rule(event, viewer) for rule in delivery)
+
+        plan = [
+            (f, narrow_for_reader(f, viewer, self.directory) if self.enforce else (f,))
+            for f in filters
+        ]
+        return await query_readable(self.store, plan, now, may_read)
 
     async def _fetch_keypackages(
         self, viewer: Viewer, f: Filter, authors: frozenset[str], now: int

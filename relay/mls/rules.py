@@ -38,13 +38,31 @@ class GroupDirectory:
         self.id_capability = id_capability
         self._states: dict[str, GroupState] = {}
         self._members: dict[str, frozenset[str]] = {}
+        self._groups_of: dict[str, set[str]] = {}
 
     def update(self, state: GroupState) -> None:
         """Replace what is known about ``state.group_id``."""
-        self._states[state.group_id] = state
-        self._members[state.group_id] = state.member_set(
+        group_id = state.group_id
+        before = self._members.get(group_id, frozenset())
+        after = state.member_set(
             include_invitees=self.include_invitees, global_admins=self.global_admins
         )
+        self._states[group_id] = state
+        self._members[group_id] = after
+        for pubkey in before - after:
+            groups = self._groups_of[pubkey]
+            groups.discard(group_id)
+            if not groups:
+                del self._groups_of[pubkey]
+        for pubkey in after - before:
+            self._groups_of.setdefault(pubkey, set()).add(group_id)
+
+    def groups_of(self, pubkeys: frozenset[str]) -> frozenset[str]:
+        """The known groups any of ``pubkeys`` is a member of (reverse of :meth:`members`)."""
+        found: set[str] = set()
+        for pubkey in pubkeys:
+            found |= self._groups_of.get(pubkey, set())
+        return frozenset(found)
 
     def get(self, group_id: str) -> GroupState | None:
         """The state of a group, or None if unknown."""

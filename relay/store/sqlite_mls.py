@@ -90,9 +90,7 @@ def take_keypackages(
         events = {r[0]: event_from_raw(r[4]) for r in rows}
         owned = [StoredKeyPackage(r[0], author, r[1], r[2], bool(r[3])) for r in rows]
         matching = None if where is None else {i for i, e in events.items() if where.matches(e)}
-        plan = plan_fetch(
-            owned, per_author=per_author, now=now, consume=consume, matching=matching
-        )
+        plan = plan_fetch(owned, per_author=per_author, now=now, consume=consume, matching=matching)
         consumed = set(plan.consume)
         served += [ServedKeyPackage(events[i], i in consumed) for i in plan.serve]
         delete_events_by_id(conn, plan.consume)

@@ -262,7 +262,8 @@ def test_rest_api_needs_the_public_relay_url(tmp_path: Path) -> None:
     assert "enable_api needs information.relay_url" in problem and "Host" in problem
     path = write(
         tmp_path,
-        '[information]\nrelay_url = "wss://r.example"\n[extensions.mls_gateway]\nenable_api = true\n',
+        '[information]\nrelay_url = "wss://r.example"\n'
+        "[extensions.mls_gateway]\nenable_api = true\n",
         "ok.toml",
     )
     assert load_config(path, {}).mls_gateway.enable_api is True

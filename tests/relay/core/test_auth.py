@@ -111,9 +111,7 @@ def test_without_relay_url_the_relay_tag_must_name_the_request_host() -> None:
     """With ``relay_url`` unset the tag is checked against the request's Host header."""
 
     def with_host(event: Event, host: str) -> str | None:
-        result = check_auth_event(
-            event, challenge="c1", relay_url=None, now=NOW, request_host=host
-        )
+        result = check_auth_event(event, challenge="c1", relay_url=None, now=NOW, request_host=host)
         return None if result is None else f"{result[0]}|{result[1].message()}"
 
     assert with_host(auth_event(relay="wss://relay.example.com"), "relay.example.com") is None

@@ -94,6 +94,17 @@ def test_directory_update_replaces_the_cached_members() -> None:
     assert d.members(G) == {OWNER.pubkey} and len(d) == 1 and d.get(G) is not None
 
 
+def test_directory_groups_of_follows_membership_changes() -> None:
+    """The reverse index answers which groups a reader belongs to, through updates."""
+    d = directory()
+    d.update(GroupState("other", owner=MEMBER.pubkey))
+    assert d.groups_of(frozenset({MEMBER.pubkey})) == {G, "other"}
+    assert d.groups_of(frozenset({RECIPIENT.pubkey, OUTSIDER.pubkey})) == {G}
+    d.update(GroupState(G, owner=OWNER.pubkey))
+    assert d.groups_of(frozenset({MEMBER.pubkey})) == {"other"}
+    assert d.groups_of(frozenset({RECIPIENT.pubkey})) == frozenset()
+
+
 # --- write rules ---------------------------------------------------------------------------
 
 
