@@ -249,9 +249,9 @@ class Relay:
         sub = action.subscription
         started = time.perf_counter()
         try:
-            session = peer.session
+            viewer = peer.session.viewer.asking(sub.filters)
             result = await self.gateway.query(
-                session.viewer, sub.filters, int(self.clock()), session.can_read
+                viewer, sub.filters, int(self.clock()), lambda e: self.policy.can_read(e, viewer)
             )
         except StoreUnavailable as exc:
             log.error("store query failed", extra={"error": str(exc)})
@@ -266,7 +266,7 @@ class Relay:
             return
         if not peer.session.is_current(sub):
             return
-        readable = self._readable(peer.session.viewer.asking(sub.filters), result)
+        readable = self._readable(viewer, result)
         frames = [m.encode_event(sub.sub_id, e.raw) for e in readable]
         frames.append(m.encode_eose(sub.sub_id))
         peer.send_many(frames)

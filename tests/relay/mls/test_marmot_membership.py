@@ -12,7 +12,7 @@ from typing import Any
 
 from relay.core.event import Event
 from tests.conftest import RunningRelay, StartRelay, make_config
-from tests.support.nip98 import call
+from tests.support.nip98 import Api, call
 from tests.support.nostr import Keys, RelayClient
 
 ALICE, BOB, EVE = Keys(), Keys(), Keys()
@@ -172,24 +172,30 @@ async def test_membership_roster_turns_the_capability_off(
 
 async def test_rest_group_messages_follow_the_rule(start_relay: StartRelay, tmp_path: Path) -> None:
     """POST /messages/group names the group: Bob reads a Marmot group's 445s; a rostered
-    group still answers 403; GET /groups/{id} (owner, members) stays members-only."""
-    running = await start_relay(make_config(tmp_path, mls_gateway={"enable_api": True}))
+    group still answers 404 (as if it did not exist); GET /groups/{id} (owner, members)
+    stays members-only."""
+    config = make_config(
+        tmp_path,
+        mls_gateway={"enable_api": True},
+        information={"relay_url": "wss://relay.test"},
+    )
+    running = await start_relay(config)
     group = marmot_id()
     alice = await authed(running, ALICE)
     messages = [group_event(group) for _ in range(2)]
     for event in messages:
         assert await accepted(alice, event)
-    base = running.http_url + "/api/v1"
+    base = Api(running.http_url + "/api/v1", "https://relay.test/api/v1")
     status, body = await call(base, BOB, "POST", "/messages/group", {"group_id": group})
     assert status == 200 and {m["id"] for m in body["messages"]} == {e.id for e in messages}
     status, _ = await call(base, BOB, "GET", f"/groups/{group}")
-    assert status == 403
+    assert status == 404
     rostered = marmot_id()
     assert await accepted(
         alice, ALICE.sign(450, "", [["h", rostered], ["op", "bootstrap"], ["seq", "1"]])
     )
     status, _ = await call(base, BOB, "POST", "/messages/group", {"group_id": rostered})
-    assert status == 403
+    assert status == 404
 
 
 async def test_a_keypackage_its_owner_deleted_is_never_served_again(
