@@ -176,6 +176,16 @@ async def test_nip98_body_needs_the_matching_payload_hash(
     assert (await raw_call(running, signed(auth_event(MEMBER, "POST", url, body)), body))[0] == 200
 
 
+async def test_api_without_relay_url_never_trusts_the_host_header(
+    start_relay: StartRelay, tmp_path: Path
+) -> None:
+    """A relay built without relay_url (config validation refuses that; this bypasses it)
+    answers 503 rather than checking tokens against the caller's own Host header."""
+    running = await api_relay(start_relay, tmp_path, information={"relay_url": None})
+    status, body = await call(running.http_url + "/api/v1", MEMBER, "POST", "/messages/missed", {})
+    assert (status, body) == (503, {"error": "the REST API needs information.relay_url"})
+
+
 async def test_nip98_u_tag_uses_the_configured_public_url(
     start_relay: StartRelay, tmp_path: Path
 ) -> None:
