@@ -88,8 +88,8 @@ class GroupState:
 
 def open_to_named(state: GroupState | None, group_id: str) -> bool:
     """R-M11: True if naming ``group_id`` explicitly is enough to read and publish the
-    group's 445s: the group has no roster (none seen yet, or created by a 445 or an
-    invitation) and its id is a capability (:func:`is_capability_id`). A group with a
+    group's 445s: the group has no roster (none seen yet, or created by a 445) and its
+    id is a capability (:func:`is_capability_id`). A group with a
     roster keeps strict membership."""
     return (state is None or not state.has_roster) and is_capability_id(group_id)
 
