@@ -533,6 +533,20 @@ def test_auth_success_authenticates_the_pubkey() -> None:
     assert session.pubkeys == {ALICE.pubkey}
 
 
+def test_without_relay_url_the_relay_tag_must_name_the_request_host() -> None:
+    """relay_url unset: the session checks the relay tag against its request's Host."""
+    observer = RecordingObserver()
+    session = make_session(
+        auth=AuthOptions(enabled=True, relay_url=None, request_host="relay.example.com"),
+        observer=observer,
+    )
+    evil = [["relay", "wss://evil-relay.example"], ["challenge", CHALLENGE]]
+    frame = authenticate(session, ALICE, tags=evil)
+    assert frame[2] is False and frame[3].startswith("auth-required: relay tag")
+    assert ("auth_failure", "relay") in observer.calls
+    assert authenticate(session, ALICE)[2:] == [True, ""]  # RELAY_URL names that host
+
+
 def test_several_pubkeys_may_authenticate_on_one_connection() -> None:
     """Each successful AUTH adds a pubkey (NIP-42)."""
     session = make_session()
