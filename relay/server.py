@@ -343,7 +343,7 @@ class Connection(asyncio.Protocol):
         self._write_all(ws)
         if response.status_code != 101:
             return
-        session = relay.new_session(self.ip, request.headers.get("Host"))
+        session = relay.new_session(self.ip, request.headers.get("Host", ""))
         peer = WebSocketPeer(self, ws, session, self.transport)
         self.peer = peer
         if relay.config.information.maintenance:

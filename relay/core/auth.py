@@ -71,10 +71,11 @@ def check_auth_event(
     """Validate an already signature-checked AUTH event against this connection's challenge.
 
     The ``relay`` tag must name ``relay_url`` when it is configured, else the host of the
-    WebSocket request (``request_host``, its ``Host`` header), so an AUTH signed for
-    another relay never authenticates here. Returns None when the event authenticates
-    ``event.pubkey``, else a short label (for metrics) and an ``auth-required:``
-    rejection saying what was wrong.
+    WebSocket request (``request_host``, its ``Host`` header; empty when it had none,
+    which fails closed), so an AUTH signed for another relay never authenticates here.
+    With neither known (no request to compare with) the tag is not checked. Returns None
+    when the event authenticates ``event.pubkey``, else a short label (for metrics) and
+    an ``auth-required:`` rejection saying what was wrong.
     """
     if event.kind != AUTH_KIND:
         return "kind", auth_required(f"AUTH event must be kind {AUTH_KIND}")
@@ -88,10 +89,12 @@ def check_auth_event(
             return "relay", auth_required("AUTH event has no relay tag")
         if not relay_url_matches(tag, relay_url):
             return "relay", auth_required(f"relay tag does not name this relay ({relay_url})")
-    elif request_host:
+    elif request_host is not None:
         tag = event.first_tag_value("relay")
         if tag is None:
             return "relay", auth_required("AUTH event has no relay tag")
+        if not request_host:
+            return "relay", auth_required("cannot check the relay tag: the request had no Host")
         if not relay_tag_matches_host(tag, request_host):
             return "relay", auth_required(
                 f"relay tag does not name this relay (host {request_host[:256]})"

@@ -9,7 +9,7 @@ from typing import Any
 from relay.config import load_config
 from relay.core.bech32 import bech32_encode
 from tests.conftest import RunningRelay, StartRelay, make_config
-from tests.support.nostr import Keys, RelayClient
+from tests.support.nostr import Keys, RawClient, RelayClient
 
 ALICE, BOB, CAROL = Keys(), Keys(), Keys()
 RELAY_URL = "wss://relay.example.com"
@@ -224,6 +224,25 @@ async def test_relay_tag_must_name_the_request_host_when_relay_url_is_unset(
     assert (await client.authenticate(ALICE, f"wss://127.0.0.1:{port}/"))[2] is True
     other = await running.client()
     assert (await other.authenticate(BOB, f"ws://127.0.0.1:{port}"))[2] is True
+
+
+async def test_a_handshake_without_host_cannot_authenticate_without_relay_url(
+    running: RunningRelay,
+) -> None:
+    """With relay_url unset and no Host header there is nothing to check the relay tag
+    against: AUTH fails closed instead of accepting any tag."""
+    client = await RawClient.open(running.url, without=("Host",))
+    challenge = await client.recv()
+    assert challenge[0] == "AUTH"
+    event = ALICE.auth_event(challenge[1], running.url)
+    await client.send("AUTH", event.to_dict())
+    assert await client.recv() == [
+        "OK",
+        event.id,
+        False,
+        "auth-required: cannot check the relay tag: the request had no Host",
+    ]
+    client.close()
 
 
 async def test_auth_disabled_sends_no_challenge_and_refuses_auth(

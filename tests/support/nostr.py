@@ -188,6 +188,7 @@ class RawClient:
         *,
         headers: dict[str, str] | None = None,
         receive_buffer: int | None = None,
+        without: tuple[str, ...] = (),
     ) -> RawClient:
         uri = parse_uri(url)
         sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
@@ -200,6 +201,8 @@ class RawClient:
         request = protocol.connect()
         for name, value in (headers or {}).items():
             request.headers[name] = value
+        for name in without:
+            del request.headers[name]
         protocol.send_request(request)
         client = cls(reader, writer, protocol)
         client._flush()

@@ -119,6 +119,8 @@ def test_without_relay_url_the_relay_tag_must_name_the_request_host() -> None:
     assert refused is not None and refused.startswith("relay|auth-required: relay tag")
     missing = with_host(auth_event(relay=None), "relay.example.com")
     assert missing == "relay|auth-required: AUTH event has no relay tag"
+    no_host = with_host(auth_event(relay="wss://relay.example.com"), "")
+    assert no_host == "relay|auth-required: cannot check the relay tag: the request had no Host"
 
 
 @pytest.mark.parametrize(
