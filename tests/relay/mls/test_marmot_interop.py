@@ -18,9 +18,9 @@ standing in for MLS messages: the KeyPackage in the 443's content, the Welcome i
 The relay never decrypts any of them. The only Marmot implementation on PyPI,
 ``mdk-python`` (MDK's bindings, 0.6.0 … 0.8.0), ships a native library that needs
 glibc ≥ 2.38 (0.8.0: 2.39); this machine (Debian 12, glibc 2.36) cannot load it. Where a
-real Welcome carries the group's ``nostr_group_id`` in its ``marmot_group_data`` extension, the stand-in Welcome
-carries those 32 bytes at its start: Bob learns the id from the end-to-end encrypted
-welcome either way.
+real Welcome carries the group's ``nostr_group_id`` in its ``marmot_group_data`` extension,
+the stand-in Welcome carries those 32 bytes at its start: Bob learns the id from the
+end-to-end encrypted welcome either way.
 """
 
 from __future__ import annotations
