@@ -34,6 +34,7 @@ from relay.core.session import (
     Send,
     Session,
     SessionLimits,
+    Subscription,
 )
 from relay.gateway import MlsGateway
 from relay.metrics import RelayMetrics
@@ -43,6 +44,8 @@ log = logging.getLogger("relay")
 
 # COUNT under read rules must look at events one by one; this bounds the work.
 MAX_COUNTED_WITH_READ_RULES = 10000
+# A REQ answer is written in batches of about this size, each after the last drained.
+STREAM_BATCH_BYTES = 256 * 1024
 
 
 class Peer(Protocol):
@@ -56,6 +59,10 @@ class Peer(Protocol):
 
     def send_many(self, frames: Iterable[bytes]) -> None:
         """Queue several frames at once (one write)."""
+        ...
+
+    async def drain(self) -> None:
+        """Return once the client has read enough of what is queued, or has gone."""
         ...
 
     @property
@@ -264,12 +271,26 @@ class Relay:
             peer.session.subscriptions.pop(sub.sub_id, None)
             peer.send(m.encode_closed(sub.sub_id, result.message()))
             return
-        if not peer.session.is_current(sub):
-            return
-        readable = self._readable(viewer, result)
-        frames = [m.encode_event(sub.sub_id, e.raw) for e in readable]
-        frames.append(m.encode_eose(sub.sub_id))
-        peer.send_many(frames)
+        await self._stream(peer, sub, self._readable(viewer, result))
+
+    async def _stream(self, peer: Peer, sub: Subscription, events: Iterable[Event]) -> None:
+        """Send a REQ answer in batches, waiting for the client to read while its buffer
+        is full (R-P7): a large answer reaches a slow reader instead of dropping it."""
+        batch: list[bytes] = []
+        size = 0
+        for event in events:
+            if size >= STREAM_BATCH_BYTES:
+                peer.send_many(batch)
+                batch, size = [], 0
+                await peer.drain()
+            if not (peer.is_open and peer.session.is_current(sub)):
+                return
+            frame = m.encode_event(sub.sub_id, event.raw)
+            batch.append(frame)
+            size += len(frame)
+        if peer.session.is_current(sub):
+            batch.append(m.encode_eose(sub.sub_id))
+            peer.send_many(batch)
 
     def _readable(self, viewer: Viewer, events: Iterable[Event]) -> Iterable[Event]:
         if not self.policy.read_rules:
