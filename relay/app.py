@@ -36,6 +36,7 @@ from relay.core.session import (
     SessionLimits,
     Subscription,
 )
+from relay.core.subindex import SubscriptionIndex
 from relay.gateway import MlsGateway
 from relay.metrics import RelayMetrics
 from relay.store.base import MlsStore, StoreUnavailable
@@ -160,6 +161,7 @@ class Relay:
         self.allowed_networks = config.auth.allowed_networks
         self.blocked_networks = config.auth.blocked_networks
         self.peers: dict[int, Peer] = {}
+        self.subscriptions = SubscriptionIndex()
         self._next_conn_id = 0
 
     # --- connections -------------------------------------------------------------------
@@ -179,6 +181,7 @@ class Relay:
             auth=auth,
             clock=self.clock,
             observer=self.metrics,
+            index=self.subscriptions,
         )
 
     def register(self, peer: Peer) -> None:
@@ -187,8 +190,9 @@ class Relay:
         self.metrics.connections.set(len(self.peers))
 
     def unregister(self, peer: Peer) -> None:
-        """Stop delivering to ``peer``."""
+        """Stop delivering to ``peer`` and forget its subscriptions."""
         self.peers.pop(peer.session.conn_id, None)
+        peer.session.close_all()
         self.metrics.connections.set(len(self.peers))
 
     # --- actions -----------------------------------------------------------------------
@@ -219,7 +223,7 @@ class Relay:
                 peer.send(peer.session.store_failed(action.event, "internal error"))
             elif isinstance(action, (Query, Count)):
                 sub_id = action.subscription.sub_id if isinstance(action, Query) else action.sub_id
-                peer.session.subscriptions.pop(sub_id, None)
+                peer.session.unsubscribe(sub_id)
                 peer.send(m.encode_closed(sub_id, "error: internal error"))
 
     async def _publish(self, peer: Peer, action: Publish) -> None:
@@ -244,12 +248,18 @@ class Relay:
             self.broadcast(event)
 
     def broadcast(self, event: Event) -> None:
-        """Deliver ``event`` to every live subscription allowed to read it (never awaits)."""
+        """Deliver ``event`` to every live subscription allowed to read it (never awaits).
+
+        Subscriptions are found through the index (about one lookup per tag of the
+        event), so the cost does not grow with every filter of every connection."""
         raw = event.raw
-        for peer in list(self.peers.values()):
-            if not peer.is_open:
+        for conn_id, sub_ids in self.subscriptions.match(event).items():
+            peer = self.peers.get(conn_id)
+            if peer is None or not peer.is_open:
                 continue
-            for sub_id in peer.session.live_matches(event):
+            if not self.policy.can_read_passively(event, peer.session.viewer):
+                continue
+            for sub_id in sub_ids:
                 peer.send(m.encode_event(sub_id, raw))
 
     async def _query(self, peer: Peer, action: Query) -> None:
@@ -262,13 +272,13 @@ class Relay:
             )
         except StoreUnavailable as exc:
             log.error("store query failed", extra={"error": str(exc)})
-            peer.session.subscriptions.pop(sub.sub_id, None)
+            peer.session.unsubscribe(sub.sub_id)
             peer.send(m.encode_closed(sub.sub_id, "error: could not query the store, retry"))
             return
         finally:
             self.metrics.store_seconds.labels("query").observe(time.perf_counter() - started)
         if isinstance(result, Rejection):
-            peer.session.subscriptions.pop(sub.sub_id, None)
+            peer.session.unsubscribe(sub.sub_id)
             peer.send(m.encode_closed(sub.sub_id, result.message()))
             return
         await self._stream(peer, sub, self._readable(viewer, result))
