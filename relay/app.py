@@ -253,7 +253,10 @@ class Relay:
         Subscriptions are found through the index (about one lookup per tag of the
         event), so the cost does not grow with every filter of every connection."""
         raw = event.raw
-        for conn_id, sub_ids in self.subscriptions.match(event).items():
+        checks = self.subscriptions.checks
+        matches = self.subscriptions.match(event)
+        self.metrics.fanout_checks.inc(self.subscriptions.checks - checks)
+        for conn_id, sub_ids in matches.items():
             peer = self.peers.get(conn_id)
             if peer is None or not peer.is_open:
                 continue

@@ -51,6 +51,12 @@ class RelayMetrics:
             "Connections dropped because they stopped reading",
             registry=r,
         )
+        self.fanout_checks = Counter(
+            "nostr_relay_fanout_filter_checks_total",
+            "Filters checked in full during live fan-out (candidates from the subscription"
+            " index; a high rate per event means broad subscriptions)",
+            registry=r,
+        )
 
     def render(self) -> bytes:
         """The Prometheus text exposition of every registered metric."""

@@ -286,8 +286,8 @@ class Session:
     def _values_rejection(self) -> Rejection:
         limit = self.limits.max_filter_values
         return restricted(
-            "too many filter values (ids, authors, kinds and tag values) across this"
-            f" connection's subscriptions (limitation.max_filter_values = {limit})"
+            "too many filter values: ids, authors, kinds and tag values across a"
+            f" connection's subscriptions are limited (limitation.max_filter_values = {limit})"
         )
 
     def _on_req(self, msg: m.ReqMessage) -> list[Action]:
@@ -330,7 +330,8 @@ class Session:
 
     def _on_count(self, msg: m.CountMessage) -> list[Action]:
         rejection = self._check_req(msg.sub_id, msg.filters)
-        if rejection is None and self._too_many_values(msg.filters, None):
+        values = sum(f.value_count for f in msg.filters)
+        if rejection is None and values > self.limits.max_filter_values:
             rejection = self._values_rejection()
         if rejection is not None:
             return [Send(m.encode_closed(msg.sub_id, rejection.message()))]

@@ -92,6 +92,8 @@ class SubscriptionIndex:
         self._buckets: dict[_Key, dict[_Entry, None]] = {}
         self._unanchored: dict[_Entry, None] = {}
         self._filed: dict[Slot, list[tuple[_Key | None, _Entry]]] = {}
+        self.checks = 0
+        """Filters checked in full by :meth:`match` so far (its cost, for metrics)."""
 
     def __len__(self) -> int:
         return len(self._filed)
@@ -143,7 +145,10 @@ class SubscriptionIndex:
         def consider(entries: Iterable[_Entry]) -> None:
             for entry in entries:
                 slot = entry.slot
-                if slot not in seen and view.matches(entry.filter):
+                if slot in seen:
+                    continue
+                self.checks += 1
+                if view.matches(entry.filter):
                     seen.add(slot)
                     found.setdefault(slot[0], []).append(slot[1])
 
