@@ -21,6 +21,7 @@ from relay.core import messages as m
 from relay.core import policy as rules
 from relay.core.auth import new_challenge
 from relay.core.event import Event
+from relay.core.filters import Filter
 from relay.core.outcome import Outcome
 from relay.core.policy import Policy, Viewer
 from relay.core.ratelimit import KindLimit, KindRateLimiter
@@ -103,11 +104,13 @@ def build_policy(
     event_rules.append(rules.require_author_for_protected())
     read_rules: list[rules.ReadRule] = []
     passive_rules: list[rules.ReadRule] = []
+    scope_rules: list[rules.ScopeRule] = []
     if gateway is not None:
         event_rules += gateway.event_rules()
         req_rules += gateway.req_rules()
         read_rules += gateway.read_rules()
         passive_rules += gateway.passive_rules()
+        scope_rules += gateway.scope_rules()
     if config.rate_limiter.enabled and limiter.rules:
         event_rules.append(rules.limit_event_rate(limiter, clock))
     return Policy(
@@ -116,6 +119,7 @@ def build_policy(
         tuple(read_rules),
         tuple(passive_rules),
         guarded_kinds=gateway.guarded_kinds if gateway is not None else None,
+        scope_rules=tuple(scope_rules),
     )
 
 
@@ -314,23 +318,31 @@ class Relay:
         now = int(self.clock())
         started = time.perf_counter()
         try:
-            if self.policy.guards(action.filters):
-                capped = tuple(
-                    f if f.limit is not None else replace(f, limit=MAX_COUNTED_WITH_READ_RULES)
-                    for f in action.filters
-                )
-                events = await self.store.query(capped, now)
-                viewer = peer.session.viewer.asking(action.filters)
-                total = sum(1 for e in events if self.policy.can_read_passively(e, viewer))
-            else:
-                total = await self.store.count(action.filters, now)
+            viewer = peer.session.viewer.asking(action.filters)
+            total = await self._count_readable(viewer, action.filters, now)
         except StoreUnavailable as exc:
             log.error("store count failed", extra={"error": str(exc)})
             peer.send(m.encode_closed(action.sub_id, "error: could not query the store, retry"))
             return
         finally:
             self.metrics.store_seconds.labels("count").observe(time.perf_counter() - started)
-        peer.send(m.encode_count(action.sub_id, total))
+        cap = self.config.limitation.max_count
+        peer.send(m.encode_count(action.sub_id, min(total, cap), approximate=total > cap))
+
+    async def _count_readable(self, viewer: Viewer, filters: tuple[Filter, ...], now: int) -> int:
+        """How many events matching ``filters`` ``viewer`` may see, counted in the store
+        (NIP-45 ignores ``limit``); only rules without scope rules load events, capped."""
+        plan = self.policy.count_plan(filters, viewer)
+        if plan is None:
+            cap = min(MAX_COUNTED_WITH_READ_RULES, self.config.limitation.max_count)
+            capped = tuple(replace(f, limit=cap) for f in filters)
+            events = await self.store.query(capped, now)
+            return sum(1 for e in events if self.policy.can_read_passively(e, viewer))
+        total = 0
+        for part, sign in ((plan.total, 1), (plan.minus, -1), (plan.plus, 1)):
+            if part:
+                total += sign * await self.store.count(part, now)
+        return max(total, 0)
 
     # --- health ------------------------------------------------------------------------
 

@@ -18,14 +18,14 @@ from relay.core.auth import ReplayGuard
 from relay.core.event import Event
 from relay.core.filters import Filter
 from relay.core.outcome import Outcome
-from relay.core.policy import EventRule, ReadRule, ReqRule, Viewer
+from relay.core.policy import EventRule, ReadRule, ReqRule, ScopeRule, Viewer
 from relay.core.reasons import Rejection, error, rate_limited
 from relay.limiter.base import Limiter, LimiterUnavailable
 from relay.limiter.memory import MemoryLimiter
 from relay.mls import kinds
 from relay.mls.groups import Actor, GroupState, on_gift_wrap, on_group_message, on_roster
 from relay.mls.keypackages import HARD_MAX_PER_QUERY, keypackage_expiry
-from relay.mls.narrowing import narrow_for_reader
+from relay.mls.narrowing import count_scope, narrow_for_reader
 from relay.mls.rules import (
     GroupDirectory,
     own_keypackages_only,
@@ -155,6 +155,10 @@ class MlsGateway:
         consuming, rate-limited fetch: never by live fan-out, and COUNT does not reveal
         how many someone has left (no harvesting)."""
         return [own_keypackages_only()]
+
+    def scope_rules(self) -> list[ScopeRule]:
+        """The read and passive rules as filters, so COUNT is counted in the store."""
+        return [count_scope(self.directory, enforce=self.enforce)]
 
     # --- writes --------------------------------------------------------------------------
 
