@@ -3,7 +3,7 @@
 The server feeds bytes to :meth:`RequestReader.feed` until it returns a
 :class:`ReadRequest` (complete head, and body unless it is a WebSocket upgrade) or a
 :class:`ReadError` (the status and message to answer with). ``h11`` enforces the
-grammar: obs-fold, whitespace before a colon, non-digit ``Content-Length``, control
+grammar: whitespace before a colon, a non-digit ``Content-Length``, two ``Host``s, control
 bytes in header values and a missing ``Host`` are all refused.
 """
 
