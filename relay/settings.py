@@ -60,7 +60,7 @@ class NetworkSettings:
     send_high_water: int = 1024 * 1024
     slow_consumer_timeout: float = _f(30.0, duration=True)
     max_send_buffer: int = 32 * 1024 * 1024
-    max_send_buffer_total: int = 512 * 1024 * 1024
+    max_send_buffer_total: int = 256 * 1024 * 1024
 
 
 @dataclass(frozen=True)
