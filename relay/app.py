@@ -264,10 +264,23 @@ class Relay:
             peer = self.peers.get(conn_id)
             if peer is None or not peer.is_open:
                 continue
-            if not self.policy.can_read_passively(event, peer.session.viewer):
-                continue
-            for sub_id in sub_ids:
+            for sub_id in self._live_readers(peer.session, event, sub_ids):
                 peer.send(m.encode_event(sub_id, raw))
+
+    def _live_readers(self, session: Session, event: Event, sub_ids: list[str]) -> list[str]:
+        """Those of ``sub_ids`` through which ``session`` may receive ``event`` live."""
+        if self.policy.can_read_passively(event, session.viewer):
+            return sub_ids
+        # Refused in general, an event may still be granted to a subscription that
+        # names it explicitly (a Marmot group's id, R-M11).
+        allowed = []
+        for sub_id in sub_ids:
+            sub = session.subscriptions.get(m.SubId(sub_id))
+            if sub is not None and self.policy.can_read_passively(
+                event, session.viewer.asking(sub.filters)
+            ):
+                allowed.append(sub_id)
+        return allowed
 
     async def _query(self, peer: Peer, action: Query) -> None:
         sub = action.subscription

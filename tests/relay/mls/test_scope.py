@@ -1,4 +1,4 @@
-"""relay.mls.rules.passive_scope: COUNT filters select exactly what the read rules allow.
+"""relay.mls.narrowing.count_scope: COUNT filters select exactly what the read rules allow.
 
 Counting ``total - minus + plus`` of a :class:`~relay.core.policy.CountPlan` in memory
 must give the same events as filtering every match through ``can_read_passively``.
@@ -14,10 +14,12 @@ from relay.core.filters import Filter
 from relay.core.policy import Policy, Viewer
 from relay.mls import kinds
 from relay.mls.groups import GroupState
-from relay.mls.rules import GroupDirectory, own_keypackages_only, passive_scope, restricted_delivery
+from relay.mls.narrowing import count_scope
+from relay.mls.rules import GroupDirectory, own_keypackages_only, restricted_delivery
 
 KEYS = [c * 64 for c in "abcd"]
-GROUPS = ["g1", "g2", "g3"]
+# Short ids need a roster to be read; 64-hex ids are capabilities (R-M11) while roster-less.
+GROUPS = ["g1", "g2", "e" * 64, "f" * 64]
 KINDS = sorted(kinds.RESTRICTED | {1, 444})
 
 
@@ -26,7 +28,7 @@ def policy(directory: GroupDirectory, *, enforce: bool) -> Policy:
         read_rules=(restricted_delivery(directory),) if enforce else (),
         passive_rules=(own_keypackages_only(),),
         guarded_kinds=kinds.RESTRICTED,
-        scope_rules=(passive_scope(directory, enforce=enforce),),
+        scope_rules=(count_scope(directory, enforce=enforce),),
     )
 
 
@@ -42,7 +44,7 @@ events = st.lists(
         st.sampled_from(KINDS),
         st.sampled_from(KEYS),
         st.lists(st.sampled_from(KEYS), max_size=2),
-        st.sampled_from([*GROUPS, "unknown"]),
+        st.sampled_from([*GROUPS, "unknown", "0" * 64]),
     ),
     max_size=25,
 ).map(lambda rows: [make_event(i, *row) for i, row in enumerate(rows)])
@@ -51,13 +53,17 @@ filters = st.lists(
         Filter,
         kinds=st.none() | st.frozensets(st.sampled_from(KINDS), min_size=1, max_size=4),
         authors=st.none() | st.frozensets(st.sampled_from(KEYS), min_size=1, max_size=2),
+        tags=st.just(())
+        | st.sampled_from([*GROUPS, "0" * 64]).map(lambda g: (("h", frozenset({g})),)),
         limit=st.none() | st.integers(0, 3),
     ),
     min_size=1,
     max_size=3,
 )
 members = st.dictionaries(
-    st.sampled_from(GROUPS), st.frozensets(st.sampled_from(KEYS), max_size=2), max_size=3
+    st.sampled_from(GROUPS),
+    st.tuples(st.frozensets(st.sampled_from(KEYS), max_size=2), st.booleans()),
+    max_size=3,
 )
 
 
@@ -78,16 +84,17 @@ def matched(fs: tuple[Filter, ...], evs: list[Event]) -> set[str]:
 def test_count_plan_counts_exactly_the_passively_readable_events(
     evs: list[Event],
     fs: list[Filter],
-    groups: dict[str, frozenset[str]],
+    groups: dict[str, tuple[frozenset[str], bool]],
     pubkeys: frozenset[str],
     admins: frozenset[str],
     own: frozenset[int],
     enforce: bool,
 ) -> None:
     directory = GroupDirectory(global_admins=admins)
-    for group_id, group_members in groups.items():
-        directory.update(GroupState(group_id, members=group_members))
-    viewer = Viewer(1, "10.0.0.1", pubkeys, {f"{n:064x}": None for n in own})
+    for group_id, (group_members, rostered) in groups.items():
+        state = GroupState(group_id, members=group_members, last_seq=1 if rostered else None)
+        directory.update(state)
+    viewer = Viewer(1, "10.0.0.1", pubkeys, {f"{n:064x}": None for n in own}).asking(fs)
     rules = policy(directory, enforce=enforce)
     plan = rules.count_plan(fs, viewer)
     assert plan is not None
