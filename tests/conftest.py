@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import dataclasses
 import os
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -17,6 +17,11 @@ from relay.app import Relay  # noqa: E402
 from relay.config import Config, load_config  # noqa: E402
 from relay.server import RelayServer  # noqa: E402
 from relay.store.sqlite import SqliteStore  # noqa: E402
+from tests.support.firestore_emulator import (  # noqa: E402
+    EmulatorMissing,
+    FirestoreEmulator,
+    start_emulator,
+)
 from tests.support.nostr import RelayClient  # noqa: E402
 
 
@@ -96,3 +101,58 @@ async def running(start_relay: StartRelay) -> RunningRelay:
     """A relay with the default configuration."""
     result: RunningRelay = await start_relay()
     return result
+
+
+# --- Firestore emulator (one per session, data reset between tests) ------------------------
+
+
+def _start_emulator_or_fail() -> FirestoreEmulator:
+    problem = ""
+    try:
+        return start_emulator()
+    except EmulatorMissing as exc:
+        problem = str(exc)
+    pytest.fail(problem, pytrace=False)
+
+
+@pytest.fixture(scope="session")
+def firestore_emulator() -> Iterator[FirestoreEmulator]:
+    """The session's Firestore emulator; fails (never skips) when none is installed."""
+    emulator = _start_emulator_or_fail()
+    previous = os.environ.get("FIRESTORE_EMULATOR_HOST")
+    os.environ["FIRESTORE_EMULATOR_HOST"] = emulator.host
+    try:
+        yield emulator
+    finally:
+        emulator.stop()
+        if previous is None:
+            os.environ.pop("FIRESTORE_EMULATOR_HOST", None)
+        else:
+            os.environ["FIRESTORE_EMULATOR_HOST"] = previous
+
+
+@pytest.fixture
+def firestore(
+    firestore_emulator: FirestoreEmulator, request: pytest.FixtureRequest
+) -> FirestoreEmulator:
+    """The shared emulator, emptied for this test (``FIRESTORE_EMULATOR_HOST`` points at it).
+
+    Tests marked ``official_firestore_only`` are skipped on the npm fallback, which has
+    no transaction isolation.
+    """
+    if request.node.get_closest_marker("official_firestore_only") and not (
+        firestore_emulator.official
+    ):
+        pytest.skip("needs the official Firestore emulator (transaction isolation)")
+    firestore_emulator.reset()
+    return firestore_emulator
+
+
+@pytest.fixture
+def private_firestore() -> Iterator[FirestoreEmulator]:
+    """An emulator of this test's own, for tests that pause, stop or restart it."""
+    emulator = _start_emulator_or_fail()
+    try:
+        yield emulator
+    finally:
+        emulator.stop()
