@@ -10,8 +10,10 @@ errors become :class:`StoreUnavailable` at this boundary. The emulator is used w
 
 from __future__ import annotations
 
+import asyncio
 import dataclasses
 import os
+import random
 from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from contextlib import asynccontextmanager
 from typing import Any, TypeVar
@@ -51,6 +53,8 @@ from relay.store.firestore_events import (
 T = TypeVar("T")
 
 TRANSACTION_ATTEMPTS = 5  # the client library's default, stated
+CONTENTION_ROUNDS = 6
+CONTENTION_BACKOFF = 0.05  # seconds, doubled each round, jittered
 DEFAULT_ARCHIVE_TTL = 30 * 86400
 # Deleting one event can take two writes (event + key package document).
 _DELETES_PER_BATCH = MAX_WRITES // 2
@@ -118,14 +122,23 @@ class FirestoreStore:
             raise StoreUnavailable(f"firestore {what} failed: {exc}") from exc
 
     async def _transaction(self, what: str, body: Callable[[Transaction], Awaitable[T]]) -> T:
-        """Run ``body`` in a transaction, retried on contention by the client library."""
+        """Run ``body`` in a transaction. The client library retries a commit that lost a
+        race (keeping its place in line); when a whole round of those attempts fails,
+        or a read inside the transaction is aborted, the transaction is run again after
+        a jittered backoff, a bounded number of times."""
 
         @firestore.async_transactional
         async def run(transaction: Transaction) -> T:
             return await body(transaction)
 
-        async with self._translated(what):
-            return await run(self.client.transaction(max_attempts=TRANSACTION_ATTEMPTS))
+        for round_ in range(CONTENTION_ROUNDS):
+            try:
+                async with self._translated(what):
+                    return await run(self.client.transaction(max_attempts=TRANSACTION_ATTEMPTS))
+            except StoreUnavailable as exc:
+                if round_ + 1 == CONTENTION_ROUNDS or not _contended(exc):
+                    raise
+            await asyncio.sleep(CONTENTION_BACKOFF * 2**round_ * (0.5 + random.random()))
         raise AssertionError("unreachable")  # pragma: no cover - for mypy
 
     async def _delete_events(self, event_ids: Sequence[str]) -> int:
@@ -316,3 +329,11 @@ class FirestoreStore:
             archived = await self._delete_events(old)
             return MlsSweep(archived, expired_count, last_resort)
         raise AssertionError("unreachable")  # pragma: no cover - for mypy
+
+
+def _contended(exc: StoreUnavailable) -> bool:
+    """True if the transaction failed because another one held or changed its documents."""
+    cause = exc.__cause__
+    return isinstance(cause, gexc.Aborted) or (
+        isinstance(cause, ValueError) and isinstance(cause.__cause__, gexc.Aborted)
+    )
