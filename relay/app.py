@@ -38,6 +38,7 @@ from relay.core.session import (
 from relay.gateway import MlsGateway
 from relay.metrics import RelayMetrics
 from relay.store.base import MlsStore, StoreUnavailable
+from relay.store.guarded import GuardedStore
 
 log = logging.getLogger("relay")
 
@@ -129,7 +130,12 @@ class Relay:
         metrics: RelayMetrics | None = None,
     ) -> None:
         self.config = config
-        self.store = store
+        # Every store call is bounded and retried here (R-S3), whatever the backend.
+        self.store: MlsStore = (
+            store
+            if isinstance(store, GuardedStore)
+            else GuardedStore(store, timeout=config.data.store_timeout)
+        )
         self.clock = clock
         self.metrics = metrics or RelayMetrics()
         self.version = __version__
@@ -142,7 +148,7 @@ class Relay:
         )
         self.gateway = MlsGateway(
             config.mls_gateway,
-            store,
+            self.store,
             registry=self.metrics.registry,
             clock=clock,
             allowlist=config.auth.allowed_pubkeys,

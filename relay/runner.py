@@ -15,6 +15,8 @@ from relay.config import Config
 from relay.datalock import DataDirLock
 from relay.server import RelayServer
 from relay.store.base import MlsStore, StoreUnavailable
+from relay.store.firestore import FirestoreStore
+from relay.store.guarded import GuardedStore
 from relay.store.sqlite import SqliteStore
 
 log = logging.getLogger("relay")
@@ -28,20 +30,24 @@ class UnsupportedBackend(Exception):
 
 
 def build_store(config: Config) -> MlsStore:
-    """The event store selected by ``data.backend`` (or ``mls_gateway.storage_backend``)."""
+    """The event store selected by ``data.backend`` (or ``mls_gateway.storage_backend``),
+    behind the fault guard (timeouts and retries, R-S3)."""
     if config.cluster.redis_url:
         # Refuse rather than run single-instance fan-out behind a multi-instance deploy.
         raise UnsupportedBackend(
             "cluster mode (cluster.redis_url) is not available in this version of mlsgw; "
             "unset it to run one instance with in-process fan-out"
         )
-    backend = config.store_backend
-    if backend == "sqlite":
-        return SqliteStore(config.sqlite_path, synchronous=config.data.synchronous)
-    raise UnsupportedBackend(
-        f"store backend {backend!r} is not available in this version of mlsgw; "
-        'set data.backend = "sqlite" (or MLSGW_DATA__BACKEND=sqlite)'
-    )
+    store: MlsStore
+    if config.store_backend == "firestore":
+        store = FirestoreStore(
+            config.firestore_project,
+            config.data.database,
+            archive_ttl=config.mls_gateway.message_archive_ttl_days * 86400,
+        )
+    else:
+        store = SqliteStore(config.sqlite_path, synchronous=config.data.synchronous)
+    return GuardedStore(store, timeout=config.data.store_timeout)
 
 
 async def _sweep(relay: Relay, interval: float) -> None:

@@ -167,6 +167,9 @@ class DataSettings:
     backend: Literal["sqlite", "firestore"] | None = None
     path: str = "./data"
     synchronous: Literal["normal", "full"] = "normal"
+    project_id: str | None = None
+    database: str = "(default)"
+    store_timeout: float = _f(5.0, duration=True)
 
 
 @dataclass(frozen=True)
@@ -233,6 +236,12 @@ class Config:
     def store_backend(self) -> Literal["sqlite", "firestore"]:
         """``data.backend``, else the rnostr-era ``mls_gateway.storage_backend``, else sqlite."""
         return self.data.backend or self.mls_gateway.storage_backend or "sqlite"
+
+    @property
+    def firestore_project(self) -> str | None:
+        """``data.project_id``, else rnostr's ``mls_gateway.project_id`` (None: the
+        client library finds the project from the environment)."""
+        return self.data.project_id or self.mls_gateway.project_id
 
     @property
     def sqlite_path(self) -> Path:
