@@ -59,10 +59,12 @@ class Writes:
     deletes: list[Any] = field(default_factory=list)
 
     def apply(self, transaction: Transaction) -> None:
-        """Queue every write on ``transaction``."""
+        """Queue every write on ``transaction``, each document once (a deletion may
+        name the same event by id and by coordinate)."""
         for ref, doc in self.sets:
             transaction.set(ref, doc)
-        for ref in self.deletes:
+        deleted = {ref.path: ref for ref in self.deletes}
+        for ref in deleted.values():
             transaction.delete(ref)
 
 

@@ -314,3 +314,24 @@ async def test_expired_events_are_hidden_then_swept(store: MlsStore) -> None:
     assert await store.delete_expired(NOW + 9) == 0
     assert await store.delete_expired(NOW + 10) == 1
     assert await store.delete_expired(NOW + 10) == 0
+
+
+async def test_a_deletion_naming_an_event_by_id_and_by_coordinate(store: MlsStore) -> None:
+    """The same addressable event named by ``e`` and ``a`` is deleted once, and blocked."""
+    post = ev(kind=30023, created_at=NOW - 5, tags=[["d", "post"]])
+    await store.save(post, NOW)
+    delete = deletion(ALICE, ["e", post.id], ["a", f"30023:{ALICE.pubkey}:post"])
+    assert await store.save(delete, NOW) is Outcome.STORED
+    assert await ids(store, f(kinds=[30023])) == []
+    assert await store.save(post, NOW) is Outcome.DELETED
+
+
+async def test_an_older_version_is_accepted_once_the_newer_one_is_gone(store: MlsStore) -> None:
+    """A replaceable slot whose stored version expired and was swept takes an older one."""
+    newer = ev(kind=0, created_at=NOW, tags=[["expiration", str(NOW + 10)]])
+    older = ev(kind=0, created_at=NOW - 5)
+    await store.save(newer, NOW)
+    assert await store.save(older, NOW) is Outcome.SUPERSEDED
+    assert await store.delete_expired(NOW + 10) == 1
+    assert await store.save(older, NOW + 10) is Outcome.STORED
+    assert await ids(store, f(kinds=[0]), now=NOW + 10) == [older.id]
