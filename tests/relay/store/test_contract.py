@@ -277,6 +277,7 @@ async def test_a_deletion_of_another_authors_coordinate_is_ignored(store: MlsSto
     )
 
 
+@pytest.mark.official_firestore_only  # racing duplicates need transaction isolation
 async def test_concurrent_saves_are_all_committed(store: MlsStore) -> None:
     """Many saves in flight at once (batched by the writer) each get their own outcome."""
     events = [ev(content=str(i), created_at=NOW + i) for i in range(300)]
