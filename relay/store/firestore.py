@@ -42,6 +42,7 @@ from relay.store.firestore_events import (
     Client,
     Transaction,
     Writes,
+    count_exactly,
     get_docs,
     plan_deletion,
     plan_save,
@@ -209,14 +210,20 @@ class FirestoreStore:
         return [event_from_raw(raw) for _, (_, raw) in ordered]
 
     async def count(self, filters: Sequence[Filter], now: int) -> int:
-        """See :meth:`relay.store.base.EventStore.count` (distinct ids over a paginated
-        scan: a union of filters with expiry cannot be one aggregation query)."""
-        unlimited = [dataclasses.replace(f, limit=None) for f in filters]
-        seen: set[str] = set()
+        """See :meth:`relay.store.base.EventStore.count`. One filter that Firestore can
+        evaluate entirely is counted by aggregation queries; otherwise (a union needs
+        distinct ids, or checks Firestore cannot run) by a paginated scan of ids."""
         async with self._translated("count"):
-            for f in unlimited:
-                seen.update(await query_filter(self.client, f, now, oldest_first=True))
-        return len(seen)
+            if len(filters) == 1:
+                counted = await count_exactly(self.client, filters[0], now)
+                if counted is not None:
+                    return counted
+            seen: set[str] = set()
+            for f in filters:
+                unlimited = dataclasses.replace(f, limit=None)
+                seen.update(await query_filter(self.client, unlimited, now, oldest_first=True))
+            return len(seen)
+        raise AssertionError("unreachable")  # pragma: no cover - for mypy
 
     async def delete_expired(self, now: int) -> int:
         """See :meth:`relay.store.base.EventStore.delete_expired`."""

@@ -116,6 +116,7 @@ class QueryPlan:
     since: int | None
     until: int | None
     descending: bool
+    exact: bool = False  # True when the server-side clauses are the whole filter
 
     def index_fields(self) -> tuple[tuple[str, str], ...]:
         """The composite index this plan needs, as ``(field, mode)`` pairs in index
@@ -129,15 +130,29 @@ class QueryPlan:
             return ()
         return (*fields, ("created_at", "DESCENDING" if self.descending else "ASCENDING"))
 
+    def count_index_fields(self) -> tuple[tuple[tuple[str, str], ...], ...]:
+        """The composite indexes the two count queries of an exact plan need (the
+        matching events, and those among them already expired): equality/``in`` fields,
+        then ``created_at`` when ranged, then ``expires_at``; no order."""
+        fields = sorted(
+            (name, "CONTAINS" if name == "tags" else "ASCENDING")
+            for name in [n for n, _ in self.equal] + ([self.field] if self.field else [])
+        )
+        if self.since is not None or self.until is not None:
+            fields.append(("created_at", "ASCENDING"))
+        expired = (*fields, ("expires_at", "ASCENDING"))
+        return tuple(index for index in (tuple(fields), expired) if len(index) > 1)
+
 
 def _chunks(values: Sequence[Any]) -> tuple[tuple[Any, ...], ...]:
     return tuple(tuple(values[i : i + MAX_IN]) for i in range(0, len(values), MAX_IN))
 
 
 def plan_query(f: Filter, *, oldest_first: bool = False) -> QueryPlan:
-    """The server-side plan for ``f`` (which must not use ``ids``: those are fetched by
-    document id). Authors are the most selective field, then a tag, then kinds; a
-    single kind is added as an equality clause next to authors or a tag."""
+    """The server-side plan for ``f`` (``ids`` are fetched by document id instead).
+    Authors are the most selective field, then a tag, then kinds; a single kind is added
+    as an equality clause next to authors or a tag. ``exact`` says whether the clauses
+    are the whole filter (so Firestore can count it without reading documents)."""
     single_kind = (
         (("kind", next(iter(f.kinds))),) if f.kinds is not None and len(f.kinds) == 1 else ()
     )
@@ -145,15 +160,22 @@ def plan_query(f: Filter, *, oldest_first: bool = False) -> QueryPlan:
     op: str | None = None
     chunks: tuple[tuple[Any, ...], ...] = ()
     equal: tuple[tuple[str, Any], ...] = ()
+    kinds_covered = f.kinds is None or bool(single_kind)
     if f.authors is not None:
         field, op, chunks, equal = "pubkey", "in", _chunks(sorted(f.authors)), single_kind
+        exact = kinds_covered and not f.tags
     elif f.tags:
         name, values = min(f.tags, key=lambda tag: (len(tag[1]), tag[0]))
         field, op = "tags", "array_contains_any"
         chunks, equal = _chunks(sorted(f"{name}:{v}" for v in values)), single_kind
+        exact = kinds_covered and len(f.tags) == 1
     elif f.kinds is not None:
         field, op, chunks = "kind", "in", _chunks(sorted(f.kinds))
-    return QueryPlan(field, op, chunks, equal, f.since, f.until, not oldest_first)
+        exact = True
+    else:
+        exact = True
+    exact = exact and f.ids is None
+    return QueryPlan(field, op, chunks, equal, f.since, f.until, not oldest_first, exact)
 
 
 def archive_plans() -> tuple[QueryPlan, ...]:

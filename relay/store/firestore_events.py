@@ -11,6 +11,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from google.cloud import firestore
+from google.cloud.firestore_v1.async_aggregation import AsyncAggregationQuery
 from google.cloud.firestore_v1.async_collection import AsyncCollectionReference
 from google.cloud.firestore_v1.async_query import AsyncQuery
 from google.cloud.firestore_v1.base_query import FieldFilter
@@ -223,7 +224,9 @@ async def plan_deletion(
 # --- queries ---------------------------------------------------------------------------
 
 
-def _base_query(client: Client, plan: QueryPlan, chunk: tuple[Any, ...] | None) -> AsyncQuery:
+def _base_query(
+    client: Client, plan: QueryPlan, chunk: tuple[Any, ...] | None, *, ordered: bool = True
+) -> AsyncQuery:
     query: AsyncQuery = client.collection(EVENTS)  # type: ignore[assignment]
     for name, value in plan.equal:
         query = query.where(filter=FieldFilter(name, "==", value))
@@ -233,6 +236,8 @@ def _base_query(client: Client, plan: QueryPlan, chunk: tuple[Any, ...] | None) 
         query = query.where(filter=FieldFilter("created_at", ">=", plan.since))
     if plan.until is not None:
         query = query.where(filter=FieldFilter("created_at", "<=", plan.until))
+    if not ordered:
+        return query
     direction = AsyncQuery.DESCENDING if plan.descending else AsyncQuery.ASCENDING
     return query.order_by("created_at", direction=direction)
 
@@ -258,6 +263,33 @@ async def scan(
         if len(snaps) < page or not fresh:
             return
         cursor = snaps[-1]
+
+
+async def count_exactly(client: Client, f: Filter, now: int) -> int | None:
+    """Live events matching ``f`` counted by Firestore aggregation queries (no documents
+    read), or None when ``f`` needs checks Firestore cannot run (then scan instead).
+
+    Expired-but-unswept events are subtracted with a second count per chunk. Chunks of
+    ``tags`` may overlap (one event, two values), so only a single chunk is counted.
+    """
+    if f.is_empty_by_construction:
+        return 0
+    plan = plan_query(f)
+    if not plan.exact or (plan.op == "array_contains_any" and len(plan.chunks) > 1):
+        return None
+    total = 0
+    for chunk in plan.chunks or (None,):
+        query = _base_query(client, plan, chunk, ordered=False)
+        expired = query.where(filter=FieldFilter("expires_at", "<=", now))
+        total += await _aggregate(query) - await _aggregate(expired)
+    return total
+
+
+async def _aggregate(query: AsyncQuery) -> int:
+    # The library annotates count() as returning the class, not an instance.
+    aggregation: AsyncAggregationQuery = query.count(alias="n")  # type: ignore[assignment]
+    results = await aggregation.get()
+    return sum(int(result.value) for batch in results for result in batch)
 
 
 def _page_for(limit: int | None) -> int:

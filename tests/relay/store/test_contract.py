@@ -336,3 +336,32 @@ async def test_an_older_version_is_accepted_once_the_newer_one_is_gone(store: Ml
     assert await store.delete_expired(NOW + 10) == 1
     assert await store.save(older, NOW + 10) is Outcome.STORED
     assert await ids(store, f(kinds=[0]), now=NOW + 10) == [older.id]
+
+
+async def test_count_of_one_filter_matches_the_query_it_counts(store: MlsStore) -> None:
+    """Single filters (counted without loading events where the store can) agree with the
+    events a query returns: by author, kind, tag, time range, and with expired events."""
+    events = [
+        ev(ALICE, 1, NOW - 2, tags=[["t", "x"]], content="a"),
+        ev(ALICE, 7, NOW - 1, tags=[["t", "y"]], content="b"),
+        ev(BOB, 1, NOW, tags=[["t", "x"], ["p", ALICE.pubkey]], content="c"),
+        ev(BOB, 1, NOW, tags=[["expiration", str(NOW + 5)]], content="expiring"),
+    ]
+    for event in events:
+        await store.save(event, NOW)
+    shapes = [
+        {},
+        {"kinds": [1]},
+        {"kinds": [1, 7]},
+        {"authors": [BOB.pubkey]},
+        {"authors": [BOB.pubkey], "kinds": [1]},
+        {"#t": ["x"]},
+        {"#t": ["x"], "kinds": [1]},
+        {"#t": ["x"], "#p": [ALICE.pubkey]},
+        {"since": NOW - 1, "until": NOW},
+        {"ids": [events[0].id]},
+    ]
+    for now in (NOW, NOW + 5):
+        for shape in shapes:
+            expected = len(await store.query([f(**shape)], now))
+            assert await store.count([f(**shape)], now) == expected, (shape, now)
