@@ -89,7 +89,7 @@ _SECTIONS: dict[str, str] = {
 
 # rnostr keys mlsgw accepts but does not use, with the reason shown by `config check`.
 _IGNORED_KEYS: dict[str, str] = {
-    "data.db_query_timeout": "queries are bounded by the store's own timeouts",
+    "data.db_query_timeout": "every store call is bounded by data.store_timeout",
     "limitation.min_prefix": "id/author prefix queries are not supported (exact ids only)",
     "extensions.mls_gateway.welcome_ttl": "welcomes only travel inside gift wraps (archive TTL)",
     "extensions.mls_gateway.enable_message_archive": "the store is the archive (R-M9)",
