@@ -19,6 +19,7 @@ from contextlib import asynccontextmanager
 from typing import Any, TypeVar
 
 from google.api_core import exceptions as gexc
+from google.auth.exceptions import GoogleAuthError
 from google.cloud import firestore
 from google.cloud.firestore_v1.base_query import FieldFilter
 
@@ -94,7 +95,7 @@ class FirestoreStore:
                 kwargs["project"] = self.project or "demo-mlsgw"
             try:
                 self._client = firestore.AsyncClient(**kwargs)
-            except (gexc.GoogleAPIError, ValueError) as exc:
+            except (gexc.GoogleAPIError, GoogleAuthError, ValueError) as exc:
                 raise StoreUnavailable(f"cannot build the Firestore client: {exc}") from exc
         await self.health()
 
@@ -117,7 +118,7 @@ class FirestoreStore:
     async def _translated(self, what: str) -> AsyncIterator[None]:
         try:
             yield
-        except gexc.GoogleAPIError as exc:
+        except (gexc.GoogleAPIError, GoogleAuthError) as exc:  # auth: token refresh failed
             raise StoreUnavailable(f"firestore {what} failed: {exc}") from exc
         except ValueError as exc:  # the client's "failed to commit in N attempts"
             raise StoreUnavailable(f"firestore {what} failed: {exc}") from exc

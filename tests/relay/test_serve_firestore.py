@@ -14,7 +14,7 @@ from relay.core.event import Event
 from tests.support.firestore_emulator import FirestoreEmulator
 from tests.support.http import http_request
 from tests.support.nostr import Keys, RelayClient
-from tests.support.process import REPO, ServeProcess, StartServe, base_env
+from tests.support.process import PROCESS_TIMEOUT, REPO, ServeProcess, StartServe, base_env
 
 RNOSTR_EXAMPLE = REPO / "tests" / "fixtures" / "rnostr.toml"  # copy of ../shared/examples
 # The rnostr example allows exactly this key (secret key 1, the secp256k1 generator).
@@ -56,6 +56,18 @@ async def test_the_rnostr_example_runs_on_firestore_shared_by_two_processes(
     for client in (writer, reader):
         await client.close()
     assert await first.stop() == 0 and await second.stop() == 0
+
+
+async def test_firestore_without_credentials_exits_1_saying_why(
+    serve: StartServe, tmp_path: Path
+) -> None:
+    """No emulator and no credentials: serve names the store problem and exits 1."""
+    env = {**base_env(tmp_path), "MLSGW_DATA__BACKEND": "firestore"}
+    env.pop("FIRESTORE_EMULATOR_HOST", None)
+    env["GOOGLE_APPLICATION_CREDENTIALS"] = str(tmp_path / "missing-key.json")
+    relay = await serve(env=env)
+    assert await asyncio.wait_for(relay.process.wait(), PROCESS_TIMEOUT) == 1
+    assert "the event store is unavailable" in relay.log.read_text()
 
 
 def firestore_env(tmp_path: Path, emulator: FirestoreEmulator) -> dict[str, str]:
