@@ -27,7 +27,7 @@ from relay.core.event import Event, event_from_raw
 from relay.core.filters import Filter
 from relay.core.outcome import Outcome
 from relay.core.reasons import Rejection
-from relay.core.replacement import deletion_of
+from relay.core.replacement import Deletion, deletion_of
 from relay.mls import kinds
 from relay.mls.groups import GroupState
 from relay.store import firestore_mls
@@ -38,7 +38,14 @@ from relay.store.base import (
     ServedKeyPackage,
     StoreUnavailable,
 )
-from relay.store.firestore_docs import EVENTS, GROUPS, KEYPACKAGES, MAX_WRITES
+from relay.store.firestore_docs import (
+    DELETIONS,
+    EVENTS,
+    GROUPS,
+    KEYPACKAGES,
+    MAX_WRITES,
+    tombstone_id,
+)
 from relay.store.firestore_events import (
     Client,
     Transaction,
@@ -172,11 +179,16 @@ class FirestoreStore:
 
     async def _save(self, event: Event, *, expires_at: int | None) -> Outcome:
         client = self.client
-        parts = split_deletion(d) if (d := deletion_of(event)) is not None else [None]
+        deletion = deletion_of(event)
+        parts: list[Deletion | None] = (
+            [None] if deletion is None else list(split_deletion(deletion))
+        )
+        if len(parts) > 1 and await self._refused_outright(event):
+            parts = parts[-1:]  # the final transaction answers DUPLICATE or DELETED
         for part in parts[:-1]:
             assert part is not None
 
-            async def apply_part(transaction: Transaction, part: Any = part) -> None:
+            async def apply_part(transaction: Transaction, part: Deletion = part) -> None:
                 writes = Writes()
                 await plan_deletion(client, transaction, part, writes)
                 writes.apply(transaction)
@@ -197,6 +209,17 @@ class FirestoreStore:
             return outcome
 
         return await self._transaction("save", body)
+
+    async def _refused_outright(self, event: Event) -> bool:
+        """True if ``event`` is already stored or tombstoned (checked before the parts of
+        a large deletion, so a refused deletion deletes nothing)."""
+        refs = [
+            self.client.collection(EVENTS).document(event.id),
+            self.client.collection(DELETIONS).document(tombstone_id(event.pubkey, event.id)),
+        ]
+        async with self._translated("save"):
+            return bool(await get_docs(self.client, refs))
+        raise AssertionError("unreachable")  # pragma: no cover - for mypy
 
     async def query(
         self, filters: Sequence[Filter], now: int, *, oldest_first: bool = False

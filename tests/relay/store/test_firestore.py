@@ -121,6 +121,21 @@ async def test_a_deletion_beyond_one_transaction_deletes_every_target(
     assert await store.save(targets[0], NOW) is Outcome.DELETED
 
 
+async def test_a_refused_large_deletion_deletes_nothing(
+    stores: tuple[FirestoreStore, FirestoreStore],
+) -> None:
+    """A large kind 5 whose own id its author deleted beforehand is DELETED, and none of
+    its targets is touched (its earlier parts are not applied)."""
+    store = stores[0]
+    target = ALICE.sign(1, "stays", created_at=NOW)
+    await store.save(target, NOW)
+    filler = [["e", f"{i:064x}"] for i in range(DELETION_TARGETS_PER_TRANSACTION * 2)]
+    large = ALICE.sign(5, "", [["e", target.id], *filler], created_at=NOW + 1)
+    await store.save(ALICE.sign(5, "", [["e", large.id]], created_at=NOW + 2), NOW)
+    assert await store.save(large, NOW) is Outcome.DELETED
+    assert await store.save(target, NOW) is Outcome.DUPLICATE
+
+
 async def test_more_than_30_authors_are_queried_in_chunks(
     stores: tuple[FirestoreStore, FirestoreStore],
 ) -> None:
