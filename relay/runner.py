@@ -6,11 +6,15 @@ import asyncio
 import logging
 import os
 import signal
+import socket
 import time
 from collections.abc import Callable, Mapping
 from contextlib import ExitStack
 
 from relay.app import Relay
+from relay.bus.base import Bus
+from relay.bus.local import LocalBus
+from relay.bus.redis_bus import RedisBus
 from relay.config import Config
 from relay.datalock import DataDirLock
 from relay.server import RelayServer
@@ -26,18 +30,12 @@ SWEEP_INTERVAL_SECONDS = 60.0
 
 
 class UnsupportedBackend(Exception):
-    """The configured store backend is not available in this build."""
+    """A configured backend (store or bus) cannot be used as given."""
 
 
 def build_store(config: Config) -> MlsStore:
     """The event store selected by ``data.backend`` (or ``mls_gateway.storage_backend``),
     behind the fault guard (timeouts and retries, R-S3)."""
-    if config.cluster.redis_url:
-        # Refuse rather than run single-instance fan-out behind a multi-instance deploy.
-        raise UnsupportedBackend(
-            "cluster mode (cluster.redis_url) is not available in this version of mlsgw; "
-            "unset it to run one instance with in-process fan-out"
-        )
     store: MlsStore
     if config.store_backend == "firestore":
         store = FirestoreStore(
@@ -50,10 +48,28 @@ def build_store(config: Config) -> MlsStore:
     return GuardedStore(store, timeout=config.data.store_timeout)
 
 
+def build_bus(config: Config) -> Bus:
+    """The Redis bus when ``cluster.redis_url`` is set (R-S2), else the in-process one."""
+    if config.cluster.redis_url:
+        try:
+            return RedisBus(config.cluster.redis_url)
+        except ValueError as exc:  # redis-py's answer to a URL it cannot use
+            raise UnsupportedBackend(f"cluster.redis_url: {exc}") from None
+    return LocalBus()
+
+
+def store_scope(config: Config) -> str:
+    """Names the database the instances share, for the sweeper lease: one SQLite file
+    on one host, or the configured backend's database."""
+    if config.store_backend == "sqlite":
+        return f"sqlite:{socket.gethostname()}:{config.sqlite_path.resolve()}"
+    return config.store_backend
+
+
 async def _sweep(relay: Relay, interval: float) -> None:
     while True:
         try:
-            await relay.sweep(int(time.time()))
+            await relay.sweep(int(time.time()), lease=3 * interval)
         except StoreUnavailable as exc:
             log.warning("sweep failed; will retry", extra={"error": str(exc)})
         await asyncio.sleep(interval)
@@ -99,9 +115,15 @@ async def _serve(
     ready: Callable[[RelayServer], None] | None,
     stop: asyncio.Event,
 ) -> None:
+    bus = build_bus(config)
     await store.open()
-    relay = Relay(config, store)
-    await relay.start()
+    relay = Relay(config, store, bus=bus, sweep_scope=store_scope(config))
+    try:
+        await relay.start()
+    except BaseException:
+        await relay.close()
+        await store.close()
+        raise
     server = RelayServer(relay)
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGTERM, signal.SIGINT):
@@ -112,6 +134,7 @@ async def _serve(
     try:
         await server.start(config.network.host, config.network.port)
     except OSError:
+        await relay.close()
         await store.close()
         raise
     sweeper = asyncio.create_task(_sweep(relay, SWEEP_INTERVAL_SECONDS))
@@ -124,6 +147,7 @@ async def _serve(
             "store": config.store_backend,
             "config": config.source or "built-in defaults",
             "data": data,
+            "bus": "redis" if relay.bus.distributed else "local",
             "version": relay.version,
         },
     )
@@ -134,6 +158,7 @@ async def _serve(
     log.info("shutting down: draining connections")
     sweeper.cancel()
     await server.shutdown(SHUTDOWN_BUDGET_SECONDS - 1.5)
+    await relay.close()
     await store.close()
     log.info("relay stopped")
 

@@ -71,19 +71,24 @@ StartRelay = Callable[..., Any]
 
 @pytest.fixture
 async def start_relay(tmp_path: Path) -> AsyncIterator[StartRelay]:
-    """Factory: ``await start_relay(config=None, store=None, clock=None)`` ->
-    :class:`RunningRelay` (``clock`` replaces ``time.time`` for the relay's decisions)."""
+    """Factory: ``await start_relay(config=None, store=None, clock=None, bus=None)`` ->
+    :class:`RunningRelay` (``clock`` replaces ``time.time`` for the relay's decisions;
+    ``bus`` defaults to the relay's own in-process bus)."""
     started: list[tuple[RelayServer, Any]] = []
 
     async def start(
         config: Config | None = None,
         store: Any = None,
         clock: Callable[[], float] | None = None,
+        bus: Any = None,
     ) -> RunningRelay:
         config = config or make_config(tmp_path / f"data{len(started)}")
         store = store or SqliteStore(config.sqlite_path)
         await store.open()
-        relay = Relay(config, store) if clock is None else Relay(config, store, clock=clock)
+        options: dict[str, Any] = {"bus": bus}
+        if clock is not None:
+            options["clock"] = clock
+        relay = Relay(config, store, **options)
         await relay.start()
         server = RelayServer(relay)
         await server.start("127.0.0.1", 0)
@@ -93,6 +98,7 @@ async def start_relay(tmp_path: Path) -> AsyncIterator[StartRelay]:
     yield start
     for server, store in started:
         await server.shutdown(2.0)
+        await server.relay.close()
         await store.close()
 
 

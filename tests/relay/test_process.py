@@ -122,13 +122,15 @@ async def test_api_without_relay_url_exits_2_saying_why(serve: StartServe, tmp_p
     assert "enable_api needs information.relay_url" in output and "Host" in output
 
 
-async def test_cluster_mode_is_refused_with_exit_2(serve: StartServe, tmp_path: Path) -> None:
-    """A bus this version lacks is refused, never silently replaced."""
-    relay = await serve(
-        env={**base_env(tmp_path), "MLSGW_CLUSTER__REDIS_URL": "redis://127.0.0.1:1/0"}
-    )
+async def test_an_unusable_redis_url_is_refused_with_exit_2(
+    serve: StartServe, tmp_path: Path
+) -> None:
+    """A bus URL redis-py cannot use is refused, never silently replaced by in-process
+    fan-out."""
+    env = {**base_env(tmp_path), "MLSGW_CLUSTER__REDIS_URL": "http://127.0.0.1:1/0"}
+    relay = await serve(env=env)
     assert await asyncio.wait_for(relay.process.wait(), PROCESS_TIMEOUT) == 2
-    assert "cluster mode" in relay.log.read_text()
+    assert "cluster.redis_url: Redis URL must specify" in relay.log.read_text()
 
 
 async def test_logs_are_json_lines_without_event_content(serve: StartServe, tmp_path: Path) -> None:
