@@ -278,7 +278,9 @@ class Relay:
         if fan_out:
             # R-P3: in cluster mode OK follows the publish; if the bus is down, publish
             # answers False at once and the event reaches this instance's subscribers only.
-            await self.bus.publish(wire.encode_event(self.bus.origin, event))
+            sent = await self.bus.publish(wire.encode_event(self.bus.origin, event))
+            if self.bus.distributed:
+                self.metrics.bus_published.labels("ok" if sent else "local_only").inc()
         peer.send(peer.session.published(event, outcome))
         if fan_out:
             self.deliver(event)
@@ -293,13 +295,16 @@ class Relay:
         try:
             message = wire.decode(data)
         except wire.MalformedMessage as exc:
+            self.metrics.bus_received.labels("malformed").inc()
             log.error("ignoring a malformed bus message", extra={"error": str(exc)})
             return
         if message.origin == self.bus.origin:
             return
         if isinstance(message, wire.EventMessage):
+            self.metrics.bus_received.labels("event").inc()
             self.deliver(message.event)
         else:
+            self.metrics.bus_received.labels("group").inc()
             self.gateway.apply_remote(message.state)
 
     def broadcast(self, event: Event) -> None:

@@ -52,7 +52,7 @@ def build_bus(config: Config) -> Bus:
     """The Redis bus when ``cluster.redis_url`` is set (R-S2), else the in-process one."""
     if config.cluster.redis_url:
         try:
-            return RedisBus(config.cluster.redis_url)
+            return RedisBus(config.cluster.redis_url, prefix=config.cluster.prefix)
         except ValueError as exc:  # redis-py's answer to a URL it cannot use
             raise UnsupportedBackend(f"cluster.redis_url: {exc}") from None
     return LocalBus()

@@ -177,6 +177,7 @@ class ClusterSettings:
     """``[cluster]``: cross-instance fan-out (R-S2)."""
 
     redis_url: str | None = _f(None, secret=True)
+    prefix: str = "mlsgw"
 
 
 @dataclass(frozen=True)

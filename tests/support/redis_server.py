@@ -72,10 +72,21 @@ class RedisServer:
                 return
             await asyncio.sleep(0.05)
 
+    def pause(self) -> None:
+        """SIGSTOP: the server keeps its sockets but answers nothing (a hang)."""
+        assert self.process is not None
+        self.process.send_signal(signal.SIGSTOP)
+
+    def resume(self) -> None:
+        """SIGCONT after :meth:`pause`."""
+        assert self.process is not None
+        self.process.send_signal(signal.SIGCONT)
+
     async def stop(self) -> None:
         """Kill the server (as an outage would) and wait for it to exit."""
         if self.process is not None and self.process.returncode is None:
             self.process.send_signal(signal.SIGKILL)
+            self.process.send_signal(signal.SIGCONT)
             await asyncio.wait_for(self.process.wait(), PROCESS_TIMEOUT)
 
 
