@@ -138,11 +138,12 @@ class MlsGateway:
         """Replace the directory's states with the stored ones (after a bus outage, the
         changes other instances made meanwhile are in the store, not on the bus)."""
         for state in await self.store.load_groups():
-            self.directory.update(state)
+            self.directory.merge(state)
 
     def apply_remote(self, state: GroupState) -> None:
-        """A group change another instance committed: deliver by it from now on."""
-        self.directory.update(state)
+        """A group change another instance committed: deliver by it from now on (unless
+        a later state of the group is already known)."""
+        self.directory.merge(state)
 
     # --- policy hooks --------------------------------------------------------------------
 
@@ -233,7 +234,8 @@ class MlsGateway:
         outcome, state = await self.store.save_group_event(event, transition, now)
         if state is not None:
             before = self.directory.get(state.group_id)
-            self.directory.update(state)
+            # merge, not replace: another instance's later change may have arrived first
+            self.directory.merge(state)
             # Before the relay publishes the event itself: each instance must know the
             # new membership when the event reaches it (one connection keeps the order).
             await self.bus.publish(wire.encode_group(self.bus.origin, state))
