@@ -49,8 +49,8 @@ class Bus(Protocol):
     """True when other processes share this bus (limits must then live on it)."""
 
     async def start(self, receive: Receiver, resync: Resync) -> None:
-        """Start receiving: ``receive`` gets every message any instance publishes
-        (including this one's, which the caller skips by origin). ``resync`` is awaited
+        """Start receiving: ``receive`` gets every message the other instances publish
+        (and maybe this one's own: the caller skips those by origin). ``resync`` is awaited
         after each reconnection, once messages flow again, to reload what may have been
         missed meanwhile. Returns even if the bus is down (it keeps reconnecting)."""
         ...

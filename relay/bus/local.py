@@ -47,10 +47,12 @@ class LocalBus:
         self.hub.receivers.append(receive)
 
     async def publish(self, message: bytes) -> bool:
-        """Hand ``message`` to every receiver of the hub on the next loop iteration."""
+        """Hand ``message`` to the hub's other receivers on the next loop iteration (alone
+        in its hub, as in a single-instance relay, this costs nothing)."""
         loop = asyncio.get_running_loop()
-        for receive in list(self.hub.receivers):
-            loop.call_soon(receive, message)
+        for receive in self.hub.receivers:
+            if receive is not self._receiver:
+                loop.call_soon(receive, message)
         return True
 
     async def take(self, buckets: Sequence[Bucket]) -> int | None:
