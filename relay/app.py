@@ -398,14 +398,20 @@ class Relay:
         return leads
 
     async def health(self, timeout: float = 1.0) -> dict[str, object]:
-        """The ``/health`` document (R-H1); ``status`` is ``healthy`` only if the store answers."""
+        """The ``/health`` document (R-H1): ``status`` is ``healthy`` only if the store
+        answers and, in cluster mode, the bus does, both checked at once within ``timeout``."""
         status = "healthy"
         store = "ok"
-        try:
-            await asyncio.wait_for(self.store.health(), timeout)
-        except (StoreUnavailable, TimeoutError) as exc:
-            status, store = "unhealthy", f"error: {exc or 'timed out'}"
-        bus = await self.bus.health()
+        store_check = asyncio.wait_for(self.store.health(), timeout)
+        bus_check = asyncio.wait_for(self.bus.health(), timeout)
+        store_result, bus_result = await asyncio.gather(
+            store_check, bus_check, return_exceptions=True
+        )
+        if isinstance(store_result, (StoreUnavailable, TimeoutError)):
+            status, store = "unhealthy", f"error: {store_result or 'timed out'}"
+        elif isinstance(store_result, BaseException):
+            raise store_result
+        bus = "unhealthy" if isinstance(bus_result, BaseException) else bus_result
         if bus == "unhealthy":
             status = "unhealthy"
         if self.config.information.maintenance:
