@@ -11,6 +11,10 @@ from collections.abc import Callable, Sequence
 from relay.bus.base import Bucket, BusStatus, Receiver, Resync
 from relay.core.ratelimit import TokenBucket
 
+# Full buckets and expired one-time keys are dropped at most this often (seconds), so
+# memory follows the request rate without a sweep on every call.
+PRUNE_INTERVAL = 60.0
+
 
 class LocalHub:
     """What the buses of one process share: receivers, buckets, one-time keys, leases."""
@@ -21,14 +25,18 @@ class LocalHub:
         self.buckets: dict[str, TokenBucket] = {}
         self.used: dict[str, float] = {}
         self.leases: dict[str, tuple[str, float]] = {}
+        self._pruned = clock()
 
-    def prune(self) -> None:
-        """Forget full buckets and expired keys (bounded memory)."""
+    def now(self) -> float:
+        """The hub's clock, forgetting what is no longer needed once per interval."""
         now = self.clock()
-        for key in [k for k, b in self.buckets.items() if b.is_full(now)]:
-            del self.buckets[key]
-        for key in [k for k, expires in self.used.items() if expires <= now]:
-            del self.used[key]
+        if now - self._pruned >= PRUNE_INTERVAL:
+            self._pruned = now
+            for key in [k for k, b in self.buckets.items() if b.is_full(now)]:
+                del self.buckets[key]
+            for key in [k for k, expires in self.used.items() if expires <= now]:
+                del self.used[key]
+        return now
 
 
 class LocalBus:
@@ -57,7 +65,7 @@ class LocalBus:
 
     async def take(self, buckets: Sequence[Bucket]) -> int | None:
         """Token buckets in memory (see :meth:`relay.bus.base.Bus.take`)."""
-        now = self.hub.clock()
+        now = self.hub.now()
         found = []
         for index, spec in enumerate(buckets):
             bucket = self.hub.buckets.get(spec.key)
@@ -73,7 +81,7 @@ class LocalBus:
 
     async def first_use(self, key: str, ttl: int) -> bool:
         """One-time keys in memory (see :meth:`relay.bus.base.Bus.first_use`)."""
-        now = self.hub.clock()
+        now = self.hub.now()
         expires = self.hub.used.get(key)
         if expires is not None and expires > now:
             return False
@@ -82,7 +90,7 @@ class LocalBus:
 
     async def lead(self, role: str, ttl: float) -> bool:
         """Leases in memory (see :meth:`relay.bus.base.Bus.lead`)."""
-        now = self.hub.clock()
+        now = self.hub.now()
         holder = self.hub.leases.get(role)
         if holder is not None and holder[0] != self.origin and holder[1] > now:
             return False

@@ -158,3 +158,15 @@ async def test_one_instance_holds_a_lease_until_it_expires(
 
     await asyncio.wait_for(taken_over(), TIMEOUT)
     assert not await a.bus.lead("sweeper:db", 60)
+
+
+async def test_the_in_process_hub_forgets_refilled_buckets_and_expired_keys() -> None:
+    now = [1000.0]
+    hub = LocalHub(clock=lambda: now[0])
+    bus = LocalBus(hub)
+    assert await bus.take([Bucket("k", 1, 10.0)]) is None
+    assert await bus.first_use("sig", 5)
+    assert len(hub.buckets) == 1 and len(hub.used) == 1
+    now[0] += 3600.0
+    assert await bus.first_use("other", 5)  # any call past the interval prunes
+    assert list(hub.used) == ["other"] and hub.buckets == {}
