@@ -136,6 +136,9 @@ class RedisBus:
                 self._connected = False
             finally:
                 await _close_quietly(pubsub)
+            # Pooled connections to a Redis that went away would each fail once after it
+            # is back (and flap the bus): start from fresh ones.
+            await _disconnect_quietly(self.client)
             if not first.done():
                 first.set_result(None)
             await asyncio.sleep(delay * random.uniform(0.5, 1.0))
@@ -240,6 +243,13 @@ class RedisBus:
 
 class BusLost(RedisError):
     """Raised inside the listener when a command found Redis gone: resubscribe."""
+
+
+async def _disconnect_quietly(client: Redis) -> None:
+    try:
+        await client.connection_pool.disconnect()
+    except (RedisError, OSError):
+        pass
 
 
 async def _close_quietly(pubsub: PubSub) -> None:
