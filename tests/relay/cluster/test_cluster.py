@@ -4,13 +4,15 @@ group membership on the receiving instance, and a Redis outage."""
 from __future__ import annotations
 
 import asyncio
+from pathlib import Path
 from typing import Any
 
 from relay.core.event import Event
 from tests.relay.cluster.conftest import Cluster
 from tests.support.http import http_request
 from tests.support.nostr import TIMEOUT, Keys, RelayClient
-from tests.support.process import ServeProcess
+from tests.support.process import ServeProcess, base_env, serve_processes
+from tests.support.redis_server import RedisServer
 
 GROUP = "a1" * 16
 
@@ -50,7 +52,10 @@ async def until_health(instance: ServeProcess, status: int) -> dict[str, Any]:
 
     async def poll() -> dict[str, Any]:
         while True:
-            code, document = await health(instance)
+            try:
+                code, document = await health(instance)
+            except OSError:  # not listening yet
+                code, document = 0, {}
             if code == status:
                 return document
             await asyncio.sleep(0.1)
@@ -205,3 +210,18 @@ async def test_a_membership_change_made_during_an_outage_reaches_a_after_it(
     owner_a = await authed(cluster.a, owner)
     await publish_ok(owner_a, group_message("after the outage"))
     assert await member_a.nothing_within(0.5)
+
+
+async def test_an_instance_started_while_redis_is_down_serves_and_joins_later(
+    tmp_path: Path, redis: RedisServer
+) -> None:
+    await redis.stop()
+    env = {**base_env(tmp_path), "MLSGW_CLUSTER__REDIS_URL": redis.url}
+    async with serve_processes(tmp_path) as serve:
+        instance = await serve(env=env)
+        document = await until_health(instance, 503)
+        assert (document["bus"], document["store"]) == ("unhealthy", "ok")
+        client = await RelayClient.open(instance.url)
+        await publish_ok(client, Keys().sign(1, "served without the bus"))
+        await redis.start()
+        assert (await until_health(instance, 200))["bus"] == "ok"
