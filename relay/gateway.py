@@ -135,8 +135,9 @@ class MlsGateway:
         return {"groups": len(self.directory), "delivery": self.settings.delivery}
 
     async def reload(self) -> None:
-        """Replace the directory's states with the stored ones (after a bus outage, the
-        changes other instances made meanwhile are in the store, not on the bus)."""
+        """Learn the stored group states (at start, and after a bus outage: the changes
+        other instances made meanwhile are in the store, not on the bus). A later state
+        already learnt from the bus is kept."""
         for state in await self.store.load_groups():
             self.directory.merge(state)
 
