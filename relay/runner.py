@@ -63,7 +63,7 @@ def store_scope(config: Config) -> str:
     on one host, or the configured backend's database."""
     if config.store_backend == "sqlite":
         return f"sqlite:{socket.gethostname()}:{config.sqlite_path.resolve()}"
-    return f"{config.store_backend}:{config.mls_gateway.project_id or ''}"
+    return f"firestore:{config.firestore_project or ''}/{config.data.database}"
 
 
 async def _sweep(relay: Relay, interval: float) -> None:

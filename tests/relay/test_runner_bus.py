@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import dataclasses
 from pathlib import Path
 
 import pytest
@@ -40,8 +39,5 @@ def test_instances_on_one_sqlite_file_or_one_project_share_the_sweeper_scope(
     one, same = make_config(tmp_path / "a"), make_config(tmp_path / "a")
     other = make_config(tmp_path / "b")
     assert store_scope(one) == store_scope(same) != store_scope(other)
-    firestore = make_config(tmp_path, data={"backend": "firestore"})
-    project = dataclasses.replace(
-        firestore, mls_gateway=dataclasses.replace(firestore.mls_gateway, project_id="p1")
-    )
-    assert store_scope(project) == "firestore:p1"
+    firestore = make_config(tmp_path, data={"backend": "firestore", "project_id": "p1"})
+    assert store_scope(firestore) == "firestore:p1/(default)"
