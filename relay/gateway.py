@@ -327,7 +327,12 @@ class MlsGateway:
     async def _fetch_keypackages(
         self, viewer: Viewer, f: Filter, authors: frozenset[str], now: int
     ) -> tuple[list[Event], bool]:
-        requesters = viewer.limit_keys(self.allowlist)
+        # An allowlisted identity is charged on every instance alike (the buckets are on
+        # the bus); a connection's own key is unique only within this instance.
+        requesters = [
+            key if key in self.allowlist else f"{self.bus.origin}/{key}"
+            for key in viewer.limit_keys(self.allowlist)
+        ]
         clock = self.clock()
         allowed = []
         limited = False

@@ -62,13 +62,17 @@ async def test_an_event_rate_limit_counts_events_on_every_instance(
     assert (await bob.publish(Keys().sign(1, "another client")))[2] is True
 
 
-async def test_the_keypackage_fetch_limit_counts_fetches_on_every_instance(
+async def test_the_keypackage_fetch_limit_counts_an_identity_on_every_instance(
     start_relay: StartRelay, tmp_path: Path, redis: RedisServer
 ) -> None:
-    a, b = await two_instances(
-        start_relay, tmp_path, redis, mls_gateway={"keypackage_fetch_rate": 1}
-    )
     owner, requester = Keys(), Keys()
+    a, b = await two_instances(
+        start_relay,
+        tmp_path,
+        redis,
+        mls_gateway={"keypackage_fetch_rate": 1},
+        auth={"pubkey_whitelist": (owner.pubkey, requester.pubkey)},
+    )
     owner_a = await authed(a, owner)
     for n in range(3):
         assert (await owner_a.publish(keypackage(owner, n)))[2] is True
@@ -77,6 +81,27 @@ async def test_the_keypackage_fetch_limit_counts_fetches_on_every_instance(
     assert len(events) == 1 and end[0] == "EOSE"
     events, end = await (await authed(b, requester)).req("kp", fetch)
     assert events == [] and end == ["CLOSED", "kp", "rate-limited: keypackage_fetch"]
+
+
+async def test_connection_keyed_fetch_limits_never_collide_across_instances(
+    start_relay: StartRelay, tmp_path: Path, redis: RedisServer
+) -> None:
+    """Without an allowlist a fetch is charged to the connection; connection numbers
+    repeat across instances, so a connection on B does not inherit A's bucket."""
+    a, b = await two_instances(
+        start_relay, tmp_path, redis, mls_gateway={"keypackage_fetch_rate": 1}
+    )
+    owner = Keys()
+    owner_a = await authed(a, owner)
+    for n in range(3):
+        assert (await owner_a.publish(keypackage(owner, n)))[2] is True
+    first_on_a = await authed(a, Keys())  # connection 2 of instance A
+    await authed(b, Keys())  # connection 1 of instance B
+    first_on_b = await authed(b, Keys())  # connection 2 of instance B
+    fetch = {"kinds": [443], "authors": [owner.pubkey]}
+    for client in (first_on_a, first_on_b):
+        events, end = await client.req("kp", fetch)
+        assert len(events) == 1 and end[0] == "EOSE"
 
 
 async def test_a_nip98_authorization_works_once_across_instances(
