@@ -2,8 +2,9 @@
 """Two-instance fan-out over Redis: delivery latency within and across instances.
 
 Starts a ``redis-server`` and two ``mlsgw serve`` processes (A and B) on free loopback
-ports, both in cluster mode on that Redis and sharing one SQLite file (one store, as
-Cloud Run instances share Firestore). Then runs ``loadgen.py --mode fanout`` twice:
+ports, both in cluster mode on that Redis, each on its own SQLite file (fan-out does not
+read the store; Cloud Run instances would share Firestore). Then runs ``loadgen.py --mode
+fanout`` twice:
 
 * ``same instance``: publisher and subscribers on A (the bus publish is on the OK path);
 * ``across instances``: publisher on B, subscribers on A (B -> Redis -> A).
@@ -109,7 +110,7 @@ def start_cluster(
         env.update(
             PORT=str(port),
             MLSGW_NETWORK__HOST="127.0.0.1",
-            MLSGW_DATA__PATH=str(workdir / "data"),
+            MLSGW_DATA__PATH=str(workdir / f"data-{name}"),
             MLSGW_CLUSTER__REDIS_URL=f"redis://127.0.0.1:{redis_port}/0",
             # this checkout's relay, whatever mlsgw is installed
             PYTHONPATH=os.pathsep.join(filter(None, [str(HERE.parent), env.get("PYTHONPATH")])),
