@@ -2,7 +2,9 @@
 
 :class:`Relay` turns the actions a :class:`~relay.core.session.Session` returns into
 store calls and frames for :class:`Peer` objects. The server (``relay.server``)
-supplies peers and feeds frames; nothing here touches a socket.
+supplies peers and feeds frames; nothing here touches a socket. Accepted events also go
+on the bus (``relay.bus``), and events other instances accepted come back from it to be
+fanned out here under the same delivery rules (R-S2).
 """
 
 from __future__ import annotations
