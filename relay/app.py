@@ -16,6 +16,7 @@ from dataclasses import replace
 from typing import Protocol
 
 from relay import __version__
+from relay.access_log import AccessLogObserver
 from relay.config import Config
 from relay.core import messages as m
 from relay.core import policy as rules
@@ -171,7 +172,7 @@ class Relay:
             limits=self.limits,
             auth=auth,
             clock=self.clock,
-            observer=self.metrics,
+            observer=AccessLogObserver(self.metrics, ip),
         )
 
     def register(self, peer: Peer) -> None:
