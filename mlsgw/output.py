@@ -37,6 +37,7 @@ STATUS_STYLE = {
     Status.WARNING: "yellow",
     Status.CRITICAL: "bold red",
     Status.UNKNOWN: "magenta",
+    Status.INFO: "cyan",
     Status.SKIPPED: "dim",
 }
 VERDICT_STYLE = {

@@ -209,6 +209,8 @@ class OpsSettings:
     metrics_key: str | None = _f(None, secret=True)
     ledger: str | None = None
     backup_bucket: str | None = None
+    trusted_domains: tuple[str, ...] = ()
+    """Domains whose users, groups and service accounts ``mlsgw audit`` accepts in IAM."""
     timeout: float = _f(10.0, duration=True)
 
 

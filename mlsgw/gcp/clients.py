@@ -2,8 +2,8 @@
 
 - No endpoint override: every client uses Application Default Credentials, looked up once,
   only when a client is first needed (so commands that need no cloud never ask for it).
-- ``endpoint``: Cloud Run, Logging, Firestore Admin and Cloud Storage go over REST to that
-  base URL with anonymous credentials.
+- ``endpoint``: Cloud Run, Logging, Firestore Admin, Cloud Storage and Resource Manager go
+  over REST to that base URL with anonymous credentials.
 - ``monitoring_endpoint``: Cloud Monitoring (gRPC only) over a plaintext channel, anonymous.
 - With any override set, a client without its own override is *unavailable* (see
   :meth:`Cloud.skip_reason`): nothing falls back to ADC or the metadata server.
@@ -15,11 +15,11 @@ import threading
 from typing import Any
 
 from mlsgw.errors import UsageError
-from mlsgw.gcp.base import CloudRunApi, FirestoreAdminApi, LogsApi, MonitoringApi
+from mlsgw.gcp.base import CloudRunApi, FirestoreAdminApi, LogsApi, MonitoringApi, ProjectsApi
 from mlsgw.gcp.errors import vendor_errors
 from mlsgw.target import Target
 
-REST_APIS = ("run", "logging", "firestore", "storage")
+REST_APIS = ("run", "logging", "firestore", "storage", "resourcemanager")
 SCOPES = ["https://www.googleapis.com/auth/cloud-platform"]
 
 
@@ -33,8 +33,8 @@ class Cloud:
         self._built: dict[str, Any] = {}
 
     def skip_reason(self, api: str) -> str | None:
-        """Why ``api`` (``run``, ``logging``, ``firestore``, ``storage``, ``monitoring``) cannot
-        be used."""
+        """Why ``api`` (``run``, ``logging``, ``firestore``, ``storage``, ``resourcemanager``,
+        ``monitoring``) cannot be used."""
         t = self.target
         if api == "monitoring" and t.endpoint and not t.monitoring_endpoint:
             return (
@@ -96,6 +96,11 @@ class Cloud:
         adapter: MonitoringApi = self._get("monitoring")
         return adapter
 
+    def projects(self) -> ProjectsApi:
+        """The Resource Manager v3 projects adapter (project IAM policy)."""
+        adapter: ProjectsApi = self._get("resourcemanager")
+        return adapter
+
     def storage(self) -> Any:
         """A ``google.cloud.storage.Client`` (the ``gs://`` ledger wraps it at its own edge)."""
         return self._get("storage")
@@ -123,6 +128,14 @@ class Cloud:
             project=self.target.project, _use_grpc=False, **kwargs
         )
         return LogsAdapter(client)
+
+    def _build_resourcemanager(self) -> ProjectsApi:
+        from google.cloud import resourcemanager_v3
+
+        from mlsgw.gcp.resource_manager import ProjectsAdapter
+
+        client = resourcemanager_v3.ProjectsClient(**self._rest_kwargs())
+        return ProjectsAdapter(client, timeout=self.target.timeout)
 
     def _build_storage(self) -> Any:
         from google.cloud.storage import Client

@@ -15,6 +15,7 @@ from mlsgw import errors
 from mlsgw.gcp.base import (
     Binding,
     Condition,
+    EnvVar,
     IamPolicy,
     Revision,
     Scaling,
@@ -85,6 +86,13 @@ def _time(value: Any) -> datetime | None:
     return value if isinstance(value, datetime) and value.timestamp() > 0 else None
 
 
+def _env(raw: Any) -> EnvVar:
+    ref = raw.value_source.secret_key_ref if raw.value_source else None
+    if ref and ref.secret:
+        return EnvVar(raw.name, None, f"{ref.secret}:{ref.version or 'latest'}")
+    return EnvVar(raw.name, raw.value)
+
+
 def service_state(raw: run_v2.Service) -> ServiceState:
     """Our view of a ``run_v2.Service``."""
     containers = list(raw.template.containers)
@@ -111,6 +119,7 @@ def service_state(raw: run_v2.Service) -> ServiceState:
         # Unspecified means the API default, which is all traffic.
         ingress=_INGRESS.get(raw.ingress, "all"),
         invoker_iam_disabled=bool(raw.invoker_iam_disabled),
+        env=tuple(_env(e) for e in containers[0].env) if containers else (),
     )
 
 

@@ -1,5 +1,5 @@
-"""One local REST server standing in for Cloud Run v2, Logging v2, Firestore Admin v1 and
-Cloud Storage (JSON API, object routes).
+"""One local REST server standing in for Cloud Run v2, Logging v2, Firestore Admin v1,
+Cloud Storage (JSON API, object routes) and Resource Manager v3 (project IAM).
 
 The real client libraries reach it with ``transport="rest"``, anonymous credentials and
 ``api_endpoint=<url>`` (``mlsgw --endpoint <url>``).
@@ -10,13 +10,14 @@ from __future__ import annotations
 from tests.stand_ins.cloud_run import CloudRunStandIn
 from tests.stand_ins.firestore_admin import FirestoreAdminStandIn
 from tests.stand_ins.logging_api import LoggingStandIn
+from tests.stand_ins.resource_manager import ResourceManagerStandIn
 from tests.stand_ins.rest import RestServer
 from tests.stand_ins.storage import StorageStandIn
 
 
 class GoogleStandIn:
     """The REST stand-ins on one server: :attr:`run`, :attr:`logging`, :attr:`firestore`,
-    :attr:`storage`."""
+    :attr:`storage`, :attr:`resource_manager`."""
 
     def __init__(self) -> None:
         self.server = RestServer()
@@ -24,6 +25,7 @@ class GoogleStandIn:
         self.logging = LoggingStandIn(self.server)
         self.firestore = FirestoreAdminStandIn(self.server)
         self.storage = StorageStandIn(self.server)
+        self.resource_manager = ResourceManagerStandIn(self.server)
 
     @property
     def url(self) -> str:

@@ -1,0 +1,94 @@
+"""Relay config review: auth disabled, empty allowlist, weak metrics key, REST API without
+``relay_url``, and SQLite on Cloud Run."""
+
+from __future__ import annotations
+
+import re
+
+from mlsgw.audit.findings import Finding, or_clean
+from mlsgw.report import Status
+from relay.config import Config
+
+AREA = "config"
+PLACEHOLDERS = frozenset(
+    {
+        "changeme",
+        "change-me",
+        "change_me",
+        "secret",
+        "password",
+        "metrics",
+        "token",
+        "todo",
+        "xxx",
+        "example",
+        "default",
+        "test",
+        "admin",
+        "replace-me",
+        "your-metrics-key",
+    }
+)
+PLACEHOLDER_SHAPE = re.compile(r"^(<.*>|\$\{.*\}|x+|\*+|0+|1234.*)$", re.IGNORECASE)
+MIN_KEY_LENGTH = 16
+
+
+def weak_key(key: str) -> str | None:
+    """Why ``key`` is not a real secret, or ``None``."""
+    if key.strip().lower() in PLACEHOLDERS or PLACEHOLDER_SHAPE.match(key.strip()):
+        return "is a placeholder"
+    if len(key) < MIN_KEY_LENGTH:
+        return f"is shorter than {MIN_KEY_LENGTH} characters"
+    return None
+
+
+def review_config(config: Config, *, on_cloud_run: bool) -> list[Finding]:
+    """Findings for the relay configuration; ``on_cloud_run``: it is deployed as a service."""
+    source = config.source or "built-in defaults"
+    findings: list[Finding] = []
+
+    def add(code: str, severity: Status, summary: str, evidence: str) -> None:
+        findings.append(Finding(AREA, code, severity, summary, (evidence,), {"file": source}))
+
+    if not config.auth.enabled:
+        add(
+            "config.auth-disabled",
+            Status.WARNING,
+            "NIP-42 authentication is disabled: no one can prove who they are, so the "
+            "allowlist and the MLS rules cannot admit anyone",
+            f"{source}: [auth] enabled = false",
+        )
+    elif not config.auth.allowed_pubkeys:
+        add(
+            "config.empty-allowlist",
+            Status.WARNING,
+            "the pubkey allowlist is empty: anyone may publish and read ordinary kinds",
+            f"{source}: [auth] pubkey_whitelist = []",
+        )
+    if config.metrics.enabled:
+        key = config.metrics.auth or ""
+        why = "is empty: /metrics is open to anyone" if not key else weak_key(key)
+        if why:
+            add(
+                "config.metrics-key",
+                Status.WARNING,
+                f"the metrics key {why}",
+                f"{source}: [metrics] auth {'unset' if not key else '= ***'}",
+            )
+    if config.mls_gateway.enable_api and not config.information.relay_url:
+        add(
+            "config.api-without-relay-url",
+            Status.WARNING,
+            "the REST API is on without information.relay_url: NIP-98 `u` tags are checked "
+            "against the request's Host header, which a client chooses",
+            f"{source}: [extensions.mls_gateway] enable_api = true, [information] relay_url unset",
+        )
+    if on_cloud_run and config.store_backend == "sqlite":
+        add(
+            "config.sqlite-on-cloud-run",
+            Status.CRITICAL,
+            "the store is SQLite on Cloud Run: the data lives inside the instance and is lost "
+            "with every new revision, restart or scale-in",
+            f"{source}: data.backend = sqlite (the default), target is a Cloud Run service",
+        )
+    return or_clean(AREA, findings, f"{source}: auth on, allowlist set, no weak settings")
