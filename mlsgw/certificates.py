@@ -8,6 +8,7 @@ CRIT with the reason.
 from __future__ import annotations
 
 import ipaddress
+import math
 from dataclasses import dataclass
 from datetime import datetime
 from urllib.parse import urlsplit
@@ -135,7 +136,7 @@ def grade(probe: CertProbe, now: datetime) -> CheckResult:
         "sans": list(cert.sans),
         "error": probe.error,
     }
-    perf = (Perf("days_left", round(left, 1), "d"),)
+    perf = (Perf("days_left", math.floor(left * 10) / 10, "d"),)
     expiry = (
         f"expired {-left:.0f} days ago ({cert.not_after:%Y-%m-%d} UTC)"
         if left < 0

@@ -5,6 +5,8 @@ from __future__ import annotations
 import typer
 
 from mlsgw import __version__
+from mlsgw.commands import audit as audit_cmd
+from mlsgw.commands import certcheck as certcheck_cmd
 from mlsgw.commands import config as config_cmd
 from mlsgw.commands import deploy as deploy_cmd
 from mlsgw.commands import healthcheck as healthcheck_cmd
@@ -47,6 +49,8 @@ app.command("restart", cls=RunbookCommand)(rollback_cmd.restart)
 app.command("deploy", cls=RunbookCommand)(deploy_cmd.deploy)
 app.command("scale", cls=RunbookCommand)(deploy_cmd.scale)
 app.command("lockdown", cls=RunbookCommand)(lockdown_cmd.lockdown)
+app.command("audit", cls=RunbookCommand)(audit_cmd.audit)
+app.command("certcheck", cls=RunbookCommand)(certcheck_cmd.certcheck)
 app.add_typer(ledger_cmd.app, name="ledger")
 
 

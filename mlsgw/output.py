@@ -172,6 +172,14 @@ def error_document(
     }
 
 
+def audit_document(report: CheckReport, target: dict[str, object]) -> dict[str, Any]:
+    """The ``--json`` document of the audit: the check document with ``findings``, each
+    carrying its ``area``, code (``name``), severity (``status``) and evidence (``details``)."""
+    document = check_document(report, target)
+    findings = document.pop("checks")
+    return {**document, "findings": findings}
+
+
 def nagios_line(report: CheckReport, name: str = "MLSGW") -> str:
     """``MLSGW CRITICAL - health: ... | 'label'=value;warn;crit ...`` (one line)."""
     verdict = report.verdict
@@ -179,7 +187,8 @@ def nagios_line(report: CheckReport, name: str = "MLSGW") -> str:
     bad = [
         c for c in report.checks if c.status in (Status.CRITICAL, Status.WARNING, Status.UNKNOWN)
     ]
-    text = "; ".join(f"{c.name}: {c.summary}" for c in bad) or "all checks passed"
+    shown = bad or (list(report.checks) if len(report.checks) == 1 else [])
+    text = "; ".join(f"{c.name}: {c.summary}" for c in shown) or "all checks passed"
     text = text.replace("|", "/").replace("\n", " ")
     perf = " ".join(p.nagios() for c in report.checks for p in c.perf)
     return f"{name} {word} - {text}" + (f" | {perf}" if perf else "")

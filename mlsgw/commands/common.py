@@ -157,6 +157,14 @@ JsonOpt = Annotated[
         rich_help_panel=PANEL_OUTPUT,
     ),
 ]
+NagiosOpt = Annotated[
+    bool,
+    typer.Option(
+        "--nagios",
+        help="Print one Nagios plugin line with perfdata.",
+        rich_help_panel=PANEL_OUTPUT,
+    ),
+]
 DryRunOpt = Annotated[
     bool,
     typer.Option(

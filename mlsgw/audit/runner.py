@@ -1,0 +1,182 @@
+"""``mlsgw audit``: every review area run concurrently, each turned into findings.
+
+An area whose inputs are not configured is SKIPPED; one that could not be read (no
+credentials, permission denied, API down, pip-audit failed) is UNKNOWN, so an incomplete
+audit never passes for a clean one (R-O3: exit 3).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
+
+from mlsgw.audit import access_logs, config_review, dependencies, firestore, iam, service
+from mlsgw.audit.findings import Finding, audit_report, clean, could_not, skipped
+from mlsgw.certificates import grade, parse_endpoint
+from mlsgw.errors import MlsgwError, NotFound
+from mlsgw.gcp.clients import Cloud
+from mlsgw.report import CheckReport, Reporter, Status
+from mlsgw.target import Target
+from mlsgw.tls_probe import probe_certificate
+from relay.config import Config
+
+LOG_LIMIT = 2000
+"""Log entries read per query: enough for the top lists, bounded in time and memory."""
+
+
+@dataclass
+class AuditContext:
+    """What the areas share: the target, the clients, the relay config and the scan."""
+
+    target: Target
+    cloud: Cloud
+    relay_config: Config | None
+    """The relay config to review (``--config`` / ``MLSGW_CONFIG``); ``None``: not given."""
+    trusted_domains: tuple[str, ...] = ()
+    hours: float = 24.0
+    cafile: str | None = None
+    scan: Callable[[], dependencies.ScanRun] = field(
+        default=lambda: dependencies.ScanRun(None, "", "no scanner configured")
+    )
+    now: datetime = field(default_factory=lambda: datetime.now(UTC))
+
+    def cloud_skip(self, api: str, needs_service: bool = True) -> str | None:
+        """Why a cloud area cannot run, or ``None``."""
+        t = self.target
+        if needs_service and not t.has_service:
+            return "no project/region/service configured"
+        if not t.project:
+            return "no project configured"
+        return self.cloud.skip_reason(api)
+
+    def log_filter(self, *terms: str) -> str:
+        """A Cloud Logging filter on the service's entries in the audit window."""
+        since = (self.now - timedelta(hours=self.hours)).strftime("%Y-%m-%dT%H:%M:%SZ")
+        return " AND ".join(
+            (
+                'resource.type="cloud_run_revision"',
+                f'resource.labels.service_name="{self.target.service}"',
+                *terms,
+                f'timestamp>="{since}"',
+            )
+        )
+
+
+def area_access_logs(ctx: AuditContext) -> list[Finding]:
+    """4xx responses of the service: top IPs, paths, user agents."""
+    if reason := ctx.cloud_skip("logging"):
+        return [skipped("access-logs", reason)]
+    assert ctx.target.project is not None
+    filter_ = ctx.log_filter("httpRequest.status>=400", "httpRequest.status<500")
+    entries = ctx.cloud.logs().list_entries(ctx.target.project, filter_, LOG_LIMIT)
+    return access_logs.review_4xx(entries, ctx.hours)
+
+
+def area_relay_access(ctx: AuditContext) -> list[Finding]:
+    """The relay's own NIP-42 and allowlist refusals."""
+    if reason := ctx.cloud_skip("logging"):
+        return [skipped("relay-access", reason)]
+    assert ctx.target.project is not None
+    filter_ = ctx.log_filter('jsonPayload.audit="access_rejected"')
+    entries = ctx.cloud.logs().list_entries(ctx.target.project, filter_, LOG_LIMIT)
+    return access_logs.review_rejections(entries, ctx.hours)
+
+
+def area_project_iam(ctx: AuditContext) -> list[Finding]:
+    """The project's IAM policy."""
+    if reason := ctx.cloud_skip("resourcemanager", needs_service=False):
+        return [skipped(iam.AREA, reason)]
+    assert ctx.target.project is not None
+    policy = ctx.cloud.projects().get_iam_policy(ctx.target.project)
+    return iam.review_project_iam(policy, ctx.target.project, ctx.trusted_domains)
+
+
+def area_service(ctx: AuditContext) -> list[Finding]:
+    """The Cloud Run service: invoker policy, ingress, environment."""
+    if reason := ctx.cloud_skip("run"):
+        return [skipped(service.AREA, reason)]
+    run = ctx.cloud.run()
+    state = run.get_service(ctx.target.service_name)
+    policy = run.get_iam_policy(ctx.target.service_name)
+    return service.review_service(state, policy)
+
+
+def area_config(ctx: AuditContext) -> list[Finding]:
+    """The relay config file (and SQLite when the target is a Cloud Run service)."""
+    if ctx.relay_config is None:
+        return [skipped(config_review.AREA, "no relay config given (--config or MLSGW_CONFIG)")]
+    return config_review.review_config(ctx.relay_config, on_cloud_run=ctx.target.has_service)
+
+
+def area_firestore(ctx: AuditContext) -> list[Finding]:
+    """Point-in-time recovery and managed backup schedules of the (default) database."""
+    if reason := ctx.cloud_skip("firestore", needs_service=False):
+        return [skipped(firestore.AREA, reason)]
+    assert ctx.target.project is not None
+    admin = ctx.cloud.firestore_admin()
+    try:
+        database = admin.get_database(ctx.target.project)
+    except NotFound:
+        return [skipped(firestore.AREA, f"project {ctx.target.project} has no (default) database")]
+    schedules = admin.list_backup_schedules(ctx.target.project)
+    return firestore.review_firestore(database, schedules)
+
+
+def area_dependencies(ctx: AuditContext) -> list[Finding]:
+    """pip-audit on the installed environment."""
+    return dependencies.review_scan(ctx.scan())
+
+
+def area_tls(ctx: AuditContext) -> list[Finding]:
+    """The certificate of the relay's https URL."""
+    url = ctx.target.url
+    if not url and ctx.cloud_skip("run") is None:
+        url = ctx.cloud.run().get_service(ctx.target.service_name).uri
+    if not url:
+        return [skipped("tls", "no --url (and no Cloud Run service to take it from)")]
+    if not url.startswith(("https://", "wss://")):
+        return [skipped("tls", f"{url} is not https")]
+    host, port = parse_endpoint(url)
+    result = grade(probe_certificate(host, port, ctx.target.timeout, ctx.cafile), ctx.now)
+    if result.status is Status.OK:
+        return [clean("tls", result.summary)]
+    return [
+        Finding(
+            "tls", "tls.certificate", result.status, result.summary, result.details, result.data
+        )
+    ]
+
+
+AREAS: tuple[tuple[str, Callable[[AuditContext], list[Finding]]], ...] = (
+    ("access-logs", area_access_logs),
+    ("relay-access", area_relay_access),
+    ("project-iam", area_project_iam),
+    ("service", area_service),
+    ("config", area_config),
+    ("firestore", area_firestore),
+    ("dependencies", area_dependencies),
+    ("tls", area_tls),
+)
+"""Every review area, in report order."""
+
+
+def _guarded(
+    area: str, review: Callable[[AuditContext], list[Finding]], ctx: AuditContext
+) -> list[Finding]:
+    try:
+        return review(ctx)
+    except MlsgwError as exc:
+        return [could_not(area, str(exc))]
+    except Exception as exc:  # a bug in one area must not hide the others
+        return [could_not(area, f"{type(exc).__name__}: {exc}")]
+
+
+def run(ctx: AuditContext, reporter: Reporter, run_id: str) -> CheckReport:
+    """Run every area concurrently; the report lists their findings in :data:`AREAS` order."""
+    reporter.step(f"auditing {len(AREAS)} areas")
+    with ThreadPoolExecutor(max_workers=len(AREAS)) as pool:
+        futures = [pool.submit(_guarded, area, review, ctx) for area, review in AREAS]
+        findings = [f for future in futures for f in future.result()]
+    return audit_report(findings, run_id)

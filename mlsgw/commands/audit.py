@@ -1,0 +1,118 @@
+"""``mlsgw audit``: the security review (R-K7), every area's findings in one report."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+from mlsgw import output
+from mlsgw.audit import pip_audit
+from mlsgw.audit.runner import AuditContext, run
+from mlsgw.commands.certcheck import CafileOpt
+from mlsgw.commands.common import (
+    ConfigOpt,
+    EndpointOpt,
+    JsonOpt,
+    NagiosOpt,
+    ProjectOpt,
+    RegionOpt,
+    ServiceOpt,
+    TimeoutOpt,
+    UrlOpt,
+    new_run_id,
+)
+from mlsgw.errors import MlsgwError, UsageError
+from mlsgw.gcp.clients import Cloud
+from mlsgw.target import resolve_target
+from relay.config import Config, ConfigError, load_config
+
+
+def _relay_config(config: Path | None) -> Config | None:
+    """The relay config file under review, as written (without this shell's overrides)."""
+    path = config or os.environ.get("MLSGW_CONFIG") or None
+    if path is None:
+        return None
+    try:
+        return load_config(path, {})
+    except ConfigError as exc:
+        raise UsageError("invalid relay configuration: " + "; ".join(exc.problems)) from None
+
+
+def audit(
+    project: ProjectOpt = None,
+    region: RegionOpt = None,
+    service: ServiceOpt = None,
+    url: UrlOpt = None,
+    endpoint: EndpointOpt = None,
+    config: ConfigOpt = None,
+    hours: Annotated[float, typer.Option(help="Hours of logs to analyse.", min=0.1)] = 24.0,
+    trusted_domain: Annotated[
+        list[str] | None,
+        typer.Option(
+            "--trusted-domain",
+            help="A domain whose IAM members are expected; repeatable "
+            "(default: \\[ops] trusted_domains).",
+        ),
+    ] = None,
+    osv_url: Annotated[
+        str | None,
+        typer.Option(
+            help="Query this OSV API (a mirror) for vulnerabilities instead of PyPI "
+            "(env MLSGW_OSV_URL).",
+        ),
+    ] = None,
+    cafile: CafileOpt = None,
+    timeout: TimeoutOpt = None,
+    as_json: JsonOpt = False,
+    nagios: NagiosOpt = False,
+) -> None:
+    """Security review: 4xx access logs, NIP-42 and allowlist refusals, project IAM, the
+    Cloud Run service (public invoker, ingress, plain-text secrets), the relay config,
+    Firestore PITR and backup schedules, dependency vulnerabilities (pip-audit), and the
+    TLS certificate of the service URL. Each finding has a severity and its evidence.
+
+    Exit 0 clean, 1 warnings, 2 critical, 3 could not audit (an area failed: no
+    credentials, permission denied, pip-audit could not reach its database).
+
+    Example: mlsgw audit --project my-proj --region europe-west1 --service mlsgw -c relay.toml
+    """
+    run_id = new_run_id()
+    try:
+        if as_json and nagios:
+            raise UsageError("--json and --nagios are two output formats: choose one")
+        target = resolve_target(
+            config=config,
+            timeout=timeout,
+            url=url,
+            project=project,
+            region=region,
+            service=service,
+            endpoint=endpoint,
+        )
+        relay_config = _relay_config(config)
+        ops = load_config(config, dict(os.environ)).ops
+    except MlsgwError as exc:
+        output.fail(exc, 3, command="audit", as_json=as_json, run_id=run_id)
+    mirror = osv_url or os.environ.get("MLSGW_OSV_URL") or None
+    ctx = AuditContext(
+        target=target,
+        cloud=Cloud(target),
+        relay_config=relay_config,
+        trusted_domains=tuple(trusted_domain or ops.trusted_domains),
+        hours=hours,
+        cafile=cafile,
+        scan=lambda: pip_audit.run_scan(mirror),
+    )
+    with output.progress(enabled=not (as_json or nagios)) as reporter:
+        report = run(ctx, reporter, run_id)
+    if nagios:
+        typer.echo(output.nagios_line(report, "MLSGW AUDIT"))
+    elif as_json:
+        output.emit_json(output.audit_document(report, target.redacted()))
+    else:
+        where = target.service or target.url or "local"
+        output.render_checks(report, output.stdout_console(), f"mlsgw audit — {where}")
+    raise typer.Exit(report.exit_code)
