@@ -41,6 +41,8 @@ class AuditContext:
         default=lambda: dependencies.ScanRun(None, "", "no scanner configured")
     )
     now: datetime = field(default_factory=lambda: datetime.now(UTC))
+    only: tuple[str, ...] = ()
+    """Areas to review (names from :data:`AREAS`); empty: all of them."""
 
     def cloud_skip(self, api: str, needs_service: bool = True) -> str | None:
         """Why a cloud area cannot run, or ``None``."""
@@ -160,6 +162,7 @@ AREAS: tuple[tuple[str, Callable[[AuditContext], list[Finding]]], ...] = (
     ("tls", area_tls),
 )
 """Every review area, in report order."""
+AREA_NAMES = tuple(name for name, _ in AREAS)
 
 
 def _guarded(
@@ -175,8 +178,9 @@ def _guarded(
 
 def run(ctx: AuditContext, reporter: Reporter, run_id: str) -> CheckReport:
     """Run every area concurrently; the report lists their findings in :data:`AREAS` order."""
-    reporter.step(f"auditing {len(AREAS)} areas")
-    with ThreadPoolExecutor(max_workers=len(AREAS)) as pool:
-        futures = [pool.submit(_guarded, area, review, ctx) for area, review in AREAS]
+    chosen = [(area, review) for area, review in AREAS if not ctx.only or area in ctx.only]
+    reporter.step(f"auditing {len(chosen)} areas")
+    with ThreadPoolExecutor(max_workers=len(chosen)) as pool:
+        futures = [pool.submit(_guarded, area, review, ctx) for area, review in chosen]
         findings = [f for future in futures for f in future.result()]
     return audit_report(findings, run_id)

@@ -10,7 +10,7 @@ import typer
 
 from mlsgw import output
 from mlsgw.audit import pip_audit
-from mlsgw.audit.runner import AuditContext, run
+from mlsgw.audit.runner import AREA_NAMES, AuditContext, run
 from mlsgw.commands.certcheck import CafileOpt
 from mlsgw.commands.common import (
     ConfigOpt,
@@ -64,6 +64,13 @@ def audit(
             "(env MLSGW_OSV_URL).",
         ),
     ] = None,
+    only: Annotated[
+        list[str] | None,
+        typer.Option(
+            "--only",
+            help=f"Review only this area; repeatable. Areas: {', '.join(AREA_NAMES)}.",
+        ),
+    ] = None,
     cafile: CafileOpt = None,
     timeout: TimeoutOpt = None,
     as_json: JsonOpt = False,
@@ -83,6 +90,11 @@ def audit(
     try:
         if as_json and nagios:
             raise UsageError("--json and --nagios are two output formats: choose one")
+        unknown = sorted(set(only or ()) - set(AREA_NAMES))
+        if unknown:
+            raise UsageError(
+                f"unknown area(s) {', '.join(unknown)}; choose from {', '.join(AREA_NAMES)}"
+            )
         target = resolve_target(
             config=config,
             timeout=timeout,
@@ -105,6 +117,7 @@ def audit(
         hours=hours,
         cafile=cafile,
         scan=lambda: pip_audit.run_scan(mirror),
+        only=tuple(only or ()),
     )
     with output.progress(enabled=not (as_json or nagios)) as reporter:
         report = run(ctx, reporter, run_id)
