@@ -19,6 +19,8 @@ COMMANDS = [
     ("lockdown",),
     ("ledger", "show"),
     ("ledger", "verify"),
+    ("audit",),
+    ("certcheck",),
 ]
 
 
