@@ -13,7 +13,7 @@ from mlsgw.audit import pip_audit
 from mlsgw.audit.runner import AREA_NAMES, AuditContext, run
 from mlsgw.commands.certcheck import CafileOpt
 from mlsgw.commands.common import (
-    ConfigOpt,
+    PANEL_TARGET,
     EndpointOpt,
     JsonOpt,
     NagiosOpt,
@@ -28,6 +28,16 @@ from mlsgw.errors import MlsgwError, UsageError
 from mlsgw.gcp.clients import Cloud
 from mlsgw.target import resolve_target
 from relay.config import Config, ConfigError, load_config
+
+AuditConfigOpt = Annotated[
+    Path | None,
+    typer.Option(
+        "--config",
+        "-c",
+        help="Relay config file to review; its \\[ops] gives defaults (default: $MLSGW_CONFIG).",
+        rich_help_panel=PANEL_TARGET,
+    ),
+]
 
 
 def _relay_config(config: Path | None) -> Config | None:
@@ -47,7 +57,7 @@ def audit(
     service: ServiceOpt = None,
     url: UrlOpt = None,
     endpoint: EndpointOpt = None,
-    config: ConfigOpt = None,
+    config: AuditConfigOpt = None,
     hours: Annotated[float, typer.Option(help="Hours of logs to analyse.", min=0.1)] = 24.0,
     trusted_domain: Annotated[
         list[str] | None,
@@ -127,5 +137,5 @@ def audit(
         output.emit_json(output.audit_document(report, target.redacted()))
     else:
         where = target.service or target.url or "local"
-        output.render_checks(report, output.stdout_console(), f"mlsgw audit — {where}")
+        output.render_checks(report, output.stdout_console(), f"mlsgw audit — {where}", "finding")
     raise typer.Exit(report.exit_code)
