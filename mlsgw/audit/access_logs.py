@@ -14,6 +14,7 @@ from urllib.parse import urlsplit
 from mlsgw.audit.findings import Finding, describe_top, or_clean, top
 from mlsgw.gcp.base import LogEntry
 from mlsgw.report import Status
+from relay.access_log import AUDIT_TAG
 
 TOP_N = 5
 PROBE_THRESHOLD = 100
@@ -62,7 +63,7 @@ def review_4xx(entries: Sequence[LogEntry], hours: float) -> list[Finding]:
 def review_rejections(entries: Sequence[LogEntry], hours: float) -> list[Finding]:
     """One ``logs.access-rejections`` finding from the relay's ``access_rejected`` lines."""
     area = "relay-access"
-    lines = [e.fields for e in entries if e.fields.get("audit") == "access_rejected"]
+    lines = [e.fields for e in entries if e.fields.get("audit") == AUDIT_TAG]
     if not lines:
         return or_clean(area, [], f"no NIP-42 or allowlist refusals in {hours:g} h")
     ips = Counter(str(f.get("ip") or "") for f in lines)

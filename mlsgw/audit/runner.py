@@ -20,6 +20,7 @@ from mlsgw.gcp.clients import Cloud
 from mlsgw.report import CheckReport, Reporter, Status
 from mlsgw.target import Target
 from mlsgw.tls_probe import probe_certificate
+from relay.access_log import AUDIT_TAG
 from relay.config import Config
 
 LOG_LIMIT = 2000
@@ -81,7 +82,7 @@ def area_relay_access(ctx: AuditContext) -> list[Finding]:
     if reason := ctx.cloud_skip("logging"):
         return [skipped("relay-access", reason)]
     assert ctx.target.project is not None
-    filter_ = ctx.log_filter('jsonPayload.audit="access_rejected"')
+    filter_ = ctx.log_filter(f'jsonPayload.audit="{AUDIT_TAG}"')
     entries = ctx.cloud.logs().list_entries(ctx.target.project, filter_, LOG_LIMIT)
     return access_logs.review_rejections(entries, ctx.hours)
 

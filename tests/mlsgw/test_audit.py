@@ -11,6 +11,7 @@ from typing import Any
 
 import pytest
 
+from relay.access_log import AUDIT_TAG
 from tests.mlsgw.conftest import PROJECT, REGION, SERVICE, Cli
 from tests.stand_ins.google import GoogleStandIn
 from tests.stand_ins.osv import OsvStandIn
@@ -94,7 +95,8 @@ def test_relay_access_refusals_are_read_from_its_json_log_lines(
     cli: Cli, google: GoogleStandIn, target_args: list[str], service: Any
 ) -> None:
     """The relay's ``access_rejected`` lines: counted by type and IP; other lines ignored."""
-    line = {"message": "auth refused: invalid", "audit": "access_rejected", "ip": "203.0.113.7"}
+    # The field names the relay writes (tests/relay/test_access_log.py checks the relay side).
+    line = {"message": "auth refused: invalid", "audit": AUDIT_TAG, "ip": "203.0.113.7"}
     for _ in range(20):
         google.logging.add_relay_line(
             PROJECT, SERVICE, {**line, "stage": "auth", "reason": "invalid"}
