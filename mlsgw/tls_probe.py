@@ -38,7 +38,7 @@ def probe_certificate(host: str, port: int, timeout: float, cafile: str | None =
         der = _peer_der(sock, verified, host)
         return CertProbe(host, port, Certificate.from_der(der))
     except ssl.SSLCertVerificationError as exc:
-        error = f"certificate not trusted: {exc.verify_message or exc.reason}"
+        error = f"certificate verification failed: {exc.verify_message or exc.reason}"
     except (ssl.SSLError, OSError) as exc:
         return CertProbe(host, port, None, f"TLS handshake failed: {exc}")
     except ValueError as exc:

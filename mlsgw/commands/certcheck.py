@@ -9,13 +9,17 @@ import typer
 
 from mlsgw import output
 from mlsgw.certificates import grade, parse_endpoint
-from mlsgw.commands.common import JsonOpt, NagiosOpt, TimeoutOpt, new_run_id
+from mlsgw.commands.common import JsonOpt, NagiosOpt, new_run_id
 from mlsgw.errors import MlsgwError, UsageError
 from mlsgw.report import CheckReport
 from mlsgw.tls_probe import probe_certificate
 
 DEFAULT_TIMEOUT = 10.0
 
+TimeoutOpt = Annotated[
+    float,
+    typer.Option(help="Seconds for the connection and for the handshake.", min=0.1),
+]
 CafileOpt = Annotated[
     str | None,
     typer.Option(
@@ -30,7 +34,7 @@ def certcheck(
     endpoint: Annotated[
         str, typer.Argument(metavar="HOST[:PORT]", help="Server to check; port 443 by default.")
     ],
-    timeout: TimeoutOpt = None,
+    timeout: TimeoutOpt = DEFAULT_TIMEOUT,
     cafile: CafileOpt = None,
     as_json: JsonOpt = False,
     nagios: NagiosOpt = False,
@@ -50,10 +54,9 @@ def certcheck(
         host, port = parse_endpoint(endpoint)
     except MlsgwError as exc:
         output.fail(exc, 3, command="certcheck", as_json=as_json, run_id=run_id)
-    wait = timeout if timeout is not None else DEFAULT_TIMEOUT
     with output.progress(enabled=not (as_json or nagios)) as reporter:
         reporter.step(f"TLS handshake with {host}:{port}")
-        result = grade(probe_certificate(host, port, wait, cafile), datetime.now(UTC))
+        result = grade(probe_certificate(host, port, timeout, cafile), datetime.now(UTC))
     report = CheckReport("certcheck", (result,), run_id)
     if nagios:
         typer.echo(output.nagios_line(report, "MLSGW CERT"))

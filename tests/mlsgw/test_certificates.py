@@ -43,7 +43,7 @@ def test_expired_certificate_says_so() -> None:
 
 def test_verification_error_is_critical_even_with_time_left() -> None:
     """An untrusted certificate is CRITICAL, with the reason and the days left."""
-    result = grade(probe(90, "certificate not trusted: self-signed certificate"), NOW)
+    result = grade(probe(90, "certificate verification failed: self-signed certificate"), NOW)
     assert result.status is Status.CRITICAL
     assert "self-signed" in result.summary and "90 days left" in result.summary
 
