@@ -56,7 +56,22 @@ def clean_config(tmp_path: Path) -> Path:
 
 
 @pytest.fixture
-def osv() -> Iterator[OsvStandIn]:
+def loopback_only(monkeypatch: pytest.MonkeyPatch) -> None:
+    """pip-audit (requests) must not send the loopback queries through a proxy."""
+    for name in (
+        "HTTP_PROXY",
+        "HTTPS_PROXY",
+        "ALL_PROXY",
+        "http_proxy",
+        "https_proxy",
+        "all_proxy",
+    ):
+        monkeypatch.delenv(name, raising=False)
+    monkeypatch.setenv("NO_PROXY", "127.0.0.1,localhost")
+
+
+@pytest.fixture
+def osv(loopback_only: None) -> Iterator[OsvStandIn]:
     stand_in = OsvStandIn().start()
     yield stand_in
     stand_in.stop()
@@ -331,7 +346,9 @@ def test_certificate_of_the_service_url_close_to_expiry(cli: Cli, tmp_path: Path
 # --- dependencies (real pip-audit, loopback only) -------------------------------------------
 
 
-def test_pip_audit_that_cannot_reach_its_database_is_unknown_not_clean(cli: Cli) -> None:
+def test_pip_audit_that_cannot_reach_its_database_is_unknown_not_clean(
+    cli: Cli, loopback_only: None
+) -> None:
     """Real pip-audit pointed at an OSV URL on a closed loopback port: UNKNOWN, exit 3."""
     osv_url = f"http://127.0.0.1:{_closed_port()}/v1/query"
     code, findings, _ = audit(cli, "--osv-url", osv_url, "--only", "dependencies")
