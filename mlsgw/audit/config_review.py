@@ -4,8 +4,10 @@
 from __future__ import annotations
 
 import re
+from collections.abc import Sequence
 
 from mlsgw.audit.findings import Finding, or_clean
+from mlsgw.gcp.base import EnvVar
 from mlsgw.report import Status
 from relay.config import Config
 
@@ -31,6 +33,24 @@ PLACEHOLDERS = frozenset(
 )
 PLACEHOLDER_SHAPE = re.compile(r"^(<.*>|\$\{.*\}|x+|\*+|0+|1234.*)$", re.IGNORECASE)
 MIN_KEY_LENGTH = 16
+FROM_SECRET_MANAGER = "<from Secret Manager>"
+"""The value given to a setting whose env var is a Secret Manager reference (not read)."""
+
+
+def service_overrides(env: Sequence[EnvVar]) -> tuple[dict[str, str], frozenset[str]]:
+    """The service's ``MLSGW_<SECTION>__<KEY>`` variables as config overrides, and the
+    settings (``metrics.auth``) whose value comes from Secret Manager: set, but not read."""
+    overrides: dict[str, str] = {}
+    secret: set[str] = set()
+    for var in env:
+        if not var.name.startswith("MLSGW_") or "__" not in var.name:
+            continue
+        if var.secret is not None:
+            overrides[var.name] = FROM_SECRET_MANAGER
+            secret.add(var.name.removeprefix("MLSGW_").lower().replace("__", "."))
+        elif var.value is not None:
+            overrides[var.name] = var.value
+    return overrides, frozenset(secret)
 
 
 def weak_key(key: str) -> str | None:
@@ -42,9 +62,19 @@ def weak_key(key: str) -> str | None:
     return None
 
 
-def review_config(config: Config, *, on_cloud_run: bool) -> list[Finding]:
-    """Findings for the relay configuration; ``on_cloud_run``: it is deployed as a service."""
-    source = config.source or "built-in defaults"
+def review_config(
+    config: Config,
+    *,
+    on_cloud_run: bool,
+    source: str | None = None,
+    from_secrets: frozenset[str] = frozenset(),
+) -> list[Finding]:
+    """Findings for the relay configuration; ``on_cloud_run``: it is deployed as a service.
+
+    ``source`` describes where the settings came from (default: the file); settings named in
+    ``from_secrets`` hold a Secret Manager reference and are taken as strong.
+    """
+    source = source or config.source or "built-in defaults"
     findings: list[Finding] = []
 
     def add(code: str, severity: Status, summary: str, evidence: str) -> None:
@@ -68,6 +98,8 @@ def review_config(config: Config, *, on_cloud_run: bool) -> list[Finding]:
     if config.metrics.enabled:
         key = config.metrics.auth or ""
         why = "is empty: /metrics is open to anyone" if not key else weak_key(key)
+        if "metrics.auth" in from_secrets:
+            why = None
         if why:
             add(
                 "config.metrics-key",

@@ -11,17 +11,19 @@ from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
 
 from mlsgw.audit import access_logs, config_review, dependencies, firestore, iam, service
 from mlsgw.audit.findings import Finding, audit_report, clean, could_not, skipped
 from mlsgw.certificates import grade, parse_endpoint
-from mlsgw.errors import MlsgwError, NotFound
+from mlsgw.checks import ServiceFetch
+from mlsgw.errors import MlsgwError, NotFound, UsageError
 from mlsgw.gcp.clients import Cloud
 from mlsgw.report import CheckReport, Reporter, Status
 from mlsgw.target import Target
 from mlsgw.tls_probe import probe_certificate
 from relay.access_log import AUDIT_TAG
-from relay.config import Config
+from relay.config import ConfigError, load_config
 
 LOG_LIMIT = 2000
 """Log entries read per query: enough for the top lists, bounded in time and memory."""
@@ -33,8 +35,8 @@ class AuditContext:
 
     target: Target
     cloud: Cloud
-    relay_config: Config | None
-    """The relay config to review (``--config`` / ``MLSGW_CONFIG``); ``None``: not given."""
+    config_path: Path | None
+    """The relay config file to review (``--config`` / ``MLSGW_CONFIG``); ``None``: not given."""
     trusted_domains: tuple[str, ...] = ()
     hours: float = 24.0
     cafile: str | None = None
@@ -44,6 +46,10 @@ class AuditContext:
     now: datetime = field(default_factory=lambda: datetime.now(UTC))
     only: tuple[str, ...] = ()
     """Areas to review (names from :data:`AREAS`); empty: all of them."""
+    service: ServiceFetch = field(init=False)
+
+    def __post_init__(self) -> None:
+        self.service = ServiceFetch(lambda: self.cloud.run().get_service(self.target.service_name))
 
     def cloud_skip(self, api: str, needs_service: bool = True) -> str | None:
         """Why a cloud area cannot run, or ``None``."""
@@ -100,17 +106,39 @@ def area_service(ctx: AuditContext) -> list[Finding]:
     """The Cloud Run service: invoker policy, ingress, environment."""
     if reason := ctx.cloud_skip("run"):
         return [skipped(service.AREA, reason)]
-    run = ctx.cloud.run()
-    state = run.get_service(ctx.target.service_name)
-    policy = run.get_iam_policy(ctx.target.service_name)
+    state = ctx.service.get()
+    policy = ctx.cloud.run().get_iam_policy(ctx.target.service_name)
     return service.review_service(state, policy)
 
 
 def area_config(ctx: AuditContext) -> list[Finding]:
-    """The relay config file (and SQLite when the target is a Cloud Run service)."""
-    if ctx.relay_config is None:
-        return [skipped(config_review.AREA, "no relay config given (--config or MLSGW_CONFIG)")]
-    return config_review.review_config(ctx.relay_config, on_cloud_run=ctx.target.has_service)
+    """The relay config as deployed: the file, under the service's ``MLSGW_*`` variables when
+    the target is a Cloud Run service (and SQLite there is a finding)."""
+    area = config_review.AREA
+    overrides: dict[str, str] = {}
+    from_secrets: frozenset[str] = frozenset()
+    parts = [str(ctx.config_path)] if ctx.config_path else []
+    if ctx.cloud_skip("run") is None:
+        state = ctx.service.get()
+        overrides, from_secrets = config_review.service_overrides(state.env)
+        if overrides:
+            name = state.name.rsplit("/", 1)[-1]
+            parts.append(f"{len(overrides)} MLSGW_* env var(s) of service {name}")
+    if not parts:
+        return [skipped(area, "no relay config given (--config or MLSGW_CONFIG)")]
+    if ctx.config_path is None:
+        parts.insert(0, "built-in defaults")
+    try:
+        # No file: the built-in defaults (MLSGW_CONFIG="" stops the config/mlsgw.toml lookup).
+        config = load_config(ctx.config_path, {"MLSGW_CONFIG": "", **overrides})
+    except ConfigError as exc:
+        raise UsageError("the relay config does not load: " + "; ".join(exc.problems)) from None
+    return config_review.review_config(
+        config,
+        on_cloud_run=ctx.target.has_service,
+        source=" + ".join(parts),
+        from_secrets=from_secrets,
+    )
 
 
 def area_firestore(ctx: AuditContext) -> list[Finding]:
@@ -136,7 +164,7 @@ def area_tls(ctx: AuditContext) -> list[Finding]:
     """The certificate of the relay's https URL."""
     url = ctx.target.url
     if not url and ctx.cloud_skip("run") is None:
-        url = ctx.cloud.run().get_service(ctx.target.service_name).uri
+        url = ctx.service.get().uri
     if not url:
         return [skipped("tls", "no --url (and no Cloud Run service to take it from)")]
     if not url.startswith(("https://", "wss://")):

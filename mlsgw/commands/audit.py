@@ -27,7 +27,7 @@ from mlsgw.commands.common import (
 from mlsgw.errors import MlsgwError, UsageError
 from mlsgw.gcp.clients import Cloud
 from mlsgw.target import resolve_target
-from relay.config import Config, ConfigError, load_config
+from relay.config import load_config
 
 AuditConfigOpt = Annotated[
     Path | None,
@@ -40,15 +40,12 @@ AuditConfigOpt = Annotated[
 ]
 
 
-def _relay_config(config: Path | None) -> Config | None:
-    """The relay config file under review, as written (without this shell's overrides)."""
-    path = config or os.environ.get("MLSGW_CONFIG") or None
-    if path is None:
-        return None
-    try:
-        return load_config(path, {})
-    except ConfigError as exc:
-        raise UsageError("invalid relay configuration: " + "; ".join(exc.problems)) from None
+def _config_path(config: Path | None) -> Path | None:
+    """``--config``, else ``$MLSGW_CONFIG``: the relay config under review."""
+    if config is not None:
+        return config
+    named = os.environ.get("MLSGW_CONFIG")
+    return Path(named) if named else None
 
 
 def audit(
@@ -114,7 +111,7 @@ def audit(
             service=service,
             endpoint=endpoint,
         )
-        relay_config = _relay_config(config)
+        config_path = _config_path(config)
         ops = load_config(config, dict(os.environ)).ops
     except MlsgwError as exc:
         output.fail(exc, 3, command="audit", as_json=as_json, run_id=run_id)
@@ -122,7 +119,7 @@ def audit(
     ctx = AuditContext(
         target=target,
         cloud=Cloud(target),
-        relay_config=relay_config,
+        config_path=config_path,
         trusted_domains=tuple(trusted_domain or ops.trusted_domains),
         hours=hours,
         cafile=cafile,

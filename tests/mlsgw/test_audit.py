@@ -298,6 +298,48 @@ def test_sqlite_on_a_cloud_run_target_is_critical(
     assert "config.sqlite-on-cloud-run" not in local, "no Cloud Run target: SQLite is fine"
 
 
+def test_config_review_applies_the_service_env_over_the_file(
+    cli: Cli, target_args: list[str], service: Any, clean_config: Path
+) -> None:
+    """What runs is the file under the service's MLSGW_* variables: auth turned off there is
+    a finding; a metrics key from Secret Manager is not."""
+    service.template["containers"][0]["env"] = [
+        {"name": "MLSGW_AUTH__ENABLED", "value": "false"},
+        {
+            "name": "MLSGW_METRICS__AUTH",
+            "valueSource": {"secretKeyRef": {"secret": "metrics-key", "version": "latest"}},
+        },
+    ]
+    _, findings, _ = audit(cli, *target_args, "-c", str(clean_config), "--only", "config")
+    assert set(findings) == {"config.auth-disabled"}
+    evidence = findings["config.auth-disabled"]["details"][0]
+    assert str(clean_config) in evidence and "2 MLSGW_* env var(s) of service mlsgw" in evidence
+
+
+def test_without_a_file_the_service_env_over_defaults_is_reviewed(
+    cli: Cli, target_args: list[str], service: Any
+) -> None:
+    """No --config and no MLSGW_CONFIG: the defaults (SQLite) under the service's variables."""
+    code, findings, _ = audit(cli, *target_args, "--only", "config")
+    assert code == 2 and findings["config.sqlite-on-cloud-run"]["status"] == "critical"
+    service.template["containers"][0]["env"] = [
+        {"name": "MLSGW_DATA__BACKEND", "value": "firestore"},
+        {"name": "MLSGW_AUTH__PUBKEY_WHITELIST", "value": LISTED},
+    ]
+    code, findings, _ = audit(cli, *target_args, "--only", "config")
+    assert code == 0 and set(findings) == {"config.clean"}
+    assert "built-in defaults + 2 MLSGW_* env var(s)" in findings["config.clean"]["summary"]
+
+
+def test_service_env_that_does_not_load_is_unknown(
+    cli: Cli, target_args: list[str], service: Any
+) -> None:
+    """A bad MLSGW_* variable on the service: the config could not be reviewed (exit 3)."""
+    service.template["containers"][0]["env"] = [{"name": "MLSGW_AUTH__NOPE", "value": "1"}]
+    code, findings, _ = audit(cli, *target_args, "--only", "config")
+    assert code == 3 and "MLSGW_AUTH__NOPE" in findings["config.failed"]["summary"]
+
+
 # --- Firestore ----------------------------------------------------------------------------
 
 

@@ -6,7 +6,13 @@ import dataclasses
 
 import pytest
 
-from mlsgw.audit.config_review import review_config, weak_key
+from mlsgw.audit.config_review import (
+    FROM_SECRET_MANAGER,
+    review_config,
+    service_overrides,
+    weak_key,
+)
+from mlsgw.gcp.base import EnvVar
 from mlsgw.report import Status
 from relay.config import Config, load_config
 
@@ -69,3 +75,25 @@ def test_production_config_is_clean() -> None:
 def test_placeholder_keys(key: str) -> None:
     """Template leftovers are placeholders whatever their length."""
     assert weak_key(key) == "is a placeholder"
+
+
+def test_service_overrides_take_mlsgw_settings_and_mark_secret_references() -> None:
+    """Plain ``MLSGW_<SECTION>__<KEY>`` values become overrides; Secret Manager references are
+    set but unread; other variables are ignored."""
+    env = (
+        EnvVar("MLSGW_AUTH__ENABLED", "false"),
+        EnvVar("MLSGW_METRICS__AUTH", None, "metrics-key:2"),
+        EnvVar("MLSGW_CONFIG", "/app/relay.toml"),
+        EnvVar("PORT", "8080"),
+    )
+    overrides, secret = service_overrides(env)
+    assert overrides == {"MLSGW_AUTH__ENABLED": "false", "MLSGW_METRICS__AUTH": FROM_SECRET_MANAGER}
+    assert secret == frozenset({"metrics.auth"})
+
+
+def test_metrics_key_from_secret_manager_is_not_weak() -> None:
+    """A key held in Secret Manager cannot be read, and is not reported as a placeholder."""
+    cfg = config(metrics={"enabled": True, "auth": FROM_SECRET_MANAGER})
+    assert review_config(cfg, on_cloud_run=False)[0].code == "config.metrics-key"
+    [finding] = review_config(cfg, on_cloud_run=False, from_secrets=frozenset({"metrics.auth"}))
+    assert finding.severity is Status.OK
