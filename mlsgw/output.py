@@ -172,14 +172,6 @@ def error_document(
     }
 
 
-def audit_document(report: CheckReport, target: dict[str, object]) -> dict[str, Any]:
-    """The ``--json`` document of the audit: the check document with ``findings``, each
-    carrying its ``area``, code (``name``), severity (``status``) and evidence (``details``)."""
-    document = check_document(report, target)
-    findings = document.pop("checks")
-    return {**document, "findings": findings}
-
-
 def nagios_line(report: CheckReport, name: str = "MLSGW") -> str:
     """``MLSGW CRITICAL - health: ... | 'label'=value;warn;crit ...`` (one line)."""
     verdict = report.verdict

@@ -47,10 +47,10 @@ def or_clean(area: str, findings: list[Finding], summary: str) -> list[Finding]:
     return findings or [clean(area, summary)]
 
 
-def audit_report(findings: Iterable[Finding], run_id: str, command: str = "audit") -> CheckReport:
+def audit_report(findings: Iterable[Finding], run_id: str, title: str = "") -> CheckReport:
     """The findings as a :class:`CheckReport` (one result per finding, area in its data)."""
     return CheckReport(
-        command,
+        "audit",
         tuple(
             CheckResult(
                 f.code,
@@ -62,6 +62,7 @@ def audit_report(findings: Iterable[Finding], run_id: str, command: str = "audit
             for f in findings
         ),
         run_id,
+        title=title,
     )
 
 

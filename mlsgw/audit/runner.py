@@ -19,7 +19,8 @@ from mlsgw.certificates import grade, parse_endpoint
 from mlsgw.checks import ServiceFetch
 from mlsgw.errors import MlsgwError, NotFound, UsageError
 from mlsgw.gcp.clients import Cloud
-from mlsgw.report import CheckReport, Reporter, Status
+from mlsgw.report import CheckReport, Status
+from mlsgw.runbook.context import RunContext
 from mlsgw.target import Target
 from mlsgw.tls_probe import probe_certificate
 from relay.access_log import AUDIT_TAG
@@ -29,23 +30,34 @@ LOG_LIMIT = 2000
 """Log entries read per query: enough for the top lists, bounded in time and memory."""
 
 
+def _no_scanner() -> dependencies.ScanRun:
+    return dependencies.ScanRun(None, "", "no scanner configured")
+
+
+@dataclass(frozen=True)
+class AuditSettings:
+    """The audit's own options (beside the target): what to review and how."""
+
+    config_path: Path | None = None
+    """The relay config file to review (``--config`` / ``MLSGW_CONFIG``); ``None``: not given."""
+    trusted_domains: tuple[str, ...] = ()
+    """Overrides the target's ``trusted_domains`` (``[ops]``) when given."""
+    hours: float = 24.0
+    cafile: str | None = None
+    scan: Callable[[], dependencies.ScanRun] = _no_scanner
+    """Runs pip-audit (injected: the command runs the real one)."""
+    only: tuple[str, ...] = ()
+    """Areas to review (names from :data:`AREAS`); empty: all of them."""
+
+
 @dataclass
 class AuditContext:
-    """What the areas share: the target, the clients, the relay config and the scan."""
+    """What the areas share: the target, the clients, the settings, one service read."""
 
     target: Target
     cloud: Cloud
-    config_path: Path | None
-    """The relay config file to review (``--config`` / ``MLSGW_CONFIG``); ``None``: not given."""
-    trusted_domains: tuple[str, ...] = ()
-    hours: float = 24.0
-    cafile: str | None = None
-    scan: Callable[[], dependencies.ScanRun] = field(
-        default=lambda: dependencies.ScanRun(None, "", "no scanner configured")
-    )
+    settings: AuditSettings
     now: datetime = field(default_factory=lambda: datetime.now(UTC))
-    only: tuple[str, ...] = ()
-    """Areas to review (names from :data:`AREAS`); empty: all of them."""
     service: ServiceFetch = field(init=False)
 
     def __post_init__(self) -> None:
@@ -62,7 +74,7 @@ class AuditContext:
 
     def log_filter(self, *terms: str) -> str:
         """A Cloud Logging filter on the service's entries in the audit window."""
-        since = (self.now - timedelta(hours=self.hours)).strftime("%Y-%m-%dT%H:%M:%SZ")
+        since = (self.now - timedelta(hours=self.settings.hours)).strftime("%Y-%m-%dT%H:%M:%SZ")
         return " AND ".join(
             (
                 'resource.type="cloud_run_revision"',
@@ -80,7 +92,7 @@ def area_access_logs(ctx: AuditContext) -> list[Finding]:
     assert ctx.target.project is not None
     filter_ = ctx.log_filter("httpRequest.status>=400", "httpRequest.status<500")
     entries = ctx.cloud.logs().list_entries(ctx.target.project, filter_, LOG_LIMIT)
-    return access_logs.review_4xx(entries, ctx.hours)
+    return access_logs.review_4xx(entries, ctx.settings.hours)
 
 
 def area_relay_access(ctx: AuditContext) -> list[Finding]:
@@ -90,7 +102,7 @@ def area_relay_access(ctx: AuditContext) -> list[Finding]:
     assert ctx.target.project is not None
     filter_ = ctx.log_filter(f'jsonPayload.audit="{AUDIT_TAG}"')
     entries = ctx.cloud.logs().list_entries(ctx.target.project, filter_, LOG_LIMIT)
-    return access_logs.review_rejections(entries, ctx.hours)
+    return access_logs.review_rejections(entries, ctx.settings.hours)
 
 
 def area_project_iam(ctx: AuditContext) -> list[Finding]:
@@ -99,7 +111,8 @@ def area_project_iam(ctx: AuditContext) -> list[Finding]:
         return [skipped(iam.AREA, reason)]
     assert ctx.target.project is not None
     policy = ctx.cloud.projects().get_iam_policy(ctx.target.project)
-    return iam.review_project_iam(policy, ctx.target.project, ctx.trusted_domains)
+    trusted = ctx.settings.trusted_domains or ctx.target.trusted_domains
+    return iam.review_project_iam(policy, ctx.target.project, trusted)
 
 
 def area_service(ctx: AuditContext) -> list[Finding]:
@@ -117,20 +130,19 @@ def area_config(ctx: AuditContext) -> list[Finding]:
     area = config_review.AREA
     overrides: dict[str, str] = {}
     from_secrets: frozenset[str] = frozenset()
-    parts = [str(ctx.config_path)] if ctx.config_path else []
+    parts = [str(ctx.settings.config_path)] if ctx.settings.config_path else []
     if ctx.cloud_skip("run") is None:
         state = ctx.service.get()
         overrides, from_secrets = config_review.service_overrides(state.env)
-        if overrides:
-            name = state.name.rsplit("/", 1)[-1]
-            parts.append(f"{len(overrides)} MLSGW_* env var(s) of service {name}")
+        name = state.name.rsplit("/", 1)[-1]
+        parts.append(f"{len(overrides)} MLSGW_* env var(s) of service {name}")
     if not parts:
         return [skipped(area, "no relay config given (--config or MLSGW_CONFIG)")]
-    if ctx.config_path is None:
+    if ctx.settings.config_path is None:
         parts.insert(0, "built-in defaults")
     try:
         # No file: the built-in defaults (MLSGW_CONFIG="" stops the config/mlsgw.toml lookup).
-        config = load_config(ctx.config_path, {"MLSGW_CONFIG": "", **overrides})
+        config = load_config(ctx.settings.config_path, {"MLSGW_CONFIG": "", **overrides})
     except ConfigError as exc:
         raise UsageError("the relay config does not load: " + "; ".join(exc.problems)) from None
     return config_review.review_config(
@@ -157,7 +169,7 @@ def area_firestore(ctx: AuditContext) -> list[Finding]:
 
 def area_dependencies(ctx: AuditContext) -> list[Finding]:
     """pip-audit on the installed environment."""
-    return dependencies.review_scan(ctx.scan())
+    return dependencies.review_scan(ctx.settings.scan())
 
 
 def area_tls(ctx: AuditContext) -> list[Finding]:
@@ -170,7 +182,7 @@ def area_tls(ctx: AuditContext) -> list[Finding]:
     if not url.startswith(("https://", "wss://")):
         return [skipped("tls", f"{url} is not https")]
     host, port = parse_endpoint(url)
-    result = grade(probe_certificate(host, port, ctx.target.timeout, ctx.cafile), ctx.now)
+    result = grade(probe_certificate(host, port, ctx.target.timeout, ctx.settings.cafile), ctx.now)
     if result.status is Status.OK:
         return [clean("tls", result.summary)]
     return [
@@ -205,11 +217,13 @@ def _guarded(
         return [could_not(area, f"{type(exc).__name__}: {exc}")]
 
 
-def run(ctx: AuditContext, reporter: Reporter, run_id: str) -> CheckReport:
-    """Run every area concurrently; the report lists their findings in :data:`AREAS` order."""
-    chosen = [(area, review) for area, review in AREAS if not ctx.only or area in ctx.only]
-    reporter.step(f"auditing {len(chosen)} areas")
+def run(run_ctx: RunContext, settings: AuditSettings) -> CheckReport:
+    """Run the chosen areas concurrently; the findings come in :data:`AREAS` order."""
+    ctx = AuditContext(run_ctx.target, run_ctx.cloud, settings, now=run_ctx.clock())
+    chosen = [(a, review) for a, review in AREAS if not settings.only or a in settings.only]
+    run_ctx.reporter.step(f"auditing {len(chosen)} areas")
     with ThreadPoolExecutor(max_workers=len(chosen)) as pool:
         futures = [pool.submit(_guarded, area, review, ctx) for area, review in chosen]
         findings = [f for future in futures for f in future.result()]
-    return audit_report(findings, run_id)
+    where = run_ctx.target.service or run_ctx.target.url or "local"
+    return audit_report(findings, run_ctx.run_id, title=f"mlsgw audit — {where}")

@@ -2,66 +2,45 @@
 
 from __future__ import annotations
 
+import functools
 import os
 from pathlib import Path
 from typing import Annotated
 
 import typer
 
-from mlsgw import output
 from mlsgw.audit import pip_audit
-from mlsgw.audit.runner import AREA_NAMES, AuditContext, run
-from mlsgw.commands.certcheck import CafileOpt
+from mlsgw.audit.runner import AREA_NAMES, AuditSettings, run
+from mlsgw.commands.certcheck import CafileOpt, refuse_two_formats
 from mlsgw.commands.common import (
-    PANEL_TARGET,
-    EndpointOpt,
-    JsonOpt,
+    CommandOptions,
     NagiosOpt,
-    ProjectOpt,
-    RegionOpt,
-    ServiceOpt,
-    TimeoutOpt,
-    UrlOpt,
-    new_run_id,
+    fail_early,
+    run_command,
+    runbook_command,
 )
 from mlsgw.errors import MlsgwError, UsageError
-from mlsgw.gcp.clients import Cloud
-from mlsgw.target import resolve_target
-from relay.config import load_config
 
-AuditConfigOpt = Annotated[
-    Path | None,
-    typer.Option(
-        "--config",
-        "-c",
-        help="Relay config file to review; its \\[ops] gives defaults (default: $MLSGW_CONFIG).",
-        rich_help_panel=PANEL_TARGET,
-    ),
-]
+AUDIT_FIELDS = ("project", "region", "service", "url", "endpoint", "timeout")
 
 
-def _config_path(config: Path | None) -> Path | None:
-    """``--config``, else ``$MLSGW_CONFIG``: the relay config under review."""
+def config_under_review(config: Path | None) -> Path | None:
+    """``--config``, else ``$MLSGW_CONFIG``: the relay config file the audit reviews."""
     if config is not None:
         return config
     named = os.environ.get("MLSGW_CONFIG")
     return Path(named) if named else None
 
 
+@runbook_command(AUDIT_FIELDS)
 def audit(
-    project: ProjectOpt = None,
-    region: RegionOpt = None,
-    service: ServiceOpt = None,
-    url: UrlOpt = None,
-    endpoint: EndpointOpt = None,
-    config: AuditConfigOpt = None,
     hours: Annotated[float, typer.Option(help="Hours of logs to analyse.", min=0.1)] = 24.0,
     trusted_domain: Annotated[
         list[str] | None,
         typer.Option(
             "--trusted-domain",
             help="A domain whose IAM members are expected; repeatable "
-            "(default: \\[ops] trusted_domains).",
+            "(default: env MLSGW_TRUSTED_DOMAINS, \\[ops] trusted_domains).",
         ),
     ] = None,
     osv_url: Annotated[
@@ -79,60 +58,44 @@ def audit(
         ),
     ] = None,
     cafile: CafileOpt = None,
-    timeout: TimeoutOpt = None,
-    as_json: JsonOpt = False,
     nagios: NagiosOpt = False,
+    *,
+    options: CommandOptions,
 ) -> None:
     """Security review: 4xx access logs, NIP-42 and allowlist refusals, project IAM, the
-    Cloud Run service (public invoker, ingress, plain-text secrets), the relay config,
-    Firestore PITR and backup schedules, dependency vulnerabilities (pip-audit), and the
-    TLS certificate of the service URL. Each finding has a severity and its evidence.
+    Cloud Run service (public invoker, ingress, plain-text secrets), the relay config
+    (``--config``, else ``MLSGW_CONFIG``, under the service's MLSGW_* variables), Firestore
+    PITR and backup schedules, dependency vulnerabilities (pip-audit), and the TLS
+    certificate of the service URL. Each finding has a severity and its evidence.
 
     Exit 0 clean, 1 warnings, 2 critical, 3 could not audit (an area failed: no
     credentials, permission denied, pip-audit could not reach its database).
 
     Example: mlsgw audit --project my-proj --region europe-west1 --service mlsgw -c relay.toml
     """
-    run_id = new_run_id()
+    mirror = osv_url or os.environ.get("MLSGW_OSV_URL") or None
     try:
-        if as_json and nagios:
-            raise UsageError("--json and --nagios are two output formats: choose one")
+        refuse_two_formats(options.as_json, nagios)
         unknown = sorted(set(only or ()) - set(AREA_NAMES))
         if unknown:
             raise UsageError(
                 f"unknown area(s) {', '.join(unknown)}; choose from {', '.join(AREA_NAMES)}"
             )
-        target = resolve_target(
-            config=config,
-            timeout=timeout,
-            url=url,
-            project=project,
-            region=region,
-            service=service,
-            endpoint=endpoint,
-        )
-        config_path = _config_path(config)
-        ops = load_config(config, dict(os.environ)).ops
     except MlsgwError as exc:
-        output.fail(exc, 3, command="audit", as_json=as_json, run_id=run_id)
-    mirror = osv_url or os.environ.get("MLSGW_OSV_URL") or None
-    ctx = AuditContext(
-        target=target,
-        cloud=Cloud(target),
-        config_path=config_path,
-        trusted_domains=tuple(trusted_domain or ops.trusted_domains),
+        fail_early("audit", exc, as_json=options.as_json)
+    settings = AuditSettings(
+        config_path=config_under_review(options.config),
+        trusted_domains=tuple(trusted_domain or ()),
         hours=hours,
         cafile=cafile,
-        scan=lambda: pip_audit.run_scan(mirror),
+        scan=functools.partial(pip_audit.run_scan, mirror),
         only=tuple(only or ()),
     )
-    with output.progress(enabled=not (as_json or nagios)) as reporter:
-        report = run(ctx, reporter, run_id)
-    if nagios:
-        typer.echo(output.nagios_line(report, "MLSGW AUDIT"))
-    elif as_json:
-        output.emit_json(output.audit_document(report, target.redacted()))
-    else:
-        where = target.service or target.url or "local"
-        output.render_checks(report, output.stdout_console(), f"mlsgw audit — {where}", "finding")
-    raise typer.Exit(report.exit_code)
+    run_command(
+        "audit",
+        options,
+        functools.partial(run, settings=settings),
+        needs_service=False,
+        records=False,
+        nagios=nagios,
+    )

@@ -100,8 +100,8 @@ def test_4xx_responses_are_summarised_by_ip_path_and_user_agent(
     finding = findings["logs.4xx"]
     assert finding["status"] == "info" and code == 0
     assert finding["summary"] == "4 4xx responses in 24 h (401: 1, 404: 3)"
-    assert finding["top_ips"] == [["203.0.113.7", 3], ["198.51.100.2", 1]]
-    assert finding["top_user_agents"][0] == ["zgrab/0.x", 3]
+    assert finding["data"]["top_ips"] == [["203.0.113.7", 3], ["198.51.100.2", 1]]
+    assert finding["data"]["top_user_agents"][0] == ["zgrab/0.x", 3]
     [call] = google.server.calls("POST", "/v2/entries:list")
     assert "httpRequest.status>=400 AND httpRequest.status<500" in call.body["filter"]
 
@@ -123,8 +123,8 @@ def test_relay_access_refusals_are_read_from_its_json_log_lines(
     code, findings, _ = audit(cli, *target_args, "--only", "relay-access")
     finding = findings["logs.access-rejections"]
     assert finding["status"] == "warning" and code == 1
-    assert finding["total"] == 21
-    assert finding["top_ips"][0] == ["203.0.113.7", 20]
+    assert finding["data"]["total"] == 21
+    assert finding["data"]["top_ips"][0] == ["203.0.113.7", 20]
 
 
 # --- project IAM ----------------------------------------------------------------------------
@@ -209,7 +209,7 @@ def test_invoker_iam_disabled_is_a_public_invoker(
     """The flag the runbook forgets: Cloud Run skips the invoker check altogether."""
     service.invoker_iam_disabled = True
     _, findings, _ = audit(cli, *target_args, "--only", "service")
-    assert findings["service.public-invoker"]["invoker_iam_disabled"] is True
+    assert findings["service.public-invoker"]["data"]["invoker_iam_disabled"] is True
 
 
 def test_ingress_all_is_reported_as_information(
@@ -220,7 +220,7 @@ def test_ingress_all_is_reported_as_information(
     code, findings, _ = audit(cli, *target_args, "--only", "service")
     assert code == 0
     assert findings["service.ingress"]["status"] == "info"
-    assert findings["service.ingress"]["ingress"] == "all"
+    assert findings["service.ingress"]["data"]["ingress"] == "all"
 
 
 def test_plain_text_secret_in_env_is_critical_secret_manager_refs_are_not(
@@ -238,7 +238,7 @@ def test_plain_text_secret_in_env_is_critical_secret_manager_refs_are_not(
     code, findings, document = audit(cli, *target_args, "--only", "service")
     assert code == 2
     finding = findings["service.plaintext-secret"]
-    assert finding["variables"] == ["MLSGW_METRICS__AUTH"]
+    assert finding["data"]["variables"] == ["MLSGW_METRICS__AUTH"]
     assert "plain-text-metrics-key" not in json.dumps(document)
 
 
@@ -317,9 +317,10 @@ def test_config_review_applies_the_service_env_over_the_file(
 
 
 def test_without_a_file_the_service_env_over_defaults_is_reviewed(
-    cli: Cli, target_args: list[str], service: Any
+    cli: Cli, target_args: list[str], service: Any, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """No --config and no MLSGW_CONFIG: the defaults (SQLite) under the service's variables."""
+    monkeypatch.delenv("MLSGW_CONFIG")
     code, findings, _ = audit(cli, *target_args, "--only", "config")
     assert code == 2 and findings["config.sqlite-on-cloud-run"]["status"] == "critical"
     service.template["containers"][0]["env"] = [
@@ -382,7 +383,10 @@ def test_certificate_of_the_service_url_close_to_expiry(cli: Cli, tmp_path: Path
         server.stop()
     assert code == 2
     finding = findings["tls.certificate"]
-    assert 4 <= finding["days_left"] <= 5 and finding["issuer"] == "mlsgw test CA (mlsgw tests)"
+    assert (
+        4 <= finding["data"]["days_left"] <= 5
+        and finding["data"]["issuer"] == "mlsgw test CA (mlsgw tests)"
+    )
 
 
 # --- dependencies (real pip-audit, loopback only) -------------------------------------------

@@ -48,18 +48,18 @@ def test_exit_code_follows_the_days_left(
     endpoint, ca = serve_cert(days)
     result = cli("certcheck", endpoint, "--cafile", ca, "--json")
     assert result.exit_code == code, result.output
-    check = json.loads(result.output)["checks"][0]
+    check = json.loads(result.output)["findings"][0]
     assert check["status"] == status
-    assert days - 1 <= check["days_left"] <= days
-    assert check["issuer"] == "mlsgw test CA (mlsgw tests)"
-    assert check["sans"] == ["localhost", "127.0.0.1"]
+    assert days - 1 <= check["data"]["days_left"] <= days
+    assert check["data"]["issuer"] == "mlsgw test CA (mlsgw tests)"
+    assert check["data"]["sans"] == ["localhost", "127.0.0.1"]
 
 
 def test_refused_connection_is_critical_with_the_reason(cli: Cli) -> None:
     """Nothing listening: CRITICAL, and the reason says the connection was refused."""
     result = cli("certcheck", f"127.0.0.1:{_closed_port()}", "--json")
     assert result.exit_code == 2
-    check = json.loads(result.output)["checks"][0]
+    check = json.loads(result.output)["findings"][0]
     assert check["status"] == "critical"
     assert "refused" in check["summary"].lower()
 
@@ -72,9 +72,9 @@ def test_untrusted_certificate_is_critical_but_still_described(
     endpoint, _ = serve_cert(90)
     result = cli("certcheck", endpoint, "--json")
     assert result.exit_code == 2
-    check = json.loads(result.output)["checks"][0]
+    check = json.loads(result.output)["findings"][0]
     assert "certificate verification failed" in check["summary"]
-    assert check["issuer"] == "mlsgw test CA (mlsgw tests)"
+    assert check["data"]["issuer"] == "mlsgw test CA (mlsgw tests)"
 
 
 def test_nagios_line_has_the_summary_and_days_left_perfdata(
@@ -86,7 +86,7 @@ def test_nagios_line_has_the_summary_and_days_left_perfdata(
     assert result.exit_code == 1
     line = result.output.strip()
     assert "\n" not in line
-    assert line.startswith("MLSGW CERT WARNING - certificate: 127.0.0.1:")
+    assert line.startswith("MLSGW WARNING - certificate: 127.0.0.1:")
     assert "'days_left'=14." in line
 
 

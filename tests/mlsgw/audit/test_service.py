@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from mlsgw.audit.service import looks_secret, review_service
-from mlsgw.gcp.base import Binding, Condition, EnvVar, IamPolicy, Ingress, Scaling, ServiceState
+from mlsgw.gcp.base import Binding, Condition, EnvVar, IamPolicy, Scaling, ServiceState
 from mlsgw.report import Status
 
 
@@ -20,7 +20,7 @@ def state(**overrides: object) -> ServiceState:
         "traffic_statuses": (),
         "image": "img",
         "scaling": Scaling(),
-        "ingress": Ingress.INTERNAL_AND_LOAD_BALANCER,
+        "ingress": "internal-and-cloud-load-balancing",
     }
     base.update(overrides)
     return ServiceState(**base)  # type: ignore[arg-type]
@@ -41,7 +41,7 @@ def test_public_invoker_binding_or_disabled_invoker_check_is_a_warning() -> None
 
 def test_ingress_all_is_information() -> None:
     """Ingress all is reported as info: it does not change the verdict."""
-    [finding] = review_service(state(ingress=Ingress.ALL), NOBODY)
+    [finding] = review_service(state(ingress="all"), NOBODY)
     assert finding.code == "service.ingress" and finding.severity is Status.INFO
 
 
