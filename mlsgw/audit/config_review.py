@@ -1,5 +1,5 @@
-"""Relay config review: auth disabled, empty allowlist, weak metrics key, REST API without
-``relay_url``, and SQLite on Cloud Run."""
+"""Relay config review: a config the relay refuses, auth disabled, empty allowlist, weak
+metrics key, and SQLite on Cloud Run."""
 
 from __future__ import annotations
 
@@ -62,6 +62,20 @@ def weak_key(key: str) -> str | None:
     return None
 
 
+def refused_config(problems: Sequence[str], source: str) -> list[Finding]:
+    """The relay refuses to start with this config: one critical finding with every problem."""
+    return [
+        Finding(
+            AREA,
+            "config.invalid",
+            Status.CRITICAL,
+            f"the relay refuses this config ({source}): `mlsgw serve` would not start",
+            tuple(problems),
+            {"problems": list(problems)},
+        )
+    ]
+
+
 def review_config(
     config: Config,
     *,
@@ -107,14 +121,6 @@ def review_config(
                 f"the metrics key {why}",
                 f"{source}: [metrics] auth {'unset' if not key else '= ***'}",
             )
-    if config.mls_gateway.enable_api and not config.information.relay_url:
-        add(
-            "config.api-without-relay-url",
-            Status.WARNING,
-            "the REST API is on without information.relay_url: NIP-98 `u` tags are checked "
-            "against the request's Host header, which a client chooses",
-            f"{source}: [extensions.mls_gateway] enable_api = true, [information] relay_url unset",
-        )
     if on_cloud_run and config.store_backend == "sqlite":
         add(
             "config.sqlite-on-cloud-run",

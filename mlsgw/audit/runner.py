@@ -17,7 +17,7 @@ from mlsgw.audit import access_logs, config_review, dependencies, firestore, iam
 from mlsgw.audit.findings import Finding, audit_report, clean, could_not, skipped
 from mlsgw.certificates import grade, parse_endpoint
 from mlsgw.checks import ServiceFetch
-from mlsgw.errors import MlsgwError, NotFound, UsageError
+from mlsgw.errors import MlsgwError, NotFound
 from mlsgw.gcp.clients import Cloud
 from mlsgw.report import CheckReport, Status
 from mlsgw.runbook.context import RunContext
@@ -144,7 +144,7 @@ def area_config(ctx: AuditContext) -> list[Finding]:
         # No file: the built-in defaults (MLSGW_CONFIG="" stops the config/mlsgw.toml lookup).
         config = load_config(ctx.settings.config_path, {"MLSGW_CONFIG": "", **overrides})
     except ConfigError as exc:
-        raise UsageError("the relay config does not load: " + "; ".join(exc.problems)) from None
+        return config_review.refused_config(exc.problems, " + ".join(parts))
     return config_review.review_config(
         config,
         on_cloud_run=ctx.target.has_service,

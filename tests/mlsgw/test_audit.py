@@ -258,10 +258,6 @@ def test_plain_text_secret_in_env_is_critical_secret_manager_refs_are_not(
             ALLOWLIST + "[metrics]\nenabled = true\n",
             "config.metrics-key",
         ),
-        (
-            ALLOWLIST + "[extensions.mls_gateway]\nenable_api = true\n",
-            "config.api-without-relay-url",
-        ),
     ],
 )
 def test_config_finding_planted_in_the_file(cli: Cli, tmp_path: Path, toml: str, code: str) -> None:
@@ -332,13 +328,25 @@ def test_without_a_file_the_service_env_over_defaults_is_reviewed(
     assert "built-in defaults + 2 MLSGW_* env var(s)" in findings["config.clean"]["summary"]
 
 
-def test_service_env_that_does_not_load_is_unknown(
-    cli: Cli, target_args: list[str], service: Any
+def test_service_env_the_relay_refuses_is_critical(
+    cli: Cli, target_args: list[str], service: Any, clean_config: Path
 ) -> None:
-    """A bad MLSGW_* variable on the service: the config could not be reviewed (exit 3)."""
+    """A bad MLSGW_* variable on the service: the relay would not start with it (exit 2)."""
     service.template["containers"][0]["env"] = [{"name": "MLSGW_AUTH__NOPE", "value": "1"}]
-    code, findings, _ = audit(cli, *target_args, "--only", "config")
-    assert code == 3 and "MLSGW_AUTH__NOPE" in findings["config.failed"]["summary"]
+    code, findings, _ = audit(cli, *target_args, "-c", str(clean_config), "--only", "config")
+    assert code == 2
+    finding = findings["config.invalid"]
+    assert any("MLSGW_AUTH__NOPE" in problem for problem in finding["details"])
+
+
+def test_rest_api_without_relay_url_is_a_config_the_relay_refuses(cli: Cli, tmp_path: Path) -> None:
+    """enable_api without information.relay_url: the loader refuses it, so the audit reports
+    the refusal (critical) with the loader's reason."""
+    path = tmp_path / "relay.toml"
+    path.write_text(ALLOWLIST + "[extensions.mls_gateway]\nenable_api = true\n")
+    code, findings, _ = audit(cli, "-c", str(path), "--only", "config")
+    assert code == 2
+    assert "information.relay_url" in findings["config.invalid"]["details"][0]
 
 
 # --- Firestore ----------------------------------------------------------------------------

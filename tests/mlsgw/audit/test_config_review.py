@@ -8,6 +8,7 @@ import pytest
 
 from mlsgw.audit.config_review import (
     FROM_SECRET_MANAGER,
+    refused_config,
     review_config,
     service_overrides,
     weak_key,
@@ -41,7 +42,6 @@ def config(**sections: dict[str, object]) -> Config:
         ({"metrics": {"enabled": True, "auth": None}}, "config.metrics-key"),
         ({"metrics": {"enabled": True, "auth": "changeme"}}, "config.metrics-key"),
         ({"metrics": {"enabled": True, "auth": "short"}}, "config.metrics-key"),
-        ({"mls_gateway": {"enable_api": True}}, "config.api-without-relay-url"),
     ],
 )
 def test_each_weak_setting_is_a_warning(sections: dict[str, dict[str, object]], code: str) -> None:
@@ -97,3 +97,10 @@ def test_metrics_key_from_secret_manager_is_not_weak() -> None:
     assert review_config(cfg, on_cloud_run=False)[0].code == "config.metrics-key"
     [finding] = review_config(cfg, on_cloud_run=False, from_secrets=frozenset({"metrics.auth"}))
     assert finding.severity is Status.OK
+
+
+def test_a_config_the_relay_refuses_is_critical_with_every_problem() -> None:
+    """The relay would not start: CRITICAL, each loader problem as evidence."""
+    [finding] = refused_config(["a.toml: auth.enabled: expected a boolean"], "a.toml")
+    assert finding.code == "config.invalid" and finding.severity is Status.CRITICAL
+    assert finding.evidence == ("a.toml: auth.enabled: expected a boolean",)
