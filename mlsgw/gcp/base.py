@@ -89,6 +89,8 @@ class ServiceState:
     """``all``, ``internal``, ``internal-and-cloud-load-balancing`` or ``none`` (gcloud's names)."""
     invoker_iam_disabled: bool = False
     """True: anyone may invoke the service, whatever its IAM policy says."""
+    env: Mapping[str, str] = field(default_factory=dict)
+    """Plain environment variables of the first container (secret references left out)."""
 
     def serving(self) -> dict[str, int]:
         """Revision -> percent actually receiving traffic (``LATEST`` resolved)."""
@@ -288,6 +290,10 @@ class CloudRunApi(Protocol):
         ...
 
     def get_iam_policy(self, name: str) -> IamPolicy: ...
+
+    def describe_service(self, name: str) -> dict[str, object]:
+        """The whole service resource as the API returns it (JSON field names)."""
+        ...
 
     def set_iam_policy(self, name: str, policy: IamPolicy) -> IamPolicy:
         """Write ``policy``; :class:`mlsgw.errors.Conflict` when its etag is stale."""

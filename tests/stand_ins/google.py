@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from tests.stand_ins.cloud_run import CloudRunStandIn
 from tests.stand_ins.firestore_admin import FirestoreAdminStandIn
+from tests.stand_ins.firestore_backups import FirestoreBackupsStandIn
 from tests.stand_ins.logging_api import LoggingStandIn
 from tests.stand_ins.rest import RestServer
 from tests.stand_ins.storage import StorageStandIn
@@ -16,7 +17,7 @@ from tests.stand_ins.storage import StorageStandIn
 
 class GoogleStandIn:
     """The REST stand-ins on one server: :attr:`run`, :attr:`logging`, :attr:`firestore`,
-    :attr:`storage`."""
+    :attr:`storage`, :attr:`backups` (Firestore exports, imports, managed backups, restores)."""
 
     def __init__(self) -> None:
         self.server = RestServer()
@@ -24,6 +25,7 @@ class GoogleStandIn:
         self.logging = LoggingStandIn(self.server)
         self.firestore = FirestoreAdminStandIn(self.server)
         self.storage = StorageStandIn(self.server)
+        self.backups = FirestoreBackupsStandIn(self.server, self.firestore, self.storage)
 
     @property
     def url(self) -> str:
