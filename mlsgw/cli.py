@@ -5,6 +5,7 @@ from __future__ import annotations
 import typer
 
 from mlsgw import __version__
+from mlsgw.commands import backup as backup_cmd
 from mlsgw.commands import config as config_cmd
 from mlsgw.commands import deploy as deploy_cmd
 from mlsgw.commands import healthcheck as healthcheck_cmd
@@ -48,6 +49,7 @@ app.command("deploy", cls=RunbookCommand)(deploy_cmd.deploy)
 app.command("scale", cls=RunbookCommand)(deploy_cmd.scale)
 app.command("lockdown", cls=RunbookCommand)(lockdown_cmd.lockdown)
 app.add_typer(ledger_cmd.app, name="ledger")
+app.add_typer(backup_cmd.app, name="backup")
 
 
 def main() -> None:

@@ -209,6 +209,7 @@ class OpsSettings:
     metrics_key: str | None = _f(None, secret=True)
     ledger: str | None = None
     backup_bucket: str | None = None
+    rpo_hours: float = 24.0
     timeout: float = _f(10.0, duration=True)
 
 

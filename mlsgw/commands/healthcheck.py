@@ -1,4 +1,4 @@
-"""``mlsgw healthcheck``: the morning check (R-K1), six checks run concurrently."""
+"""``mlsgw healthcheck``: the morning check (R-K1), its checks run concurrently."""
 
 from __future__ import annotations
 
