@@ -11,6 +11,7 @@ from mlsgw.commands import deploy as deploy_cmd
 from mlsgw.commands import healthcheck as healthcheck_cmd
 from mlsgw.commands import ledger as ledger_cmd
 from mlsgw.commands import lockdown as lockdown_cmd
+from mlsgw.commands import restore as restore_cmd
 from mlsgw.commands import rollback as rollback_cmd
 from mlsgw.commands import serve as serve_cmd
 from mlsgw.commands.common import RunbookCommand
@@ -50,6 +51,7 @@ app.command("scale", cls=RunbookCommand)(deploy_cmd.scale)
 app.command("lockdown", cls=RunbookCommand)(lockdown_cmd.lockdown)
 app.add_typer(ledger_cmd.app, name="ledger")
 app.add_typer(backup_cmd.app, name="backup")
+app.command("restore", cls=RunbookCommand)(restore_cmd.restore)
 
 
 def main() -> None:

@@ -134,6 +134,11 @@ class FirestoreBackupsApi(Protocol):
         """Import an export into ``database`` and wait; ``OperationFailed`` on an error."""
         ...
 
+    def export_operation(self, database: str, output_uri_prefix: str) -> OperationStatus | None:
+        """The export operation that wrote ``output_uri_prefix``, while Firestore still lists
+        it (its metadata holds the document count), else ``None``."""
+        ...
+
     def get_database(self, name: str) -> DatabaseInfo: ...
 
     def list_backups(self, project: str) -> list[ManagedBackup]:

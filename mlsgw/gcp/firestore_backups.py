@@ -13,8 +13,10 @@ from google.cloud import firestore_admin_v1
 from google.cloud.firestore_admin_v1.types import backup as backup_types
 from google.cloud.firestore_admin_v1.types import database as database_types
 from google.cloud.firestore_admin_v1.types import firestore_admin as requests
+from google.cloud.firestore_admin_v1.types import operation as operation_types
 from google.cloud.firestore_admin_v1.types import schedule as schedule_types
 from google.cloud.firestore_admin_v1.types import snapshot
+from google.longrunning import operations_pb2
 from google.protobuf import field_mask_pb2
 
 from mlsgw import errors
@@ -31,6 +33,7 @@ from mlsgw.gcp.errors import vendor_errors
 
 OPERATION_TIMEOUT = 6 * 3600.0
 """Seconds to wait for an export, import or restore (large databases take hours)."""
+_MAX_PAGES = 20
 FIRST_POLL = 0.05
 MAX_POLL = 10.0
 
@@ -64,6 +67,19 @@ def _status(operation: lro.Operation) -> OperationStatus:
     if not state or state == "OPERATION_STATE_UNSPECIFIED":
         state = "FAILED" if error else ("SUCCESSFUL" if raw.done else "PROCESSING")
     return OperationStatus(raw.name, bool(raw.done), state, _progress(metadata), error)
+
+
+def _export_status(raw: operations_pb2.Operation, prefix: str) -> OperationStatus | None:
+    """The status of ``raw`` when it is the export to ``prefix``."""
+    if not raw.metadata.type_url.endswith("ExportDocumentsMetadata"):
+        return None
+    metadata = operation_types.ExportDocumentsMetadata.deserialize(raw.metadata.value)
+    if metadata.output_uri_prefix.rstrip("/") != prefix:
+        return None
+    error = f"code {raw.error.code}: {raw.error.message}" if raw.error.code else None
+    return OperationStatus(
+        raw.name, bool(raw.done), metadata.operation_state.name, _progress(metadata), error
+    )
 
 
 def _backup(raw: backup_types.Backup) -> ManagedBackup:
@@ -176,6 +192,23 @@ class FirestoreBackupsAdapter:
         with vendor_errors(what, "datastore.databases.import"):
             operation = self._client.import_documents(request=request, timeout=self._timeout)
         return self._wait(operation, what, on_progress)[1]
+
+    def export_operation(self, database: str, output_uri_prefix: str) -> OperationStatus | None:
+        """Search the database's listed operations for the export to ``output_uri_prefix``."""
+        wanted = output_uri_prefix.rstrip("/")
+        token = ""
+        with vendor_errors(f"list Firestore operations of {database}", "datastore.operations.list"):
+            for _ in range(_MAX_PAGES):
+                request = operations_pb2.ListOperationsRequest(name=database, page_token=token)
+                page = self._client.list_operations(request=request, timeout=self._timeout)
+                for raw in page.operations:
+                    found = _export_status(raw, wanted)
+                    if found is not None:
+                        return found
+                token = page.next_page_token
+                if not token:
+                    return None
+        return None
 
     def get_database(self, name: str) -> DatabaseInfo:
         """Read the database."""

@@ -1,0 +1,334 @@
+"""``mlsgw restore PATH`` (R-K5): stop public traffic → import → validate → reopen → healthcheck.
+
+If a step fails, traffic stays stopped and the report says which steps ran, which did not,
+and the exact commands that continue the restore or reopen traffic. The saved ingress is
+written to the ledger (a ``started`` line) before traffic is stopped, so ``--resume`` and
+``--reopen`` find it even if this process dies mid-way.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from mlsgw.backups.context import BackupContext
+from mlsgw.backups.inventory import parse_manifest
+from mlsgw.backups.naming import MANIFEST, database_name, export_time, overall_metadata, split_gs
+from mlsgw.backups.plan import (
+    HEALTHCHECK,
+    IMPORT,
+    REOPEN,
+    STEPS,
+    STOP,
+    STOPPED_INGRESS,
+    VALIDATE,
+    RestorePlan,
+    RestoreSource,
+    count_step,
+    next_commands,
+)
+from mlsgw.checks import CheckContext, check_health, check_service, check_websocket
+from mlsgw.errors import Conflict, MlsgwError, Refused
+from mlsgw.gcp.backup_api import OperationStatus
+from mlsgw.gcp.base import ServiceChange, ServiceState
+from mlsgw.probes import parse_secret_key, probe_health, probe_websocket
+from mlsgw.report import ActionReport, Change, Outcome, Status, Step
+
+WRITE_ATTEMPTS = 5
+COMMAND = "restore"
+
+
+def read_source(ctx: BackupContext, uri: str, database: str) -> RestoreSource:
+    """The export at ``uri``: it must exist; its time and document count where recorded."""
+    bucket, prefix = split_gs(uri)
+    uri = f"gs://{bucket}/{prefix}"
+    objects = ctx.cloud.objects()
+    if objects.read(bucket, overall_metadata(prefix)) is None:
+        raise Refused(f"{uri} is not a Firestore export (no {overall_metadata(prefix)})")
+    manifest = parse_manifest(objects.read(bucket, f"{prefix}/{MANIFEST}"))
+    taken = export_time(prefix.rsplit("/", 1)[-1])
+    documents = manifest.get("documents")
+    if isinstance(documents, int):
+        return RestoreSource(uri, taken, documents, f"manifest {MANIFEST}")
+    operation = ctx.cloud.firestore_backups().export_operation(database, uri)
+    if operation is not None and operation.succeeded:
+        return RestoreSource(uri, taken, operation.progress.documents, "its export operation")
+    return RestoreSource(uri, taken, None, "unknown")
+
+
+def _set_ingress(ctx: BackupContext, name: str, ingress: str) -> ServiceState:
+    """Write the ingress guarded by the etag just read; re-read on a concurrent change."""
+    run = ctx.cloud.run()
+    for _ in range(WRITE_ATTEMPTS):
+        current = run.get_service(name)
+        if current.ingress == ingress:
+            return current
+        try:
+            return run.update_service(name, ServiceChange(ingress=ingress), etag=current.etag)
+        except Conflict:
+            ctx.reporter.step("the service changed concurrently; reading it again")
+    raise Conflict(f"{name} kept changing concurrently ({WRITE_ATTEMPTS} attempts)")
+
+
+def validation_url(service: ServiceState, given: str | None) -> str | None:
+    """``--validate-url`` (an internal URL), else a tag URL of the service, else ``None``."""
+    if given:
+        return given
+    return next((t.uri for t in service.traffic_statuses if t.tag and t.uri), None)
+
+
+def probe_steps(ctx: BackupContext, url: str | None) -> list[Step]:
+    """``/health`` and a WebSocket REQ at ``url`` (skipped when there is none)."""
+    if url is None:
+        reason = "no internal or tagged URL (ingress blocks the public one); give --validate-url"
+        return [Step("validate /health", Status.SKIPPED, reason)]
+    timeout = ctx.target.timeout
+    health = probe_health(url, timeout)
+    if health.ok:
+        steps = [Step("validate /health", Status.OK, f"{url}: healthy, version {health.version}")]
+    else:
+        steps = [Step("validate /health", Status.CRITICAL, f"{url}/health: {health.detail}")]
+    key = parse_secret_key(ctx.target.probe_key) if ctx.target.probe_key else None
+    ws = probe_websocket(url, timeout, key)
+    if ws.ok:
+        steps.append(Step("validate REQ", Status.OK, ws.detail))
+    elif ws.auth_required and key is None:
+        steps.append(Step("validate REQ", Status.WARNING, f"{ws.detail}; give --probe-key"))
+    else:
+        steps.append(Step("validate REQ", Status.CRITICAL, ws.detail))
+    return steps
+
+
+def healthcheck_steps(ctx: BackupContext) -> list[Step]:
+    """The service Ready, ``/health`` and a WebSocket REQ over the public URL."""
+    checks = CheckContext(ctx.target, ctx.cloud, now=ctx.clock())
+    steps = []
+    for check in (check_service, check_health, check_websocket):
+        try:
+            result = check(checks)
+        except MlsgwError as exc:
+            steps.append(Step(f"healthcheck {check.__name__[6:]}", Status.UNKNOWN, str(exc)))
+            continue
+        steps.append(Step(f"healthcheck {result.name}", result.status, result.summary))
+    return steps
+
+
+def saved_run(ctx: BackupContext, run_id: str) -> dict[str, Any]:
+    """The first ledger line of restore run ``run_id`` (it holds the saved ingress)."""
+    for record in ctx.ledger.records():
+        if record.get("run_id") == run_id and record.get("command") == COMMAND:
+            return record
+    raise Refused(f"no restore run {run_id} in the ledger {ctx.ledger.location}")
+
+
+def _progress(ctx: BackupContext) -> Any:
+    def report(status: OperationStatus) -> None:
+        ctx.reporter.step(f"importing: {status.progress.describe()} ({status.state.lower()})")
+
+    return report
+
+
+def run_restore(
+    ctx: BackupContext,
+    uri: str,
+    *,
+    database: str = "(default)",
+    validate_url: str | None = None,
+    resume: str | None = None,
+) -> ActionReport:
+    """Restore the export at ``uri`` in place with public traffic stopped (see module doc)."""
+    target = ctx.target
+    if not target.project:
+        raise Refused("no project given: set --project (or MLSGW_PROJECT, or [ops] project)")
+    service_name = target.service_name
+    db = database_name(target.project, database)
+    ctx.reporter.step("reading the export, the service and the database")
+    source = read_source(ctx, uri, db)
+    service = ctx.cloud.run().get_service(service_name)
+    ctx.cloud.firestore_backups().get_database(db)
+    saved = service.ingress
+    original_run = ctx.run_id
+    if resume is not None:
+        first = saved_run(ctx, resume)
+        if first.get("args", {}).get("export") != source.uri:
+            raise Refused(
+                f"run {resume} restored {first.get('args', {}).get('export')}, not {source.uri}"
+            )
+        saved = str((first.get("pre_state") or {}).get("ingress") or saved)
+        original_run = str(first.get("args", {}).get("original_run") or resume)
+    plan = RestorePlan(
+        source, db, service_name, saved, validation_url(service, validate_url), resume
+    )
+    now = ctx.clock()
+    args = {"export": source.uri, "database": db, "original_run": original_run, "resume": resume}
+    pre_state = {"ingress": saved, "etag": service.etag, "generation": service.generation}
+    steps: list[Step] = []
+    result: dict[str, Any] = {"saved_ingress": saved, "expected_documents": source.documents}
+    notices: list[str] = []
+
+    def report(outcome: Outcome, summary: str) -> ActionReport:
+        done = ActionReport(
+            COMMAND,
+            outcome,
+            summary,
+            ctx.run_id,
+            plan=plan.changes(),
+            steps=tuple(steps),
+            notices=tuple(notices),
+            data={"result": result, "backup": source.describe(now)},
+        )
+        if outcome is not Outcome.PLANNED:
+            _record(ctx, done, args, pre_state, result)
+        return done
+
+    def failed(step: str, detail: str) -> ActionReport:
+        later = STEPS[STEPS.index(step) + 1 :]
+        steps.extend(Step(name, Status.SKIPPED, "not run") for name in later)
+        extra = ["--validate-url", validate_url] if validate_url else []
+        commands = next_commands(plan, target, original_run, step, validate_flags=extra)
+        notices.append(f"Traffic stays stopped (ingress {STOPPED_INGRESS}). Next:")
+        notices.extend(f"  {line}" for line in commands)
+        result.update(failed_step=step, next_commands=commands)
+        ran = STEPS[: STEPS.index(step)]
+        return report(
+            Outcome.FAILED,
+            f"{step} failed: {detail}; ran: {', '.join(ran) or 'nothing'}; "
+            f"not run: {', '.join(later)}; traffic stays stopped",
+        )
+
+    if ctx.dry_run:
+        ctx.reporter.step("validating the ingress change with Cloud Run (validate_only)")
+        ctx.cloud.run().update_service(
+            service_name,
+            ServiceChange(ingress=STOPPED_INGRESS),
+            etag=service.etag,
+            validate_only=True,
+        )
+        steps.append(
+            Step(
+                "validate",
+                Status.OK,
+                "export, database and service read; ingress change accepted (validate_only)",
+            )
+        )
+        return report(Outcome.PLANNED, "dry run: the plan above was validated; nothing was changed")
+    question = (
+        f"Restore {db} from {source.describe(now)}? Public traffic stops until the restore "
+        "is validated."
+    )
+    try:
+        ctx.confirm(question)
+    except Refused as exc:
+        steps.append(Step("confirm", Status.SKIPPED, str(exc)))
+        return report(Outcome.REFUSED, str(exc))
+    # The saved ingress reaches the ledger before traffic stops: --resume/--reopen need it.
+    started = ActionReport(COMMAND, Outcome.DONE, "started", ctx.run_id, plan=plan.changes())
+    _record(ctx, started, args, pre_state, {"outcome": "started", **result}, started=True)
+    ctx.reporter.step("stopping public traffic (ingress internal)")
+    try:
+        stopped = _set_ingress(ctx, service_name, STOPPED_INGRESS)
+    except MlsgwError as exc:
+        steps.append(Step(STOP, Status.CRITICAL, str(exc)))
+        return failed(STOP, str(exc))
+    already = " (already stopped)" if service.ingress == STOPPED_INGRESS else ""
+    steps.append(Step(STOP, Status.OK, f"ingress {saved} → {stopped.ingress}{already}"))
+    try:
+        imported = ctx.cloud.firestore_backups().import_documents(db, source.uri, _progress(ctx))
+    except MlsgwError as exc:
+        steps.append(Step(IMPORT, Status.CRITICAL, str(exc)))
+        return failed(IMPORT, str(exc))
+    result["imported_documents"] = imported.progress.documents
+    steps.append(
+        Step(IMPORT, Status.OK, f"{imported.progress.documents} documents ({imported.name})")
+    )
+    ctx.reporter.step("validating the restored data")
+    checks = [count_step(source.documents, imported.progress.documents, source.counted_by)]
+    checks.extend(probe_steps(ctx, plan.validate_url))
+    steps.extend(checks)
+    bad = [s for s in checks if s.status is Status.CRITICAL]
+    if bad:
+        steps.append(Step(VALIDATE, Status.CRITICAL, bad[0].detail))
+        return failed(VALIDATE, bad[0].detail)
+    steps.append(Step(VALIDATE, Status.OK, "the restored data checks out"))
+    ctx.reporter.step(f"reopening traffic (ingress {saved})")
+    try:
+        reopened = _set_ingress(ctx, service_name, saved)
+    except MlsgwError as exc:
+        steps.append(Step(REOPEN, Status.CRITICAL, str(exc)))
+        return failed(REOPEN, str(exc))
+    steps.append(Step(REOPEN, Status.OK, f"ingress {STOPPED_INGRESS} → {reopened.ingress}"))
+    return _finish(ctx, steps, report, f"restored {source.uri} into {db}")
+
+
+def _finish(ctx: BackupContext, steps: list[Step], report: Any, done: str) -> ActionReport:
+    ctx.reporter.step("healthcheck")
+    health = healthcheck_steps(ctx)
+    steps.extend(health)
+    worst = [s for s in health if s.status in (Status.CRITICAL, Status.UNKNOWN)]
+    if worst:
+        steps.append(Step(HEALTHCHECK, Status.CRITICAL, worst[0].detail))
+        outcome: ActionReport = report(
+            Outcome.FAILED,
+            f"{done}; traffic is open again but the healthcheck fails: {worst[0].detail}",
+        )
+        return outcome
+    steps.append(Step(HEALTHCHECK, Status.OK, "service Ready, /health and REQ answer"))
+    finished: ActionReport = report(Outcome.DONE, done)
+    return finished
+
+
+def run_reopen(ctx: BackupContext, run_id: str) -> ActionReport:
+    """Restore the ingress saved by restore run ``run_id``, then the healthcheck."""
+    first = saved_run(ctx, run_id)
+    saved = str((first.get("pre_state") or {}).get("ingress") or "")
+    if not saved:
+        raise Refused(f"restore run {run_id} saved no ingress")
+    name = ctx.target.service_name
+    service = ctx.cloud.run().get_service(name)
+    steps: list[Step] = []
+    args = {"reopen": run_id, "original_run": run_id}
+    plan = (Change(name, "ingress", service.ingress, saved),)
+
+    def report(outcome: Outcome, summary: str) -> ActionReport:
+        done = ActionReport(COMMAND, outcome, summary, ctx.run_id, plan=plan, steps=tuple(steps))
+        if outcome is not Outcome.PLANNED:
+            _record(ctx, done, args, {"ingress": service.ingress}, {})
+        return done
+
+    if ctx.dry_run:
+        return report(Outcome.PLANNED, "dry run: nothing was changed")
+    try:
+        ctx.confirm(f"Reopen traffic to {ctx.target.service} (ingress {saved})?")
+    except Refused as exc:
+        steps.append(Step("confirm", Status.SKIPPED, str(exc)))
+        return report(Outcome.REFUSED, str(exc))
+    try:
+        after = _set_ingress(ctx, name, saved)
+    except MlsgwError as exc:
+        steps.append(Step(REOPEN, Status.CRITICAL, str(exc)))
+        return report(Outcome.FAILED, f"traffic is still stopped: {exc}")
+    steps.append(Step(REOPEN, Status.OK, f"ingress {service.ingress} → {after.ingress}"))
+    return _finish(ctx, steps, report, f"traffic reopened (ingress {saved}) without restoring")
+
+
+def _record(
+    ctx: BackupContext,
+    report: ActionReport,
+    args: dict[str, Any],
+    pre_state: dict[str, Any],
+    result: dict[str, Any],
+    *,
+    started: bool = False,
+) -> None:
+    ctx.ledger.append(
+        command=COMMAND,
+        run_id=ctx.run_id,
+        args={"service_name": ctx.target.service_name, **args},
+        plan=[vars(c) for c in report.plan],
+        pre_state=pre_state,
+        result=result if started else _final(report, result),
+    )
+
+
+def _final(report: ActionReport, result: dict[str, Any]) -> dict[str, Any]:
+    steps = [{"name": s.name, "status": s.status.value, "detail": s.detail} for s in report.steps]
+    return {"outcome": report.outcome.value, "summary": report.summary, "steps": steps, **result}
