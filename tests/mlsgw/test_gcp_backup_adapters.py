@@ -113,3 +113,29 @@ def test_restore_and_clone_create_new_databases(google: GoogleStandIn) -> None:
     assert cloned.name.endswith("/cloned-1")
     with pytest.raises(errors.Conflict):
         api.restore_database(PROJECT, "restored-1", backup, lambda _: None)
+
+
+def test_export_operation_is_found_by_its_output_prefix(google: GoogleStandIn) -> None:
+    """The listed export operation that wrote a prefix gives its document count."""
+    google.backups.add_database(PROJECT, collections={"events": 7})
+    google.storage.add_bucket("b")
+    api = cloud_for(google).firestore_backups()
+    api.export_documents(DB, "gs://b/one", minute_ago(), lambda _: None)
+    found = api.export_operation(DB, "gs://b/one/")
+    assert found is not None and found.succeeded and found.progress.documents == 7
+    assert api.export_operation(DB, "gs://b/other") is None
+
+
+def test_ingress_is_read_and_written_without_a_new_revision(google: GoogleStandIn) -> None:
+    """ServiceChange(ingress=…) goes on the wire as the enum and creates no revision."""
+    from mlsgw.gcp.base import ServiceChange
+
+    google.run.add_service(PROJECT, REGION, SERVICE, ["img:1"])
+    name = f"projects/{PROJECT}/locations/{REGION}/services/{SERVICE}"
+    run = cloud_for(google).run()
+    before = run.get_service(name)
+    assert before.ingress == "all"
+    after = run.update_service(name, ServiceChange(ingress="internal"), etag=before.etag)
+    assert after.ingress == "internal" and google.run.service(SERVICE).ingress == 2
+    assert len(google.run.service(SERVICE).revisions) == 1
+    assert run.describe_service(name)["ingress"] == "INGRESS_TRAFFIC_INTERNAL_ONLY"
