@@ -27,10 +27,7 @@ from mlsgw.ledger import Ledger
 from mlsgw.report import ActionReport, Outcome, Reporter
 from mlsgw.target import Target
 
-app = typer.Typer(
-    help="Firestore backups: export now, list exports and managed backups, schedule them.",
-    invoke_without_command=True,
-)
+app = typer.Typer(invoke_without_command=True)
 
 
 def utc_now() -> datetime:
@@ -108,7 +105,8 @@ def backup(
     options: ActionOptions,
 ) -> None:
     """Export Firestore (consistent snapshot) to gs://BUCKET/<UTC time>, with the service
-    description and the relay config beside it; counts recorded in the ledger.
+    description and the relay config beside it; counts recorded in the ledger. Subcommands:
+    `backup list` (exports and managed backups), `backup schedule` (daily managed backups).
 
     Exit 0 done (or dry run), 1 failed, 3 refused.
 

@@ -212,7 +212,8 @@ class FirestoreBackupsAdapter:
 
     def get_database(self, name: str) -> DatabaseInfo:
         """Read the database."""
-        with vendor_errors(f"read the Firestore database {name}", "datastore.databases.get"):
+        what = f"read the Firestore database {name}"
+        with vendor_errors(what, "datastore.databases.getMetadata"):
             return _database(self._client.get_database(name=name, timeout=self._timeout))
 
     def list_backups(self, project: str) -> list[ManagedBackup]:
@@ -267,7 +268,7 @@ class FirestoreBackupsAdapter:
             parent=f"projects/{project}", database_id=database_id, backup=backup
         )
         what = f"restore {backup} into the new database {database_id}"
-        with vendor_errors(what, "datastore.databases.create"):
+        with vendor_errors(what, "datastore.backups.restoreDatabase"):
             operation = self._client.restore_database(request=request, timeout=self._timeout)
         result, _ = self._wait(operation, what, on_progress)
         return _database(result)

@@ -19,6 +19,10 @@ COMMANDS = [
     ("lockdown",),
     ("ledger", "show"),
     ("ledger", "verify"),
+    ("backup",),
+    ("backup", "list"),
+    ("backup", "schedule"),
+    ("restore",),
 ]
 
 
