@@ -10,7 +10,6 @@ from pathlib import Path
 from typing import Any
 
 from mlsgw import __version__
-from mlsgw.backups.context import BackupContext
 from mlsgw.backups.inventory import (
     BackupEntry,
     backups_table,
@@ -31,10 +30,12 @@ from mlsgw.backups.naming import (
     snapshot_time,
 )
 from mlsgw.backups.redact import redact_service, relay_environment
+from mlsgw.backups.safety import unwritable_ledger
 from mlsgw.errors import MlsgwError, NotFound, Refused
 from mlsgw.gcp.backup_api import ExportResult, OperationStatus
 from mlsgw.gcp.clients import Cloud
 from mlsgw.report import ActionReport, Change, Outcome, Status, Step, Table
+from mlsgw.runbook.context import RunContext
 from relay.config import ConfigError, load_config, redacted_dict
 
 MANIFEST_FORMAT = "mlsgw-backup/1"
@@ -67,9 +68,7 @@ class BackupPlan:
         )
 
 
-def plan_backup(
-    ctx: BackupContext, *, bucket: str | None, database: str, now: datetime
-) -> BackupPlan:
+def plan_backup(ctx: RunContext, *, bucket: str | None, database: str, now: datetime) -> BackupPlan:
     """The bucket (flag, ``[ops]``, ``<project>-backups``), prefix and snapshot time."""
     project = ctx.target.project
     if not project:
@@ -84,7 +83,7 @@ def plan_backup(
     )
 
 
-def _validate(ctx: BackupContext, plan: BackupPlan) -> list[Step]:
+def _validate(ctx: RunContext, plan: BackupPlan) -> list[Step]:
     """Everything the export needs, read without writing: bucket, database, snapshot."""
     steps = []
     objects = ctx.cloud.objects()
@@ -110,7 +109,7 @@ def _validate(ctx: BackupContext, plan: BackupPlan) -> list[Step]:
 
 
 def _side_files(
-    ctx: BackupContext, plan: BackupPlan, config: Path | None
+    ctx: RunContext, plan: BackupPlan, config: Path | None
 ) -> tuple[dict[str, Any], dict[str, Any], str]:
     """The redacted service description and effective relay config (and how it was built)."""
     if plan.service_name is None:
@@ -128,7 +127,7 @@ def _side_files(
     return redact_service(description), relay, how
 
 
-def _manifest(plan: BackupPlan, result: ExportResult, ctx: BackupContext) -> dict[str, Any]:
+def _manifest(plan: BackupPlan, result: ExportResult, ctx: RunContext) -> dict[str, Any]:
     progress = result.operation.progress
     return {
         "format": MANIFEST_FORMAT,
@@ -149,7 +148,7 @@ def _dump(document: dict[str, Any]) -> bytes:
     return json.dumps(document, indent=2, sort_keys=True, default=str).encode() + b"\n"
 
 
-def _progress(ctx: BackupContext, verb: str) -> Any:
+def _progress(ctx: RunContext, verb: str) -> Any:
     def report(status: OperationStatus) -> None:
         ctx.reporter.step(f"{verb}: {status.progress.describe()} ({status.state.lower()})")
 
@@ -157,7 +156,7 @@ def _progress(ctx: BackupContext, verb: str) -> Any:
 
 
 def run_backup(
-    ctx: BackupContext,
+    ctx: RunContext,
     *,
     bucket: str | None = None,
     database: str = "(default)",
@@ -200,6 +199,9 @@ def run_backup(
         return report(Outcome.REFUSED, str(exc))
     if ctx.dry_run:
         return report(Outcome.PLANNED, "dry run: the plan above was validated; nothing was changed")
+    if problem := unwritable_ledger(ctx):
+        steps.append(Step("ledger", Status.CRITICAL, problem))
+        return ActionReport("backup", Outcome.REFUSED, problem, ctx.run_id, plan=plan.changes())
     try:
         ctx.confirm(f"Export {plan.database} to {plan.uri}?")
     except Refused as exc:
@@ -244,7 +246,7 @@ def run_backup(
 
 
 def list_entries(
-    ctx: BackupContext, *, bucket: str | None = None, managed: bool = True
+    ctx: RunContext, *, bucket: str | None = None, managed: bool = True
 ) -> tuple[list[BackupEntry], list[str]]:
     """Exports in the bucket and managed backups, newest first, plus what could not be read."""
     project = ctx.target.project

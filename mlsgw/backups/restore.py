@@ -10,7 +10,6 @@ from __future__ import annotations
 
 from typing import Any
 
-from mlsgw.backups.context import BackupContext
 from mlsgw.backups.inventory import parse_manifest
 from mlsgw.backups.naming import MANIFEST, database_name, export_time, overall_metadata, split_gs
 from mlsgw.backups.plan import (
@@ -26,18 +25,20 @@ from mlsgw.backups.plan import (
     count_step,
     next_commands,
 )
+from mlsgw.backups.safety import unwritable_ledger
 from mlsgw.checks import CheckContext, check_health, check_service, check_websocket
 from mlsgw.errors import Conflict, MlsgwError, Refused
 from mlsgw.gcp.backup_api import OperationStatus
 from mlsgw.gcp.base import ServiceChange, ServiceState
 from mlsgw.probes import parse_secret_key, probe_health, probe_websocket
 from mlsgw.report import ActionReport, Change, Outcome, Status, Step
+from mlsgw.runbook.context import RunContext
 
 WRITE_ATTEMPTS = 5
 COMMAND = "restore"
 
 
-def read_source(ctx: BackupContext, uri: str, database: str) -> RestoreSource:
+def read_source(ctx: RunContext, uri: str, database: str) -> RestoreSource:
     """The export at ``uri``: it must exist; its time and document count where recorded."""
     bucket, prefix = split_gs(uri)
     uri = f"gs://{bucket}/{prefix}"
@@ -55,7 +56,7 @@ def read_source(ctx: BackupContext, uri: str, database: str) -> RestoreSource:
     return RestoreSource(uri, taken, None, "unknown")
 
 
-def _set_ingress(ctx: BackupContext, name: str, ingress: str) -> ServiceState:
+def _set_ingress(ctx: RunContext, name: str, ingress: str) -> ServiceState:
     """Write the ingress guarded by the etag just read; re-read on a concurrent change."""
     run = ctx.cloud.run()
     for _ in range(WRITE_ATTEMPTS):
@@ -76,7 +77,7 @@ def validation_url(service: ServiceState, given: str | None) -> str | None:
     return next((t.uri for t in service.traffic_statuses if t.tag and t.uri), None)
 
 
-def probe_steps(ctx: BackupContext, url: str | None) -> list[Step]:
+def probe_steps(ctx: RunContext, url: str | None) -> list[Step]:
     """``/health`` and a WebSocket REQ at ``url`` (skipped when there is none)."""
     if url is None:
         reason = "no internal or tagged URL (ingress blocks the public one); give --validate-url"
@@ -98,7 +99,7 @@ def probe_steps(ctx: BackupContext, url: str | None) -> list[Step]:
     return steps
 
 
-def healthcheck_steps(ctx: BackupContext) -> list[Step]:
+def healthcheck_steps(ctx: RunContext) -> list[Step]:
     """The service Ready, ``/health`` and a WebSocket REQ over the public URL."""
     checks = CheckContext(ctx.target, ctx.cloud, now=ctx.clock())
     steps = []
@@ -112,7 +113,7 @@ def healthcheck_steps(ctx: BackupContext) -> list[Step]:
     return steps
 
 
-def saved_run(ctx: BackupContext, run_id: str) -> dict[str, Any]:
+def saved_run(ctx: RunContext, run_id: str) -> dict[str, Any]:
     """The first ledger line of restore run ``run_id`` (it holds the saved ingress)."""
     for record in ctx.ledger.records():
         if record.get("run_id") == run_id and record.get("command") == COMMAND:
@@ -120,7 +121,7 @@ def saved_run(ctx: BackupContext, run_id: str) -> dict[str, Any]:
     raise Refused(f"no restore run {run_id} in the ledger {ctx.ledger.location}")
 
 
-def _progress(ctx: BackupContext) -> Any:
+def _progress(ctx: RunContext) -> Any:
     def report(status: OperationStatus) -> None:
         ctx.reporter.step(f"importing: {status.progress.describe()} ({status.state.lower()})")
 
@@ -128,7 +129,7 @@ def _progress(ctx: BackupContext) -> Any:
 
 
 def run_restore(
-    ctx: BackupContext,
+    ctx: RunContext,
     uri: str,
     *,
     database: str = "(default)",
@@ -211,6 +212,8 @@ def run_restore(
             )
         )
         return report(Outcome.PLANNED, "dry run: the plan above was validated; nothing was changed")
+    if problem := unwritable_ledger(ctx):
+        return ActionReport(COMMAND, Outcome.REFUSED, problem, ctx.run_id, plan=plan.changes())
     question = (
         f"Restore {db} from {source.describe(now)}? Public traffic stops until the restore "
         "is validated."
@@ -259,7 +262,7 @@ def run_restore(
     return _finish(ctx, steps, report, f"restored {source.uri} into {db}")
 
 
-def _finish(ctx: BackupContext, steps: list[Step], report: Any, done: str) -> ActionReport:
+def _finish(ctx: RunContext, steps: list[Step], report: Any, done: str) -> ActionReport:
     ctx.reporter.step("healthcheck")
     health = healthcheck_steps(ctx)
     steps.extend(health)
@@ -276,7 +279,7 @@ def _finish(ctx: BackupContext, steps: list[Step], report: Any, done: str) -> Ac
     return finished
 
 
-def run_reopen(ctx: BackupContext, run_id: str) -> ActionReport:
+def run_reopen(ctx: RunContext, run_id: str) -> ActionReport:
     """Restore the ingress saved by restore run ``run_id``, then the healthcheck."""
     first = saved_run(ctx, run_id)
     saved = str((first.get("pre_state") or {}).get("ingress") or "")
@@ -296,6 +299,8 @@ def run_reopen(ctx: BackupContext, run_id: str) -> ActionReport:
 
     if ctx.dry_run:
         return report(Outcome.PLANNED, "dry run: nothing was changed")
+    if problem := unwritable_ledger(ctx):
+        return ActionReport(COMMAND, Outcome.REFUSED, problem, ctx.run_id, plan=plan)
     try:
         ctx.confirm(f"Reopen traffic to {ctx.target.service} (ingress {saved})?")
     except Refused as exc:
@@ -311,7 +316,7 @@ def run_reopen(ctx: BackupContext, run_id: str) -> ActionReport:
 
 
 def _record(
-    ctx: BackupContext,
+    ctx: RunContext,
     report: ActionReport,
     args: dict[str, Any],
     pre_state: dict[str, Any],

@@ -14,16 +14,17 @@ from datetime import datetime
 from typing import Any
 
 from mlsgw.actions import latest_traffic, pin_traffic
-from mlsgw.backups.context import BackupContext
 from mlsgw.backups.inventory import format_age
 from mlsgw.backups.naming import database_name
 from mlsgw.backups.restore import probe_steps, validation_url
+from mlsgw.backups.safety import unwritable_ledger
 from mlsgw.commands.deploy import no_traffic_split
 from mlsgw.errors import Conflict, MlsgwError, NotFound, Refused, UsageError
 from mlsgw.gcp.backup_api import DatabaseInfo, OperationStatus
 from mlsgw.gcp.base import ServiceChange, ServiceState, TrafficKind, TrafficTarget
 from mlsgw.probes import probe_health
 from mlsgw.report import ActionReport, Change, Outcome, Status, Step
+from mlsgw.runbook.context import RunContext
 
 COMMAND = "restore"
 TAG = "restored"
@@ -65,7 +66,7 @@ def switched_traffic(
 
 
 def run_restore_new(
-    ctx: BackupContext,
+    ctx: RunContext,
     backup: str | None,
     *,
     new_database: str,
@@ -167,6 +168,8 @@ def run_restore_new(
             )
         )
         return report(Outcome.PLANNED, "dry run: the plan above was validated; nothing was changed")
+    if problem := unwritable_ledger(ctx):
+        return ActionReport(COMMAND, Outcome.REFUSED, problem, ctx.run_id, plan=plan)
     try:
         ctx.confirm(
             f"Restore {source_text} into the new database {new_database}? "
@@ -306,7 +309,7 @@ def _check_database(api: Any, name: str, restored: DatabaseInfo) -> str:
     return f"{name} readable ({info.location}, uid {info.uid})"
 
 
-def _write(ctx: BackupContext, name: str, compute: Any) -> ServiceState:
+def _write(ctx: RunContext, name: str, compute: Any) -> ServiceState:
     run = ctx.cloud.run()
     for _ in range(5):
         current = run.get_service(name)
@@ -318,7 +321,7 @@ def _write(ctx: BackupContext, name: str, compute: Any) -> ServiceState:
     raise Conflict(f"{name} kept changing concurrently (5 attempts)")
 
 
-def _progress(ctx: BackupContext) -> Any:
+def _progress(ctx: RunContext) -> Any:
     def report(status: OperationStatus) -> None:
         ctx.reporter.step(f"restoring: {status.progress.describe()} ({status.state.lower()})")
 

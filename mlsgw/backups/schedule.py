@@ -5,11 +5,12 @@ from __future__ import annotations
 from datetime import timedelta
 from typing import Any
 
-from mlsgw.backups.context import BackupContext
 from mlsgw.backups.naming import database_name
+from mlsgw.backups.safety import unwritable_ledger
 from mlsgw.errors import MlsgwError, Refused
 from mlsgw.gcp.backup_api import BackupSchedule
 from mlsgw.report import ActionReport, Change, Outcome, Status, Step
+from mlsgw.runbook.context import RunContext
 
 
 def _describe(schedule: BackupSchedule | None) -> str:
@@ -18,7 +19,7 @@ def _describe(schedule: BackupSchedule | None) -> str:
     return f"{schedule.recurrence}, keep {schedule.retention.days} d"
 
 
-def run_schedule(ctx: BackupContext, *, database: str, retention_days: int) -> ActionReport:
+def run_schedule(ctx: RunContext, *, database: str, retention_days: int) -> ActionReport:
     """Create the daily schedule, or update its retention; change nothing when it already
     matches (run twice, the second run writes nothing and says so)."""
     project = ctx.target.project
@@ -68,6 +69,8 @@ def run_schedule(ctx: BackupContext, *, database: str, retention_days: int) -> A
         steps.append(Step("validate", Status.OK, f"{name} exists"))
         return report(Outcome.PLANNED, "dry run: the plan above was validated; nothing was changed")
     verb = "Update" if daily else "Create"
+    if problem := unwritable_ledger(ctx):
+        return ActionReport("backup schedule", Outcome.REFUSED, problem, ctx.run_id, plan=plan)
     try:
         ctx.confirm(f"{verb} the daily backup schedule of {name} (keep {retention_days} days)?")
     except Refused as exc:

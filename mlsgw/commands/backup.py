@@ -2,107 +2,36 @@
 
 from __future__ import annotations
 
-import os
-from collections.abc import Callable
-from dataclasses import dataclass, field
-from datetime import UTC, datetime
-from typing import Annotated, NoReturn
+from typing import Annotated
 
 import typer
 
-from mlsgw import output
 from mlsgw.backups.backup import list_entries, list_table, run_backup
-from mlsgw.backups.context import BackupContext
 from mlsgw.backups.schedule import run_schedule
 from mlsgw.commands.common import (
-    ActionOptions,
+    SERVICE_FIELDS,
+    CommandOptions,
     RunbookCommand,
-    action_command,
-    confirm,
-    new_run_id,
+    run_command,
+    runbook_command,
 )
-from mlsgw.errors import LedgerError, MlsgwError
-from mlsgw.gcp.clients import Cloud
-from mlsgw.ledger import Ledger
-from mlsgw.report import ActionReport, Outcome, Reporter
-from mlsgw.target import Target
+from mlsgw.report import ActionReport, Outcome
+from mlsgw.runbook.context import RunContext
 
 app = typer.Typer(invoke_without_command=True)
 
-
-def utc_now() -> datetime:
-    """The current time in UTC."""
-    return datetime.now(UTC)
-
-
-@dataclass(frozen=True)
-class DataRunContext:
-    """A :class:`~mlsgw.backups.context.BackupContext` built by the command."""
-
-    target: Target
-    cloud: Cloud
-    ledger: Ledger
-    reporter: Reporter
-    run_id: str
-    confirm: Callable[[str], None]
-    dry_run: bool = False
-    clock: Callable[[], datetime] = field(default=utc_now)
-
-
-def run_data_command(
-    command: str,
-    options: ActionOptions,
-    body: Callable[[BackupContext], ActionReport],
-    *,
-    needs_ledger: bool = True,
-) -> NoReturn:
-    """Resolve the target, open the ledger, run ``body``, render the report, exit."""
-    run_id = new_run_id()
-    as_json = options.as_json
-    try:
-        target = options.target()
-        cloud = Cloud(target)
-        ledger = Ledger.at(target.ledger, os.environ, cloud)
-    except MlsgwError as exc:
-        output.fail(exc, 3, command=command, as_json=as_json, run_id=run_id)
-    with output.progress(enabled=not as_json) as reporter:
-
-        def ask(question: str) -> None:
-            with reporter.paused():
-                confirm(question, yes=options.yes)
-
-        ctx = DataRunContext(target, cloud, ledger, reporter, run_id, ask, options.dry_run)
-        try:
-            report = body(ctx)
-        except LedgerError as exc:
-            output.fail(exc, 1, command=command, as_json=as_json, run_id=run_id)
-        except MlsgwError as exc:
-            output.fail(exc, 3, command=command, as_json=as_json, run_id=run_id)
-    if as_json:
-        output.emit_json(output.action_document(report, target.redacted()))
-    else:
-        output.render_action(report, output.stdout_console())
-    raise typer.Exit(report.exit_code)
-
-
-BucketOpt = Annotated[
-    str | None,
-    typer.Option(
-        "--bucket",
-        help="Backup bucket (default: \\[ops] backup_bucket, else <project>-backups).",
-    ),
-]
+BACKUP_FIELDS = (*SERVICE_FIELDS, "backup_bucket")
+"""The target of the backup commands: the service (for its description) and the bucket."""
 DatabaseOpt = Annotated[str, typer.Option("--database", help="Firestore database id.")]
 
 
 @app.callback()
-@action_command
+@runbook_command(BACKUP_FIELDS, action=True)
 def backup(
     ctx: typer.Context,
-    bucket: BucketOpt = None,
     database: DatabaseOpt = "(default)",
     *,
-    options: ActionOptions,
+    options: CommandOptions,
 ) -> None:
     """Export Firestore (consistent snapshot) to gs://BUCKET/<UTC time>, with the service
     description and the relay config beside it; counts recorded in the ledger. Subcommands:
@@ -114,22 +43,22 @@ def backup(
     """
     if ctx.invoked_subcommand is not None:
         return
-    run_data_command(
+    run_command(
         "backup",
         options,
-        lambda run: run_backup(run, bucket=bucket, database=database, config=options.config),
+        lambda run: run_backup(run, database=database, config=options.config),
+        needs_service=False,
     )
 
 
 @app.command("list", cls=RunbookCommand)
-@action_command
+@runbook_command(BACKUP_FIELDS)
 def list_backups(
-    bucket: BucketOpt = None,
     exports_only: Annotated[
         bool, typer.Option("--exports-only", help="Leave out Firestore managed backups.")
     ] = False,
     *,
-    options: ActionOptions,
+    options: CommandOptions,
 ) -> None:
     """List exports in the backup bucket and managed backups, newest first, with age, size
     and document count. Exit 0, 1 when a source could not be read.
@@ -137,27 +66,24 @@ def list_backups(
     Example: mlsgw backup list --json
     """
 
-    def body(run: BackupContext) -> ActionReport:
-        entries, problems = list_entries(run, bucket=bucket, managed=not exports_only)
+    def body(run: RunContext) -> ActionReport:
+        entries, problems = list_entries(run, managed=not exports_only)
         now = run.clock()
-        outcome = Outcome.FAILED if problems else Outcome.DONE
-        summary = f"{len(entries)} backup(s)" + (
-            f"; not read: {'; '.join(problems)}" if problems else ""
-        )
+        not_read = f"; not read: {'; '.join(problems)}" if problems else ""
         return ActionReport(
             "backup list",
-            outcome,
-            summary,
+            Outcome.FAILED if problems else Outcome.DONE,
+            f"{len(entries)} backup(s){not_read}",
             run.run_id,
             tables=(list_table(entries, now),),
             data={"backups": [e.as_dict(now) for e in entries], "problems": problems},
         )
 
-    run_data_command("backup list", options, body)
+    run_command("backup list", options, body, needs_service=False, records=False)
 
 
 @app.command("schedule", cls=RunbookCommand)
-@action_command
+@runbook_command(SERVICE_FIELDS, action=True)
 def schedule(
     retention_days: Annotated[
         int,
@@ -167,14 +93,15 @@ def schedule(
     ] = 14,
     database: DatabaseOpt = "(default)",
     *,
-    options: ActionOptions,
+    options: CommandOptions,
 ) -> None:
     """Create or update the daily Firestore managed backup schedule (idempotent).
 
     Example: mlsgw backup schedule --retention-days 14 --yes
     """
-    run_data_command(
+    run_command(
         "backup schedule",
         options,
         lambda run: run_schedule(run, database=database, retention_days=retention_days),
+        needs_service=False,
     )

@@ -3,19 +3,23 @@ PITR), plus ``--resume RUN_ID`` / ``--reopen RUN_ID`` after a failed restore."""
 
 from __future__ import annotations
 
-import dataclasses
 from datetime import UTC, datetime
 from typing import Annotated
 
 import typer
 
-from mlsgw.backups.context import BackupContext
 from mlsgw.backups.restore import run_reopen, run_restore
 from mlsgw.backups.restore_new import DATABASE_ENV, run_restore_new
-from mlsgw.commands.backup import run_data_command
-from mlsgw.commands.common import ActionOptions, action_command, fail_early
+from mlsgw.commands.common import (
+    SERVICE_FIELDS,
+    CommandOptions,
+    fail_early,
+    run_command,
+    runbook_command,
+)
 from mlsgw.errors import UsageError
 from mlsgw.report import ActionReport
+from mlsgw.runbook.context import RunContext
 
 
 def _parse_at(value: str | None) -> datetime | None:
@@ -28,7 +32,7 @@ def _parse_at(value: str | None) -> datetime | None:
     return parsed.replace(tzinfo=UTC) if parsed.tzinfo is None else parsed.astimezone(UTC)
 
 
-@action_command
+@runbook_command((*SERVICE_FIELDS, "probe_key"), action=True)
 def restore(
     path: Annotated[
         str | None,
@@ -61,10 +65,6 @@ def restore(
         str | None,
         typer.Option(help="Internal URL of the relay to validate through while ingress is closed."),
     ] = None,
-    probe_key: Annotated[
-        str | None,
-        typer.Option(help="Secret key for a NIP-42 AUTH during validation (env MLSGW_PROBE_KEY)."),
-    ] = None,
     resume: Annotated[
         str | None,
         typer.Option(help="Continue the failed restore run RUN_ID (traffic already stopped)."),
@@ -74,7 +74,7 @@ def restore(
         typer.Option(help="Reopen traffic as restore run RUN_ID found it, without restoring."),
     ] = None,
     *,
-    options: ActionOptions,
+    options: CommandOptions,
 ) -> None:
     """Restore Firestore: in place from an export (public traffic stopped meanwhile), or into
     a new database from a managed backup or a PITR time (--to-database).
@@ -99,11 +99,7 @@ def restore(
     except UsageError as exc:
         fail_early("restore", exc, as_json=options.as_json)
 
-    def body(ctx: BackupContext) -> ActionReport:
-        if probe_key:
-            ctx = dataclasses.replace(
-                ctx, target=dataclasses.replace(ctx.target, probe_key=probe_key)
-            )  # type: ignore[type-var]
+    def body(ctx: RunContext) -> ActionReport:
         if reopen is not None:
             return run_reopen(ctx, reopen)
         if to_database is not None:
@@ -119,4 +115,4 @@ def restore(
         assert path is not None
         return run_restore(ctx, path, database=database, validate_url=validate_url, resume=resume)
 
-    run_data_command("restore", options, body)
+    run_command("restore", options, body)

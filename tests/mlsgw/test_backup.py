@@ -149,7 +149,7 @@ def test_backup_list_shows_exports_and_managed_backups_newest_first(
     managed = data.backups.add_backup(PROJECT, age=timedelta(hours=5))
     result = cli("backup", "list", *target_args, "--json")
     assert result.exit_code == 0, result.stdout
-    backups = json.loads(result.stdout)["backups"]
+    backups = json.loads(result.stdout)["data"]["backups"]
     assert [b["kind"] for b in backups] == ["export", "managed", "export"]
     assert backups[0]["documents"] == 42 and backups[0]["age_seconds"] < 120
     assert backups[1]["location"] == managed and backups[1]["documents"] == 42
@@ -167,7 +167,7 @@ def test_healthcheck_warns_when_the_newest_backup_is_older_than_the_rpo(
 
     def backups_check(*extra: str) -> dict[str, object]:
         result = cli("healthcheck", *target_args, "--json", *extra)
-        checks = json.loads(result.stdout)["checks"]
+        checks = json.loads(result.stdout)["findings"]
         found: dict[str, object] = next(c for c in checks if c["name"] == "backups")
         return found
 

@@ -14,10 +14,10 @@ from pathlib import Path
 import pytest
 
 from mlsgw.backups.restore import run_restore
-from mlsgw.commands.backup import DataRunContext
 from mlsgw.gcp.clients import Cloud
 from mlsgw.ledger import Ledger
 from mlsgw.output import SpinnerReporter, stderr_console
+from mlsgw.runbook.context import RunContext
 from mlsgw.target import Target
 from tests.mlsgw.conftest import PROJECT, REGION, SERVICE, Cli, RelayProcess
 from tests.stand_ins.cloud_run import INGRESS_ALL, INGRESS_INTERNAL
@@ -46,7 +46,7 @@ def export(cli: Cli, world: GoogleStandIn, target_args: list[str]) -> str:
     database = world.backups.database(PROJECT)
     assert database is not None
     database.collections.update(events=55)
-    uri: str = json.loads(result.stdout)["export"]
+    uri: str = json.loads(result.stdout)["data"]["export"]
     return uri
 
 
@@ -94,13 +94,14 @@ def test_confirmation_names_the_backup_and_its_age(
     target = Target(project=PROJECT, region=REGION, service=SERVICE, endpoint=world.url, timeout=5)
     cloud = Cloud(target)
     questions: list[str] = []
-    ctx = DataRunContext(
-        target,
-        cloud,
-        Ledger.at(str(tmp_path / "ledger.jsonl"), os.environ, cloud),
-        SpinnerReporter(stderr_console(), None),
-        "20261201T000000Z-abcdef",
-        questions.append,
+    ctx = RunContext(
+        command="restore",
+        target=target,
+        cloud=cloud,
+        ledger=Ledger.at(str(tmp_path / "ledger.jsonl"), os.environ, cloud),
+        reporter=SpinnerReporter(stderr_console(), None),
+        run_id="20261201T000000Z-abcdef",
+        confirm=questions.append,
     )
     report = run_restore(ctx, uri, validate_url=relay.url)
     assert report.outcome.value == "done", report
@@ -128,7 +129,7 @@ def test_failed_import_keeps_traffic_stopped_and_names_the_next_commands(
     assert statuses["validate"] == statuses["reopen traffic"] == "skipped"
     assert "traffic stays stopped" in document["summary"]
     run_id = document["run_id"]
-    resume, reopen, gcloud = document["result"]["next_commands"]
+    resume, reopen, gcloud = document["data"]["result"]["next_commands"]
     assert f"--resume {run_id}" in resume and f"--reopen {run_id}" in reopen
     assert "--ingress=all" in gcloud and f"--region {REGION}" in gcloud
     resumed = cli(*shlex.split(resume.split(": ", 1)[1])[1:], "--yes", "--json")
@@ -144,7 +145,7 @@ def test_reopen_restores_the_ingress_saved_by_the_failed_run(
     world.backups.fail_imports.append("boom")
     failed = cli("restore", export, *target_args, "--yes", "--json")
     assert failed.exit_code == 1
-    reopen = json.loads(failed.stdout)["result"]["next_commands"][1]
+    reopen = json.loads(failed.stdout)["data"]["result"]["next_commands"][1]
     assert "--ingress=internal-and-cloud-load-balancing" in json.loads(failed.stdout)["notices"][-1]
     done = cli(*shlex.split(reopen.split(": ", 1)[1])[1:], "--yes")
     assert done.exit_code == 0, done.stdout
@@ -189,7 +190,7 @@ def test_not_an_export_is_refused(cli: Cli, world: GoogleStandIn, target_args: l
     """A path without overall_export_metadata: exit 3, nothing changed."""
     result = cli("restore", f"gs://{BUCKET}/nothing-here", *target_args, "--yes")
     assert result.exit_code == 3
-    assert "is not a Firestore export" in result.stderr
+    assert "is not a Firestore export" in result.stdout
     assert world.run.service(SERVICE).ingress_history == []
 
 
@@ -264,7 +265,7 @@ def test_to_database_refuses_pitr_when_it_is_off(
     at = (datetime.now(UTC) - timedelta(hours=3)).strftime("%Y-%m-%dT%H:%MZ")
     result = cli("restore", "--to-database", "pitr-2", "--at", at, *target_args, "--yes")
     assert result.exit_code == 3
-    assert "--enable-pitr" in result.stderr
+    assert "--enable-pitr" in result.stdout
     assert world.server.calls("POST", r".*databases:clone") == []
 
 
