@@ -26,15 +26,15 @@ from mlsgw.backups.plan import (
     next_commands,
 )
 from mlsgw.backups.safety import unwritable_ledger
+from mlsgw.backups.service_writes import set_ingress
 from mlsgw.checks import CheckContext, check_health, check_service, check_websocket
-from mlsgw.errors import Conflict, MlsgwError, Refused
+from mlsgw.errors import MlsgwError, Refused
 from mlsgw.gcp.backup_api import OperationStatus
 from mlsgw.gcp.base import ServiceChange, ServiceState
 from mlsgw.probes import parse_secret_key, probe_health, probe_websocket
 from mlsgw.report import ActionReport, Change, Outcome, Status, Step
 from mlsgw.runbook.context import RunContext
 
-WRITE_ATTEMPTS = 5
 COMMAND = "restore"
 
 
@@ -54,20 +54,6 @@ def read_source(ctx: RunContext, uri: str, database: str) -> RestoreSource:
     if operation is not None and operation.succeeded:
         return RestoreSource(uri, taken, operation.progress.documents, "its export operation")
     return RestoreSource(uri, taken, None, "unknown")
-
-
-def _set_ingress(ctx: RunContext, name: str, ingress: str) -> ServiceState:
-    """Write the ingress guarded by the etag just read; re-read on a concurrent change."""
-    run = ctx.cloud.run()
-    for _ in range(WRITE_ATTEMPTS):
-        current = run.get_service(name)
-        if current.ingress == ingress:
-            return current
-        try:
-            return run.update_service(name, ServiceChange(ingress=ingress), etag=current.etag)
-        except Conflict:
-            ctx.reporter.step("the service changed concurrently; reading it again")
-    raise Conflict(f"{name} kept changing concurrently ({WRITE_ATTEMPTS} attempts)")
 
 
 def validation_url(service: ServiceState, given: str | None) -> str | None:
@@ -228,7 +214,7 @@ def run_restore(
     _record(ctx, started, args, pre_state, {"outcome": "started", **result}, started=True)
     ctx.reporter.step("stopping public traffic (ingress internal)")
     try:
-        stopped = _set_ingress(ctx, service_name, STOPPED_INGRESS)
+        stopped = set_ingress(ctx, service_name, STOPPED_INGRESS)
     except MlsgwError as exc:
         steps.append(Step(STOP, Status.CRITICAL, str(exc)))
         return failed(STOP, str(exc))
@@ -254,7 +240,7 @@ def run_restore(
     steps.append(Step(VALIDATE, Status.OK, "the restored data checks out"))
     ctx.reporter.step(f"reopening traffic (ingress {saved})")
     try:
-        reopened = _set_ingress(ctx, service_name, saved)
+        reopened = set_ingress(ctx, service_name, saved)
     except MlsgwError as exc:
         steps.append(Step(REOPEN, Status.CRITICAL, str(exc)))
         return failed(REOPEN, str(exc))
@@ -307,7 +293,7 @@ def run_reopen(ctx: RunContext, run_id: str) -> ActionReport:
         steps.append(Step("confirm", Status.SKIPPED, str(exc)))
         return report(Outcome.REFUSED, str(exc))
     try:
-        after = _set_ingress(ctx, name, saved)
+        after = set_ingress(ctx, name, saved)
     except MlsgwError as exc:
         steps.append(Step(REOPEN, Status.CRITICAL, str(exc)))
         return report(Outcome.FAILED, f"traffic is still stopped: {exc}")

@@ -16,10 +16,11 @@ from typing import Any
 from mlsgw.actions import latest_traffic, pin_traffic
 from mlsgw.backups.inventory import format_age
 from mlsgw.backups.naming import database_name
-from mlsgw.backups.restore import probe_steps, validation_url
+from mlsgw.backups.restore import probe_steps
 from mlsgw.backups.safety import unwritable_ledger
+from mlsgw.backups.service_writes import update_service
 from mlsgw.commands.deploy import no_traffic_split
-from mlsgw.errors import Conflict, MlsgwError, NotFound, Refused, UsageError
+from mlsgw.errors import MlsgwError, NotFound, Refused, UsageError
 from mlsgw.gcp.backup_api import DatabaseInfo, OperationStatus
 from mlsgw.gcp.base import ServiceChange, ServiceState, TrafficKind, TrafficTarget
 from mlsgw.probes import probe_health
@@ -197,9 +198,10 @@ def run_restore_new(
     steps.append(Step(CHECK_DB, Status.OK, checked))
     ctx.reporter.step(f"deploying {revision} with no traffic")
     try:
-        deployed = _write(
+        deployed = update_service(
             ctx,
             name,
+            DEPLOY,
             lambda s: ServiceChange(
                 env={database_env: new_database},
                 revision_name=revision,
@@ -211,7 +213,7 @@ def run_restore_new(
         return failed(DEPLOY, str(exc))
     steps.append(Step(DEPLOY, Status.OK, f"{revision}, tag {TAG}, 0% of traffic"))
     tag_url = next((t.uri for t in deployed.traffic_statuses if t.tag == TAG and t.uri), None)
-    probes = probe_steps(ctx, validation_url(deployed, validate_url) if validate_url else tag_url)
+    probes = probe_steps(ctx, validate_url or tag_url)
     steps.extend(probes)
     bad = [s for s in probes if s.status in (Status.CRITICAL, Status.SKIPPED)]
     if bad:
@@ -228,8 +230,11 @@ def run_restore_new(
         )
         return report(Outcome.REFUSED, str(exc))
     try:
-        after = _write(
-            ctx, name, lambda s: ServiceChange(traffic=switched_traffic(s, revision, follows))
+        after = update_service(
+            ctx,
+            name,
+            SWITCH,
+            lambda s: ServiceChange(traffic=switched_traffic(s, revision, follows)),
         )
     except MlsgwError as exc:
         steps.append(Step(SWITCH, Status.CRITICAL, str(exc)))
@@ -307,18 +312,6 @@ def _check_database(api: Any, name: str, restored: DatabaseInfo) -> str:
     if info.uid != restored.uid:
         raise Refused(f"{name} is not the database the restore created (uid {info.uid})")
     return f"{name} readable ({info.location}, uid {info.uid})"
-
-
-def _write(ctx: RunContext, name: str, compute: Any) -> ServiceState:
-    run = ctx.cloud.run()
-    for _ in range(5):
-        current = run.get_service(name)
-        try:
-            written: ServiceState = run.update_service(name, compute(current), etag=current.etag)
-            return written
-        except Conflict:
-            ctx.reporter.step("the service changed concurrently; reading it again")
-    raise Conflict(f"{name} kept changing concurrently (5 attempts)")
 
 
 def _progress(ctx: RunContext) -> Any:

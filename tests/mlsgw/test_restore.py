@@ -282,3 +282,15 @@ def test_to_database_dry_run_and_no_terminal_change_nothing(
     assert world.server.calls("POST", r".*databases:restore") == []
     assert patches(world) == [] and len(world.run.service(SERVICE).revisions) == 2
     assert re.search(r"restored-3", dry.stdout)
+
+
+def test_a_concurrent_service_change_is_reread_not_overwritten(
+    cli: Cli, world: GoogleStandIn, export: str, target_args: list[str], relay: RelayProcess
+) -> None:
+    """Another operator labels the service just before traffic is stopped: the etag-guarded
+    write is refused, the service read again, and their change kept."""
+    world.run.concurrent_change(lambda record: record.labels.update(oncall="alice"))
+    result = cli("restore", export, *target_args, "--validate-url", relay.url, "--yes")
+    assert result.exit_code == 0, result.stdout
+    service = world.run.service(SERVICE)
+    assert service.labels == {"oncall": "alice"} and service.ingress_history == [2, 1]
