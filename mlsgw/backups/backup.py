@@ -30,12 +30,14 @@ from mlsgw.backups.naming import (
     snapshot_time,
 )
 from mlsgw.backups.redact import redact_service, relay_environment
-from mlsgw.backups.safety import unwritable_ledger
 from mlsgw.errors import MlsgwError, NotFound, Refused
-from mlsgw.gcp.backup_api import ExportResult, OperationStatus
+from mlsgw.gcp.backup_api import ExportResult, OperationStatus, Progress
 from mlsgw.gcp.clients import Cloud
 from mlsgw.report import ActionReport, Change, Outcome, Status, Step, Table
+from mlsgw.resources.base import Mutation
+from mlsgw.resources.firestore_export import ExportRequest, ExportState, FirestoreExport
 from mlsgw.runbook.context import RunContext
+from mlsgw.runbook.engine import Action, Trail, execute
 from relay.config import ConfigError, load_config, redacted_dict
 
 MANIFEST_FORMAT = "mlsgw-backup/1"
@@ -81,31 +83,6 @@ def plan_backup(ctx: RunContext, *, bucket: str | None, database: str, now: date
         snapshot=snapshot_time(now),
         service_name=ctx.target.service_name if ctx.target.has_service else None,
     )
-
-
-def _validate(ctx: RunContext, plan: BackupPlan) -> list[Step]:
-    """Everything the export needs, read without writing: bucket, database, snapshot."""
-    steps = []
-    objects = ctx.cloud.objects()
-    try:
-        existing = objects.list_objects(plan.bucket, plan.prefix + "/")
-    except NotFound as exc:
-        raise Refused(
-            f"the backup bucket gs://{plan.bucket} does not exist ({exc}); create it with "
-            f"`gcloud storage buckets create gs://{plan.bucket} --location=REGION` "
-            "or give --bucket"
-        ) from exc
-    if existing:
-        raise Refused(f"{plan.uri} already holds {len(existing)} object(s); not overwriting")
-    steps.append(Step("bucket", Status.OK, f"gs://{plan.bucket} exists and {plan.prefix}/ is free"))
-    info = ctx.cloud.firestore_backups().get_database(plan.database)
-    if info.earliest_version_time and plan.snapshot < info.earliest_version_time:
-        raise Refused(
-            f"snapshot {plan.snapshot:%H:%M} is older than the database's earliest version "
-            f"({info.earliest_version_time:%H:%M}); run again"
-        )
-    steps.append(Step("database", Status.OK, f"{plan.database} ({info.location})"))
-    return steps
 
 
 def _side_files(
@@ -166,65 +143,66 @@ def run_backup(
     write the service description, relay config and manifest beside it, record the export
     path and document counts in the ledger. A dry run validates and writes nothing."""
     plan = plan_backup(ctx, bucket=bucket, database=database, now=ctx.clock())
-    args = {"export": plan.uri, "database": plan.database, "snapshot_time": plan.snapshot}
-    steps: list[Step] = []
-    result: dict[str, Any] = {}
+    resource = FirestoreExport(
+        ctx.cloud.firestore_backups(),
+        ctx.cloud.objects(),
+        plan.database,
+        plan.bucket,
+        plan.prefix,
+        _progress(ctx, "exporting"),
+    )
 
-    def report(outcome: Outcome, summary: str) -> ActionReport:
-        done = ActionReport(
-            "backup",
-            outcome,
-            summary,
-            ctx.run_id,
-            plan=plan.changes(),
-            steps=tuple(steps),
-            data={"result": result, "export": plan.uri},
-        )
-        if outcome is not Outcome.PLANNED:
-            ctx.ledger.append(
-                command="backup",
-                run_id=ctx.run_id,
-                args={k: str(v) for k, v in args.items()},
-                plan=[vars(c) for c in done.plan],
-                pre_state=None,
-                result={"outcome": outcome.value, "summary": summary, **result},
-            )
-        return done
+    def applied(state: ExportState) -> str:
+        progress = state.result.operation.progress if state.result else Progress()
+        return f"{progress.documents} documents, {progress.bytes} bytes"
 
-    ctx.reporter.step("checking the bucket and the database")
-    try:
-        steps.extend(_validate(ctx, plan))
-    except Refused as exc:
-        steps.append(Step("validate", Status.CRITICAL, str(exc)))
-        return report(Outcome.REFUSED, str(exc))
-    if ctx.dry_run:
-        return report(Outcome.PLANNED, "dry run: the plan above was validated; nothing was changed")
-    if problem := unwritable_ledger(ctx):
-        steps.append(Step("ledger", Status.CRITICAL, problem))
-        return ActionReport("backup", Outcome.REFUSED, problem, ctx.run_id, plan=plan.changes())
-    try:
-        ctx.confirm(f"Export {plan.database} to {plan.uri}?")
-    except Refused as exc:
-        steps.append(Step("confirm", Status.SKIPPED, str(exc)))
-        return report(Outcome.REFUSED, str(exc))
-    try:
-        exported = ctx.cloud.firestore_backups().export_documents(
-            plan.database, plan.uri, plan.snapshot, _progress(ctx, "exporting")
-        )
-    except MlsgwError as exc:
-        steps.append(Step("export", Status.CRITICAL, str(exc)))
-        steps.append(Step("side files", Status.SKIPPED, "not run"))
-        result["error"] = str(exc)
-        return report(Outcome.FAILED, f"the export failed: {exc}")
+    def export_failed(run: RunContext, trail: Trail, exc: MlsgwError) -> str:
+        trail.steps.append(Step("side files", Status.SKIPPED, "not run"))
+        return f"the export failed: {exc}"
+
+    def side_files(run: RunContext, trail: Trail) -> str | None:
+        state: ExportState = trail.after["export"]
+        assert state.result is not None
+        return _write_side_files(run, plan, state.result, config, trail)
+
+    action = Action(
+        command="backup",
+        args={
+            "export": plan.uri,
+            "database": plan.database,
+            "snapshot_time": plan.snapshot.isoformat(),
+        },
+        mutations=(
+            Mutation(
+                "export",
+                resource,
+                lambda _: ExportRequest(plan.snapshot),
+                lambda _, __: plan.changes(),
+                applied,
+            ),
+        ),
+        question=f"Export {plan.database} to {plan.uri}?",
+        on_failure=export_failed,
+        finish=side_files,
+        verify=lambda _, trail: (
+            Outcome.DONE,
+            f"exported {trail.result.get('documents')} documents to {plan.uri}",
+        ),
+    )
+    return execute(ctx, action)
+
+
+def _write_side_files(
+    ctx: RunContext, plan: BackupPlan, exported: ExportResult, config: Path | None, trail: Trail
+) -> str | None:
+    """Service description, relay config and manifest beside the export; the export path
+    and counts into the ledger's result. Why it failed, else ``None``."""
     progress = exported.operation.progress
-    result.update(
+    trail.result.update(
         export=exported.output_uri_prefix,
         operation=exported.operation.name,
         documents=progress.documents,
         bytes=progress.bytes,
-    )
-    steps.append(
-        Step("export", Status.OK, f"{progress.documents} documents, {progress.bytes} bytes")
     )
     objects = ctx.cloud.objects()
     try:
@@ -234,15 +212,15 @@ def run_backup(
             objects.write(plan.bucket, f"{plan.prefix}/{CONFIG_FILE}", _dump(relay), JSON)
         manifest = _manifest(plan, exported, ctx)
         objects.write(plan.bucket, f"{plan.prefix}/{MANIFEST}", _dump(manifest), JSON)
-        steps.append(Step("side files", Status.OK, how))
+        trail.steps.append(Step("side files", Status.OK, how))
         if objects.read(plan.bucket, overall_metadata(plan.prefix)) is None:
             raise NotFound(f"{plan.uri} has no {overall_metadata(plan.prefix)}")
     except MlsgwError as exc:
-        steps.append(Step("side files", Status.CRITICAL, str(exc)))
-        result["error"] = str(exc)
-        return report(Outcome.FAILED, f"exported to {plan.uri}, but: {exc}")
-    steps.append(Step("verify", Status.OK, f"{overall_metadata(plan.prefix)} present"))
-    return report(Outcome.DONE, f"exported {progress.documents} documents to {plan.uri}")
+        trail.steps.append(Step("side files", Status.CRITICAL, str(exc)))
+        trail.result["error"] = str(exc)
+        return f"the side files were not all written: {exc}"
+    trail.steps.append(Step("verify", Status.OK, f"{overall_metadata(plan.prefix)} present"))
+    return None
 
 
 def list_entries(

@@ -46,7 +46,7 @@ def export(cli: Cli, world: GoogleStandIn, target_args: list[str]) -> str:
     database = world.backups.database(PROJECT)
     assert database is not None
     database.collections.update(events=55)
-    uri: str = json.loads(result.stdout)["data"]["export"]
+    uri: str = json.loads(result.stdout)["data"]["result"]["export"]
     return uri
 
 
