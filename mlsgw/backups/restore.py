@@ -27,11 +27,10 @@ from mlsgw.backups.plan import (
 )
 from mlsgw.backups.safety import unwritable_ledger
 from mlsgw.backups.service_writes import set_ingress
-from mlsgw.checks import CheckContext, check_health, check_service, check_websocket
+from mlsgw.backups.validate import healthcheck_steps, probe_steps, validation_url
 from mlsgw.errors import MlsgwError, Refused
 from mlsgw.gcp.backup_api import OperationStatus
-from mlsgw.gcp.base import ServiceChange, ServiceState
-from mlsgw.probes import parse_secret_key, probe_health, probe_websocket
+from mlsgw.gcp.base import ServiceChange
 from mlsgw.report import ActionReport, Change, Outcome, Status, Step
 from mlsgw.runbook.context import RunContext
 
@@ -43,10 +42,12 @@ def read_source(ctx: RunContext, uri: str, database: str) -> RestoreSource:
     bucket, prefix = split_gs(uri)
     uri = f"gs://{bucket}/{prefix}"
     objects = ctx.cloud.objects()
-    if objects.read(bucket, overall_metadata(prefix)) is None:
+    listing = objects.list_objects(bucket, prefix + "/")
+    overall = next((o for o in listing if o.name == overall_metadata(prefix)), None)
+    if overall is None:
         raise Refused(f"{uri} is not a Firestore export (no {overall_metadata(prefix)})")
     manifest = parse_manifest(objects.read(bucket, f"{prefix}/{MANIFEST}"))
-    taken = export_time(prefix.rsplit("/", 1)[-1])
+    taken = export_time(prefix.rsplit("/", 1)[-1]) or overall.updated
     documents = manifest.get("documents")
     if isinstance(documents, int):
         return RestoreSource(uri, taken, documents, f"manifest {MANIFEST}")
@@ -54,49 +55,6 @@ def read_source(ctx: RunContext, uri: str, database: str) -> RestoreSource:
     if operation is not None and operation.succeeded:
         return RestoreSource(uri, taken, operation.progress.documents, "its export operation")
     return RestoreSource(uri, taken, None, "unknown")
-
-
-def validation_url(service: ServiceState, given: str | None) -> str | None:
-    """``--validate-url`` (an internal URL), else a tag URL of the service, else ``None``."""
-    if given:
-        return given
-    return next((t.uri for t in service.traffic_statuses if t.tag and t.uri), None)
-
-
-def probe_steps(ctx: RunContext, url: str | None) -> list[Step]:
-    """``/health`` and a WebSocket REQ at ``url`` (skipped when there is none)."""
-    if url is None:
-        reason = "no internal or tagged URL (ingress blocks the public one); give --validate-url"
-        return [Step("validate /health", Status.SKIPPED, reason)]
-    timeout = ctx.target.timeout
-    health = probe_health(url, timeout)
-    if health.ok:
-        steps = [Step("validate /health", Status.OK, f"{url}: healthy, version {health.version}")]
-    else:
-        steps = [Step("validate /health", Status.CRITICAL, f"{url}/health: {health.detail}")]
-    key = parse_secret_key(ctx.target.probe_key) if ctx.target.probe_key else None
-    ws = probe_websocket(url, timeout, key)
-    if ws.ok:
-        steps.append(Step("validate REQ", Status.OK, ws.detail))
-    elif ws.auth_required and key is None:
-        steps.append(Step("validate REQ", Status.WARNING, f"{ws.detail}; give --probe-key"))
-    else:
-        steps.append(Step("validate REQ", Status.CRITICAL, ws.detail))
-    return steps
-
-
-def healthcheck_steps(ctx: RunContext) -> list[Step]:
-    """The service Ready, ``/health`` and a WebSocket REQ over the public URL."""
-    checks = CheckContext(ctx.target, ctx.cloud, now=ctx.clock())
-    steps = []
-    for check in (check_service, check_health, check_websocket):
-        try:
-            result = check(checks)
-        except MlsgwError as exc:
-            steps.append(Step(f"healthcheck {check.__name__[6:]}", Status.UNKNOWN, str(exc)))
-            continue
-        steps.append(Step(f"healthcheck {result.name}", result.status, result.summary))
-    return steps
 
 
 def saved_run(ctx: RunContext, run_id: str) -> dict[str, Any]:

@@ -16,9 +16,9 @@ from typing import Any
 from mlsgw.actions import latest_traffic, pin_traffic
 from mlsgw.backups.inventory import format_age
 from mlsgw.backups.naming import database_name
-from mlsgw.backups.restore import probe_steps
 from mlsgw.backups.safety import unwritable_ledger
 from mlsgw.backups.service_writes import update_service
+from mlsgw.backups.validate import probe_steps
 from mlsgw.commands.deploy import no_traffic_split
 from mlsgw.errors import MlsgwError, NotFound, Refused, UsageError
 from mlsgw.gcp.backup_api import DatabaseInfo, OperationStatus

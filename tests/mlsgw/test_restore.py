@@ -294,3 +294,27 @@ def test_a_concurrent_service_change_is_reread_not_overwritten(
     assert result.exit_code == 0, result.stdout
     service = world.run.service(SERVICE)
     assert service.labels == {"oncall": "alice"} and service.ingress_history == [2, 1]
+
+
+def test_an_export_made_elsewhere_is_validated_against_its_export_operation(
+    cli: Cli, world: GoogleStandIn, target_args: list[str], relay: RelayProcess
+) -> None:
+    """No mlsgw manifest (e.g. `gcloud firestore export`): the count comes from the export
+    operation Firestore still lists, and is compared all the same."""
+    target = Target(project=PROJECT, region=REGION, service=SERVICE, endpoint=world.url)
+    snapshot = datetime.now(UTC).replace(second=0, microsecond=0) - timedelta(minutes=1)
+    Cloud(target).firestore_backups().export_documents(
+        DB, f"gs://{BUCKET}/manual/nightly", snapshot, lambda _: None
+    )
+    result = cli(
+        "restore",
+        f"gs://{BUCKET}/manual/nightly",
+        *target_args,
+        "--validate-url",
+        relay.url,
+        "--yes",
+        "--json",
+    )
+    assert result.exit_code == 0, result.stdout
+    counts = next(s for s in json.loads(result.stdout)["steps"] if s["name"] == "validate counts")
+    assert counts["status"] == "ok" and "its export operation" in counts["detail"]
