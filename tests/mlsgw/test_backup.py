@@ -206,3 +206,26 @@ def test_schedule_dry_run_and_no_terminal_write_nothing(
     assert cli("backup", "schedule", *target_args, "--dry-run").exit_code == 0
     assert cli("backup", "schedule", *target_args).exit_code == 3
     assert data.backups.schedules.get(DB, []) == []
+
+
+def test_healthcheck_reads_the_bucket_given_with_bucket_and_counts_managed_backups(
+    cli: Cli, data: GoogleStandIn, target_args: list[str]
+) -> None:
+    """--bucket points the check at another bucket; a fresh managed backup also meets the RPO;
+    a missing bucket with no managed backup is a warning that names the bucket."""
+
+    def backups_check(*extra: str) -> dict[str, object]:
+        result = cli("healthcheck", *target_args, "--json", *extra)
+        found: dict[str, object] = next(
+            c for c in json.loads(result.stdout)["findings"] if c["name"] == "backups"
+        )
+        return found
+
+    missing = backups_check("--bucket", "nope")
+    assert missing["status"] == "warning" and "gs://nope does not exist" in str(missing["details"])
+    data.storage.add_bucket("other")
+    data.backups.add_export("other", export_name(timedelta(hours=1)), {"events": 1})
+    assert backups_check("--bucket", "other")["status"] == "ok"
+    data.backups.add_backup(PROJECT, age=timedelta(hours=2))
+    managed = backups_check("--bucket", "nope")
+    assert managed["status"] == "ok" and "managed" in str(managed["summary"])
