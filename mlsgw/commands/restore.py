@@ -45,13 +45,16 @@ def restore(
         str | None,
         typer.Option(
             "--to-database",
+            metavar="NEW_DB",
             help="Restore into this NEW database and switch the service to it (no downtime).",
         ),
     ] = None,
     at: Annotated[
         str | None,
         typer.Option(
-            "--at", help="With --to-database: point-in-time (PITR) UTC time, whole minute."
+            "--at",
+            metavar="TIME",
+            help="With --to-database: point-in-time (PITR) UTC time, whole minute.",
         ),
     ] = None,
     database: Annotated[
@@ -67,11 +70,15 @@ def restore(
     ] = None,
     resume: Annotated[
         str | None,
-        typer.Option(help="Continue the failed restore run RUN_ID (traffic already stopped)."),
+        typer.Option(
+            metavar="RUN_ID", help="Continue the failed restore run RUN_ID (traffic stopped)."
+        ),
     ] = None,
     reopen: Annotated[
         str | None,
-        typer.Option(help="Reopen traffic as restore run RUN_ID found it, without restoring."),
+        typer.Option(
+            metavar="RUN_ID", help="Reopen traffic as restore run RUN_ID found it, no restore."
+        ),
     ] = None,
     *,
     options: CommandOptions,
