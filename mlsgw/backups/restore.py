@@ -25,7 +25,7 @@ from mlsgw.backups.plan import (
     count_step,
     next_commands,
 )
-from mlsgw.backups.safety import unwritable_ledger
+from mlsgw.backups.safety import recorded, unwritable_ledger
 from mlsgw.backups.service_writes import set_ingress
 from mlsgw.backups.validate import healthcheck_steps, probe_steps, validation_url
 from mlsgw.errors import MlsgwError, Refused
@@ -33,6 +33,7 @@ from mlsgw.gcp.backup_api import OperationStatus
 from mlsgw.gcp.base import ServiceChange
 from mlsgw.report import ActionReport, Change, Outcome, Status, Step
 from mlsgw.runbook.context import RunContext
+from mlsgw.runbook.engine import record
 
 COMMAND = "restore"
 
@@ -59,9 +60,9 @@ def read_source(ctx: RunContext, uri: str, database: str) -> RestoreSource:
 
 def saved_run(ctx: RunContext, run_id: str) -> dict[str, Any]:
     """The first ledger line of restore run ``run_id`` (it holds the saved ingress)."""
-    for record in ctx.ledger.records():
-        if record.get("run_id") == run_id and record.get("command") == COMMAND:
-            return record
+    for line in ctx.ledger.records():
+        if line.get("run_id") == run_id and line.get("command") == COMMAND:
+            return line
     raise Refused(f"no restore run {run_id} in the ledger {ctx.ledger.location}")
 
 
@@ -121,9 +122,7 @@ def run_restore(
             notices=tuple(notices),
             data={"result": result, "backup": source.describe(now)},
         )
-        if outcome is not Outcome.PLANNED:
-            _record(ctx, done, args, pre_state, result)
-        return done
+        return recorded(ctx, done, args, pre_state, {**result, "steps": _steps(done)})
 
     def failed(step: str, detail: str) -> ActionReport:
         later = STEPS[STEPS.index(step) + 1 :]
@@ -169,7 +168,7 @@ def run_restore(
         return report(Outcome.REFUSED, str(exc))
     # The saved ingress reaches the ledger before traffic stops: --resume/--reopen need it.
     started = ActionReport(COMMAND, Outcome.DONE, "started", ctx.run_id, plan=plan.changes())
-    _record(ctx, started, args, pre_state, {"outcome": "started", **result}, started=True)
+    record(ctx, started, args, pre_state, {**result, "outcome": "started"})
     ctx.reporter.step("stopping public traffic (ingress internal)")
     try:
         stopped = set_ingress(ctx, service_name, STOPPED_INGRESS)
@@ -237,9 +236,7 @@ def run_reopen(ctx: RunContext, run_id: str) -> ActionReport:
 
     def report(outcome: Outcome, summary: str) -> ActionReport:
         done = ActionReport(COMMAND, outcome, summary, ctx.run_id, plan=plan, steps=tuple(steps))
-        if outcome is not Outcome.PLANNED:
-            _record(ctx, done, args, {"ingress": service.ingress}, {})
-        return done
+        return recorded(ctx, done, args, {"ingress": service.ingress}, {"steps": _steps(done)})
 
     if ctx.dry_run:
         return report(Outcome.PLANNED, "dry run: nothing was changed")
@@ -259,25 +256,5 @@ def run_reopen(ctx: RunContext, run_id: str) -> ActionReport:
     return _finish(ctx, steps, report, f"traffic reopened (ingress {saved}) without restoring")
 
 
-def _record(
-    ctx: RunContext,
-    report: ActionReport,
-    args: dict[str, Any],
-    pre_state: dict[str, Any],
-    result: dict[str, Any],
-    *,
-    started: bool = False,
-) -> None:
-    ctx.ledger.append(
-        command=COMMAND,
-        run_id=ctx.run_id,
-        args={"service_name": ctx.target.service_name, **args},
-        plan=[vars(c) for c in report.plan],
-        pre_state=pre_state,
-        result=result if started else _final(report, result),
-    )
-
-
-def _final(report: ActionReport, result: dict[str, Any]) -> dict[str, Any]:
-    steps = [{"name": s.name, "status": s.status.value, "detail": s.detail} for s in report.steps]
-    return {"outcome": report.outcome.value, "summary": report.summary, "steps": steps, **result}
+def _steps(report: ActionReport) -> list[dict[str, str]]:
+    return [{"name": s.name, "status": s.status.value, "detail": s.detail} for s in report.steps]

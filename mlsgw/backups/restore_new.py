@@ -16,7 +16,7 @@ from typing import Any
 from mlsgw.actions import latest_traffic, pin_traffic
 from mlsgw.backups.inventory import format_age
 from mlsgw.backups.naming import database_name
-from mlsgw.backups.safety import unwritable_ledger
+from mlsgw.backups.safety import recorded, unwritable_ledger
 from mlsgw.backups.service_writes import update_service
 from mlsgw.backups.validate import probe_steps
 from mlsgw.commands.deploy import no_traffic_split
@@ -130,16 +130,7 @@ def run_restore_new(
             notices=tuple(notices),
             data={"result": result},
         )
-        if outcome is not Outcome.PLANNED:
-            ctx.ledger.append(
-                command=COMMAND,
-                run_id=ctx.run_id,
-                args={"service_name": name, **args},
-                plan=[vars(c) for c in plan],
-                pre_state=pre_state,
-                result={"outcome": outcome.value, "summary": summary, **result},
-            )
-        return done
+        return recorded(ctx, done, args, pre_state, result)
 
     def failed(step: str, detail: str) -> ActionReport:
         later = STEPS[STEPS.index(step) + 1 :]

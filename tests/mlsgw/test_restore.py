@@ -318,3 +318,17 @@ def test_an_export_made_elsewhere_is_validated_against_its_export_operation(
     assert result.exit_code == 0, result.stdout
     counts = next(s for s in json.loads(result.stdout)["steps"] if s["name"] == "validate counts")
     assert counts["status"] == "ok" and "its export operation" in counts["detail"]
+
+
+def test_an_unwritable_ledger_refuses_before_traffic_stops(
+    cli: Cli, world: GoogleStandIn, export: str, target_args: list[str], tmp_path: Path
+) -> None:
+    """The ledger cannot be written: exit 3, the ingress untouched, nothing imported."""
+    blocker = tmp_path / "not-a-directory"
+    blocker.write_text("")
+    ledger = str(blocker / "ledger.jsonl")
+    result = cli("restore", export, *target_args, "--ledger", ledger, "--yes")
+    assert result.exit_code == 3, result.stdout
+    assert "ledger cannot be written" in result.stdout
+    assert world.run.service(SERVICE).ingress_history == []
+    assert world.server.calls("POST", r".*:importDocuments") == []
