@@ -135,9 +135,13 @@ def run_restore_new(
     def failed(step: str, detail: str) -> ActionReport:
         later = STEPS[STEPS.index(step) + 1 :]
         steps.extend(Step(s, Status.SKIPPED, "not run") for s in later)
-        notices.append(
-            f"Traffic is unchanged ({_traffic(service.traffic)}); {old_database} still serves."
-        )
+        notices.append(f"No traffic moved: {old_database} still serves.")
+        if follows and STEPS.index(step) > STEPS.index(DEPLOY):
+            notices.append(
+                f"Traffic is pinned to {service.main_revision()} while {revision} exists (it is "
+                f"the latest, so LATEST would serve it): after deleting or fixing it, "
+                "`mlsgw traffic --to-latest`."
+            )
         if STEPS.index(step) > 0:
             notices.append(
                 f"Left for inspection: {new_name}; delete it with `gcloud firestore databases "

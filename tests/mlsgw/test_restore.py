@@ -240,6 +240,7 @@ def test_to_database_with_failing_validation_never_moves_traffic(
     assert world.run.service(SERVICE).serving() == before
     assert len(patches(world)) == 1
     assert any("--database=restored-2" in n for n in document["notices"])
+    assert any("mlsgw traffic --to-latest" in n for n in document["notices"])
 
 
 def test_to_database_at_a_pitr_time_clones_the_database(
