@@ -229,3 +229,14 @@ def test_healthcheck_reads_the_bucket_given_with_bucket_and_counts_managed_backu
     data.backups.add_backup(PROJECT, age=timedelta(hours=2))
     managed = backups_check("--bucket", "nope")
     assert managed["status"] == "ok" and "managed" in str(managed["summary"])
+
+
+def test_backup_without_a_service_writes_only_the_manifest(cli: Cli, data: GoogleStandIn) -> None:
+    """Project only (no Cloud Run service configured): the export and its manifest, and the
+    report says the service and relay config were not saved."""
+    result = cli("backup", "--project", PROJECT, "--endpoint", data.url, "--yes", "--json")
+    assert result.exit_code == 0, result.stdout
+    names = sorted(n for n in data.storage.buckets[BUCKET] if "/mlsgw/" in n)
+    assert [n.rsplit("/", 1)[-1] for n in names] == ["backup.json"]
+    side = next(s for s in json.loads(result.stdout)["steps"] if s["name"] == "side files")
+    assert "no Cloud Run service configured" in side["detail"]

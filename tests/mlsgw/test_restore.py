@@ -333,3 +333,34 @@ def test_an_unwritable_ledger_refuses_before_traffic_stops(
     assert "ledger cannot be written" in result.stdout
     assert world.run.service(SERVICE).ingress_history == []
     assert world.server.calls("POST", r".*:importDocuments") == []
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (["gs://b/x", "--to-database", "new-db"], "an export restores in place"),
+        (["projects/p/locations/l/backups/b"], "add --to-database NEW_DB"),
+        (["--to-database", "new-db", "--at", "yesterday"], "give a UTC time"),
+        (["--reopen", "RUN", "gs://b/x"], "--reopen RUN_ID takes no PATH"),
+        ([], "give the backup to restore"),
+    ],
+)
+def test_contradictory_arguments_exit_3_before_anything_is_read(
+    cli: Cli, google: GoogleStandIn, target_args: list[str], args: list[str], message: str
+) -> None:
+    """Usage errors name the fix and touch no API."""
+    result = cli("restore", *args, *target_args, "--yes")
+    assert result.exit_code == 3
+    assert message in result.stderr
+    assert google.server.requests == []
+
+
+def test_pitr_time_must_be_a_whole_minute(
+    cli: Cli, world: GoogleStandIn, target_args: list[str]
+) -> None:
+    """--at with seconds: exit 3, no clone."""
+    at = (datetime.now(UTC) - timedelta(hours=1)).replace(second=30).strftime("%Y-%m-%dT%H:%M:%SZ")
+    result = cli("restore", "--to-database", "pitr-3", "--at", at, *target_args, "--yes")
+    assert result.exit_code == 3
+    assert "whole minutes" in result.stdout
+    assert world.server.calls("POST", r".*databases:clone") == []
