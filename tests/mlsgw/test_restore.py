@@ -83,6 +83,7 @@ def test_restore_stops_traffic_for_the_import_and_reopens_it(
     outcomes = [line["result"]["outcome"] for line in ledger_lines(ledger_path)]  # type: ignore[index]
     assert outcomes[-2:] == ["started", "done"]
     assert ledger_lines(ledger_path)[-2]["pre_state"]["ingress"] == "all"  # type: ignore[index]
+    assert cli("ledger", "verify").exit_code == 0
 
 
 def test_confirmation_names_the_backup_and_its_age(
