@@ -211,6 +211,7 @@ class OpsSettings:
     backup_bucket: str | None = None
     trusted_domains: tuple[str, ...] = ()
     """Domains whose users, groups and service accounts ``mlsgw audit`` accepts in IAM."""
+    rpo_hours: float = 24.0
     timeout: float = _f(10.0, duration=True)
 
 

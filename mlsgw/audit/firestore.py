@@ -3,17 +3,16 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
+from datetime import timedelta
 
 from mlsgw.audit.findings import Finding, or_clean
-from mlsgw.gcp.base import BackupSchedule, FirestoreDatabase
+from mlsgw.gcp.backup_api import BackupSchedule, DatabaseInfo
 from mlsgw.report import Status
 
 AREA = "firestore"
 
 
-def review_firestore(
-    database: FirestoreDatabase, schedules: Sequence[BackupSchedule]
-) -> list[Finding]:
+def review_firestore(database: DatabaseInfo, schedules: Sequence[BackupSchedule]) -> list[Finding]:
     """``firestore.pitr-off`` and ``firestore.no-backup-schedule`` findings, or clean."""
     findings = []
     if not database.pitr_enabled:
@@ -39,10 +38,16 @@ def review_firestore(
                 {"database": database.name},
             )
         )
-    described = ", ".join(f"{s.recurrence} kept {s.retention}" for s in schedules)
+    described = ", ".join(f"{s.recurrence} kept {_days(s.retention)}" for s in schedules)
     return or_clean(
         AREA,
         findings,
-        f"{database.name}: point-in-time recovery on ({database.version_retention}), "
+        f"{database.name}: point-in-time recovery on "
+        f"({_days(database.version_retention) if database.version_retention else 'enabled'}), "
         f"backups {described}",
     )
+
+
+def _days(span: timedelta) -> str:
+    days = span.total_seconds() / 86400
+    return f"{days:g} d" if days >= 1 else f"{span.total_seconds() / 3600:g} h"

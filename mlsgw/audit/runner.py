@@ -158,12 +158,13 @@ def area_firestore(ctx: AuditContext) -> list[Finding]:
     if reason := ctx.cloud_skip("firestore", needs_service=False):
         return [skipped(firestore.AREA, reason)]
     assert ctx.target.project is not None
-    admin = ctx.cloud.firestore_admin()
+    admin = ctx.cloud.firestore_backups()
+    name = f"projects/{ctx.target.project}/databases/(default)"
     try:
-        database = admin.get_database(ctx.target.project)
+        database = admin.get_database(name)
     except NotFound:
         return [skipped(firestore.AREA, f"project {ctx.target.project} has no (default) database")]
-    schedules = admin.list_backup_schedules(ctx.target.project)
+    schedules = admin.list_backup_schedules(name)
     return firestore.review_firestore(database, schedules)
 
 

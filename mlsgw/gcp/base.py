@@ -102,6 +102,10 @@ class ServiceState:
     """True: anyone may invoke the service, whatever its IAM policy says."""
     env: tuple[EnvVar, ...] = ()
 
+    def plain_env(self) -> dict[str, str]:
+        """Name -> value of the plain-text environment variables (secret references left out)."""
+        return {v.name: v.value for v in self.env if v.value is not None}
+
     def serving(self) -> dict[str, int]:
         """Revision -> percent actually receiving traffic (``LATEST`` resolved)."""
         split: dict[str, int] = {}
@@ -265,26 +269,6 @@ class LogEntry:
 
 
 @dataclass(frozen=True)
-class FirestoreDatabase:
-    """What the audit reads about a Firestore database."""
-
-    name: str
-    pitr_enabled: bool
-    version_retention: str = ""
-    """How far back point-in-time recovery reaches (``604800s``), when enabled."""
-
-
-@dataclass(frozen=True)
-class BackupSchedule:
-    """A Firestore managed backup schedule."""
-
-    name: str
-    recurrence: str
-    """``daily`` or ``weekly``."""
-    retention: str
-
-
-@dataclass(frozen=True)
 class FirestoreOperation:
     """A Firestore Admin long-running operation (export, import, index build, ...)."""
 
@@ -335,6 +319,10 @@ class CloudRunApi(Protocol):
 
     def get_iam_policy(self, name: str) -> IamPolicy: ...
 
+    def describe_service(self, name: str) -> dict[str, object]:
+        """The whole service resource as the API returns it (JSON field names)."""
+        ...
+
     def set_iam_policy(self, name: str, policy: IamPolicy) -> IamPolicy:
         """Write ``policy``; :class:`mlsgw.errors.Conflict` when its etag is stale."""
         ...
@@ -360,16 +348,6 @@ class FirestoreAdminApi(Protocol):
         self, project: str, database: str = "(default)"
     ) -> list[FirestoreOperation]:
         """Every operation the API still lists for the database."""
-        ...
-
-    def get_database(self, project: str, database: str = "(default)") -> FirestoreDatabase:
-        """The database's settings; :class:`mlsgw.errors.NotFound` when it does not exist."""
-        ...
-
-    def list_backup_schedules(
-        self, project: str, database: str = "(default)"
-    ) -> list[BackupSchedule]:
-        """The database's managed backup schedules."""
         ...
 
 

@@ -15,11 +15,13 @@ import threading
 from typing import Any
 
 from mlsgw.errors import UsageError
+from mlsgw.gcp.backup_api import FirestoreBackupsApi, ObjectStoreApi
 from mlsgw.gcp.base import CloudRunApi, FirestoreAdminApi, LogsApi, MonitoringApi, ProjectsApi
 from mlsgw.gcp.errors import vendor_errors
 from mlsgw.target import Target
 
 REST_APIS = ("run", "logging", "firestore", "storage", "resourcemanager")
+_API_OF = {"firestore_backups": "firestore", "objects": "storage"}
 SCOPES = ["https://www.googleapis.com/auth/cloud-platform"]
 
 
@@ -28,7 +30,7 @@ class Cloud:
 
     def __init__(self, target: Target) -> None:
         self.target = target
-        self._lock = threading.Lock()
+        self._lock = threading.RLock()  # builders may build the clients they wrap
         self._credentials: Any = None
         self._built: dict[str, Any] = {}
 
@@ -46,7 +48,7 @@ class Cloud:
         return None
 
     def _require(self, api: str) -> None:
-        reason = self.skip_reason(api)
+        reason = self.skip_reason(_API_OF.get(api, api))
         if reason:
             raise UsageError(reason)
 
@@ -104,6 +106,29 @@ class Cloud:
     def storage(self) -> Any:
         """A ``google.cloud.storage.Client`` (the ``gs://`` ledger wraps it at its own edge)."""
         return self._get("storage")
+
+    def firestore_backups(self) -> FirestoreBackupsApi:
+        """The Firestore Admin v1 adapter for exports, imports, backups and restores."""
+        adapter: FirestoreBackupsApi = self._get("firestore_backups")
+        return adapter
+
+    def objects(self) -> ObjectStoreApi:
+        """The Cloud Storage adapter for listing, reading and writing objects."""
+        adapter: ObjectStoreApi = self._get("objects")
+        return adapter
+
+    def _build_firestore_backups(self) -> FirestoreBackupsApi:
+        from google.cloud import firestore_admin_v1
+
+        from mlsgw.gcp.firestore_backups import FirestoreBackupsAdapter
+
+        client = firestore_admin_v1.FirestoreAdminClient(**self._rest_kwargs())
+        return FirestoreBackupsAdapter(client, timeout=self.target.timeout)
+
+    def _build_objects(self) -> ObjectStoreApi:
+        from mlsgw.gcp.objects import ObjectStoreAdapter
+
+        return ObjectStoreAdapter(self.storage(), timeout=self.target.timeout)
 
     def _build_run(self) -> CloudRunApi:
         from google.cloud import run_v2

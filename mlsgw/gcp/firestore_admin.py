@@ -9,7 +9,7 @@ from google.cloud import firestore_admin_v1
 from google.longrunning import operations_pb2
 from google.protobuf import json_format
 
-from mlsgw.gcp.base import BackupSchedule, FirestoreDatabase, FirestoreOperation
+from mlsgw.gcp.base import FirestoreOperation
 from mlsgw.gcp.errors import vendor_errors
 
 _MAX_PAGES = 20
@@ -75,33 +75,3 @@ class FirestoreAdminAdapter:
                 if not token:
                     break
         return operations
-
-    def get_database(self, project: str, database: str = "(default)") -> FirestoreDatabase:
-        """The database's point-in-time recovery setting."""
-        name = f"projects/{project}/databases/{database}"
-        with vendor_errors(f"read Firestore database {name}", "datastore.databases.getMetadata"):
-            raw = self._client.get_database(name=name, timeout=self._timeout)
-        retention = raw.version_retention_period
-        return FirestoreDatabase(
-            name=raw.name or name,
-            pitr_enabled=raw.point_in_time_recovery_enablement == _PITR_ENABLED,
-            version_retention=f"{int(retention.total_seconds())}s" if retention else "",
-        )
-
-    def list_backup_schedules(
-        self, project: str, database: str = "(default)"
-    ) -> list[BackupSchedule]:
-        """Every managed backup schedule of the database."""
-        parent = f"projects/{project}/databases/{database}"
-        with vendor_errors(
-            f"list the backup schedules of {parent}", "datastore.backupSchedules.list"
-        ):
-            raws = self._client.list_backup_schedules(parent=parent, timeout=self._timeout)
-        return [
-            BackupSchedule(
-                name=raw.name,
-                recurrence="weekly" if "weekly_recurrence" in raw else "daily",
-                retention=f"{int(raw.retention.total_seconds())}s" if raw.retention else "",
-            )
-            for raw in raws.backup_schedules
-        ]

@@ -10,6 +10,7 @@ from google.api_core import exceptions as api
 from google.api_core.future.polling import DEFAULT_POLLING
 from google.cloud import run_v2
 from google.iam.v1 import iam_policy_pb2, policy_pb2
+from google.protobuf import json_format
 
 from mlsgw import errors
 from mlsgw.gcp.base import (
@@ -233,6 +234,13 @@ class CloudRunAdapter:
                 f"(operation {operation.operation.name}); check it in the console"
             ) from exc
         return service_state(result)
+
+    def describe_service(self, name: str) -> dict[str, object]:
+        """The service resource as JSON (camelCase field names, as ``gcloud`` shows it)."""
+        document: dict[str, object] = json_format.MessageToDict(
+            run_v2.Service.pb(self._get_raw(name))
+        )
+        return document
 
     def get_iam_policy(self, name: str) -> IamPolicy:
         """Read the service's IAM policy with its etag."""

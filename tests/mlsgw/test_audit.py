@@ -354,8 +354,8 @@ def test_rest_api_without_relay_url_is_a_config_the_relay_refuses(cli: Cli, tmp_
 
 def test_pitr_off_is_a_finding(cli: Cli, google: GoogleStandIn, target_args: list[str]) -> None:
     """Point-in-time recovery disabled on the (default) database."""
-    google.firestore.add_database(PROJECT, pitr=False)
-    google.firestore.add_schedule(PROJECT)
+    google.backups.add_database(PROJECT, pitr=False)
+    google.backups.add_schedule(PROJECT)
     code, findings, _ = audit(cli, *target_args, "--only", "firestore")
     assert code == 1 and set(findings) == {"firestore.pitr-off"}
 
@@ -364,7 +364,7 @@ def test_no_backup_schedule_is_a_finding(
     cli: Cli, google: GoogleStandIn, target_args: list[str]
 ) -> None:
     """No managed backup schedule on the (default) database."""
-    google.firestore.add_database(PROJECT, pitr=True)
+    google.backups.add_database(PROJECT, pitr=True)
     code, findings, _ = audit(cli, *target_args, "--only", "firestore")
     assert code == 1 and set(findings) == {"firestore.no-backup-schedule"}
 
@@ -435,8 +435,8 @@ def test_clean_set_up_reports_clean(
             ],
         },
     )
-    google.firestore.add_database(PROJECT, pitr=True)
-    google.firestore.add_schedule(PROJECT)
+    google.backups.add_database(PROJECT, pitr=True)
+    google.backups.add_schedule(PROJECT)
     google.logging.add_request(PROJECT, SERVICE, 200)
     pki = make_pki(tmp_path / "pki", 90)
     server = TlsServer(pki).start()

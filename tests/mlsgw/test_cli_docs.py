@@ -21,6 +21,10 @@ COMMANDS = [
     ("ledger", "verify"),
     ("audit",),
     ("certcheck",),
+    ("backup",),
+    ("backup", "list"),
+    ("backup", "schedule"),
+    ("restore",),
 ]
 
 

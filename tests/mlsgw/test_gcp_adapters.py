@@ -189,20 +189,6 @@ def test_service_ingress_invoker_flag_and_env_are_read(google: GoogleStandIn) ->
     ]
 
 
-def test_firestore_database_and_backup_schedules(google: GoogleStandIn) -> None:
-    """PITR enablement and schedules come from the Firestore Admin API; a missing database is
-    NotFound."""
-    admin = cloud_for(google).firestore_admin()
-    with pytest.raises(errors.NotFound):
-        admin.get_database(PROJECT)
-    google.firestore.add_database(PROJECT, pitr=True)
-    google.firestore.add_schedule(PROJECT, retention_days=7)
-    database = admin.get_database(PROJECT)
-    assert database.pitr_enabled and database.version_retention == "604800s"
-    [schedule] = admin.list_backup_schedules(PROJECT)
-    assert (schedule.recurrence, schedule.retention) == ("daily", "604800s")
-
-
 def test_request_log_entries_carry_http_request_and_json_payload(google: GoogleStandIn) -> None:
     """Request logs give ``http``; the relay's JSON lines give ``fields``."""
     google.logging.add_request(PROJECT, SERVICE, 404, ip="203.0.113.7", path="/x")

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from tests.stand_ins.cloud_run import CloudRunStandIn
 from tests.stand_ins.firestore_admin import FirestoreAdminStandIn
+from tests.stand_ins.firestore_backups import FirestoreBackupsStandIn
 from tests.stand_ins.logging_api import LoggingStandIn
 from tests.stand_ins.resource_manager import ResourceManagerStandIn
 from tests.stand_ins.rest import RestServer
@@ -17,7 +18,8 @@ from tests.stand_ins.storage import StorageStandIn
 
 class GoogleStandIn:
     """The REST stand-ins on one server: :attr:`run`, :attr:`logging`, :attr:`firestore`,
-    :attr:`storage`, :attr:`resource_manager`."""
+    :attr:`storage`, :attr:`resource_manager`, :attr:`backups` (Firestore exports, imports,
+    managed backups, restores)."""
 
     def __init__(self) -> None:
         self.server = RestServer()
@@ -26,6 +28,7 @@ class GoogleStandIn:
         self.firestore = FirestoreAdminStandIn(self.server)
         self.storage = StorageStandIn(self.server)
         self.resource_manager = ResourceManagerStandIn(self.server)
+        self.backups = FirestoreBackupsStandIn(self.server, self.firestore, self.storage)
 
     @property
     def url(self) -> str:
