@@ -18,6 +18,7 @@ from dataclasses import replace
 from typing import Protocol
 
 from relay import __version__
+from relay.access_log import AccessLogObserver
 from relay.bus import wire
 from relay.bus.base import Bus, BusUnavailable
 from relay.bus.local import LocalBus
@@ -208,7 +209,7 @@ class Relay:
             limits=self.limits,
             auth=auth,
             clock=self.clock,
-            observer=self.metrics,
+            observer=AccessLogObserver(self.metrics, ip),
         )
 
     def register(self, peer: Peer) -> None:

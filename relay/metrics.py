@@ -39,6 +39,12 @@ class RelayMetrics:
             ["name"],
             registry=r,
         )
+        self.req_rejected_total = Counter(
+            "nostr_relay_req_rejected_total",
+            "REQ and COUNT refused, by reason",
+            ["reason"],
+            registry=r,
+        )
         self.store_seconds = Histogram(
             "nostr_relay_store_seconds",
             "Event store latency by operation",
@@ -85,3 +91,7 @@ class RelayMetrics:
     def rate_limited(self, name: str) -> None:
         """Count one rate-limited message."""
         self.rate_limited_total.labels(name).inc()
+
+    def req_rejected(self, reason: str) -> None:
+        """Count one refused REQ or COUNT."""
+        self.req_rejected_total.labels(reason).inc()

@@ -213,6 +213,9 @@ class OpsSettings:
     metrics_key: str | None = _f(None, secret=True)
     ledger: str | None = None
     backup_bucket: str | None = None
+    trusted_domains: tuple[str, ...] = ()
+    """Domains whose users, groups and service accounts ``mlsgw audit`` accepts in IAM."""
+    rpo_hours: float = 24.0
     timeout: float = _f(10.0, duration=True)
 
 

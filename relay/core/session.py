@@ -82,6 +82,8 @@ class Observer(Protocol):
 
     def rate_limited(self, name: str) -> None: ...
 
+    def req_rejected(self, reason: str) -> None: ...
+
 
 class NullObserver:
     """An :class:`Observer` that records nothing."""
@@ -96,6 +98,9 @@ class NullObserver:
         """Ignore."""
 
     def rate_limited(self, name: str) -> None:
+        """Ignore."""
+
+    def req_rejected(self, reason: str) -> None:
         """Ignore."""
 
 
@@ -280,6 +285,7 @@ class Session:
         ):
             rejection = restricted(f"too many subscriptions (max {self.limits.max_subscriptions})")
         if rejection is not None:
+            self.observer.req_rejected(rejection.reason.value)
             self.subscriptions.pop(msg.sub_id, None)
             return [Send(m.encode_closed(msg.sub_id, rejection.message()))]
         subscription = Subscription(msg.sub_id, self._clamp(msg.filters))
@@ -289,6 +295,7 @@ class Session:
     def _on_count(self, msg: m.CountMessage) -> list[Action]:
         rejection = self._check_req(msg.sub_id, msg.filters)
         if rejection is not None:
+            self.observer.req_rejected(rejection.reason.value)
             return [Send(m.encode_closed(msg.sub_id, rejection.message()))]
         return [Count(msg.sub_id, msg.filters)]
 
