@@ -1,4 +1,5 @@
-"""The six checks of the morning health check (R-K1) and the runbook's thresholds.
+"""The checks of the morning health check (R-K1, plus the backup RPO of R-K4) and the
+runbook's thresholds.
 
 Each check takes a :class:`CheckContext` and returns a :class:`~mlsgw.report.CheckResult`;
 a check whose inputs are not configured returns ``SKIPPED``, one that could not be done
@@ -7,6 +8,7 @@ a check whose inputs are not configured returns ``SKIPPED``, one that could not 
 
 from __future__ import annotations
 
+import dataclasses
 import threading
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -210,6 +212,26 @@ def check_firestore(ctx: CheckContext) -> CheckResult:
     )
 
 
+def check_backups(ctx: CheckContext) -> CheckResult:
+    """The newest backup (export or managed) is younger than the RPO (``[ops] rpo_hours``)."""
+    from mlsgw.backups.backup import collect_entries
+    from mlsgw.backups.inventory import rpo_result
+    from mlsgw.backups.naming import backup_bucket
+
+    name = "backups"
+    if reason := ctx.cloud_skip("storage", needs_service=False):
+        return skipped(name, reason)
+    assert ctx.target.project is not None
+    bucket = backup_bucket(ctx.target.project, None, ctx.target.backup_bucket)
+    managed = ctx.cloud.skip_reason("firestore") is None
+    entries, problems = collect_entries(ctx.cloud, ctx.target.project, bucket, managed=managed)
+    result = rpo_result(entries, ctx.now, ctx.target.rpo_hours)
+    unread = [p for p in problems if not p.endswith("(no exports)")]
+    if unread and result.status is not Status.OK:  # a fresh backup may be where we cannot look
+        return CheckResult(name, Status.UNKNOWN, "; ".join(unread), perf=result.perf)
+    return dataclasses.replace(result, details=(*result.details, *problems))
+
+
 def _grade(value: float | None, warn: float, crit: float | None = None) -> Status:
     if value is None:
         return Status.OK
@@ -297,5 +319,6 @@ CHECKS: tuple[tuple[Callable[[CheckContext], CheckResult], Status], ...] = (
     (check_logs, Status.UNKNOWN),
     (check_firestore, Status.UNKNOWN),
     (check_metrics, Status.UNKNOWN),
+    (check_backups, Status.UNKNOWN),
 )
 """Each check with the status it gets when it does not finish within the timeout."""

@@ -5,11 +5,15 @@ from __future__ import annotations
 import typer
 
 from mlsgw import __version__
+from mlsgw.commands import audit as audit_cmd
+from mlsgw.commands import backup as backup_cmd
+from mlsgw.commands import certcheck as certcheck_cmd
 from mlsgw.commands import config as config_cmd
 from mlsgw.commands import deploy as deploy_cmd
 from mlsgw.commands import healthcheck as healthcheck_cmd
 from mlsgw.commands import ledger as ledger_cmd
 from mlsgw.commands import lockdown as lockdown_cmd
+from mlsgw.commands import restore as restore_cmd
 from mlsgw.commands import rollback as rollback_cmd
 from mlsgw.commands import serve as serve_cmd
 from mlsgw.commands.common import RunbookCommand
@@ -47,7 +51,11 @@ app.command("restart", cls=RunbookCommand)(rollback_cmd.restart)
 app.command("deploy", cls=RunbookCommand)(deploy_cmd.deploy)
 app.command("scale", cls=RunbookCommand)(deploy_cmd.scale)
 app.command("lockdown", cls=RunbookCommand)(lockdown_cmd.lockdown)
+app.command("audit", cls=RunbookCommand)(audit_cmd.audit)
+app.command("certcheck", cls=RunbookCommand)(certcheck_cmd.certcheck)
 app.add_typer(ledger_cmd.app, name="ledger")
+app.add_typer(backup_cmd.app, name="backup")
+app.command("restore", cls=RunbookCommand)(restore_cmd.restore)
 
 
 def main() -> None:

@@ -37,6 +37,7 @@ STATUS_STYLE = {
     Status.WARNING: "yellow",
     Status.CRITICAL: "bold red",
     Status.UNKNOWN: "magenta",
+    Status.INFO: "cyan",
     Status.SKIPPED: "dim",
 }
 VERDICT_STYLE = {
@@ -178,7 +179,8 @@ def nagios_line(report: CheckReport, name: str = "MLSGW") -> str:
     bad = [
         c for c in report.checks if c.status in (Status.CRITICAL, Status.WARNING, Status.UNKNOWN)
     ]
-    text = "; ".join(f"{c.name}: {c.summary}" for c in bad) or "all checks passed"
+    shown = bad or (list(report.checks) if len(report.checks) == 1 else [])
+    text = "; ".join(f"{c.name}: {c.summary}" for c in shown) or "all checks passed"
     text = text.replace("|", "/").replace("\n", " ")
     perf = " ".join(p.nagios() for c in report.checks for p in c.perf)
     return f"{name} {word} - {text}" + (f" | {perf}" if perf else "")

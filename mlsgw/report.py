@@ -22,6 +22,8 @@ class Status(StrEnum):
     WARNING = "warning"
     CRITICAL = "critical"
     UNKNOWN = "unknown"
+    INFO = "info"
+    """Worth knowing, not a problem: leaves the verdict alone (audit findings)."""
     SKIPPED = "skipped"
 
 

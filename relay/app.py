@@ -2,7 +2,9 @@
 
 :class:`Relay` turns the actions a :class:`~relay.core.session.Session` returns into
 store calls and frames for :class:`Peer` objects. The server (``relay.server``)
-supplies peers and feeds frames; nothing here touches a socket.
+supplies peers and feeds frames; nothing here touches a socket. Accepted events also go
+on the bus (``relay.bus``), and events other instances accepted come back from it to be
+fanned out here under the same delivery rules (R-S2).
 """
 
 from __future__ import annotations
@@ -16,6 +18,11 @@ from dataclasses import replace
 from typing import Protocol
 
 from relay import __version__
+from relay.access_log import AccessLogObserver
+from relay.bus import wire
+from relay.bus.base import Bus, BusUnavailable
+from relay.bus.local import LocalBus
+from relay.bus.shared import BusLimiter, SharedKindLimiter
 from relay.config import Config
 from relay.core import messages as m
 from relay.core import policy as rules
@@ -25,7 +32,8 @@ from relay.core.filters import Filter
 from relay.core.outcome import Outcome
 from relay.core.policy import Policy, Viewer
 from relay.core.ratelimit import KindLimit, KindRateLimiter
-from relay.core.reasons import Rejection
+from relay.core.reasons import Rejection, rate_limited
+from relay.core.recent import RecentIds
 from relay.core.session import (
     Action,
     AuthOptions,
@@ -38,9 +46,10 @@ from relay.core.session import (
     Subscription,
 )
 from relay.core.subindex import SubscriptionIndex
-from relay.gateway import MlsGateway
+from relay.gateway import FETCH_PERIOD, FETCH_RULE, MlsGateway
 from relay.metrics import RelayMetrics
 from relay.store.base import MlsStore, StoreUnavailable
+from relay.store.guarded import GuardedStore
 
 log = logging.getLogger("relay")
 
@@ -48,6 +57,9 @@ log = logging.getLogger("relay")
 MAX_COUNTED_WITH_READ_RULES = 10000
 # A REQ answer is written in batches of about this size, each after the last drained.
 STREAM_BATCH_BYTES = 256 * 1024
+# Ids of recently fanned-out events: an event arriving twice (from a client and back
+# over the bus, or accepted on two instances at once) within this many is sent once.
+RECENT_EVENT_IDS = 16384
 
 
 class Peer(Protocol):
@@ -78,9 +90,14 @@ def build_policy(
     limiter: KindRateLimiter,
     clock: Callable[[], float],
     gateway: MlsGateway | None = None,
+    *,
+    shared_rate_limits: bool = False,
 ) -> Policy:
     """The rule lists for ``config`` (R-A2, R-A5, R-C3, NIP-70), with the MLS gateway's
-    rules (R-A3, R-A4, §4) after access control and before rate limiting."""
+    rules (R-A3, R-A4, §4) after access control and before rate limiting.
+
+    With ``shared_rate_limits`` (cluster mode) the event rate limits are not a rule:
+    the relay checks them on the bus after every rule passed, as the rule would."""
     auth = config.auth
     event_rules: list[rules.EventRule] = []
     req_rules: list[rules.ReqRule] = []
@@ -111,7 +128,7 @@ def build_policy(
         read_rules += gateway.read_rules()
         passive_rules += gateway.passive_rules()
         scope_rules += gateway.scope_rules()
-    if config.rate_limiter.enabled and limiter.rules:
+    if config.rate_limiter.enabled and limiter.rules and not shared_rate_limits:
         event_rules.append(rules.limit_event_rate(limiter, clock))
     return Policy(
         tuple(event_rules),
@@ -139,11 +156,21 @@ class Relay:
         *,
         clock: Callable[[], float] = time.time,
         metrics: RelayMetrics | None = None,
+        bus: Bus | None = None,
+        sweep_scope: str = "local",
     ) -> None:
         self.config = config
-        self.store = store
+        # Every store call is bounded and retried here (R-S3), whatever the backend.
+        self.store: MlsStore = (
+            store
+            if isinstance(store, GuardedStore)
+            else GuardedStore(store, timeout=config.data.store_timeout)
+        )
         self.clock = clock
         self.metrics = metrics or RelayMetrics()
+        self.bus: Bus = bus or LocalBus()
+        self.sweep_scope = sweep_scope
+        self.recent = RecentIds(RECENT_EVENT_IDS)
         self.version = __version__
         self.started = time.monotonic()
         self.kind_limiter = KindRateLimiter(
@@ -152,14 +179,25 @@ class Relay:
                 for r in config.rate_limiter.rules
             )
         )
+        fetch_limiter = (
+            BusLimiter(FETCH_RULE, config.mls_gateway.keypackage_fetch_rate, FETCH_PERIOD, self.bus)
+            if self.bus.distributed
+            else None
+        )
         self.gateway = MlsGateway(
             config.mls_gateway,
-            store,
+            self.store,
             registry=self.metrics.registry,
             clock=clock,
             allowlist=config.auth.allowed_pubkeys,
+            bus=self.bus,
+            fetch_limiter=fetch_limiter,
         )
-        self.policy = build_policy(config, self.kind_limiter, clock, self.gateway)
+        shared = self.bus.distributed and config.rate_limiter.enabled
+        self.event_limits = SharedKindLimiter(self.kind_limiter.rules, self.bus) if shared else None
+        self.policy = build_policy(
+            config, self.kind_limiter, clock, self.gateway, shared_rate_limits=shared
+        )
         self.limits = session_limits(config)
         self.auth_options = AuthOptions(config.auth.enabled, config.information.relay_url)
         self.allowed_networks = config.auth.allowed_networks
@@ -184,7 +222,7 @@ class Relay:
             limits=self.limits,
             auth=auth,
             clock=self.clock,
-            observer=self.metrics,
+            observer=AccessLogObserver(self.metrics, ip),
             index=self.subscriptions,
         )
 
@@ -233,6 +271,13 @@ class Relay:
     async def _publish(self, peer: Peer, action: Publish) -> None:
         event = action.event
         outcome = Outcome.EPHEMERAL
+        if self.event_limits is not None:
+            viewer = peer.session.viewer
+            name = await self.event_limits.check(event.kind, viewer.rate_key(event.pubkey))
+            if name is not None:
+                self.metrics.rate_limited(name)
+                peer.send(peer.session.published(event, rate_limited(name)))
+                return
         if action.store:
             started = time.perf_counter()
             try:
@@ -247,9 +292,38 @@ class Relay:
                 peer.send(peer.session.published(event, result))
                 return
             outcome = result
+        fan_out = outcome in (Outcome.STORED, Outcome.EPHEMERAL)
+        if fan_out:
+            # R-P3: in cluster mode OK follows the publish; if the bus is down, publish
+            # answers False at once and the event reaches this instance's subscribers only.
+            sent = await self.bus.publish(wire.encode_event(self.bus.origin, event))
+            if self.bus.distributed:
+                self.metrics.bus_published.labels("ok" if sent else "local_only").inc()
         peer.send(peer.session.published(event, outcome))
-        if outcome in (Outcome.STORED, Outcome.EPHEMERAL):
+        if fan_out:
+            self.deliver(event)
+
+    def deliver(self, event: Event) -> None:
+        """Fan ``event`` out on this instance unless it already was (R-S2: once each)."""
+        if self.recent.add(event.id):
             self.broadcast(event)
+
+    def receive_from_bus(self, data: bytes) -> None:
+        """A bus message: another instance's event to fan out or group change to apply."""
+        try:
+            message = wire.decode(data)
+        except wire.MalformedMessage as exc:
+            self.metrics.bus_received.labels("malformed").inc()
+            log.error("ignoring a malformed bus message", extra={"error": str(exc)})
+            return
+        if message.origin == self.bus.origin:
+            return
+        if isinstance(message, wire.EventMessage):
+            self.metrics.bus_received.labels("event").inc()
+            self.deliver(message.event)
+        else:
+            self.metrics.bus_received.labels("group").inc()
+            self.gateway.apply_remote(message.state)
 
     def broadcast(self, event: Event) -> None:
         """Deliver ``event`` to every live subscription allowed to read it (never awaits).
@@ -360,23 +434,48 @@ class Relay:
     # --- health ------------------------------------------------------------------------
 
     async def start(self) -> None:
-        """Load state the rules need (the MLS group directory)."""
+        """Join the bus, then load state the rules need (the MLS group directory): in
+        this order, a group change committed meanwhile is in one or the other."""
+        await self.bus.start(self.receive_from_bus, self.gateway.reload)
         await self.gateway.start()
 
-    async def sweep(self, now: int) -> None:
-        """One background pass: MLS archive/key packages, expired events, rate buckets."""
-        await self.gateway.sweep(now)
-        await self.store.delete_expired(now)
+    async def close(self) -> None:
+        """Leave the bus."""
+        await self.bus.close()
+
+    async def sweep(self, now: int, *, lease: float = 180.0) -> bool:
+        """One background pass: MLS archive/key packages and expired events (only on the
+        instance holding the sweeper lease for this store, for ``lease`` seconds), then
+        this instance's refilled rate buckets. True if this instance swept the store."""
+        try:
+            leads = await self.bus.lead(f"sweeper:{self.sweep_scope}", lease)
+        except BusUnavailable:
+            leads = True  # sweeping twice is harmless; not sweeping for long is not
+        if leads:
+            await self.gateway.sweep(now)
+            await self.store.delete_expired(now)
         self.kind_limiter.prune(self.clock())
+        if self.event_limits is not None:
+            self.event_limits.prune()
+        return leads
 
     async def health(self, timeout: float = 1.0) -> dict[str, object]:
-        """The ``/health`` document (R-H1); ``status`` is ``healthy`` only if the store answers."""
+        """The ``/health`` document (R-H1): ``status`` is ``healthy`` only if the store
+        answers and, in cluster mode, the bus does, both checked at once within ``timeout``."""
         status = "healthy"
         store = "ok"
-        try:
-            await asyncio.wait_for(self.store.health(), timeout)
-        except (StoreUnavailable, TimeoutError) as exc:
-            status, store = "unhealthy", f"error: {exc or 'timed out'}"
+        store_check = asyncio.wait_for(self.store.health(), timeout)
+        bus_check = asyncio.wait_for(self.bus.health(), timeout)
+        store_result, bus_result = await asyncio.gather(
+            store_check, bus_check, return_exceptions=True
+        )
+        if isinstance(store_result, (StoreUnavailable, TimeoutError)):
+            status, store = "unhealthy", f"error: {store_result or 'timed out'}"
+        elif isinstance(store_result, BaseException):
+            raise store_result
+        bus = "unhealthy" if isinstance(bus_result, BaseException) else bus_result
+        if bus == "unhealthy":
+            status = "unhealthy"
         if self.config.information.maintenance:
             status = "maintenance"
         return {
@@ -384,5 +483,5 @@ class Relay:
             "version": self.version,
             "uptime_seconds": int(time.monotonic() - self.started),
             "store": store,
-            "bus": "disabled",
+            "bus": bus,
         }

@@ -39,6 +39,12 @@ class RelayMetrics:
             ["name"],
             registry=r,
         )
+        self.req_rejected_total = Counter(
+            "nostr_relay_req_rejected_total",
+            "REQ and COUNT refused, by reason",
+            ["reason"],
+            registry=r,
+        )
         self.store_seconds = Histogram(
             "nostr_relay_store_seconds",
             "Event store latency by operation",
@@ -55,6 +61,18 @@ class RelayMetrics:
             "nostr_relay_fanout_filter_checks_total",
             "Filters checked in full during live fan-out (candidates from the subscription"
             " index; a high rate per event means broad subscriptions)",
+            registry=r,
+        )
+        self.bus_published = Counter(
+            "nostr_relay_bus_published_total",
+            "Accepted events put on the cluster bus (result=local_only: the bus was down)",
+            ["result"],
+            registry=r,
+        )
+        self.bus_received = Counter(
+            "nostr_relay_bus_received_total",
+            "Messages from other instances, by type (event, group, malformed)",
+            ["type"],
             registry=r,
         )
 
@@ -79,3 +97,7 @@ class RelayMetrics:
     def rate_limited(self, name: str) -> None:
         """Count one rate-limited message."""
         self.rate_limited_total.labels(name).inc()
+
+    def req_rejected(self, reason: str) -> None:
+        """Count one refused REQ or COUNT."""
+        self.req_rejected_total.labels(reason).inc()

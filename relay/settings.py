@@ -180,6 +180,9 @@ class DataSettings:
     backend: Literal["sqlite", "firestore"] | None = None
     path: str = "./data"
     synchronous: Literal["normal", "full"] = "normal"
+    project_id: str | None = None
+    database: str = "(default)"
+    store_timeout: float = _f(5.0, duration=True)
 
 
 @dataclass(frozen=True)
@@ -187,6 +190,7 @@ class ClusterSettings:
     """``[cluster]``: cross-instance fan-out (R-S2)."""
 
     redis_url: str | None = _f(None, secret=True)
+    prefix: str = "mlsgw"
 
 
 @dataclass(frozen=True)
@@ -222,6 +226,9 @@ class OpsSettings:
     metrics_key: str | None = _f(None, secret=True)
     ledger: str | None = None
     backup_bucket: str | None = None
+    trusted_domains: tuple[str, ...] = ()
+    """Domains whose users, groups and service accounts ``mlsgw audit`` accepts in IAM."""
+    rpo_hours: float = 24.0
     timeout: float = _f(10.0, duration=True)
 
 
@@ -246,6 +253,12 @@ class Config:
     def store_backend(self) -> Literal["sqlite", "firestore"]:
         """``data.backend``, else the rnostr-era ``mls_gateway.storage_backend``, else sqlite."""
         return self.data.backend or self.mls_gateway.storage_backend or "sqlite"
+
+    @property
+    def firestore_project(self) -> str | None:
+        """``data.project_id``, else rnostr's ``mls_gateway.project_id`` (None: the
+        client library finds the project from the environment)."""
+        return self.data.project_id or self.mls_gateway.project_id
 
     @property
     def sqlite_path(self) -> Path:

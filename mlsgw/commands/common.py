@@ -93,6 +93,7 @@ FIELD_HELP: dict[str, str] = {
     "metrics_key": "Key for the relay's /metrics when Cloud Monitoring is not used.",
     "ledger": "Ledger file or gs://BUCKET/OBJECT (default ~/.local/state/mlsgw/ledger.jsonl).",
     "backup_bucket": "Bucket for backups (default: <project>-backups).",
+    "trusted_domains": "Domains whose IAM members are expected (comma-separated).",
     "timeout": "Seconds per call or check.",
 }
 """Help of each ``[ops]`` field; the env variable and ``[ops]`` key are appended."""
@@ -154,6 +155,14 @@ JsonOpt = Annotated[
     typer.Option(
         "--json",
         help="Print one JSON document instead of the report.",
+        rich_help_panel=PANEL_OUTPUT,
+    ),
+]
+NagiosOpt = Annotated[
+    bool,
+    typer.Option(
+        "--nagios",
+        help="Print one Nagios plugin line with perfdata.",
         rich_help_panel=PANEL_OUTPUT,
     ),
 ]

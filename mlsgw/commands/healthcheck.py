@@ -1,4 +1,4 @@
-"""``mlsgw healthcheck``: the morning check (R-K1), six checks run concurrently."""
+"""``mlsgw healthcheck``: the morning check (R-K1), its checks run concurrently."""
 
 from __future__ import annotations
 
@@ -77,6 +77,7 @@ HEALTHCHECK_FIELDS = (
     "probe_key",
     "metrics_key",
     "timeout",
+    "backup_bucket",
 )
 
 
@@ -94,7 +95,8 @@ def healthcheck(
     options: CommandOptions,
 ) -> None:
     """Morning health check: service Ready and traffic, /health, WebSocket, error logs,
-    Firestore operations, key metrics. Exit 0 green, 1 yellow, 2 red, 3 unknown.
+    Firestore operations, key metrics, backup age against the RPO. Exit 0 green, 1 yellow,
+    2 red, 3 unknown.
 
     Checks whose inputs are not configured are skipped, so this works against a local relay:
 

@@ -70,6 +70,17 @@ class Scaling:
 
 
 @dataclass(frozen=True)
+class EnvVar:
+    """One environment variable of the service's first container."""
+
+    name: str
+    value: str | None
+    """The plain-text value; ``None`` when it comes from Secret Manager."""
+    secret: str | None = None
+    """``secret:version`` when the value is a Secret Manager reference."""
+
+
+@dataclass(frozen=True)
 class ServiceState:
     """A Cloud Run service as read, with the etag that guards the next write."""
 
@@ -89,6 +100,11 @@ class ServiceState:
     """``all``, ``internal``, ``internal-and-cloud-load-balancing`` or ``none`` (gcloud's names)."""
     invoker_iam_disabled: bool = False
     """True: anyone may invoke the service, whatever its IAM policy says."""
+    env: tuple[EnvVar, ...] = ()
+
+    def plain_env(self) -> dict[str, str]:
+        """Name -> value of the plain-text environment variables (secret references left out)."""
+        return {v.name: v.value for v in self.env if v.value is not None}
 
     def serving(self) -> dict[str, int]:
         """Revision -> percent actually receiving traffic (``LATEST`` resolved)."""
@@ -230,12 +246,26 @@ class IamPolicy:
 
 
 @dataclass(frozen=True)
+class HttpRequestInfo:
+    """The ``httpRequest`` of a request log entry (Cloud Run writes one per request)."""
+
+    status: int
+    method: str = ""
+    url: str = ""
+    remote_ip: str = ""
+    user_agent: str = ""
+
+
+@dataclass(frozen=True)
 class LogEntry:
-    """One log entry: when, how severe, and its message."""
+    """One log entry: when, how severe, its message, its structured fields."""
 
     time: datetime | None
     severity: str
     message: str
+    fields: Mapping[str, object] = field(default_factory=dict)
+    """The ``jsonPayload`` of a structured entry (the relay's own JSON lines)."""
+    http: HttpRequestInfo | None = None
 
 
 @dataclass(frozen=True)
@@ -289,6 +319,10 @@ class CloudRunApi(Protocol):
 
     def get_iam_policy(self, name: str) -> IamPolicy: ...
 
+    def describe_service(self, name: str) -> dict[str, object]:
+        """The whole service resource as the API returns it (JSON field names)."""
+        ...
+
     def set_iam_policy(self, name: str, policy: IamPolicy) -> IamPolicy:
         """Write ``policy``; :class:`mlsgw.errors.Conflict` when its etag is stale."""
         ...
@@ -314,6 +348,14 @@ class FirestoreAdminApi(Protocol):
         self, project: str, database: str = "(default)"
     ) -> list[FirestoreOperation]:
         """Every operation the API still lists for the database."""
+        ...
+
+
+class ProjectsApi(Protocol):
+    """Resource Manager v3 projects."""
+
+    def get_iam_policy(self, project: str) -> IamPolicy:
+        """The project's IAM policy (every role binding)."""
         ...
 
 

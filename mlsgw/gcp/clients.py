@@ -2,8 +2,8 @@
 
 - No endpoint override: every client uses Application Default Credentials, looked up once,
   only when a client is first needed (so commands that need no cloud never ask for it).
-- ``endpoint``: Cloud Run, Logging, Firestore Admin and Cloud Storage go over REST to that
-  base URL with anonymous credentials.
+- ``endpoint``: Cloud Run, Logging, Firestore Admin, Cloud Storage and Resource Manager go
+  over REST to that base URL with anonymous credentials.
 - ``monitoring_endpoint``: Cloud Monitoring (gRPC only) over a plaintext channel, anonymous.
 - With any override set, a client without its own override is *unavailable* (see
   :meth:`Cloud.skip_reason`): nothing falls back to ADC or the metadata server.
@@ -15,11 +15,13 @@ import threading
 from typing import Any
 
 from mlsgw.errors import UsageError
-from mlsgw.gcp.base import CloudRunApi, FirestoreAdminApi, LogsApi, MonitoringApi
+from mlsgw.gcp.backup_api import FirestoreBackupsApi, ObjectStoreApi
+from mlsgw.gcp.base import CloudRunApi, FirestoreAdminApi, LogsApi, MonitoringApi, ProjectsApi
 from mlsgw.gcp.errors import vendor_errors
 from mlsgw.target import Target
 
-REST_APIS = ("run", "logging", "firestore", "storage")
+REST_APIS = ("run", "logging", "firestore", "storage", "resourcemanager")
+_API_OF = {"firestore_backups": "firestore", "objects": "storage"}
 SCOPES = ["https://www.googleapis.com/auth/cloud-platform"]
 
 
@@ -28,13 +30,13 @@ class Cloud:
 
     def __init__(self, target: Target) -> None:
         self.target = target
-        self._lock = threading.Lock()
+        self._lock = threading.RLock()  # builders may build the clients they wrap
         self._credentials: Any = None
         self._built: dict[str, Any] = {}
 
     def skip_reason(self, api: str) -> str | None:
-        """Why ``api`` (``run``, ``logging``, ``firestore``, ``storage``, ``monitoring``) cannot
-        be used."""
+        """Why ``api`` (``run``, ``logging``, ``firestore``, ``storage``, ``resourcemanager``,
+        ``monitoring``) cannot be used."""
         t = self.target
         if api == "monitoring" and t.endpoint and not t.monitoring_endpoint:
             return (
@@ -46,7 +48,7 @@ class Cloud:
         return None
 
     def _require(self, api: str) -> None:
-        reason = self.skip_reason(api)
+        reason = self.skip_reason(_API_OF.get(api, api))
         if reason:
             raise UsageError(reason)
 
@@ -96,9 +98,37 @@ class Cloud:
         adapter: MonitoringApi = self._get("monitoring")
         return adapter
 
+    def projects(self) -> ProjectsApi:
+        """The Resource Manager v3 projects adapter (project IAM policy)."""
+        adapter: ProjectsApi = self._get("resourcemanager")
+        return adapter
+
     def storage(self) -> Any:
         """A ``google.cloud.storage.Client`` (the ``gs://`` ledger wraps it at its own edge)."""
         return self._get("storage")
+
+    def firestore_backups(self) -> FirestoreBackupsApi:
+        """The Firestore Admin v1 adapter for exports, imports, backups and restores."""
+        adapter: FirestoreBackupsApi = self._get("firestore_backups")
+        return adapter
+
+    def objects(self) -> ObjectStoreApi:
+        """The Cloud Storage adapter for listing, reading and writing objects."""
+        adapter: ObjectStoreApi = self._get("objects")
+        return adapter
+
+    def _build_firestore_backups(self) -> FirestoreBackupsApi:
+        from google.cloud import firestore_admin_v1
+
+        from mlsgw.gcp.firestore_backups import FirestoreBackupsAdapter
+
+        client = firestore_admin_v1.FirestoreAdminClient(**self._rest_kwargs())
+        return FirestoreBackupsAdapter(client, timeout=self.target.timeout)
+
+    def _build_objects(self) -> ObjectStoreApi:
+        from mlsgw.gcp.objects import ObjectStoreAdapter
+
+        return ObjectStoreAdapter(self.storage(), timeout=self.target.timeout)
 
     def _build_run(self) -> CloudRunApi:
         from google.cloud import run_v2
@@ -123,6 +153,14 @@ class Cloud:
             project=self.target.project, _use_grpc=False, **kwargs
         )
         return LogsAdapter(client)
+
+    def _build_resourcemanager(self) -> ProjectsApi:
+        from google.cloud import resourcemanager_v3
+
+        from mlsgw.gcp.resource_manager import ProjectsAdapter
+
+        client = resourcemanager_v3.ProjectsClient(**self._rest_kwargs())
+        return ProjectsAdapter(client, timeout=self.target.timeout)
 
     def _build_storage(self) -> Any:
         from google.cloud.storage import Client

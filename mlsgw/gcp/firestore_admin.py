@@ -13,6 +13,9 @@ from mlsgw.gcp.base import FirestoreOperation
 from mlsgw.gcp.errors import vendor_errors
 
 _MAX_PAGES = 20
+_PITR_ENABLED = (
+    firestore_admin_v1.types.Database.PointInTimeRecoveryEnablement.POINT_IN_TIME_RECOVERY_ENABLED
+)
 
 
 def _timestamp(value: Any) -> datetime | None:

@@ -9,7 +9,7 @@ from typing import Any
 
 from google.cloud import logging as gcl
 
-from mlsgw.gcp.base import LogEntry
+from mlsgw.gcp.base import HttpRequestInfo, LogEntry
 from mlsgw.gcp.errors import vendor_errors
 
 
@@ -24,6 +24,22 @@ def _message(payload: Any) -> str:
                 return str(payload[key])
         return json.dumps(payload, sort_keys=True, default=str)
     return str(payload)
+
+
+def _http(raw: Any) -> HttpRequestInfo | None:
+    if not isinstance(raw, dict):
+        return None
+    try:
+        status = int(raw.get("status") or 0)
+    except (TypeError, ValueError):
+        status = 0
+    return HttpRequestInfo(
+        status=status,
+        method=str(raw.get("requestMethod") or ""),
+        url=str(raw.get("requestUrl") or ""),
+        remote_ip=str(raw.get("remoteIp") or ""),
+        user_agent=str(raw.get("userAgent") or ""),
+    )
 
 
 class LogsAdapter:
@@ -49,6 +65,8 @@ class LogsAdapter:
                 time=raw.timestamp if isinstance(raw.timestamp, datetime) else None,
                 severity=str(raw.severity or "DEFAULT"),
                 message=_message(raw.payload),
+                fields=dict(raw.payload) if isinstance(raw.payload, dict) else {},
+                http=_http(raw.http_request),
             )
             for raw in raws
         ]

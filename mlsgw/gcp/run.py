@@ -10,11 +10,13 @@ from google.api_core import exceptions as api
 from google.api_core.future.polling import DEFAULT_POLLING
 from google.cloud import run_v2
 from google.iam.v1 import iam_policy_pb2, policy_pb2
+from google.protobuf import json_format
 
 from mlsgw import errors
 from mlsgw.gcp.base import (
     Binding,
     Condition,
+    EnvVar,
     IamPolicy,
     Revision,
     Scaling,
@@ -85,6 +87,13 @@ def _time(value: Any) -> datetime | None:
     return value if isinstance(value, datetime) and value.timestamp() > 0 else None
 
 
+def _env(raw: Any) -> EnvVar:
+    ref = raw.value_source.secret_key_ref if raw.value_source else None
+    if ref and ref.secret:
+        return EnvVar(raw.name, None, f"{ref.secret}:{ref.version or 'latest'}")
+    return EnvVar(raw.name, raw.value)
+
+
 def service_state(raw: run_v2.Service) -> ServiceState:
     """Our view of a ``run_v2.Service``."""
     containers = list(raw.template.containers)
@@ -111,6 +120,7 @@ def service_state(raw: run_v2.Service) -> ServiceState:
         # Unspecified means the API default, which is all traffic.
         ingress=_INGRESS.get(raw.ingress, "all"),
         invoker_iam_disabled=bool(raw.invoker_iam_disabled),
+        env=tuple(_env(e) for e in containers[0].env) if containers else (),
     )
 
 
@@ -224,6 +234,13 @@ class CloudRunAdapter:
                 f"(operation {operation.operation.name}); check it in the console"
             ) from exc
         return service_state(result)
+
+    def describe_service(self, name: str) -> dict[str, object]:
+        """The service resource as JSON (camelCase field names, as ``gcloud`` shows it)."""
+        document: dict[str, object] = json_format.MessageToDict(
+            run_v2.Service.pb(self._get_raw(name))
+        )
+        return document
 
     def get_iam_policy(self, name: str) -> IamPolicy:
         """Read the service's IAM policy with its etag."""

@@ -83,6 +83,8 @@ class Observer(Protocol):
 
     def rate_limited(self, name: str) -> None: ...
 
+    def req_rejected(self, reason: str) -> None: ...
+
 
 class NullObserver:
     """An :class:`Observer` that records nothing."""
@@ -97,6 +99,9 @@ class NullObserver:
         """Ignore."""
 
     def rate_limited(self, name: str) -> None:
+        """Ignore."""
+
+    def req_rejected(self, reason: str) -> None:
         """Ignore."""
 
 
@@ -300,6 +305,7 @@ class Session:
         if rejection is None and self._too_many_values(msg.filters, msg.sub_id):
             rejection = self._values_rejection()
         if rejection is not None:
+            self.observer.req_rejected(rejection.reason.value)
             self.unsubscribe(msg.sub_id)
             return [Send(m.encode_closed(msg.sub_id, rejection.message()))]
         subscription = Subscription(msg.sub_id, self._clamp(msg.filters))
@@ -334,6 +340,7 @@ class Session:
         if rejection is None and values > self.limits.max_filter_values:
             rejection = self._values_rejection()
         if rejection is not None:
+            self.observer.req_rejected(rejection.reason.value)
             return [Send(m.encode_closed(msg.sub_id, rejection.message()))]
         return [Count(msg.sub_id, msg.filters)]
 

@@ -19,6 +19,12 @@ COMMANDS = [
     ("lockdown",),
     ("ledger", "show"),
     ("ledger", "verify"),
+    ("audit",),
+    ("certcheck",),
+    ("backup",),
+    ("backup", "list"),
+    ("backup", "schedule"),
+    ("restore",),
 ]
 
 

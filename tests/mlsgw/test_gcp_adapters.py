@@ -160,3 +160,44 @@ def test_unreachable_endpoint_is_unavailable() -> None:
     cloud = Cloud(Target(project=PROJECT, endpoint="http://127.0.0.1:9", timeout=2))
     with pytest.raises(errors.Unavailable):
         cloud.firestore_admin().list_operations(PROJECT)
+
+
+def test_project_iam_policy_is_read_through_resource_manager_asking_for_version_3(
+    google: GoogleStandIn,
+) -> None:
+    """``POST /v3/projects/P:getIamPolicy`` with ``requestedPolicyVersion`` 3 (conditions)."""
+    google.resource_manager.set_policy(PROJECT, {"roles/viewer": ["user:a@example.com"]})
+    policy = cloud_for(google).projects().get_iam_policy(PROJECT)
+    assert policy.bindings == (Binding("roles/viewer", ("user:a@example.com",)),)
+    [sent] = google.server.calls("POST", f"/v3/projects/{PROJECT}:getIamPolicy")
+    assert sent.body["options"]["requestedPolicyVersion"] == 3
+
+
+def test_service_ingress_invoker_flag_and_env_are_read(google: GoogleStandIn) -> None:
+    """Ingress, invoker_iam_disabled and env vars (plain and Secret Manager references)."""
+    record = google.run.add_service(PROJECT, REGION, SERVICE, ["img:1"])
+    record.ingress, record.invoker_iam_disabled = 2, True
+    record.template["containers"][0]["env"] = [
+        {"name": "A", "value": "1"},
+        {"name": "B", "valueSource": {"secretKeyRef": {"secret": "b", "version": "4"}}},
+    ]
+    state = cloud_for(google).run().get_service(NAME)
+    assert state.ingress == "internal" and state.invoker_iam_disabled
+    assert [(v.name, v.value, v.secret) for v in state.env] == [
+        ("A", "1", None),
+        ("B", None, "b:4"),
+    ]
+
+
+def test_request_log_entries_carry_http_request_and_json_payload(google: GoogleStandIn) -> None:
+    """Request logs give ``http``; the relay's JSON lines give ``fields``."""
+    google.logging.add_request(PROJECT, SERVICE, 404, ip="203.0.113.7", path="/x")
+    google.logging.add_relay_line(PROJECT, SERVICE, {"message": "m", "audit": "access_rejected"})
+    entries = (
+        cloud_for(google).logs().list_entries(PROJECT, 'resource.type="cloud_run_revision"', 10)
+    )
+    http = [e.http for e in entries if e.http]
+    assert [(h.status, h.remote_ip, h.url.endswith("/x")) for h in http] == [
+        (404, "203.0.113.7", True)
+    ]
+    assert [e.fields["audit"] for e in entries if e.fields.get("audit")] == ["access_rejected"]

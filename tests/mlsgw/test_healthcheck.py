@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 import re
-from datetime import timedelta
+from datetime import UTC, datetime, timedelta
 
 import pytest
 
@@ -37,6 +37,8 @@ def healthy(
     """A healthy service everywhere; returns the CLI arguments for the full check."""
     google.run.add_service(PROJECT, REGION, SERVICE, ["img:1", "img:2"])
     google.firestore.add_operation(PROJECT)
+    google.storage.add_bucket(f"{PROJECT}-backups")
+    google.backups.add_export(f"{PROJECT}-backups", fresh_export_name(), {"events": 3})
     google.logging.add_entry(PROJECT, SERVICE, "old failure", age=timedelta(hours=3))
     google.logging.add_entry(PROJECT, SERVICE, "just info", severity="INFO")
     monitoring.seed_cloud_run(PROJECT, SERVICE, error_ratio=0.001, p95_ms=150, memory=0.45)
@@ -48,6 +50,11 @@ def healthy(
         "--url",
         relay.url,
     ]
+
+
+def fresh_export_name(age: timedelta = timedelta(hours=2)) -> str:
+    """The folder name ``mlsgw backup`` gives an export taken ``age`` ago."""
+    return (datetime.now(UTC) - age).strftime("%Y%m%dT%H%M%SZ")
 
 
 def colour_codes(text: str) -> list[str]:
@@ -77,10 +84,10 @@ def test_all_green_exits_0(cli: Cli, healthy: list[str]) -> None:
 
 
 def test_rich_report_shows_every_check_and_the_verdict(cli: Cli, healthy: list[str]) -> None:
-    """The human report lists the six checks and ends with the verdict line."""
+    """The human report lists every check and ends with the verdict line."""
     result = cli(*healthy)
     assert result.exit_code == 0
-    for name in ("service", "health", "websocket", "logs", "firestore", "metrics"):
+    for name in ("service", "health", "websocket", "logs", "firestore", "metrics", "backups"):
         assert name in result.stdout
     assert "GREEN" in result.stdout.splitlines()[-1]
 
@@ -182,6 +189,7 @@ def test_no_project_skips_cloud_checks_and_exits_by_the_relay(
         "logs": "skipped",
         "firestore": "skipped",
         "metrics": "skipped",
+        "backups": "skipped",
     }
 
 
@@ -294,6 +302,8 @@ def test_rest_endpoint_only_skips_monitoring(
 ) -> None:
     """--endpoint without --monitoring-endpoint: metrics skipped, never ADC (R-O1)."""
     google.run.add_service(PROJECT, REGION, SERVICE, ["img:1"])
+    google.storage.add_bucket(f"{PROJECT}-backups")
+    google.backups.add_export(f"{PROJECT}-backups", fresh_export_name(), {"events": 3})
     result = cli("healthcheck", *target_args, "--url", relay.url, "--json")
     assert result.exit_code == 0, result.stdout
     metrics = next(c for c in json.loads(result.stdout)["findings"] if c["name"] == "metrics")

@@ -37,6 +37,8 @@ def test_every_command_prints_the_same_top_level_keys(
         ("rollback", *target_args, "--dry-run"),
         ("ledger", "show", "--ledger", missing),
         ("ledger", "verify", "--ledger", missing),
+        ("audit", *target_args, "--only", "service"),
+        ("certcheck", "127.0.0.1:1"),  # refused: a CRITICAL finding
         ("rollback", "--endpoint", google.url),  # no project/region/service: usage error
     ]
     for args in runs:

@@ -101,6 +101,9 @@ class ServiceRecord:
     iam: Json = field(default_factory=dict)
     ingress: int = INGRESS_ALL
     invoker_iam_disabled: bool = False
+    """``IngressTraffic``: 1 all, 2 internal only, 3 internal + load balancer, 4 none."""
+    ingress_history: list[int] = field(default_factory=list)
+    """Every ingress value written, in order."""
 
     @property
     def name(self) -> str:
@@ -127,6 +130,9 @@ class CloudRunStandIn:
         self.services: dict[str, ServiceRecord] = {}
         self.operations: dict[str, Json] = {}
         self.image_behaviour: dict[str, str] = {}
+        self.public_urls: dict[str, str] = {}
+        """``service`` or ``service/tag`` -> the URL reported instead of the front door's
+        (a real relay the test started, reachable over HTTP and WebSocket)."""
         self.polls_until_done = 1
         self._concurrent: list[Callable[[ServiceRecord], None]] = []
         self._counter = itertools.count(1)
@@ -263,7 +269,9 @@ class CloudRunStandIn:
                 status["revision"] = t["revision"]
             if t.get("tag"):
                 status["tag"] = t["tag"]
-                status["uri"] = f"{self._base()}/apps/{record.id}/tags/{t['tag']}"
+                status["uri"] = self.public_urls.get(
+                    f"{record.id}/{t['tag']}", f"{self._base()}/apps/{record.id}/tags/{t['tag']}"
+                )
             statuses.append(status)
         return {
             "name": record.name,
@@ -282,7 +290,7 @@ class CloudRunStandIn:
             if record.latest_created
             else "",
             "trafficStatuses": statuses,
-            "uri": f"{self._base()}/apps/{record.id}",
+            "uri": self.public_urls.get(record.id, f"{self._base()}/apps/{record.id}"),
             "etag": record.etag,
             "ingress": record.ingress,
             "invokerIamDisabled": record.invoker_iam_disabled,
@@ -367,8 +375,11 @@ class CloudRunStandIn:
         validate_only = query.get("validateOnly") == "true"
         target = copy.deepcopy(record) if validate_only else record
         target.labels = dict(body.get("labels") or {})
+        ingress = _enum(body.get("ingress")) or INGRESS_ALL
+        if not validate_only and ingress != target.ingress:
+            target.ingress_history.append(ingress)
+        target.ingress = ingress
         target.traffic = traffic
-        target.ingress = _enum(body.get("ingress")) or INGRESS_ALL
         target.invoker_iam_disabled = bool(body.get("invokerIamDisabled", False))
         error = None
         if changed:
@@ -477,6 +488,8 @@ class CloudRunStandIn:
 
     def _app_health(self, m: re.Match[str], query: dict[str, str], body: Json) -> tuple[int, Json]:
         record = self.service(m["service"])
+        if record.ingress != INGRESS_ALL:
+            return 404, {"error": "Page not found: the service's ingress is not public"}
         if m.groupdict().get("tag"):
             target = next(t for t in record.traffic if t.get("tag") == m["tag"])
             name = (

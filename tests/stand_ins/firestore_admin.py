@@ -1,4 +1,6 @@
-"""A stand-in of Firestore Admin v1 operations over REST (``GET …/databases/{db}/operations``)."""
+"""A stand-in of Firestore Admin v1 over REST: the operations list
+(``GET …/databases/{db}/operations``). Databases, exports, backups and schedules live in
+:mod:`tests.stand_ins.firestore_backups`."""
 
 from __future__ import annotations
 
@@ -15,11 +17,8 @@ class FirestoreAdminStandIn:
 
     def __init__(self, server: RestServer) -> None:
         self.operations: dict[str, list[Json]] = {}
-        server.route(
-            "GET",
-            r"/v1/projects/(?P<project>[^/]+)/databases/(?P<db>[^/]+)/operations",
-            self._list,
-        )
+        db = r"/v1/projects/(?P<project>[^/]+)/databases/(?P<db>[^/]+)"
+        server.route("GET", db + "/operations", self._list)
 
     def add_operation(
         self,

@@ -1,5 +1,5 @@
-"""One local REST server standing in for Cloud Run v2, Logging v2, Firestore Admin v1 and
-Cloud Storage (JSON API, object routes).
+"""One local REST server standing in for Cloud Run v2, Logging v2, Firestore Admin v1,
+Cloud Storage (JSON API, object routes) and Resource Manager v3 (project IAM).
 
 The real client libraries reach it with ``transport="rest"``, anonymous credentials and
 ``api_endpoint=<url>`` (``mlsgw --endpoint <url>``).
@@ -9,14 +9,17 @@ from __future__ import annotations
 
 from tests.stand_ins.cloud_run import CloudRunStandIn
 from tests.stand_ins.firestore_admin import FirestoreAdminStandIn
+from tests.stand_ins.firestore_backups import FirestoreBackupsStandIn
 from tests.stand_ins.logging_api import LoggingStandIn
+from tests.stand_ins.resource_manager import ResourceManagerStandIn
 from tests.stand_ins.rest import RestServer
 from tests.stand_ins.storage import StorageStandIn
 
 
 class GoogleStandIn:
     """The REST stand-ins on one server: :attr:`run`, :attr:`logging`, :attr:`firestore`,
-    :attr:`storage`."""
+    :attr:`storage`, :attr:`resource_manager`, :attr:`backups` (Firestore exports, imports,
+    managed backups, restores)."""
 
     def __init__(self) -> None:
         self.server = RestServer()
@@ -24,6 +27,8 @@ class GoogleStandIn:
         self.logging = LoggingStandIn(self.server)
         self.firestore = FirestoreAdminStandIn(self.server)
         self.storage = StorageStandIn(self.server)
+        self.resource_manager = ResourceManagerStandIn(self.server)
+        self.backups = FirestoreBackupsStandIn(self.server, self.firestore, self.storage)
 
     @property
     def url(self) -> str:

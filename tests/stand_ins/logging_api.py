@@ -1,8 +1,9 @@
 """A stand-in of Cloud Logging v2 ``entries:list`` over REST.
 
 Filters support the subset the runbook sends: comparisons joined by ``AND`` on
-``resource.type``, ``resource.labels.*``, ``logName``, ``severity`` (``=``, ``>=``) and
-``timestamp`` (``>=``, ``<``). Anything else is a 400, so an unexpected filter fails loudly.
+``resource.type``, ``resource.labels.*``, ``logName``, ``jsonPayload.*`` (``=``),
+``severity`` (``=``, ``>=``), ``timestamp`` and ``httpRequest.status`` (comparisons).
+Anything else is a 400, so an unexpected filter fails loudly.
 """
 
 from __future__ import annotations
@@ -43,6 +44,10 @@ def _matches(entry: Json, term: str) -> bool:
     if path == "severity":
         rank = SEVERITIES.index
         left, right = rank(str(actual or "DEFAULT")), rank(expected)
+    elif path == "httpRequest.status":
+        if actual is None:
+            return False
+        left, right = int(actual), int(expected)
     elif path == "timestamp":
         left = datetime.fromisoformat(str(actual).replace("Z", "+00:00"))
         right = datetime.fromisoformat(expected.replace("Z", "+00:00"))
@@ -96,6 +101,46 @@ class LoggingStandIn:
         else:
             entry["textPayload"] = message
         self.entries.append(entry)
+
+    def add_request(
+        self,
+        project: str,
+        service: str,
+        status: int,
+        *,
+        ip: str = "203.0.113.7",
+        path: str = "/",
+        user_agent: str = "curl/8.5.0",
+        age: timedelta = timedelta(minutes=5),
+    ) -> None:
+        """A Cloud Run request log entry (``run.googleapis.com/requests``) with ``httpRequest``."""
+        self.add_entry(
+            project, service, "", severity="WARNING" if status >= 400 else "INFO", age=age
+        )
+        entry = self.entries[-1]
+        del entry["textPayload"]
+        entry["logName"] = f"projects/{project}/logs/run.googleapis.com%2Frequests"
+        entry["httpRequest"] = {
+            "requestMethod": "GET",
+            "requestUrl": f"https://{service}-abc.a.run.app{path}",
+            "status": status,
+            "remoteIp": ip,
+            "userAgent": user_agent,
+        }
+
+    def add_relay_line(
+        self,
+        project: str,
+        service: str,
+        fields: dict[str, Any],
+        severity: str = "INFO",
+        age: timedelta = timedelta(minutes=5),
+    ) -> None:
+        """One of the relay's own JSON log lines (``jsonPayload``), as Cloud Run ingests it."""
+        self.add_entry(project, service, "", severity=severity, age=age)
+        entry = self.entries[-1]
+        del entry["textPayload"]
+        entry["jsonPayload"] = {"severity": severity, **fields}
 
     def _list(self, m: re.Match[str], query: dict[str, str], body: Json) -> tuple[int, Json]:
         projects = {name.split("/", 1)[1] for name in body.get("resourceNames", [])}

@@ -3,6 +3,8 @@
 Routes (as the client sends them; object names arrive URL-encoded and are matched unquoted):
 
 - ``GET /storage/v1/b/{bucket}``: bucket metadata (the client fetches it in the background).
+- ``GET /storage/v1/b/{bucket}/o``: object listing in name order with ``prefix``,
+  ``delimiter`` (``prefixes``), ``maxResults`` and ``pageToken``.
 - ``GET [/download]/storage/v1/b/{bucket}/o/{object}``: object metadata, or its bytes with
   ``alt=media`` (``x-goog-generation`` and ``x-goog-hash`` headers as GCS sends them).
   ``generation`` selects a generation; ``ifGenerationMatch`` answers 412 on a mismatch.
@@ -25,6 +27,7 @@ import json
 import re
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from datetime import UTC, datetime
 
 import google_crc32c
 
@@ -32,6 +35,7 @@ from tests.stand_ins.rest import ApiError, Json, Media, Reply, Request, RestServ
 
 _BUCKET = r"/storage/v1/b/(?P<bucket>[^/]+)"
 _OBJECT = r"(?:/download)?/storage/v1/b/(?P<bucket>[^/]+)/o/(?P<object>.+)"
+_LIST = r"/storage/v1/b/(?P<bucket>[^/]+)/o"
 _UPLOAD = r"/upload/storage/v1/b/(?P<bucket>[^/]+)/o"
 _PRECONDITION = "At least one of the pre-conditions you specified did not hold."
 
@@ -52,6 +56,7 @@ class StoredObject:
     generation: int
     content_type: str
     metadata: dict[str, str] = field(default_factory=dict)
+    updated: datetime = field(default_factory=lambda: datetime.now(UTC))
 
 
 class StorageStandIn:
@@ -65,6 +70,7 @@ class StorageStandIn:
         """Permissions testIamPermissions reports as not held."""
         server.route("GET", _BUCKET, self._get_bucket)
         server.media_route("GET", _BUCKET + "/iam/testPermissions", self._test_permissions)
+        server.route("GET", _LIST, self._list)
         server.media_route("GET", _OBJECT, self._get_object)
         server.media_route("POST", _UPLOAD, self._upload)
 
@@ -79,10 +85,13 @@ class StorageStandIn:
         data: bytes,
         content_type: str = "text/plain",
         metadata: dict[str, str] | None = None,
+        updated: datetime | None = None,
     ) -> int:
         """Write an object directly (another writer); its new generation."""
         generation = next(self._generations)
-        stored = StoredObject(data, generation, content_type, dict(metadata or {}))
+        stored = StoredObject(
+            data, generation, content_type, dict(metadata or {}), updated or datetime.now(UTC)
+        )
         self._objects(bucket)[name] = stored
         return generation
 
@@ -114,7 +123,32 @@ class StorageStandIn:
             "md5Hash": _md5(obj.data),
             "crc32c": _crc32c(obj.data),
             **({"metadata": dict(obj.metadata)} if obj.metadata else {}),
+            "updated": obj.updated.strftime("%Y-%m-%dT%H:%M:%S.%fZ"),
         }
+
+    def _list(self, m: re.Match[str], query: dict[str, str], body: Json) -> tuple[int, Json]:
+        bucket = m["bucket"]
+        prefix, delimiter = query.get("prefix", ""), query.get("delimiter", "")
+        names = sorted(n for n in self._objects(bucket) if n.startswith(prefix))
+        items, prefixes = [], set()
+        for name in names:
+            rest = name[len(prefix) :]
+            if delimiter and delimiter in rest:
+                prefixes.add(prefix + rest.split(delimiter, 1)[0] + delimiter)
+            else:
+                items.append(name)
+        start = int(query.get("pageToken") or 0)
+        size = int(query.get("maxResults") or 1000)
+        objects = self.buckets[bucket]
+        page: Json = {
+            "kind": "storage#objects",
+            "items": [self._resource(bucket, n, objects[n]) for n in items[start : start + size]],
+        }
+        if prefixes and start == 0:
+            page["prefixes"] = sorted(prefixes)
+        if start + size < len(items):
+            page["nextPageToken"] = str(start + size)
+        return 200, page
 
     def _get_bucket(self, m: re.Match[str], query: dict[str, str], body: Json) -> tuple[int, Json]:
         self._objects(m["bucket"])

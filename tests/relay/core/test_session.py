@@ -60,6 +60,9 @@ class RecordingObserver:
     def rate_limited(self, name: str) -> None:
         self.calls.append(("rate_limited", name))
 
+    def req_rejected(self, reason: str) -> None:
+        self.calls.append(("req_rejected", reason))
+
 
 def make_session(
     policy: Policy | None = None,

@@ -1,0 +1,156 @@
+"""TLS certificates as the runbook reads them, and how their expiry is graded (R-K7).
+
+Pure: parses DER with ``cryptography`` and grades; :mod:`mlsgw.tls_probe` does the I/O.
+WARN under 21 days left, CRIT under 7; an expired, untrusted or unreachable certificate is
+CRIT with the reason.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+import math
+from dataclasses import dataclass
+from datetime import datetime
+from urllib.parse import urlsplit
+
+from cryptography import x509
+from cryptography.x509.oid import NameOID
+
+from mlsgw.errors import UsageError
+from mlsgw.report import CheckResult, Perf, Status
+
+WARN_DAYS = 21
+CRIT_DAYS = 7
+DEFAULT_PORT = 443
+
+
+@dataclass(frozen=True)
+class Certificate:
+    """The fields of a server certificate an operator reads."""
+
+    subject: str
+    issuer: str
+    sans: tuple[str, ...]
+    not_before: datetime
+    not_after: datetime
+
+    @classmethod
+    def from_der(cls, der: bytes) -> Certificate:
+        """Parse a DER certificate; :class:`ValueError` when it is not one."""
+        cert = x509.load_der_x509_certificate(der)
+        try:
+            names = cert.extensions.get_extension_for_class(x509.SubjectAlternativeName).value
+            sans = tuple(names.get_values_for_type(x509.DNSName)) + tuple(
+                str(ip) for ip in names.get_values_for_type(x509.IPAddress)
+            )
+        except x509.ExtensionNotFound:
+            sans = ()
+        return cls(
+            subject=_name(cert.subject),
+            issuer=_name(cert.issuer),
+            sans=sans,
+            not_before=cert.not_valid_before_utc,
+            not_after=cert.not_valid_after_utc,
+        )
+
+
+def _name(name: x509.Name) -> str:
+    """``CN (O)`` when the name has them, else the RFC 4514 string."""
+    cn = name.get_attributes_for_oid(NameOID.COMMON_NAME)
+    org = name.get_attributes_for_oid(NameOID.ORGANIZATION_NAME)
+    if cn:
+        text = _text(cn[0].value)
+        return f"{text} ({_text(org[0].value)})" if org else text
+    return name.rfc4514_string() or "(empty)"
+
+
+def _text(value: str | bytes) -> str:
+    return value.decode(errors="replace") if isinstance(value, bytes) else value
+
+
+@dataclass(frozen=True)
+class CertProbe:
+    """What a TLS handshake with ``host:port`` gave: the certificate and/or what failed."""
+
+    host: str
+    port: int
+    certificate: Certificate | None
+    error: str | None = None
+    """Why the connection or the verified handshake failed; ``None`` when it succeeded."""
+
+
+def parse_endpoint(text: str) -> tuple[str, int]:
+    """``HOST``, ``HOST:PORT``, ``[V6]:PORT`` or an ``https://`` URL -> (host, port)."""
+    text = text.strip()
+    if "://" in text:
+        parts = urlsplit(text)
+        if parts.scheme not in ("https", "wss"):
+            raise UsageError(f"{text}: only https:// and wss:// URLs carry a certificate")
+        host, port = parts.hostname, parts.port
+    else:
+        try:
+            ipaddress.IPv6Address(text)
+            host, port = text, None
+        except ValueError:
+            parts = urlsplit(f"//{text}")
+            try:
+                host, port = parts.hostname, parts.port
+            except ValueError:
+                raise UsageError(f"{text}: the port must be a number 1-65535") from None
+    if not host:
+        raise UsageError(f"{text!r} is not HOST[:PORT]")
+    return host, port or DEFAULT_PORT
+
+
+def days_left(certificate: Certificate, now: datetime) -> float:
+    """Days until the certificate expires (negative once expired)."""
+    return (certificate.not_after - now).total_seconds() / 86400
+
+
+def grade(probe: CertProbe, now: datetime) -> CheckResult:
+    """The ``certificate`` check: days left, issuer and SANs, graded WARN < 21, CRIT < 7."""
+    where = f"{probe.host}:{probe.port}"
+    cert = probe.certificate
+    if cert is None:
+        return CheckResult(
+            "certificate",
+            Status.CRITICAL,
+            f"{where}: {probe.error or 'no certificate'}",
+            data={"host": probe.host, "port": probe.port, "error": probe.error},
+        )
+    left = days_left(cert, now)
+    details = (
+        f"issuer: {cert.issuer}",
+        f"subject: {cert.subject}",
+        f"SANs: {', '.join(cert.sans) or '(none)'}",
+        f"valid {cert.not_before:%Y-%m-%d %H:%M} → {cert.not_after:%Y-%m-%d %H:%M} UTC",
+    )
+    data: dict[str, object] = {
+        "host": probe.host,
+        "port": probe.port,
+        "days_left": round(left, 2),
+        "not_after": cert.not_after.isoformat(),
+        "not_before": cert.not_before.isoformat(),
+        "issuer": cert.issuer,
+        "subject": cert.subject,
+        "sans": list(cert.sans),
+        "error": probe.error,
+    }
+    perf = (Perf("days_left", math.floor(left * 10) / 10, "d"),)
+    expiry = (
+        f"expired {-left:.0f} days ago ({cert.not_after:%Y-%m-%d} UTC)"
+        if left < 0
+        else f"{int(left)} days left (expires {cert.not_after:%Y-%m-%d} UTC)"
+    )
+    if probe.error:
+        status = Status.CRITICAL
+        summary = f"{where}: {probe.error}; {expiry}"
+    else:
+        if left < CRIT_DAYS:
+            status = Status.CRITICAL
+        elif left < WARN_DAYS:
+            status = Status.WARNING
+        else:
+            status = Status.OK
+        summary = f"{where}: {expiry}, issuer {cert.issuer}"
+    return CheckResult("certificate", status, summary, details, perf, data)

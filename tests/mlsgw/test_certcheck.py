@@ -1,0 +1,105 @@
+"""``mlsgw certcheck`` against a local TLS server with certificates generated in the test."""
+
+from __future__ import annotations
+
+import json
+import socket
+from collections.abc import Callable, Iterator
+from pathlib import Path
+
+import pytest
+
+from tests.mlsgw.conftest import Cli
+from tests.support.tls import TlsServer, make_pki
+
+ServeCert = Callable[[float], tuple[str, str]]
+
+
+@pytest.fixture
+def serve_cert(tmp_path: Path) -> Iterator[ServeCert]:
+    """Factory: ``serve_cert(days_left)`` -> (endpoint, ca_file) of a running TLS server."""
+    servers: list[TlsServer] = []
+
+    def start(days_left: float) -> tuple[str, str]:
+        pki = make_pki(tmp_path / f"pki{len(servers)}", days_left)
+        server = TlsServer(pki).start()
+        servers.append(server)
+        return f"127.0.0.1:{server.port}", str(pki.ca_file)
+
+    yield start
+    for server in servers:
+        server.stop()
+
+
+def _closed_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port: int = sock.getsockname()[1]
+    return port
+
+
+@pytest.mark.parametrize(
+    ("days", "code", "status"), [(5, 2, "critical"), (15, 1, "warning"), (90, 0, "ok")]
+)
+def test_exit_code_follows_the_days_left(
+    cli: Cli, serve_cert: ServeCert, days: int, code: int, status: str
+) -> None:
+    """5 days left -> CRITICAL (2), 15 -> WARNING (1), 90 -> OK (0), with issuer and SANs."""
+    endpoint, ca = serve_cert(days)
+    result = cli("certcheck", endpoint, "--cafile", ca, "--json")
+    assert result.exit_code == code, result.output
+    check = json.loads(result.output)["findings"][0]
+    assert check["status"] == status
+    assert days - 1 <= check["data"]["days_left"] <= days
+    assert check["data"]["issuer"] == "mlsgw test CA (mlsgw tests)"
+    assert check["data"]["sans"] == ["localhost", "127.0.0.1"]
+
+
+def test_refused_connection_is_critical_with_the_reason(cli: Cli) -> None:
+    """Nothing listening: CRITICAL, and the reason says the connection was refused."""
+    result = cli("certcheck", f"127.0.0.1:{_closed_port()}", "--json")
+    assert result.exit_code == 2
+    check = json.loads(result.output)["findings"][0]
+    assert check["status"] == "critical"
+    assert "refused" in check["summary"].lower()
+
+
+def test_untrusted_certificate_is_critical_but_still_described(
+    cli: Cli, serve_cert: ServeCert
+) -> None:
+    """Without the private CA the handshake fails verification: CRITICAL with the reason, and
+    the certificate that was presented is still shown."""
+    endpoint, _ = serve_cert(90)
+    result = cli("certcheck", endpoint, "--json")
+    assert result.exit_code == 2
+    check = json.loads(result.output)["findings"][0]
+    assert "certificate verification failed" in check["summary"]
+    assert check["data"]["issuer"] == "mlsgw test CA (mlsgw tests)"
+
+
+def test_nagios_line_has_the_summary_and_days_left_perfdata(
+    cli: Cli, serve_cert: ServeCert
+) -> None:
+    """``--nagios``: one plugin line, the state word, the summary and ``days_left``."""
+    endpoint, ca = serve_cert(15)
+    result = cli("certcheck", endpoint, "--cafile", ca, "--nagios")
+    assert result.exit_code == 1
+    line = result.output.strip()
+    assert "\n" not in line
+    assert line.startswith("MLSGW WARNING - certificate: 127.0.0.1:")
+    assert "'days_left'=14." in line
+
+
+def test_report_names_days_issuer_and_sans(cli: Cli, serve_cert: ServeCert) -> None:
+    """The human report shows the days left, the issuer and the SANs."""
+    endpoint, ca = serve_cert(90)
+    result = cli("certcheck", endpoint, "--cafile", ca)
+    assert result.exit_code == 0
+    assert "89 days left" in result.output
+    assert "mlsgw test CA" in result.output and "localhost, 127.0.0.1" in result.output
+
+
+@pytest.mark.parametrize("args", [["nohost:notaport"], ["http://x"], ["x", "--json", "--nagios"]])
+def test_bad_arguments_exit_3(cli: Cli, args: list[str]) -> None:
+    """A port that is not a number, a plain-http URL, two output formats: exit 3."""
+    assert cli("certcheck", *args).exit_code == 3
