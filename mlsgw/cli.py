@@ -5,6 +5,7 @@ from __future__ import annotations
 import typer
 
 from mlsgw import __version__
+from mlsgw.commands import alerts as alerts_cmd
 from mlsgw.commands import audit as audit_cmd
 from mlsgw.commands import backup as backup_cmd
 from mlsgw.commands import certcheck as certcheck_cmd
@@ -56,6 +57,8 @@ app.command("certcheck", cls=RunbookCommand)(certcheck_cmd.certcheck)
 app.add_typer(ledger_cmd.app, name="ledger")
 app.add_typer(backup_cmd.app, name="backup")
 app.command("restore", cls=RunbookCommand)(restore_cmd.restore)
+app.add_typer(alerts_cmd.app, name="alerts")
+app.add_typer(alerts_cmd.dashboard_app, name="dashboard")
 
 
 def main() -> None:

@@ -18,6 +18,7 @@ from mlsgw.errors import UsageError
 from mlsgw.gcp.backup_api import FirestoreBackupsApi, ObjectStoreApi
 from mlsgw.gcp.base import CloudRunApi, FirestoreAdminApi, LogsApi, MonitoringApi, ProjectsApi
 from mlsgw.gcp.errors import vendor_errors
+from mlsgw.gcp.monitoring_config import MonitoringConfigApi
 from mlsgw.target import Target
 
 REST_APIS = ("run", "logging", "firestore", "storage", "resourcemanager")
@@ -38,7 +39,7 @@ class Cloud:
         """Why ``api`` (``run``, ``logging``, ``firestore``, ``storage``, ``resourcemanager``,
         ``monitoring``) cannot be used."""
         t = self.target
-        if api == "monitoring" and t.endpoint and not t.monitoring_endpoint:
+        if api in ("monitoring", "monitoring_config") and t.endpoint and not t.monitoring_endpoint:
             return (
                 "Cloud Monitoring speaks only gRPC and --endpoint is REST; "
                 "give --monitoring-endpoint HOST:PORT"
@@ -101,6 +102,11 @@ class Cloud:
     def projects(self) -> ProjectsApi:
         """The Resource Manager v3 projects adapter (project IAM policy)."""
         adapter: ProjectsApi = self._get("resourcemanager")
+        return adapter
+
+    def monitoring_config(self) -> MonitoringConfigApi:
+        """Alert policies, uptime checks and dashboards (Cloud Monitoring, gRPC)."""
+        adapter: MonitoringConfigApi = self._get("monitoring_config")
         return adapter
 
     def storage(self) -> Any:
@@ -184,17 +190,62 @@ class Cloud:
         from mlsgw.gcp.monitoring import MonitoringAdapter
 
         if self.target.monitoring_endpoint:
-            import grpc
             from google.cloud.monitoring_v3.services.metric_service.transports import (
                 MetricServiceGrpcTransport,
             )
 
-            channel = grpc.insecure_channel(
-                self.target.monitoring_endpoint, options=[("grpc.enable_http_proxy", 0)]
-            )
             client = monitoring_v3.MetricServiceClient(
-                transport=MetricServiceGrpcTransport(channel=channel)
+                transport=MetricServiceGrpcTransport(channel=self._monitoring_channel())
             )
         else:
             client = monitoring_v3.MetricServiceClient(credentials=self._adc())
         return MonitoringAdapter(client, timeout=self.target.timeout)
+
+    def _monitoring_channel(self) -> Any:
+        """A plaintext channel to ``monitoring_endpoint`` (stand-ins), proxies ignored."""
+        import grpc
+
+        assert self.target.monitoring_endpoint
+        return grpc.insecure_channel(
+            self.target.monitoring_endpoint, options=[("grpc.enable_http_proxy", 0)]
+        )
+
+    def _build_monitoring_config(self) -> MonitoringConfigApi:
+        from google.cloud import monitoring_dashboard_v1, monitoring_v3
+
+        from mlsgw.gcp.monitoring_config_grpc import MonitoringConfigAdapter
+
+        timeout = self.target.timeout
+        if self.target.monitoring_endpoint:
+            from google.cloud.monitoring_dashboard_v1.services.dashboards_service import (
+                transports as dashboards_transports,
+            )
+            from google.cloud.monitoring_v3.services.alert_policy_service.transports import (
+                AlertPolicyServiceGrpcTransport,
+            )
+            from google.cloud.monitoring_v3.services.uptime_check_service.transports import (
+                UptimeCheckServiceGrpcTransport,
+            )
+
+            channel = self._monitoring_channel()
+            return MonitoringConfigAdapter(
+                monitoring_v3.AlertPolicyServiceClient(
+                    transport=AlertPolicyServiceGrpcTransport(channel=channel)
+                ),
+                monitoring_v3.UptimeCheckServiceClient(
+                    transport=UptimeCheckServiceGrpcTransport(channel=channel)
+                ),
+                monitoring_dashboard_v1.DashboardsServiceClient(
+                    transport=dashboards_transports.DashboardsServiceGrpcTransport(channel=channel)
+                ),
+                timeout=timeout,
+            )
+        credentials = self._adc()
+        return MonitoringConfigAdapter(
+            monitoring_v3.AlertPolicyServiceClient(credentials=credentials),
+            monitoring_v3.UptimeCheckServiceClient(credentials=credentials),
+            monitoring_dashboard_v1.DashboardsServiceClient(
+                credentials=credentials, transport="grpc"
+            ),
+            timeout=timeout,
+        )

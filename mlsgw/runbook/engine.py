@@ -228,6 +228,8 @@ def execute(ctx: RunContext, action: Action) -> ActionReport:
         for p in planned:
             trail.after[_key(p.mutation)] = p.state
         trail.steps.append(Step("compare", Status.OK, "already as wanted; nothing written"))
+        if ctx.dry_run:  # a dry run writes nothing, not even the ledger
+            return report(Outcome.DONE, action.unchanged, recorded=False)
         if action.finish is not None and (failed := action.finish(ctx, trail)):
             return report(Outcome.FAILED, f"{action.unchanged}, but {failed}")
         return report(Outcome.DONE, action.unchanged)

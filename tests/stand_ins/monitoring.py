@@ -8,7 +8,8 @@ a list of samples (DELTA DISTRIBUTION, e.g. latencies in ms, memory utilisation 
 Supported: filters of ``=`` terms joined by ``AND``; ``ALIGN_DELTA`` over the interval;
 ``REDUCE_SUM`` (with ``group_by_fields``) on INT64, ``REDUCE_PERCENTILE_{50,95,99}`` on
 distributions. Anything else answers INVALID_ARGUMENT, so an unexpected query fails loudly.
-Unknown projects answer PERMISSION_DENIED.
+Unknown projects answer PERMISSION_DENIED. Alert policies, uptime checks and dashboards are
+served by :mod:`tests.stand_ins.monitoring_config` on the same port (:attr:`config`).
 """
 
 from __future__ import annotations
@@ -23,6 +24,8 @@ from typing import Any
 import grpc
 from google.api import metric_pb2
 from google.cloud import monitoring_v3
+
+from tests.stand_ins.monitoring_config import MonitoringConfigStandIn
 
 _Aligner = monitoring_v3.Aggregation.Aligner
 _Reducer = monitoring_v3.Aggregation.Reducer
@@ -81,6 +84,8 @@ class MonitoringStandIn:
         self._lock = threading.Lock()
         self._server: grpc.Server | None = None
         self.address = ""
+        self.config = MonitoringConfigStandIn(self.projects, self._lock)
+        """Alert policies, uptime checks and dashboards (see :mod:`.monitoring_config`)."""
 
     def seed_cloud_run(
         self,
@@ -230,7 +235,8 @@ class MonitoringStandIn:
             [
                 grpc.method_handlers_generic_handler(
                     "google.monitoring.v3.MetricService", {"ListTimeSeries": handler}
-                )
+                ),
+                *self.config.handlers(),
             ]
         )
         port = server.add_insecure_port("127.0.0.1:0")
