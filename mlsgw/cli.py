@@ -14,6 +14,7 @@ from mlsgw.commands import deploy as deploy_cmd
 from mlsgw.commands import healthcheck as healthcheck_cmd
 from mlsgw.commands import ledger as ledger_cmd
 from mlsgw.commands import lockdown as lockdown_cmd
+from mlsgw.commands import maintenance as maintenance_cmd
 from mlsgw.commands import restore as restore_cmd
 from mlsgw.commands import rollback as rollback_cmd
 from mlsgw.commands import serve as serve_cmd
@@ -59,6 +60,7 @@ app.add_typer(backup_cmd.app, name="backup")
 app.command("restore", cls=RunbookCommand)(restore_cmd.restore)
 app.add_typer(alerts_cmd.app, name="alerts")
 app.add_typer(alerts_cmd.dashboard_app, name="dashboard")
+app.add_typer(maintenance_cmd.app, name="maintenance")
 
 
 def main() -> None:

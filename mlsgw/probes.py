@@ -201,6 +201,23 @@ def scrape_metrics(url: str, key: str, timeout: float) -> RelayMetrics:
     return RelayMetrics(events, errors, _histogram_p95_ms(buckets), connections)
 
 
+def scrape_sweeps(url: str, key: str, timeout: float) -> dict[str, int]:
+    """What the relay's sweeper removed since the instance started, from ``/metrics``
+    (``mls_gateway_archive_swept_total`` by ``what``); raises ``OSError`` when not served."""
+    request = urllib.request.Request(
+        _join(url, "/metrics"), headers={"Authorization": f"Bearer {key}"}
+    )
+    with urllib.request.urlopen(request, timeout=timeout) as response:
+        text = response.read().decode()
+    swept: dict[str, int] = {}
+    for family in text_string_to_metric_families(text):
+        for sample in family.samples:
+            if sample.name == "mls_gateway_archive_swept_total":
+                what = sample.labels.get("what", "")
+                swept[what] = swept.get(what, 0) + int(sample.value)
+    return swept
+
+
 def _histogram_p95_ms(buckets: dict[float, float]) -> float | None:
     """The upper bound (ms) of the first cumulative bucket holding 95 % of observations."""
     if not buckets:

@@ -301,6 +301,18 @@ class ServiceMetrics:
         return self.errors_5xx / self.requests if self.requests else None
 
 
+@dataclass(frozen=True)
+class CapacityFigures:
+    """Cloud Monitoring peaks for one service over a window; ``None`` means no data."""
+
+    peak_instances: int | None
+    """The highest instance count (summed over revisions and states)."""
+    cpu_utilization: float | None
+    """Fraction 0..1 (p99 across instances)."""
+    concurrency: float | None
+    """Concurrent requests per instance (p99 of the per-instance maximum)."""
+
+
 class CloudRunApi(Protocol):
     """Cloud Run Admin v2: services, revisions, their operations and IAM."""
 
@@ -363,3 +375,7 @@ class MonitoringApi(Protocol):
     """Cloud Monitoring v3 time series for a Cloud Run service."""
 
     def service_metrics(self, project: str, service: str, window: timedelta) -> ServiceMetrics: ...
+
+    def capacity(self, project: str, service: str, window: timedelta) -> CapacityFigures:
+        """Peak instances, CPU utilisation and per-instance concurrency over ``window``."""
+        ...

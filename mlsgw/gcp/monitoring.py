@@ -10,7 +10,7 @@ from google.api_core import exceptions as api
 from google.api_core.retry import Retry, if_exception_type
 from google.cloud import monitoring_v3
 
-from mlsgw.gcp.base import ServiceMetrics
+from mlsgw.gcp.base import CapacityFigures, ServiceMetrics
 from mlsgw.gcp.errors import vendor_errors
 
 _Aligner = monitoring_v3.Aggregation.Aligner
@@ -18,6 +18,9 @@ _Reducer = monitoring_v3.Aggregation.Reducer
 REQUESTS = "run.googleapis.com/request_count"
 LATENCIES = "run.googleapis.com/request_latencies"
 MEMORY = "run.googleapis.com/container/memory/utilizations"
+CPU = "run.googleapis.com/container/cpu/utilizations"
+INSTANCES = "run.googleapis.com/container/instance_count"
+CONCURRENCY = "run.googleapis.com/container/max_request_concurrencies"
 
 
 class MonitoringAdapter:
@@ -42,6 +45,7 @@ class MonitoringAdapter:
         window: timedelta,
         reducer: Any,
         group_by: list[str] | None = None,
+        aligner: Any = _Aligner.ALIGN_DELTA,
     ) -> list[Any]:
         now = int(time.time())
         seconds = int(window.total_seconds())
@@ -54,7 +58,7 @@ class MonitoringAdapter:
             "interval": {"start_time": {"seconds": now - seconds}, "end_time": {"seconds": now}},
             "aggregation": {
                 "alignment_period": {"seconds": seconds},
-                "per_series_aligner": _Aligner.ALIGN_DELTA,
+                "per_series_aligner": aligner,
                 "cross_series_reducer": reducer,
                 "group_by_fields": group_by or [],
             },
@@ -95,3 +99,27 @@ class MonitoringAdapter:
             for p in series.points
         ]
         return max(values) if values else None
+
+    def capacity(self, project: str, service: str, window: timedelta) -> CapacityFigures:
+        """Peak instances (ALIGN_MAX per series, summed), p99 CPU and p99 concurrency."""
+        counts = [
+            int(p.value.int64_value)
+            for series in self._series(
+                project,
+                service,
+                INSTANCES,
+                window,
+                _Reducer.REDUCE_SUM,
+                aligner=_Aligner.ALIGN_MAX,
+            )
+            for p in series.points
+        ]
+        return CapacityFigures(
+            peak_instances=max(counts) if counts else None,
+            cpu_utilization=self._peak(
+                project, service, CPU, window, _Reducer.REDUCE_PERCENTILE_99
+            ),
+            concurrency=self._peak(
+                project, service, CONCURRENCY, window, _Reducer.REDUCE_PERCENTILE_99
+            ),
+        )

@@ -5,7 +5,8 @@ served with ``grpc.method_handlers_generic_handler`` and the proto-plus (de)seri
 
 Stored series hold one point per minute: an ``int`` (DELTA INT64, e.g. request counts) or
 a list of samples (DELTA DISTRIBUTION, e.g. latencies in ms, memory utilisation 0..1).
-Supported: filters of ``=`` terms joined by ``AND``; ``ALIGN_DELTA`` over the interval;
+Supported: filters of ``=`` terms joined by ``AND``; ``ALIGN_DELTA`` over the interval,
+``ALIGN_MAX`` on INT64 gauges (instance counts);
 ``REDUCE_SUM`` (with ``group_by_fields``) on INT64, ``REDUCE_PERCENTILE_{50,95,99}`` on
 distributions. Anything else answers INVALID_ARGUMENT, so an unexpected query fails loudly.
 Unknown projects answer PERMISSION_DENIED. Alert policies, uptime checks and dashboards are
@@ -97,6 +98,9 @@ class MonitoringStandIn:
         p95_ms: float = 120.0,
         memory: float = 0.4,
         minutes: int = 60,
+        instances: int = 2,
+        cpu: float = 0.3,
+        concurrency: float = 20.0,
     ) -> None:
         """An hour of Cloud Run metrics for ``service`` with these figures."""
         self.projects.add(project)
@@ -115,6 +119,10 @@ class MonitoringStandIn:
         )
         latency = Series("run.googleapis.com/request_latencies", {}, res)
         mem = Series("run.googleapis.com/container/memory/utilizations", {}, res)
+        cpu_series = Series("run.googleapis.com/container/cpu/utilizations", {}, res)
+        active = Series("run.googleapis.com/container/instance_count", {"state": "active"}, res)
+        idle = Series("run.googleapis.com/container/instance_count", {"state": "idle"}, res)
+        busy = Series("run.googleapis.com/container/max_request_concurrencies", {}, res)
         slow = max(1, requests_per_minute // 20 + 1)  # just over 5 % of requests at p95_ms
         for i in range(minutes):
             end = now - i * 60
@@ -122,8 +130,13 @@ class MonitoringStandIn:
             bad.points[end] = errors
             latency.points[end] = [p95_ms * 0.3] * (requests_per_minute - slow) + [p95_ms] * slow
             mem.points[end] = [memory * 0.9, memory, memory]
+            cpu_series.points[end] = [cpu * 0.5, cpu, cpu]
+            # The peak is reached once, in the middle of the window.
+            active.points[end] = instances if i == minutes // 2 else max(1, instances // 2)
+            idle.points[end] = 0
+            busy.points[end] = [concurrency * 0.5, concurrency, concurrency]
         with self._lock:
-            self.series.extend([ok, bad, latency, mem])
+            self.series.extend([ok, bad, latency, mem, cpu_series, active, idle, busy])
 
     # ---- ListTimeSeries -----------------------------------------------------------------
 
@@ -149,8 +162,11 @@ class MonitoringStandIn:
         start = request.interval.start_time.timestamp() if request.interval.start_time else 0
         end = request.interval.end_time.timestamp()
         agg = request.aggregation
-        if agg.per_series_aligner != _Aligner.ALIGN_DELTA:
-            raise Abort(grpc.StatusCode.INVALID_ARGUMENT, "stand-in supports only ALIGN_DELTA")
+        if agg.per_series_aligner not in (_Aligner.ALIGN_DELTA, _Aligner.ALIGN_MAX):
+            raise Abort(
+                grpc.StatusCode.INVALID_ARGUMENT, "stand-in supports only ALIGN_DELTA and ALIGN_MAX"
+            )
+        peak = agg.per_series_aligner == _Aligner.ALIGN_MAX
         matching = [s for s in self.series if all(s.field(path) == value for path, value in wanted)]
         groups: dict[tuple[tuple[str, str], ...], list[Series]] = {}
         for s in matching:
@@ -158,7 +174,13 @@ class MonitoringStandIn:
             groups.setdefault(key, []).append(s)
         out = []
         for key, members in groups.items():
-            values = [v for s in members for t, v in s.points.items() if start < t <= end]
+            per_series = [[v for t, v in s.points.items() if start < t <= end] for s in members]
+            if peak:
+                if any(v and not isinstance(v[0], int) for v in per_series):
+                    raise Abort(grpc.StatusCode.INVALID_ARGUMENT, "ALIGN_MAX needs INT64 series")
+                values = [max(v) for v in per_series if v]
+            else:
+                values = [x for v in per_series for x in v]
             if not values:
                 continue
             out.append(

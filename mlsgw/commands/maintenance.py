@@ -1,0 +1,82 @@
+"""``mlsgw maintenance weekly|monthly|quarterly`` and ``mlsgw schedule`` (R-K10)."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+import typer
+
+from mlsgw.commands.common import (
+    CommandOptions,
+    RunbookCommand,
+    fail_early,
+    run_command,
+    runbook_command,
+)
+from mlsgw.errors import UsageError
+from mlsgw.maintenance.schedules import SCHEDULES, run_schedule, select
+
+app = typer.Typer(
+    help="The runbook's scheduled maintenance tasks, one report per schedule.",
+    no_args_is_help=True,
+)
+
+MAINTENANCE_FIELDS = (
+    "project",
+    "region",
+    "service",
+    "url",
+    "endpoint",
+    "monitoring_endpoint",
+    "metrics_key",
+    "ledger",
+    "timeout",
+)
+TaskOpt = Annotated[
+    list[str] | None,
+    typer.Option("--task", help="Run only this task (repeatable); see the list above."),
+]
+
+
+def _run(schedule: str, only: list[str] | None, options: CommandOptions) -> None:
+    command = f"maintenance {schedule}"
+    try:
+        tasks = select(schedule, only or [])
+    except UsageError as exc:
+        fail_early(command, exc, as_json=options.as_json)
+    run_command(
+        command,
+        options,
+        lambda ctx: run_schedule(ctx, schedule, tasks),
+        needs_service=False,
+        records=False,
+    )
+
+
+def _names(schedule: str) -> str:
+    return ", ".join(t.name for t in SCHEDULES[schedule]) or "none yet"
+
+
+@app.command("weekly", cls=RunbookCommand)
+@runbook_command(MAINTENANCE_FIELDS)
+def weekly(task: TaskOpt = None, *, options: CommandOptions) -> None:
+    """Weekly tasks: performance review over 7 days (request rate, error rate, p95, memory),
+    sweep counts from the relay's /metrics.
+
+    Exit 0 all ok, 1 a warning, 2 a critical finding, 3 a task could not run.
+
+    Example: mlsgw maintenance weekly --metrics-key $KEY
+    """
+    _run("weekly", task, options)
+
+
+@app.command("monthly", cls=RunbookCommand)
+@runbook_command(MAINTENANCE_FIELDS)
+def monthly(task: TaskOpt = None, *, options: CommandOptions) -> None:
+    """Monthly tasks: capacity review (instances and concurrency against their limits, CPU).
+
+    Exit 0 all ok, 1 a warning, 2 a critical finding, 3 a task could not run.
+
+    Example: mlsgw maintenance monthly --json
+    """
+    _run("monthly", task, options)

@@ -1,0 +1,50 @@
+"""The runbook's maintenance schedules and ``run(ctx)`` for one of them."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+from mlsgw.errors import UsageError
+from mlsgw.maintenance.performance import capacity_review, performance_review
+from mlsgw.maintenance.relay_tasks import sweep_report
+from mlsgw.maintenance.task import Task, run_task
+from mlsgw.report import CheckReport
+from mlsgw.runbook.context import RunContext
+
+SCHEDULES: dict[str, tuple[Task, ...]] = {
+    "weekly": (
+        Task("performance_review", "performance review (7 days of Monitoring)", performance_review),
+        Task("sweep_report", "archive and key package sweep counts", sweep_report),
+    ),
+    "monthly": (Task("capacity_review", "capacity review (30 days)", capacity_review),),
+    "quarterly": (),
+}
+
+
+def select(schedule: str, only: Sequence[str]) -> tuple[Task, ...]:
+    """The tasks of ``schedule``, or just those named in ``only``; :class:`UsageError` for
+    a name the schedule does not have."""
+    tasks = SCHEDULES[schedule]
+    if not only:
+        return tasks
+    names = [t.name for t in tasks]
+    unknown = [n for n in only if n.replace("-", "_") not in names]
+    if unknown:
+        raise UsageError(
+            f"{schedule} has no task {', '.join(unknown)}; its tasks: {', '.join(names)}"
+        )
+    wanted = {n.replace("-", "_") for n in only}
+    return tuple(t for t in tasks if t.name in wanted)
+
+
+def run_schedule(ctx: RunContext, schedule: str, tasks: tuple[Task, ...]) -> CheckReport:
+    """Run ``tasks`` one after the other; a task that fails is reported and the next one
+    runs. The verdict (and exit code) is the worst result."""
+    results = tuple(run_task(ctx, task) for task in tasks)
+    return CheckReport(
+        ctx.command,
+        results,
+        ctx.run_id,
+        title=f"mlsgw maintenance {schedule} — {ctx.target.service or ctx.target.url or 'relay'}",
+        data={"schedule": schedule, "tasks": [t.name for t in tasks]},
+    )

@@ -1,0 +1,44 @@
+"""What a maintenance task is, and how one is run so that its failure never stops the others."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+
+from mlsgw.errors import MlsgwError, UsageError
+from mlsgw.report import CheckResult, Status
+from mlsgw.runbook.context import RunContext
+
+
+@dataclass(frozen=True)
+class Task:
+    """One scheduled task: its name (``--task``), what it does, and the function doing it."""
+
+    name: str
+    title: str
+    run: Callable[[RunContext], CheckResult]
+    changes: bool = False
+    """It changes something (a scratch database) and so needs confirmation."""
+
+
+def run_task(ctx: RunContext, task: Task) -> CheckResult:
+    """``task``'s result; an error becomes an UNKNOWN result saying why, never an exception."""
+    ctx.reporter.step(task.title)
+    try:
+        return task.run(ctx)
+    except MlsgwError as exc:
+        return CheckResult(task.name, Status.UNKNOWN, f"could not run: {exc}")
+    except Exception as exc:  # a bug in one task must not hide the others' results
+        return CheckResult(task.name, Status.UNKNOWN, f"failed: {type(exc).__name__}: {exc}")
+
+
+def need(value: str | None, flag: str, what: str) -> str:
+    """``value``, or :class:`UsageError` saying which flag gives it."""
+    if not value:
+        raise UsageError(f"{what} needs {flag}")
+    return value
+
+
+def percent(value: float | None) -> str:
+    """``12.5 %`` or ``no data``."""
+    return "no data" if value is None else f"{value * 100:.1f} %"
