@@ -61,6 +61,7 @@ app.command("restore", cls=RunbookCommand)(restore_cmd.restore)
 app.add_typer(alerts_cmd.app, name="alerts")
 app.add_typer(alerts_cmd.dashboard_app, name="dashboard")
 app.add_typer(maintenance_cmd.app, name="maintenance")
+app.command("schedule", cls=RunbookCommand)(maintenance_cmd.schedule)
 
 
 def main() -> None:

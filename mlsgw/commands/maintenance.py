@@ -2,10 +2,14 @@
 
 from __future__ import annotations
 
+import shutil
+from dataclasses import asdict
+from pathlib import Path
 from typing import Annotated
 
 import typer
 
+from mlsgw import output
 from mlsgw.commands.common import (
     CommandOptions,
     RunbookCommand,
@@ -14,6 +18,7 @@ from mlsgw.commands.common import (
     runbook_command,
 )
 from mlsgw.errors import UsageError
+from mlsgw.maintenance.crontab import crontab, entries
 from mlsgw.maintenance.schedules import SCHEDULES, run_schedule, select
 
 app = typer.Typer(
@@ -80,3 +85,38 @@ def monthly(task: TaskOpt = None, *, options: CommandOptions) -> None:
     Example: mlsgw maintenance monthly --json
     """
     _run("monthly", task, options)
+
+
+def schedule(
+    log_dir: Annotated[
+        str, typer.Option(help="Directory the jobs append their output to.")
+    ] = "/var/log/mlsgw",
+    config: Annotated[
+        Path | None,
+        typer.Option("--config", "-c", help="Config file the jobs pass on (made absolute)."),
+    ] = None,
+    mlsgw: Annotated[
+        str | None,
+        typer.Option(help="The mlsgw executable (default: the one on PATH, absolute)."),
+    ] = None,
+    as_json: Annotated[bool, typer.Option("--json", help="Print the entries as JSON.")] = False,
+) -> None:
+    """Print ready-to-paste crontab lines: daily 09:00 UTC healthcheck, Sunday 02:00/03:00/
+    04:00 weekly tasks, first-Sunday monthly tasks (and quarterly ones), output appended to
+    --log-dir. Changes nothing.
+
+    Example: mlsgw schedule -c /etc/mlsgw/mlsgw.toml | crontab -
+    """
+    executable = mlsgw or shutil.which("mlsgw") or "mlsgw"
+    lines = entries(
+        SCHEDULES,
+        mlsgw=executable,
+        config=str(config.resolve()) if config else None,
+        log_dir=log_dir,
+    )
+    if as_json:
+        output.emit_json(
+            {"command": "schedule", "entries": [{**asdict(e), "line": e.line()} for e in lines]}
+        )
+    else:
+        typer.echo(crontab(lines), nl=False)

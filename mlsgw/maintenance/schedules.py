@@ -13,10 +13,15 @@ from mlsgw.runbook.context import RunContext
 
 SCHEDULES: dict[str, tuple[Task, ...]] = {
     "weekly": (
-        Task("performance_review", "performance review (7 days of Monitoring)", performance_review),
-        Task("sweep_report", "archive and key package sweep counts", sweep_report),
+        Task(
+            "performance_review",
+            "performance review (7 days of Monitoring)",
+            performance_review,
+            hour=3,
+        ),
+        Task("sweep_report", "archive and key package sweep counts", sweep_report, hour=3),
     ),
-    "monthly": (Task("capacity_review", "capacity review (30 days)", capacity_review),),
+    "monthly": (Task("capacity_review", "capacity review (30 days)", capacity_review, hour=5),),
     "quarterly": (),
 }
 

@@ -17,6 +17,8 @@ class Task:
     name: str
     title: str
     run: Callable[[RunContext], CheckResult]
+    hour: int = 3
+    """The UTC hour ``mlsgw schedule`` runs it at (weekly tasks are spread over 02-04)."""
     changes: bool = False
     """It changes something (a scratch database) and so needs confirmation."""
 
