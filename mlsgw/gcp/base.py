@@ -302,6 +302,15 @@ class ServiceMetrics:
 
 
 @dataclass(frozen=True)
+class LogBucket:
+    """A Cloud Logging bucket and how long it keeps entries."""
+
+    name: str
+    retention_days: int
+    locked: bool = False
+
+
+@dataclass(frozen=True)
 class CapacityFigures:
     """Cloud Monitoring peaks for one service over a window; ``None`` means no data."""
 
@@ -345,6 +354,10 @@ class LogsApi(Protocol):
 
     def list_entries(self, project: str, filter_: str, limit: int) -> list[LogEntry]:
         """Newest first, at most ``limit``."""
+        ...
+
+    def list_buckets(self, project: str) -> list[LogBucket]:
+        """Every log bucket of the project, in every location."""
         ...
 
     def export_entries(self, project: str, filter_: str, limit: int) -> list[Mapping[str, object]]:

@@ -15,13 +15,14 @@ import threading
 from typing import Any
 
 from mlsgw.errors import UsageError
+from mlsgw.gcp.artifacts import RegistryApi, VulnerabilityApi
 from mlsgw.gcp.backup_api import FirestoreBackupsApi, ObjectStoreApi
 from mlsgw.gcp.base import CloudRunApi, FirestoreAdminApi, LogsApi, MonitoringApi, ProjectsApi
 from mlsgw.gcp.errors import vendor_errors
 from mlsgw.gcp.monitoring_config import MonitoringConfigApi
 from mlsgw.target import Target
 
-REST_APIS = ("run", "logging", "firestore", "storage", "resourcemanager")
+REST_APIS = ("run", "logging", "firestore", "storage", "resourcemanager", "registry", "analysis")
 _API_OF = {"firestore_backups": "firestore", "objects": "storage"}
 SCOPES = ["https://www.googleapis.com/auth/cloud-platform"]
 
@@ -107,6 +108,16 @@ class Cloud:
     def monitoring_config(self) -> MonitoringConfigApi:
         """Alert policies, uptime checks and dashboards (Cloud Monitoring, gRPC)."""
         adapter: MonitoringConfigApi = self._get("monitoring_config")
+        return adapter
+
+    def registry(self) -> RegistryApi:
+        """The Artifact Registry adapter."""
+        adapter: RegistryApi = self._get("registry")
+        return adapter
+
+    def analysis(self) -> VulnerabilityApi:
+        """The Artifact Analysis (Grafeas) adapter."""
+        adapter: VulnerabilityApi = self._get("analysis")
         return adapter
 
     def storage(self) -> Any:
@@ -249,3 +260,27 @@ class Cloud:
             ),
             timeout=timeout,
         )
+
+    def _build_registry(self) -> RegistryApi:
+        from google.cloud import artifactregistry_v1
+
+        from mlsgw.gcp.artifact_registry import ArtifactRegistryAdapter
+
+        client = artifactregistry_v1.ArtifactRegistryClient(**self._rest_kwargs())
+        return ArtifactRegistryAdapter(client, timeout=self.target.timeout)
+
+    def _build_analysis(self) -> VulnerabilityApi:
+        from grafeas import grafeas_v1
+        from grafeas.grafeas_v1.services.grafeas.transports.rest import GrafeasRestTransport
+
+        from mlsgw.gcp.artifact_analysis import ArtifactAnalysisAdapter
+
+        # The Grafeas client takes no endpoint option: Artifact Analysis serves it, so the
+        # transport is built with that host (or the stand-in's).
+        kwargs = self._rest_kwargs()
+        transport = GrafeasRestTransport(
+            host=self.target.endpoint or "containeranalysis.googleapis.com",
+            credentials=kwargs["credentials"],
+        )
+        client = grafeas_v1.GrafeasClient(transport=transport)
+        return ArtifactAnalysisAdapter(client, timeout=self.target.timeout)

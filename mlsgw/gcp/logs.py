@@ -9,7 +9,7 @@ from typing import Any
 
 from google.cloud import logging as gcl
 
-from mlsgw.gcp.base import HttpRequestInfo, LogEntry
+from mlsgw.gcp.base import HttpRequestInfo, LogBucket, LogEntry
 from mlsgw.gcp.errors import vendor_errors
 
 
@@ -84,3 +84,28 @@ class LogsAdapter:
                 )
             )
         return [dict(raw.to_api_repr()) for raw in raws]
+
+    def list_buckets(self, project: str) -> list[LogBucket]:
+        """``projects.locations.buckets.list`` for every location, through the client's own
+        HTTP connection (the handwritten client has no bucket methods)."""
+        buckets: list[LogBucket] = []
+        token: str | None = None
+        with vendor_errors(f"list log buckets of project {project}", "logging.buckets.list"):
+            while True:
+                params = {"pageToken": token} if token else {}
+                page = self._client._connection.api_request(  # type: ignore[no-untyped-call]
+                    method="GET",
+                    path=f"/projects/{project}/locations/-/buckets",
+                    query_params=params,
+                )
+                for raw in page.get("buckets", []):
+                    buckets.append(
+                        LogBucket(
+                            name=str(raw.get("name", "")),
+                            retention_days=int(raw.get("retentionDays", 0)),
+                            locked=bool(raw.get("locked", False)),
+                        )
+                    )
+                token = page.get("nextPageToken")
+                if not token:
+                    return buckets

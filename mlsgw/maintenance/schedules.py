@@ -5,6 +5,8 @@ from __future__ import annotations
 from collections.abc import Sequence
 
 from mlsgw.errors import UsageError
+from mlsgw.maintenance.images import base_image_vulnerabilities, registry_images
+from mlsgw.maintenance.log_retention import log_retention
 from mlsgw.maintenance.performance import capacity_review, performance_review
 from mlsgw.maintenance.relay_tasks import sweep_report
 from mlsgw.maintenance.task import Task, run_task
@@ -20,8 +22,23 @@ SCHEDULES: dict[str, tuple[Task, ...]] = {
             hour=3,
         ),
         Task("sweep_report", "archive and key package sweep counts", sweep_report, hour=3),
+        Task(
+            "registry_images",
+            "images of the last revisions in the registry",
+            registry_images,
+            hour=4,
+        ),
+        Task("log_retention", "log bucket retention", log_retention, hour=4),
     ),
-    "monthly": (Task("capacity_review", "capacity review (30 days)", capacity_review, hour=5),),
+    "monthly": (
+        Task("capacity_review", "capacity review (30 days)", capacity_review, hour=5),
+        Task(
+            "base_image_vulnerabilities",
+            "vulnerability findings of the serving image",
+            base_image_vulnerabilities,
+            hour=5,
+        ),
+    ),
     "quarterly": (),
 }
 

@@ -7,6 +7,7 @@ The real client libraries reach it with ``transport="rest"``, anonymous credenti
 
 from __future__ import annotations
 
+from tests.stand_ins.artifacts import ArtifactsStandIn
 from tests.stand_ins.cloud_run import CloudRunStandIn
 from tests.stand_ins.firestore_admin import FirestoreAdminStandIn
 from tests.stand_ins.firestore_backups import FirestoreBackupsStandIn
@@ -19,7 +20,7 @@ from tests.stand_ins.storage import StorageStandIn
 class GoogleStandIn:
     """The REST stand-ins on one server: :attr:`run`, :attr:`logging`, :attr:`firestore`,
     :attr:`storage`, :attr:`resource_manager`, :attr:`backups` (Firestore exports, imports,
-    managed backups, restores)."""
+    managed backups, restores), :attr:`artifacts` (Artifact Registry and Analysis)."""
 
     def __init__(self) -> None:
         self.server = RestServer()
@@ -29,6 +30,7 @@ class GoogleStandIn:
         self.storage = StorageStandIn(self.server)
         self.resource_manager = ResourceManagerStandIn(self.server)
         self.backups = FirestoreBackupsStandIn(self.server, self.firestore, self.storage)
+        self.artifacts = ArtifactsStandIn(self.server)
 
     @property
     def url(self) -> str:

@@ -69,7 +69,10 @@ class LoggingStandIn:
 
     def __init__(self, server: RestServer) -> None:
         self.entries: list[Json] = []
+        self.buckets: list[Json] = []
+        """Log buckets (``projects.locations.buckets``); see :meth:`add_bucket`."""
         server.route("POST", r"/v2/entries:list", self._list)
+        server.route("GET", r"/v2/projects/([^/]+)/locations/-/buckets", self._buckets)
 
     def add_entry(
         self,
@@ -158,3 +161,19 @@ class LoggingStandIn:
         if start + size < len(found):
             page["nextPageToken"] = str(start + size)
         return 200, page
+
+    def add_bucket(
+        self, project: str, bucket: str, retention_days: int, location: str = "global"
+    ) -> None:
+        """A log bucket keeping entries ``retention_days``."""
+        self.buckets.append(
+            {
+                "name": f"projects/{project}/locations/{location}/buckets/{bucket}",
+                "retentionDays": retention_days,
+                "locked": bucket == "_Required",
+            }
+        )
+
+    def _buckets(self, m: re.Match[str], query: dict[str, str], body: Json) -> tuple[int, Json]:
+        prefix = f"projects/{m.group(1)}/"
+        return 200, {"buckets": [b for b in self.buckets if b["name"].startswith(prefix)]}

@@ -40,14 +40,19 @@ def _findings(stdout: str) -> dict[str, dict[str, object]]:
     return {f["name"]: f for f in json.loads(stdout)["findings"]}
 
 
-def test_weekly_reviews_performance_and_reads_sweep_counts_from_the_relay(
+def test_weekly_runs_every_task_against_the_stand_ins_and_the_relay(
     cli: Cli, google: GoogleStandIn, monitoring: MonitoringStandIn, relay: RelayProcess
 ) -> None:
-    google.run.add_service(PROJECT, REGION, SERVICE, ["img:1"])
+    image = f"europe-west1-docker.pkg.dev/{PROJECT}/relay/mlsgw"
+    google.artifacts.add_image(image, ("v1",))
+    google.run.add_service(PROJECT, REGION, SERVICE, [f"{image}:v1"])
+    google.logging.add_bucket(PROJECT, "_Default", 30)
     monitoring.seed_cloud_run(PROJECT, SERVICE, requests_per_minute=100, p95_ms=200)
     result = cli("maintenance", "weekly", *_args(google, monitoring, relay))
     found = _findings(result.stdout)
     assert result.exit_code == 0, result.stdout
+    assert list(found) == ["performance_review", "sweep_report", "registry_images", "log_retention"]
+    assert {f["status"] for f in found.values()} == {"ok"}
     review = found["performance_review"]
     assert review["status"] == "ok"
     data = review["data"]
