@@ -25,6 +25,14 @@ COMMANDS = [
     ("backup", "list"),
     ("backup", "schedule"),
     ("restore",),
+    ("alerts", "plan"),
+    ("alerts", "apply"),
+    ("alerts", "list"),
+    ("dashboard", "plan"),
+    ("dashboard", "apply"),
+    ("maintenance", "weekly"),
+    ("maintenance", "monthly"),
+    ("schedule",),
 ]
 
 
