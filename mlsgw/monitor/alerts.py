@@ -21,7 +21,7 @@ from mlsgw.monitor.rules import (
     policy_spec,
     uptime_spec,
 )
-from mlsgw.report import ActionReport, Change, CheckReport, CheckResult, Status, Table
+from mlsgw.report import ActionReport, Change, CheckReport, CheckResult, Status
 from mlsgw.resources.alert_policy import AlertPolicy
 from mlsgw.resources.base import Mutation
 from mlsgw.resources.uptime_check import UptimeCheck
@@ -229,7 +229,7 @@ def list_run(ctx: RunContext, rules_file: Path) -> CheckReport:
     policies = {p.spec.rule_id: p for p in api.list_policies(project) if p.spec.rule_id}
     checks = {c.spec.rule_id: c for c in api.list_uptime_checks(project) if c.spec.rule_id}
     values = template_values(ctx)
-    results, rows = [], []
+    results = []
     for rule in rules:
         check = checks.get(rule.id)
         check_id = check.check_id if check else UPTIME_PLACEHOLDER
@@ -244,34 +244,29 @@ def list_run(ctx: RunContext, rules_file: Path) -> CheckReport:
             status, state = Status.OK, "in sync"
         if rule.uptime is not None and check is None:
             status, state = Status.WARNING, state + "; uptime check missing"
+        severity = rule.severity
         results.append(
             CheckResult(
                 rule.id,
                 status,
                 state,
-                data={"policy": actual.name if actual else None, "severity": rule.severity.name},
+                details=(
+                    f"{rule.name}: {rule.condition} for {rule.duration_s // 60} min — "
+                    f"{severity.name}, respond within {severity.response_time}",
+                ),
+                data={
+                    "policy": actual.name if actual else None,
+                    "uptime_check": check.name if check else None,
+                    "severity": severity.name,
+                    "response_time": severity.response_time,
+                    "duration_s": rule.duration_s,
+                },
             )
         )
-        rows.append(
-            (
-                rule.id,
-                rule.name,
-                rule.severity.name,
-                rule.severity.response_time,
-                f"{rule.duration_s // 60} min",
-                state,
-            )
-        )
-    table = Table(
-        f"Alert rules of {rules_file} in project {project}",
-        ("rule", "name", "severity", "respond within", "for", "state"),
-        tuple(rows),
-    )
     return CheckReport(
         ctx.command,
         tuple(results),
         ctx.run_id,
-        title=f"mlsgw alerts — {project}",
-        tables=(table,),
+        title=f"mlsgw alerts — {project} ({rules_file})",
         notices=tuple(_unmanaged_notice(api, project, rules)),
     )
