@@ -1,0 +1,51 @@
+"""Judging a restore drill (pure): counts, RTO 2 h, RPO 24 h, the scratch database's fate."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+
+from mlsgw.maintenance.drill import DrillOutcome, judge
+from mlsgw.report import Status
+
+COUNTS = {"events": 120, "groups": 3}
+
+
+def outcome(**changes: object) -> DrillOutcome:
+    base: dict[str, object] = {
+        "backup": "gs://b/20261201T020000Z",
+        "backup_age": timedelta(hours=5),
+        "restore_time": timedelta(minutes=12),
+        "expected": COUNTS,
+        "restored": COUNTS,
+        "scratch_deleted": True,
+    }
+    base.update(changes)
+    return DrillOutcome(**base)  # type: ignore[arg-type]
+
+
+def test_a_clean_drill_reports_time_against_rto_and_age_against_rpo() -> None:
+    result = judge(outcome())
+    assert result.status is Status.OK
+    assert result.summary == (
+        "123 documents restored from gs://b/20261201T020000Z in 12 min (RTO 2 h), "
+        "backup 5.0 h old (RPO 24 h)"
+    )
+
+
+def test_differing_counts_are_critical_and_name_the_collection() -> None:
+    result = judge(outcome(restored={"events": 119, "groups": 3}))
+    assert result.status is Status.CRITICAL
+    assert result.summary.startswith("counts differ: events 120 → 119")
+
+
+def test_a_restore_over_the_rto_is_critical_and_an_old_backup_a_warning() -> None:
+    assert judge(outcome(restore_time=timedelta(hours=3))).status is Status.CRITICAL
+    old = judge(outcome(backup_age=timedelta(hours=30)))
+    assert old.status is Status.WARNING
+    assert "30.0 h old, over the 24 h RPO" in old.summary
+
+
+def test_a_scratch_database_left_behind_is_critical() -> None:
+    result = judge(outcome(scratch_deleted=False, cleanup_error="permission denied"))
+    assert result.status is Status.CRITICAL
+    assert "NOT deleted: permission denied" in result.summary
