@@ -65,8 +65,9 @@ def _names(schedule: str) -> str:
 @app.command("weekly", cls=RunbookCommand)
 @runbook_command(MAINTENANCE_FIELDS)
 def weekly(task: TaskOpt = None, *, options: CommandOptions) -> None:
-    """Weekly tasks: performance review over 7 days (request rate, error rate, p95, memory),
-    sweep counts from the relay's /metrics.
+    """Weekly tasks: dependency audit (pip-audit), performance review over 7 days (request
+    rate, error rate, p95, memory), sweep counts from the relay's /metrics, images of the last
+    revisions in Artifact Registry, log bucket retention.
 
     Exit 0 all ok, 1 a warning, 2 a critical finding, 3 a task could not run.
 
@@ -78,7 +79,8 @@ def weekly(task: TaskOpt = None, *, options: CommandOptions) -> None:
 @app.command("monthly", cls=RunbookCommand)
 @runbook_command(MAINTENANCE_FIELDS)
 def monthly(task: TaskOpt = None, *, options: CommandOptions) -> None:
-    """Monthly tasks: capacity review (instances and concurrency against their limits, CPU).
+    """Monthly tasks: TLS certificate check, capacity review (instances and concurrency
+    against their limits, CPU), base image vulnerabilities (Artifact Analysis), security audit.
 
     Exit 0 all ok, 1 a warning, 2 a critical finding, 3 a task could not run.
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 
 from mlsgw.errors import UsageError
+from mlsgw.maintenance.audit_tasks import certificate_check, dependency_audit, security_audit
 from mlsgw.maintenance.images import base_image_vulnerabilities, registry_images
 from mlsgw.maintenance.log_retention import log_retention
 from mlsgw.maintenance.performance import capacity_review, performance_review
@@ -15,6 +16,7 @@ from mlsgw.runbook.context import RunContext
 
 SCHEDULES: dict[str, tuple[Task, ...]] = {
     "weekly": (
+        Task("dependency_audit", "dependency audit (pip-audit)", dependency_audit, hour=2),
         Task(
             "performance_review",
             "performance review (7 days of Monitoring)",
@@ -31,12 +33,16 @@ SCHEDULES: dict[str, tuple[Task, ...]] = {
         Task("log_retention", "log bucket retention", log_retention, hour=4),
     ),
     "monthly": (
+        Task("certificate_check", "TLS certificate of the relay", certificate_check, hour=5),
         Task("capacity_review", "capacity review (30 days)", capacity_review, hour=5),
         Task(
             "base_image_vulnerabilities",
             "vulnerability findings of the serving image",
             base_image_vulnerabilities,
             hour=5,
+        ),
+        Task(
+            "security_audit", "security audit (IAM, service, config, logs)", security_audit, hour=5
         ),
     ),
     "quarterly": (),

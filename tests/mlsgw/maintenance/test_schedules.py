@@ -3,6 +3,9 @@
 from __future__ import annotations
 
 import json
+from collections.abc import Iterator
+
+import pytest
 
 from tests.mlsgw.conftest import (
     METRICS_KEY,
@@ -14,6 +17,7 @@ from tests.mlsgw.conftest import (
 )
 from tests.stand_ins.google import GoogleStandIn
 from tests.stand_ins.monitoring import MonitoringStandIn
+from tests.stand_ins.osv import OsvStandIn
 
 
 def _args(google: GoogleStandIn, monitoring: MonitoringStandIn, relay: RelayProcess) -> list[str]:
@@ -40,8 +44,24 @@ def _findings(stdout: str) -> dict[str, dict[str, object]]:
     return {f["name"]: f for f in json.loads(stdout)["findings"]}
 
 
+@pytest.fixture
+def osv(monkeypatch: pytest.MonkeyPatch) -> Iterator[OsvStandIn]:
+    """An OSV stand-in for pip-audit (no proxy for loopback), named by MLSGW_OSV_URL."""
+    for name in ("HTTP_PROXY", "HTTPS_PROXY", "ALL_PROXY", "http_proxy", "https_proxy"):
+        monkeypatch.delenv(name, raising=False)
+    monkeypatch.setenv("NO_PROXY", "127.0.0.1,localhost")
+    stand_in = OsvStandIn().start()
+    monkeypatch.setenv("MLSGW_OSV_URL", stand_in.url)
+    yield stand_in
+    stand_in.stop()
+
+
 def test_weekly_runs_every_task_against_the_stand_ins_and_the_relay(
-    cli: Cli, google: GoogleStandIn, monitoring: MonitoringStandIn, relay: RelayProcess
+    cli: Cli,
+    google: GoogleStandIn,
+    monitoring: MonitoringStandIn,
+    relay: RelayProcess,
+    osv: OsvStandIn,
 ) -> None:
     image = f"europe-west1-docker.pkg.dev/{PROJECT}/relay/mlsgw"
     google.artifacts.add_image(image, ("v1",))
@@ -51,7 +71,13 @@ def test_weekly_runs_every_task_against_the_stand_ins_and_the_relay(
     result = cli("maintenance", "weekly", *_args(google, monitoring, relay))
     found = _findings(result.stdout)
     assert result.exit_code == 0, result.stdout
-    assert list(found) == ["performance_review", "sweep_report", "registry_images", "log_retention"]
+    assert list(found) == [
+        "dependency_audit",
+        "performance_review",
+        "sweep_report",
+        "registry_images",
+        "log_retention",
+    ]
     assert {f["status"] for f in found.values()} == {"ok"}
     review = found["performance_review"]
     assert review["status"] == "ok"
@@ -71,7 +97,9 @@ def test_a_high_error_rate_is_critical_and_sets_the_exit_code(
     cli: Cli, google: GoogleStandIn, monitoring: MonitoringStandIn, relay: RelayProcess
 ) -> None:
     monitoring.seed_cloud_run(PROJECT, SERVICE, error_ratio=0.1)
-    result = cli("maintenance", "weekly", *_args(google, monitoring, relay))
+    result = cli(
+        "maintenance", "weekly", "--task", "performance_review", *_args(google, monitoring, relay)
+    )
     assert result.exit_code == 2
     review = _findings(result.stdout)["performance_review"]
     assert review["status"] == "critical"
@@ -85,7 +113,9 @@ def test_one_task_failing_does_not_stop_the_others_and_sets_the_exit_code(
     args = _args(google, monitoring, relay)
     args[args.index(METRICS_KEY)] = "wrong-key"
     monitoring.projects.discard(PROJECT)  # Monitoring now refuses the project
-    result = cli("maintenance", "weekly", *args)
+    result = cli(
+        "maintenance", "weekly", "--task", "performance_review", "--task", "sweep_report", *args
+    )
     found = _findings(result.stdout)
     assert result.exit_code == 3
     assert found["performance_review"]["status"] == "unknown"
@@ -115,3 +145,38 @@ def test_an_unknown_task_name_exits_3_listing_the_schedules_tasks(cli: Cli) -> N
     result = cli("maintenance", "weekly", "--task", "nope")
     assert result.exit_code == 3
     assert "performance_review" in result.output
+
+
+def test_monthly_security_audit_reports_the_audit_findings(
+    cli: Cli, google: GoogleStandIn, monitoring: MonitoringStandIn, relay: RelayProcess
+) -> None:
+    record = google.run.add_service(PROJECT, REGION, SERVICE, ["img:1"])
+    record.ingress = 3
+    record.iam["bindings"] = [{"role": "roles/run.invoker", "members": ["allUsers"]}]
+    result = cli(
+        "maintenance", "monthly", "--task", "security_audit", *_args(google, monitoring, relay)
+    )
+    audit = _findings(result.stdout)["security_audit"]
+    assert audit["status"] in ("warning", "unknown", "critical"), audit
+    assert any("service.public-invoker" in d for d in audit["details"])  # type: ignore[union-attr]
+
+
+def test_a_dependency_audit_that_cannot_reach_its_database_is_unknown(
+    cli: Cli,
+    google: GoogleStandIn,
+    monitoring: MonitoringStandIn,
+    relay: RelayProcess,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    import socket
+
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port = sock.getsockname()[1]
+    monkeypatch.setenv("NO_PROXY", "127.0.0.1,localhost")
+    monkeypatch.setenv("MLSGW_OSV_URL", f"http://127.0.0.1:{port}/v1/query")
+    result = cli(
+        "maintenance", "weekly", "--task", "dependency_audit", *_args(google, monitoring, relay)
+    )
+    assert result.exit_code == 3
+    assert _findings(result.stdout)["dependency_audit"]["status"] == "unknown"
