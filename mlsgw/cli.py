@@ -13,6 +13,7 @@ from mlsgw.commands import deploy as deploy_cmd
 from mlsgw.commands import healthcheck as healthcheck_cmd
 from mlsgw.commands import ledger as ledger_cmd
 from mlsgw.commands import lockdown as lockdown_cmd
+from mlsgw.commands import modes as modes_cmd
 from mlsgw.commands import restore as restore_cmd
 from mlsgw.commands import rollback as rollback_cmd
 from mlsgw.commands import serve as serve_cmd
@@ -53,6 +54,8 @@ app.command("scale", cls=RunbookCommand)(deploy_cmd.scale)
 app.command("lockdown", cls=RunbookCommand)(lockdown_cmd.lockdown)
 app.command("audit", cls=RunbookCommand)(audit_cmd.audit)
 app.command("certcheck", cls=RunbookCommand)(certcheck_cmd.certcheck)
+app.command("readonly", cls=RunbookCommand)(modes_cmd.readonly)
+app.command("maintenance-mode", cls=RunbookCommand)(modes_cmd.maintenance_mode)
 app.add_typer(ledger_cmd.app, name="ledger")
 app.add_typer(backup_cmd.app, name="backup")
 app.command("restore", cls=RunbookCommand)(restore_cmd.restore)

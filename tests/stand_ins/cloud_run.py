@@ -8,7 +8,8 @@ etags. A template change creates a revision; its fate follows :attr:`image_behav
 ``/health`` answers 503).
 
 The front door stands in for the ``*.run.app`` URLs: ``GET /apps/<service>/health`` answers
-as the revision with the largest traffic share would; ``/apps/<service>/tags/<tag>/health``
+as the revision with the largest traffic share would (503 ``maintenance`` when its
+``MLSGW_INFORMATION__MAINTENANCE`` is on, as the relay answers); ``/apps/<service>/tags/<tag>/health``
 as the tagged revision.
 
 Wire details mirrored: enums as ints, int64 as strings, camelCase, base64 IAM etags.
@@ -64,6 +65,12 @@ def _normal(value: Any) -> Any:
     if isinstance(value, list):
         return [_normal(v) for v in value]
     return value
+
+
+def _env(revision: RevisionRecord) -> dict[str, str]:
+    """The revision's plain environment variables (as the relay would read them)."""
+    containers = revision.template.get("containers") or [{}]
+    return {e["name"]: e.get("value", "") for e in containers[0].get("env", [])}
 
 
 def _enum(value: Any) -> int:
@@ -501,6 +508,8 @@ class CloudRunStandIn:
         rev = record.revision(name or "")
         if rev is None or not rev.ready or not rev.healthy:
             return 503, {"status": "unhealthy", "store": "error", "revision": name}
+        if _env(rev).get("MLSGW_INFORMATION__MAINTENANCE", "").lower() in ("1", "true"):
+            return 503, {"status": "maintenance", "version": rev.name, "store": "ok"}
         return 200, {
             "status": "healthy",
             "version": rev.name,
