@@ -11,6 +11,7 @@ from mlsgw.commands import certcheck as certcheck_cmd
 from mlsgw.commands import config as config_cmd
 from mlsgw.commands import deploy as deploy_cmd
 from mlsgw.commands import healthcheck as healthcheck_cmd
+from mlsgw.commands import incident as incident_cmd
 from mlsgw.commands import ledger as ledger_cmd
 from mlsgw.commands import lockdown as lockdown_cmd
 from mlsgw.commands import modes as modes_cmd
@@ -56,6 +57,7 @@ app.command("audit", cls=RunbookCommand)(audit_cmd.audit)
 app.command("certcheck", cls=RunbookCommand)(certcheck_cmd.certcheck)
 app.command("readonly", cls=RunbookCommand)(modes_cmd.readonly)
 app.command("maintenance-mode", cls=RunbookCommand)(modes_cmd.maintenance_mode)
+app.add_typer(incident_cmd.app, name="incident")
 app.add_typer(ledger_cmd.app, name="ledger")
 app.add_typer(backup_cmd.app, name="backup")
 app.command("restore", cls=RunbookCommand)(restore_cmd.restore)

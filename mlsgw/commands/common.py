@@ -95,9 +95,11 @@ FIELD_HELP: dict[str, str] = {
     "backup_bucket": "Bucket for backups (default: <project>-backups).",
     "trusted_domains": "Domains whose IAM members are expected (comma-separated).",
     "timeout": "Seconds per call or check.",
+    "incident_webhook": "Slack or Google Chat incoming-webhook URL the notice is POSTed to.",
+    "contacts": "Escalation contacts ('sev1: who', 'sev1/sev2: who', or 'who' for all).",
 }
 """Help of each ``[ops]`` field; the env variable and ``[ops]`` key are appended."""
-FLAG_NAMES: dict[str, str] = {"backup_bucket": "--bucket"}
+FLAG_NAMES: dict[str, str] = {"backup_bucket": "--bucket", "incident_webhook": "--webhook"}
 """Flags whose name is not the field's (``--bucket`` for ``[ops] backup_bucket``)."""
 FIELD_PANEL: dict[str, str | None] = {
     "ledger": PANEL_LEDGER,
