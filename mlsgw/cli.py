@@ -15,6 +15,7 @@ from mlsgw.commands import incident as incident_cmd
 from mlsgw.commands import ledger as ledger_cmd
 from mlsgw.commands import lockdown as lockdown_cmd
 from mlsgw.commands import modes as modes_cmd
+from mlsgw.commands import playbook as playbook_cmd
 from mlsgw.commands import restore as restore_cmd
 from mlsgw.commands import rollback as rollback_cmd
 from mlsgw.commands import serve as serve_cmd
@@ -61,6 +62,7 @@ app.add_typer(incident_cmd.app, name="incident")
 app.add_typer(ledger_cmd.app, name="ledger")
 app.add_typer(backup_cmd.app, name="backup")
 app.command("restore", cls=RunbookCommand)(restore_cmd.restore)
+app.add_typer(playbook_cmd.app, name="playbook")
 
 
 def main() -> None:

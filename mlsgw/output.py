@@ -10,7 +10,7 @@ from __future__ import annotations
 import json
 import sys
 from collections.abc import Iterator, Mapping
-from contextlib import contextmanager
+from contextlib import AbstractContextManager, contextmanager, nullcontext
 from typing import Any, NoReturn
 
 import typer
@@ -27,6 +27,7 @@ from mlsgw.report import (
     CheckResult,
     Outcome,
     Report,
+    Reporter,
     Status,
     Verdict,
 )
@@ -87,6 +88,37 @@ class SpinnerReporter:
             yield
         finally:
             self._status.start()
+
+
+class StepPrinter:
+    """The live progress of a playbook run: the current step on the spinner, one line per
+    finished step on stderr (nothing under ``--json``)."""
+
+    def __init__(self, reporter: Reporter, enabled: bool) -> None:
+        self._reporter = reporter
+        self._spinner = reporter if isinstance(reporter, SpinnerReporter) else None
+        self._console = stderr_console() if enabled else None
+        self._total = 0
+
+    def started(self, step: Any, total: int) -> None:
+        """Show ``[n/total] name`` as the current activity."""
+        self._total = total
+        self._reporter.step(f"[{step.number}/{total}] {step.name}")
+
+    def finished(self, step: Any, result: Any) -> None:
+        """Print the step's status and result."""
+        if self._console is None:
+            return
+        with self.paused():
+            self._console.print(
+                f"[{step.number}/{self._total}] {_status_cell(result.status)} "
+                f"{escape(step.name)} — {escape(result.detail)}",
+                soft_wrap=True,
+            )
+
+    def paused(self) -> AbstractContextManager[None]:
+        """Hide the spinner while the operator is asked something."""
+        return self._spinner.paused() if self._spinner is not None else nullcontext()
 
 
 @contextmanager

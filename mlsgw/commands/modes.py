@@ -38,8 +38,10 @@ def readonly(
     *,
     options: ActionOptions,
 ) -> None:
-    """Read-only mode: every EVENT is answered `blocked: relay is read-only for maintenance`,
-    reads keep working. Sets MLSGW_LIMITATION__READ_ONLY on a new revision.
+    """Read-only mode on or off: writes refused, reads kept (a new revision).
+
+    Every EVENT is answered `blocked: relay is read-only for maintenance`; REQ, COUNT and the
+    REST API keep working. Sets MLSGW_LIMITATION__READ_ONLY on a new revision.
 
     Exit 0 done or already so, 1 failed, 3 refused (pinned traffic, not confirmed, no TTY).
 
@@ -68,9 +70,11 @@ def maintenance_mode(
     *,
     options: ActionOptions,
 ) -> None:
-    """Maintenance mode: new connections get the message as a NOTICE and are closed; the REST
-    API and /health answer 503 maintenance. Sets MLSGW_INFORMATION__MAINTENANCE (and the
-    message) on a new revision.
+    """Maintenance mode on or off: new connections refused with a message (a new revision).
+
+    New connections get the message as a NOTICE and are closed; the REST API and /health
+    answer 503 maintenance. Sets MLSGW_INFORMATION__MAINTENANCE (and the message) on a new
+    revision.
 
     Exit 0 done or already so, 1 failed, 3 refused (pinned traffic, not confirmed, no TTY).
 
