@@ -7,8 +7,8 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Annotated
 
-import click
 import typer
+from typer.core import TyperGroup
 
 from mlsgw import output
 from mlsgw.commands.common import (
@@ -66,7 +66,7 @@ def catalog() -> CommandCatalog:
     from mlsgw.cli import app as cli_app
 
     root = typer.main.get_command(cli_app)
-    assert isinstance(root, click.Group)
+    assert isinstance(root, TyperGroup)
     return CommandCatalog(root)
 
 
@@ -101,7 +101,7 @@ def list_run(ctx: RunContext, directory: Path) -> ActionReport:
         valid, invalid = load_all(directory, catalog())
     except PlaybookError as exc:
         raise UsageError(str(exc)) from None
-    rows = tuple((p.name, p.title, str(len(p.steps)), p.description) for p in valid)
+    rows = tuple((p.name, p.title, str(len(p.steps))) for p in valid)
     problems = tuple(str(e) for e in invalid)
     return ActionReport(
         "playbook list",
@@ -109,7 +109,7 @@ def list_run(ctx: RunContext, directory: Path) -> ActionReport:
         f"{len(valid)} playbook(s) in {directory}"
         + (f", {len(problems)} invalid" if problems else ""),
         ctx.run_id,
-        tables=(Table("Playbooks", ("name", "title", "steps", "description"), rows),),
+        tables=(Table("Playbooks", ("name", "title", "steps"), rows),),
         notices=problems,
         data={
             "directory": str(directory),

@@ -5,8 +5,10 @@ from __future__ import annotations
 
 import shlex
 from dataclasses import dataclass
+from typing import Any
 
-import click
+import typer
+from typer.core import TyperGroup
 
 
 @dataclass(frozen=True)
@@ -34,23 +36,23 @@ class CatalogError(ValueError):
     """A ``run:`` line that does not name a command of the CLI, or does not parse."""
 
 
-def _flags(command: click.Command) -> set[str]:
+def _flags(command: Any) -> set[str]:
     return {opt for p in command.params for opt in getattr(p, "opts", ())}
 
 
 class CommandCatalog:
-    """Resolves and checks ``mlsgw …`` lines against a click group (the Typer app)."""
+    """Resolves and checks ``mlsgw …`` lines against the Typer app's command group."""
 
-    def __init__(self, root: click.Group) -> None:
+    def __init__(self, root: TyperGroup) -> None:
         self.root = root
 
     def names(self) -> list[str]:
         """Every command path, e.g. ``healthcheck``, ``incident open``."""
         found: list[str] = []
 
-        def walk(group: click.Group, prefix: tuple[str, ...]) -> None:
+        def walk(group: TyperGroup, prefix: tuple[str, ...]) -> None:
             for name, command in sorted(group.commands.items()):
-                if isinstance(command, click.Group):
+                if isinstance(command, TyperGroup):
                     walk(command, (*prefix, name))
                 else:
                     found.append(" ".join((*prefix, name)))
@@ -72,7 +74,7 @@ class CommandCatalog:
         if not words or words[0] != "mlsgw":
             raise CatalogError(f"must start with `mlsgw`, got {line!r}")
         args = words[1:]
-        group: click.Group = self.root
+        group: TyperGroup = self.root
         path: list[str] = []
         while True:
             if not args or args[0].startswith("-"):
@@ -89,7 +91,7 @@ class CommandCatalog:
                     + ", ".join(sorted(group.commands))
                 )
             path.append(name)
-            if isinstance(command, click.Group):
+            if isinstance(command, TyperGroup):
                 group = command
                 continue
             break
@@ -98,11 +100,17 @@ class CommandCatalog:
         return CommandLine(argv=tuple(words[1:]), path=tuple(path), flags=flags)
 
     @staticmethod
-    def _parse(command: click.Command, path: list[str], args: list[str]) -> None:
+    def _parse(command: Any, path: list[str], args: list[str]) -> None:
         try:
             with command.make_context(" ".join(["mlsgw", *path]), list(args)):
                 pass
-        except click.exceptions.Exit:
+        except typer.Exit:
             pass  # --help and the like: they parse
-        except click.ClickException as exc:
-            raise CatalogError(f"`mlsgw {' '.join(path)}`: {exc.format_message()}") from None
+        except typer.TyperException as exc:  # the parser's usage errors
+            raise CatalogError(f"`mlsgw {' '.join(path)}`: {message_of(exc)}") from None
+
+
+def message_of(exc: Exception) -> str:
+    """A parser error's message (``format_message`` where it has one)."""
+    format_message = getattr(exc, "format_message", None)
+    return str(format_message()) if callable(format_message) else str(exc)

@@ -16,7 +16,10 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-import click
+import typer
+from typer.core import TyperGroup
+
+from mlsgw.playbooks.catalog import message_of
 
 
 @dataclass(frozen=True)
@@ -39,7 +42,7 @@ class Invocation:
         return lines[-1] if lines else f"exit {self.exit_code}"
 
 
-def invoke(root: click.Group, argv: Sequence[str]) -> Invocation:
+def invoke(root: TyperGroup, argv: Sequence[str]) -> Invocation:
     """Run ``mlsgw argv`` in-process; stdout is captured, stderr (prompts) is left alone."""
     out = io.StringIO()
     code: int
@@ -47,14 +50,14 @@ def invoke(root: click.Group, argv: Sequence[str]) -> Invocation:
         try:
             result = root.main(args=list(argv), prog_name="mlsgw", standalone_mode=False)
             code = result if isinstance(result, int) else 0
-        except click.exceptions.Exit as exc:
+        except typer.Exit as exc:
             code = exc.exit_code
-        except click.ClickException as exc:
-            code = exc.exit_code
-            print(exc.format_message())
-        except click.exceptions.Abort:
+        except typer.Abort:
             code = 3
             print("aborted")
+        except typer.TyperException as exc:  # a usage error: the CLI's convention is exit 3
+            code = int(getattr(exc, "exit_code", 3))
+            print(message_of(exc))
     text = out.getvalue()
     try:
         document = json.loads(text)

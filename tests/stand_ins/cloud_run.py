@@ -9,8 +9,8 @@ etags. A template change creates a revision; its fate follows :attr:`image_behav
 
 The front door stands in for the ``*.run.app`` URLs: ``GET /apps/<service>/health`` answers
 as the revision with the largest traffic share would (503 ``maintenance`` when its
-``MLSGW_INFORMATION__MAINTENANCE`` is on, as the relay answers); ``/apps/<service>/tags/<tag>/health``
-as the tagged revision.
+``MLSGW_INFORMATION__MAINTENANCE`` is on, as the relay answers);
+``/apps/<service>/tags/<tag>/health`` as the tagged revision.
 
 Wire details mirrored: enums as ints, int64 as strings, camelCase, base64 IAM etags.
 """
