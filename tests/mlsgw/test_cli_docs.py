@@ -25,6 +25,16 @@ COMMANDS = [
     ("backup", "list"),
     ("backup", "schedule"),
     ("restore",),
+    ("readonly",),
+    ("maintenance-mode",),
+    ("incident", "open"),
+    ("incident", "update"),
+    ("incident", "resolve"),
+    ("incident", "show"),
+    ("incident", "list"),
+    ("playbook", "list"),
+    ("playbook", "show"),
+    ("playbook", "run"),
 ]
 
 
