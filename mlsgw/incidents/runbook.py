@@ -264,10 +264,10 @@ def show_run(ctx: RunContext, incident_id: str) -> ActionReport:
     incident = timeline.incident
     rows = tuple(
         (
-            e.time,
+            e.time.replace("T", " ").removesuffix("+00:00"),
             e.event,
             e.incident.status.value if e.incident else "",
-            e.summary,
+            e.summary.removeprefix(f"{incident.id} "),
             e.principal,
         )
         for e in timeline.entries
@@ -312,9 +312,8 @@ def list_run(ctx: RunContext, only_open: bool) -> ActionReport:
             t.incident.id,
             SEVERITIES[t.incident.severity].label,
             t.incident.status.value,
+            f"{t.incident.started:%m-%d %H:%M}",
             t.incident.title,
-            f"{t.incident.started:%Y-%m-%d %H:%M}",
-            t.entries[-1].time,
         )
         for t in found
     )
@@ -327,7 +326,7 @@ def list_run(ctx: RunContext, only_open: bool) -> ActionReport:
         tables=(
             Table(
                 "Incidents",
-                ("id", "severity", "status", "title", "started (UTC)", "last entry"),
+                ("id", "sev", "status", "started", "title"),
                 rows,
             ),
         ),
