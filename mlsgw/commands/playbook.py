@@ -29,7 +29,7 @@ from mlsgw.playbooks.runner import RunOptions, run_playbook
 from mlsgw.playbooks.schema import Playbook, PlaybookError, load_all, load_playbook
 from mlsgw.report import ActionReport, Outcome, Report, Table
 from mlsgw.runbook.context import RunContext
-from mlsgw.target import OPS_FIELDS
+from mlsgw.target import OPS_FIELDS, SECRET_FIELDS
 
 app = typer.Typer(
     help="The runbook's procedures as playbooks: list, show, run step by step.",
@@ -272,7 +272,13 @@ def run(
     }
     if options.config is not None:
         forwarded["--config"] = str(options.config)
-    run_options = RunOptions(dry_run=dry_run, yes=yes, answers=answers, forwarded=forwarded)
+    run_options = RunOptions(
+        dry_run=dry_run,
+        yes=yes,
+        answers=answers,
+        forwarded=forwarded,
+        secret_flags=frozenset(flag_name(f) for f in SECRET_FIELDS),
+    )
     root = catalog().root
 
     def body(ctx: RunContext) -> Report:

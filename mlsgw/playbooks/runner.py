@@ -70,6 +70,8 @@ class RunOptions:
     forwarded: Mapping[str, str] = field(default_factory=dict)
     """Flag -> value given to ``playbook run`` (``--project``, ``--endpoint``, ...), added to
     every command that takes the flag and does not set it itself."""
+    secret_flags: frozenset[str] = frozenset()
+    """Options whose values never reach the ledger or the report (``--probe-key``, ...)."""
 
 
 def command_argv(step: Step, answers: Mapping[str, str], options: RunOptions) -> tuple[str, ...]:
@@ -107,13 +109,28 @@ def _run_step(
     else:
         done = invoke(argv)
     run_id = done.document.get("run_id")
-    common = {"argv": argv, "exit_code": done.exit_code, "run_id": run_id}
+    shown = redact(argv, options.secret_flags)
+    step_run = str(run_id) if isinstance(run_id, str) else None
     if done.exit_code == 0:
-        return StepResult(Status.OK, done.summary, **common)  # type: ignore[arg-type]
+        return StepResult(Status.OK, done.summary, shown, done.exit_code, step_run)
     status = Status.WARNING if step.continue_on_failure else Status.CRITICAL
     detail = f"exit {done.exit_code}: {done.summary}"
     refused = done.exit_code == 3 and not step.continue_on_failure
-    return StepResult(status, detail, refused=refused, **common)  # type: ignore[arg-type]
+    return StepResult(status, detail, shown, done.exit_code, step_run, refused)
+
+
+def redact(argv: Sequence[str], secret_flags: frozenset[str]) -> tuple[str, ...]:
+    """``argv`` with the values of secret options replaced by ``***`` (for the ledger and
+    the report; the command itself gets the real values)."""
+    shown = list(argv)
+    for index, word in enumerate(shown):
+        flag, sep, _ = word.partition("=")
+        if flag in secret_flags:
+            if sep:
+                shown[index] = f"{flag}=***"
+            elif index + 1 < len(shown):
+                shown[index + 1] = "***"
+    return tuple(shown)
 
 
 def _check_step(step: Step, options: RunOptions, prompt: Prompter, display: Display) -> StepResult:

@@ -11,7 +11,7 @@ from typing import Any
 import pytest
 import yaml
 
-from tests.mlsgw.conftest import PROJECT, REGION, SERVICE, Cli, RelayProcess
+from tests.mlsgw.conftest import PROBE_SECRET, PROJECT, REGION, SERVICE, Cli, RelayProcess
 from tests.mlsgw.test_incident import closed_port_url
 from tests.mlsgw.test_rollback import ledger_lines, writes
 from tests.stand_ins.google import GoogleStandIn
@@ -42,8 +42,11 @@ def test_morning_playbook_runs_end_to_end_against_the_stand_in(
 ) -> None:
     """--yes: every step passes (the healthcheck against the stand-ins and a real relay, the
     ledger verified), each step is in the ledger, then the run's own line."""
-    code, doc = run_json(cli, "run", "morning-health-check", "--yes", *healthy)
+    key = PROBE_SECRET.hex()
+    code, doc = run_json(cli, "run", "morning-health-check", "--yes", *healthy, "--probe-key", key)
     assert code == 0, doc
+    assert key not in json.dumps(doc) and key not in ledger_path.read_text()
+    assert "***" in doc["data"]["steps"][1]["argv"]
     assert doc["status"] == "done"
     steps = doc["data"]["steps"]
     assert [s["status"] for s in steps] == ["ok"] * 5
