@@ -111,11 +111,14 @@ def open_(
     *,
     options: CommandOptions,
 ) -> None:
-    """Open an incident: the notification template filled, printed, recorded in the ledger and
+    """Open an incident and post its notice.
+
+    The notification template filled from the options, printed, recorded in the ledger and
     POSTed as {"text": …} to --webhook or ops.incident_webhook (Slack, Google Chat), with the
     severity's escalation contacts (ops.contacts).
 
-    Exit 0 done, 1 recorded but the webhook failed, 3 refused (ledger not writable, bad input).
+    Exit codes: 0 done or dry run, 1 recorded but the webhook failed, 3 refused (ledger not
+    writable, usage error).
 
     Example: mlsgw incident open --sev 1 --title "Relay down" --impact "No client can connect"
     """
@@ -151,9 +154,13 @@ def update(
     *,
     options: CommandOptions,
 ) -> None:
-    """Post an update of an open incident (the notification template with the note).
+    """Post an update of an open incident.
 
-    Exit 0 done, 1 recorded but the webhook failed, 3 refused (unknown or resolved incident).
+    The notification template with the changed fields and the note, printed, recorded and
+    posted like the opening notice.
+
+    Exit codes: 0 done or dry run, 1 recorded but the webhook failed, 3 refused (unknown or
+    resolved incident, usage error).
 
     Example: mlsgw incident update INC-20261201-071500-1a2b3c --status identified --note "Store
     quota exhausted"
@@ -192,10 +199,13 @@ def resolve(
     *,
     options: CommandOptions,
 ) -> None:
-    """Resolve an incident: the resolution template (duration, root cause, resolution,
-    prevention), printed, recorded and posted.
+    """Resolve an incident and post the resolution notice.
 
-    Exit 0 done, 1 recorded but the webhook failed, 3 refused (unknown or already resolved).
+    The resolution template (duration, root cause, resolution, prevention), printed, recorded
+    and posted like the opening notice.
+
+    Exit codes: 0 done or dry run, 1 recorded but the webhook failed, 3 refused (unknown or
+    already resolved incident, usage error).
 
     Example: mlsgw incident resolve INC-… --root-cause "…" --resolution "Rolled back"
     """
@@ -219,7 +229,9 @@ def resolve(
 @app.command("show", cls=RunbookCommand)
 @runbook_command(READ_FIELDS)
 def show(incident_id: IdArg, *, options: CommandOptions) -> None:
-    """Print an incident's timeline from the ledger (exit 3 when there is no such incident).
+    """Print an incident's timeline from the ledger.
+
+    Exit codes: 0 shown, 3 refused (no such incident in the ledger, usage error).
 
     Example: mlsgw incident show INC-20261201-071500-1a2b3c
     """
@@ -236,6 +248,8 @@ def list_(
     options: CommandOptions,
 ) -> None:
     """List the incidents recorded in the ledger, oldest first.
+
+    Exit codes: 0 listed, 3 the ledger cannot be read or usage error.
 
     Example: mlsgw incident list --open --json
     """

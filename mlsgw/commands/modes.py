@@ -43,7 +43,8 @@ def readonly(
     Every EVENT is answered `blocked: relay is read-only for maintenance`; REQ, COUNT and the
     REST API keep working. Sets MLSGW_LIMITATION__READ_ONLY on a new revision.
 
-    Exit 0 done or already so, 1 failed, 3 refused (pinned traffic, not confirmed, no TTY).
+    Exit codes: 0 done (also: already so) or dry run, 1 failed (e.g. /health fails after the
+    change), 3 refused (traffic pinned, not confirmed, no terminal and no --yes, usage error).
 
     Example: mlsgw readonly on --dry-run && mlsgw readonly on --yes
     """
@@ -76,7 +77,9 @@ def maintenance_mode(
     answer 503 maintenance. Sets MLSGW_INFORMATION__MAINTENANCE (and the message) on a new
     revision.
 
-    Exit 0 done or already so, 1 failed, 3 refused (pinned traffic, not confirmed, no TTY).
+    Exit codes: 0 done (also: already so) or dry run, 1 failed (e.g. /health is not 503
+    maintenance after the change), 3 refused (traffic pinned, not confirmed, no terminal and
+    no --yes, usage error).
 
     Example: mlsgw maintenance-mode on --message "back at 14:00 UTC" --yes
     """

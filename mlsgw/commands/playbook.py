@@ -195,8 +195,12 @@ def _run(command: str, options: CommandOptions, body: Callable[[RunContext], Rep
 @app.command("list", cls=RunbookCommand)
 @runbook_command(READ_FIELDS)
 def list_(directory: DirOpt = None, *, options: CommandOptions) -> None:
-    """List the playbooks (name, title, steps); invalid ones are named with their error
-    (file, step, field) and exit 1.
+    """List the playbooks with their titles and step counts.
+
+    Invalid playbooks are listed with their error (file, step, field).
+
+    Exit codes: 0 every playbook is valid, 1 some are invalid, 3 no such directory or usage
+    error.
 
     Example: mlsgw playbook list --json
     """
@@ -207,7 +211,9 @@ def list_(directory: DirOpt = None, *, options: CommandOptions) -> None:
 @app.command("show", cls=RunbookCommand)
 @runbook_command(READ_FIELDS)
 def show(name: NameArg, directory: DirOpt = None, *, options: CommandOptions) -> None:
-    """Show a playbook's steps in order (run, check, ask, note) and what to do on failure.
+    """Show a playbook's steps in order and what to do when one fails.
+
+    Exit codes: 0 shown, 3 no such or invalid playbook, usage error.
 
     Example: mlsgw playbook show complete-service-outage
     """
@@ -250,12 +256,13 @@ def run(
     *,
     options: CommandOptions,
 ) -> None:
-    """Run a playbook step by step with live progress; every step goes to the ledger, the
-    run stops at the first failure and says what to do next. The target flags given here
-    are passed to every command of the playbook.
+    """Run a playbook step by step, stopping at the first failure.
 
-    Exit 0 every step passed (or dry run), 1 a step failed, 3 refused (no terminal for a
-    check or question, a command refused, no ledger, invalid playbook).
+    Live progress; every step goes to the ledger; a failed step ends the run with what to do
+    next. The target flags given here are passed to every command of the playbook.
+
+    Exit codes: 0 every step passed (or dry run), 1 a step failed, 3 refused (no terminal for
+    a check or question, a command refused, no ledger, invalid playbook, usage error).
 
     Example: mlsgw playbook run morning-health-check --yes
     """
