@@ -162,6 +162,8 @@ class TerminalPrompter:
 
     def confirm(self, question: str) -> bool:
         """Yes or no; ``no`` is an answer, not a refusal."""
+        if not stdin_is_tty():
+            raise Refused("no terminal to confirm this checklist item on, and no --yes")
         try:
             confirm(f"Check: {question}", yes=False)
         except Refused as exc:
