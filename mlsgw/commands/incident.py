@@ -5,6 +5,7 @@ from __future__ import annotations
 import dataclasses
 from collections.abc import Callable
 from datetime import UTC, datetime
+from enum import StrEnum
 from typing import Annotated
 
 import typer
@@ -52,9 +53,19 @@ NoteDryRun = Annotated[
         rich_help_panel=PANEL_SAFETY,
     ),
 ]
+
+
+class OpenStatus(StrEnum):
+    """The statuses of an incident not yet resolved (resolving takes `incident resolve`)."""
+
+    INVESTIGATING = IncidentStatus.INVESTIGATING.value
+    IDENTIFIED = IncidentStatus.IDENTIFIED.value
+    MONITORING = IncidentStatus.MONITORING.value
+
+
 StatusOpt = Annotated[
-    IncidentStatus | None,
-    typer.Option("--status", case_sensitive=False, help="investigating, identified, monitoring."),
+    OpenStatus | None,
+    typer.Option("--status", case_sensitive=False, help="Where the response stands."),
 ]
 CommanderOpt = Annotated[
     str | None, typer.Option("--commander", help="Incident commander (default: you, user@host).")
@@ -126,7 +137,7 @@ def open_(
         severity=sev,
         title=title,
         impact=impact,
-        status=status or IncidentStatus.INVESTIGATING,
+        status=IncidentStatus(status or OpenStatus.INVESTIGATING),
         started=_when(start, "--start", options.as_json, "incident open"),
         next_update=_when(next_update, "--next-update", options.as_json, "incident open"),
         commander=commander,
@@ -170,7 +181,7 @@ def update(
         severity=sev,
         title=title,
         impact=impact,
-        status=status,
+        status=IncidentStatus(status) if status else None,
         next_update=_when(next_update, "--next-update", options.as_json, "incident update"),
         commander=commander,
     )
