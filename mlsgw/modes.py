@@ -15,14 +15,14 @@ from __future__ import annotations
 from collections.abc import Mapping
 from dataclasses import dataclass
 
-from mlsgw.actions import describe_traffic, latest_traffic, verify_health
+from mlsgw.actions import describe_traffic, latest_traffic, refuse_service, verify_health
 from mlsgw.gcp.base import Revision, ServiceChange, ServiceState
 from mlsgw.probes import probe_health
 from mlsgw.report import ActionReport, Change, Outcome, Status, Step
 from mlsgw.resources.base import Mutation
 from mlsgw.resources.cloud_run_service import CloudRunService
 from mlsgw.runbook.context import RunContext
-from mlsgw.runbook.engine import Action, Trail, execute, refuse
+from mlsgw.runbook.engine import Action, Trail, execute
 
 READ_ONLY_ENV = "MLSGW_LIMITATION__READ_ONLY"
 MAINTENANCE_ENV = "MLSGW_INFORMATION__MAINTENANCE"
@@ -151,7 +151,8 @@ def toggle_run(
     if env_changes(service.env, wanted) or service.pinned:
         problem = traffic_problem(service, ctx.run.list_revisions(ctx.service_name), move_traffic)
     if problem is not None:
-        return refuse(ctx, mode.command, f"{mode.command} {word} refused: {problem}", args=args)
+        reason = f"{mode.command} {word} refused: {problem}"
+        return refuse_service(ctx, mode.command, reason, args=args, service=service)
     resource = CloudRunService(ctx.run, ctx.service_name)
 
     def compute(current: ServiceState) -> ServiceChange | None:
