@@ -53,6 +53,8 @@ class CommandCatalog:
         def walk(group: TyperGroup, prefix: tuple[str, ...]) -> None:
             for name, command in sorted(group.commands.items()):
                 if isinstance(command, TyperGroup):
+                    if command.invoke_without_command:
+                        found.append(" ".join((*prefix, name)))
                     walk(command, (*prefix, name))
                 else:
                     found.append(" ".join((*prefix, name)))
@@ -77,6 +79,9 @@ class CommandCatalog:
         group: TyperGroup = self.root
         path: list[str] = []
         while True:
+            if (not args or args[0].startswith("-")) and path and group.invoke_without_command:
+                command = group  # a group that is also a command (``mlsgw backup``)
+                break
             if not args or args[0].startswith("-"):
                 raise CatalogError(
                     f"`mlsgw {' '.join(path)}` needs a command; one of: "

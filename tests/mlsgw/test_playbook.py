@@ -12,6 +12,7 @@ import pytest
 import yaml
 
 from tests.mlsgw.conftest import PROBE_SECRET, PROJECT, REGION, SERVICE, Cli, RelayProcess
+from tests.mlsgw.test_healthcheck import fresh_export_name
 from tests.mlsgw.test_incident import closed_port_url
 from tests.mlsgw.test_rollback import ledger_lines, writes
 from tests.stand_ins.google import GoogleStandIn
@@ -32,6 +33,8 @@ def healthy(
 ) -> list[str]:
     """A healthy service on the stand-ins; the target flags for `playbook run`."""
     google.run.add_service(PROJECT, REGION, SERVICE, ["img:1"])
+    google.storage.add_bucket(f"{PROJECT}-backups")
+    google.backups.add_export(f"{PROJECT}-backups", fresh_export_name(), {"events": 3})
     google.logging.add_entry(PROJECT, SERVICE, "old failure", age=timedelta(hours=3))
     monitoring.seed_cloud_run(PROJECT, SERVICE, error_ratio=0.001, p95_ms=150, memory=0.45)
     return [*target_args, "--monitoring-endpoint", monitoring.address, "--url", relay.url]
@@ -49,18 +52,19 @@ def test_morning_playbook_runs_end_to_end_against_the_stand_in(
     assert "***" in doc["data"]["steps"][1]["argv"]
     assert doc["status"] == "done"
     steps = doc["data"]["steps"]
-    assert [s["status"] for s in steps] == ["ok"] * 5
+    assert [s["status"] for s in steps] == ["ok"] * 6
     health = steps[1]
     assert health["argv"][0] == "healthcheck" and "--url" in health["argv"]
-    assert health["detail"] == "6 ok"
+    assert health["detail"] == "7 ok"
     assert (
         steps[2]["detail"].startswith("2 entries in ")
         and "chain and its head verify" in steps[2]["detail"]
     )
-    assert steps[4]["detail"] == "confirmed by --yes"
+    assert steps[3]["argv"][:2] == ["backup", "list"] and steps[3]["exit_code"] == 0
+    assert steps[5]["detail"] == "confirmed by --yes"
     lines = ledger_lines(ledger_path)
-    assert [r["command"] for r in lines] == ["playbook step"] * 5 + ["playbook run"]
-    assert [r["args"]["step"] for r in lines[:5]] == [1, 2, 3, 4, 5]  # type: ignore[index]
+    assert [r["command"] for r in lines] == ["playbook step"] * 6 + ["playbook run"]
+    assert [r["args"]["step"] for r in lines[:6]] == [1, 2, 3, 4, 5, 6]  # type: ignore[index]
     assert lines[-1]["result"]["outcome"] == "done"  # type: ignore[index]
 
 
@@ -76,9 +80,9 @@ def test_a_failing_step_stops_the_run_with_what_to_do_next(
     assert code == 1 and doc["status"] == "failed"
     assert "stopped at step 2 (Service health): exit 2" in doc["summary"]
     assert doc["notices"][0].startswith("What to do next: Read the failing check")
-    assert "3 later step(s) were not run." in doc["notices"]
+    assert "4 later step(s) were not run." in doc["notices"]
     statuses = [row["status"] for row in doc["tables"][0]["rows"]]
-    assert statuses == ["OK", "CRITICAL", "NOT RUN", "NOT RUN", "NOT RUN"]
+    assert statuses == ["OK", "CRITICAL", "NOT RUN", "NOT RUN", "NOT RUN", "NOT RUN"]
     lines = ledger_lines(ledger_path)
     assert [r["command"] for r in lines] == ["playbook step", "playbook step", "playbook run"]
     assert lines[1]["result"]["outcome"] == "failed"  # type: ignore[index]
@@ -94,7 +98,7 @@ def test_the_human_report_shows_live_progress_and_the_steps(
         "playbook", "run", "morning-health-check", "--yes", *target_args, "--url", closed_port_url()
     )
     assert result.exit_code == 1
-    assert "[1/5]" in result.output and "[2/5]" in result.output
+    assert "[1/6]" in result.output and "[2/6]" in result.output
     assert "Morning health check" in result.stdout and "FAILED" in result.stdout
 
 
@@ -112,7 +116,7 @@ def test_dry_run_lists_the_steps_and_changes_nothing(
     assert readonly["status"] == "ok" and "--dry-run" in readonly["argv"]
     assert by_name["Declare the SEV1"]["detail"].startswith("dry run:")
     assert by_name["Service healthy with writes on"]["status"] == "skipped"
-    assert len(doc["data"]["steps"]) == 9
+    assert len(doc["data"]["steps"]) == 12
     assert len(record.revisions) == 1 and writes(google) == []
     assert not ledger_path.exists()
 
@@ -123,7 +127,7 @@ def test_a_check_without_a_terminal_or_yes_is_refused(
     """No --yes and no terminal: the checklist item cannot be confirmed (exit 3)."""
     code, doc = run_json(cli, "run", "morning-health-check", *healthy)
     assert code == 3 and doc["status"] == "refused"
-    assert "stopped at step 5" in doc["summary"] and "no terminal" in doc["summary"]
+    assert "stopped at step 6" in doc["summary"] and "no terminal" in doc["summary"]
     assert ledger_lines(ledger_path)[-1]["result"]["outcome"] == "refused"  # type: ignore[index]
 
 

@@ -140,5 +140,7 @@ def test_the_catalog_knows_nested_commands_and_their_flags(catalog: CommandCatal
     assert line.path == ("incident", "open") and line.takes("--dry-run")
     assert not catalog.resolve("mlsgw healthcheck").takes("--yes")
     assert "incident open" in catalog.names() and "healthcheck" in catalog.names()
+    assert catalog.resolve("mlsgw backup").path == ("backup",)  # a group that is a command
+    assert "backup" in catalog.names() and "backup list" in catalog.names()
     with pytest.raises(CatalogError):
         catalog.resolve("mlsgw 'unclosed")
