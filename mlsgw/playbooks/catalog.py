@@ -78,6 +78,7 @@ class CommandCatalog:
         args = words[1:]
         group: TyperGroup = self.root
         path: list[str] = []
+        command: Any
         while True:
             if (not args or args[0].startswith("-")) and path and group.invoke_without_command:
                 command = group  # a group that is also a command (``mlsgw backup``)
