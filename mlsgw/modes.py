@@ -108,7 +108,7 @@ def traffic_problem(
 
 def _plan(name: str, service: ServiceState, change: ServiceChange) -> tuple[Change, ...]:
     lines = [
-        Change(name, f"env {key}", service.env.get(key, "(unset)"), value)
+        Change(name, f"env {key}", service.plain_env().get(key, "(unset)"), value)
         for key, value in sorted((change.env or {}).items())
     ]
     if change.traffic is not None:
@@ -148,7 +148,7 @@ def toggle_run(
     service = ctx.run.get_service(ctx.service_name)
     wanted = wanted_env(mode, on, message)
     problem = None
-    if env_changes(service.env, wanted) or service.pinned:
+    if env_changes(service.plain_env(), wanted) or service.pinned:
         problem = traffic_problem(service, ctx.run.list_revisions(ctx.service_name), move_traffic)
     if problem is not None:
         reason = f"{mode.command} {word} refused: {problem}"
@@ -156,7 +156,7 @@ def toggle_run(
     resource = CloudRunService(ctx.run, ctx.service_name)
 
     def compute(current: ServiceState) -> ServiceChange | None:
-        env = env_changes(current.env, wanted)
+        env = env_changes(current.plain_env(), wanted)
         traffic = latest_traffic(current) if current.pinned and move_traffic else None
         if not env and traffic is None:
             return None
