@@ -172,6 +172,15 @@ def error_document(
     }
 
 
+def passed_summary(report: CheckReport) -> str:
+    """``all 6 checks passed``, or ``2 passed, 4 skipped`` when some were skipped."""
+    passed = sum(1 for c in report.checks if c.status is Status.OK)
+    skipped = sum(1 for c in report.checks if c.status is Status.SKIPPED)
+    if skipped:
+        return f"{passed} passed, {skipped} skipped"
+    return f"all {passed} checks passed"
+
+
 def nagios_line(report: CheckReport, name: str = "MLSGW") -> str:
     """``MLSGW CRITICAL - health: ... | 'label'=value;warn;crit ...`` (one line)."""
     verdict = report.verdict
@@ -180,10 +189,17 @@ def nagios_line(report: CheckReport, name: str = "MLSGW") -> str:
         c for c in report.checks if c.status in (Status.CRITICAL, Status.WARNING, Status.UNKNOWN)
     ]
     shown = bad or (list(report.checks) if len(report.checks) == 1 else [])
-    text = "; ".join(f"{c.name}: {c.summary}" for c in shown) or "all checks passed"
+    text = "; ".join(f"{c.name}: {c.summary}" for c in shown) or passed_summary(report)
     text = text.replace("|", "/").replace("\n", " ")
     perf = " ".join(p.nagios() for c in report.checks for p in c.perf)
     return f"{name} {word} - {text}" + (f" | {perf}" if perf else "")
+
+
+def nagios_unknown(message: str, name: str = "MLSGW") -> str:
+    """One Nagios plugin line with status UNKNOWN and no perfdata (the command could not
+    check anything: bad arguments, no credentials)."""
+    text = " ".join(message.replace("|", "/").split())
+    return f"{name} UNKNOWN - {text}"
 
 
 def _status_cell(status: Status) -> str:
@@ -280,9 +296,15 @@ def fail(
     as_json: bool,
     run_id: str,
     target: Mapping[str, object] | None = None,
+    nagios: bool = False,
 ) -> NoReturn:
-    """Report an error that stopped a command before it produced a report, and exit."""
-    if as_json:
+    """Report an error that stopped a command before it produced a report, and exit.
+
+    With ``nagios`` the error is one UNKNOWN plugin line on stdout (Nagios shows stdout only).
+    """
+    if nagios:
+        typer.echo(nagios_unknown(str(error)))
+    elif as_json:
         emit_json(error_document(command, error, code, run_id, target))
     else:
         message = f"[bold red]mlsgw {command}:[/] {escape(str(error))}"

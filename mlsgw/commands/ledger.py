@@ -7,6 +7,7 @@ from typing import Annotated
 import typer
 
 from mlsgw.commands.common import CommandOptions, RunbookCommand, run_command, runbook_command
+from mlsgw.commands.usage import MlsgwGroup
 from mlsgw.report import (
     ActionReport,
     CheckReport,
@@ -18,7 +19,11 @@ from mlsgw.report import (
 )
 from mlsgw.runbook.context import RunContext
 
-app = typer.Typer(help="Show and verify the audit ledger of runbook actions.", no_args_is_help=True)
+app = typer.Typer(
+    help="Show and verify the audit ledger of runbook actions.",
+    no_args_is_help=True,
+    cls=MlsgwGroup,
+)
 
 LEDGER_FIELDS = ("ledger", "endpoint", "timeout")
 SHOWN_COLUMNS = ("time", "command", "outcome", "summary", "principal", "run id")

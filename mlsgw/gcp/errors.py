@@ -17,6 +17,7 @@ from google.api_core import exceptions as api
 from google.auth import exceptions as auth
 
 from mlsgw import errors
+from mlsgw.gcp.credentials import without_urls
 
 _PERMISSION = re.compile(r"[Pp]ermission '?([a-z]+(?:\.[A-Za-z]+){2,})'? (?:is )?denied")
 
@@ -42,10 +43,10 @@ def translate(
         return errors.NoCredentials(f"no Google credentials to {what}: {ADC_HINT}")
     if isinstance(exc, auth.RefreshError):
         return errors.NoCredentials(
-            f"Google credentials were rejected while trying to {what}: {exc}"
+            f"Google credentials were rejected while trying to {what}: {without_urls(str(exc))}"
         )
     if isinstance(exc, auth.TransportError | requests.RequestException):
-        return errors.Unavailable(f"cannot reach the API to {what}: {exc}")
+        return errors.Unavailable(f"cannot reach the API to {what}: {without_urls(str(exc))}")
     if isinstance(exc, api.RetryError):
         return errors.Unavailable(f"gave up retrying to {what}: {exc.cause or exc}")
     if not isinstance(exc, api.GoogleAPICallError):
