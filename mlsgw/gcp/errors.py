@@ -21,6 +21,8 @@ from mlsgw.gcp.credentials import without_urls
 
 _PERMISSION = re.compile(r"[Pp]ermission '?([a-z]+(?:\.[A-Za-z]+){2,})'? (?:is )?denied")
 
+_REQUEST_PREFIX = re.compile(r"^(?:GET|POST|PUT|PATCH|DELETE) \S+: ")
+"""api_core prefixes REST errors with the request (``GET http://…?%24alt=json…: ``)."""
 ADC_HINT = (
     "run `gcloud auth application-default login` (or set GOOGLE_APPLICATION_CREDENTIALS); "
     "for a local stand-in pass --endpoint"
@@ -51,7 +53,7 @@ def translate(
         return errors.Unavailable(f"gave up retrying to {what}: {exc.cause or exc}")
     if not isinstance(exc, api.GoogleAPICallError):
         return None
-    message = exc.message or str(exc)
+    message = _REQUEST_PREFIX.sub("", exc.message or str(exc))
     if isinstance(exc, api.Unauthorized):
         return errors.NoCredentials(f"credentials not accepted to {what}: {message}; {ADC_HINT}")
     if isinstance(exc, api.Forbidden):
