@@ -23,6 +23,7 @@ from mlsgw.errors import MlsgwError
 from mlsgw.report import (
     NAGIOS_WORD,
     ActionReport,
+    Change,
     CheckReport,
     CheckResult,
     Outcome,
@@ -222,9 +223,9 @@ def render_target(target: Target, console: Console) -> None:
         if getattr(target, name)
     ]
     if named:
-        console.print("[dim]target: " + ", ".join(named) + "[/]", soft_wrap=True)
+        console.print("[dim]target: " + ", ".join(named) + "[/]")
     for warning in target.warnings:
-        console.print(f"[yellow]warning:[/] {escape(warning)}", soft_wrap=True)
+        console.print(f"[yellow]warning:[/] {escape(warning)}")
 
 
 def render(report: Report, console: Console, target: Target | None = None) -> None:
@@ -234,9 +235,12 @@ def render(report: Report, console: Console, target: Target | None = None) -> No
     for t in report.tables:
         table = RichTable(title=t.title, title_justify="left")
         for column in t.columns:
-            table.add_column(column)
+            table.add_column(
+                column, overflow="fold", no_wrap=column in NO_WRAP, min_width=MIN_WIDTH.get(column)
+            )
         for row in t.rows:
-            table.add_row(*(escape(cell) for cell in row))
+            cells = (SHORTENED.get(c, str)(cell) for c, cell in zip(t.columns, row, strict=True))
+            table.add_row(*(escape(cell) for cell in cells))
         console.print(table)
     if report.findings:
         title = getattr(report, "title", "") or f"mlsgw {report.command}"
@@ -248,20 +252,57 @@ def render(report: Report, console: Console, target: Target | None = None) -> No
             findings.add_row(check.name, _status_cell(check.status), _result_cell(check))
         console.print(findings)
     if report.plan:
-        console.print("[bold]Plan[/]")
-        for change in report.plan:
-            console.print(
-                f"  {escape(change.resource)}  {escape(change.field)}: "
-                f"{escape(change.before)} → [bold]{escape(change.after)}[/]",
-                soft_wrap=True,
-            )
-    for step in report.steps:
-        detail = f" — {escape(step.detail)}" if step.detail else ""
-        console.print(f"  {_status_cell(step.status)} {escape(step.name)}{detail}", soft_wrap=True)
+        render_plan(report.plan, console)
+    if report.steps:
+        steps = RichTable.grid(padding=(0, 1))
+        steps.add_column(no_wrap=True)
+        steps.add_column(overflow="fold")
+        for step in report.steps:
+            detail = f" — {escape(step.detail)}" if step.detail else ""
+            steps.add_row(f"  {_status_cell(step.status)}", f"{escape(step.name)}{detail}")
+        console.print(steps)
     for notice in report.notices:
-        console.print(f"[cyan]{escape(notice)}[/]", soft_wrap=True)
+        console.print(f"[cyan]{escape(notice)}[/]")
     verdict = f"[{_style_of(report)}]{report.status.upper()}[/]"
-    console.print(f"{verdict} — {escape(report.summary)}  (run {report.run_id})", soft_wrap=True)
+    console.print(f"{verdict} — {escape(report.summary)}  (run {report.run_id})")
+
+
+def short_image(image: str) -> str:
+    """An image name that fits a table cell and keeps what tells images apart: the last
+    path segment with its tag, or the digest's first 12 hex digits
+    (``europe-west1-docker.pkg.dev/p/r/mlsgw:1.4.2`` → ``…/mlsgw:1.4.2``)."""
+    name, at, digest = image.partition("@")
+    path, _, last = name.rpartition("/")
+    short = f"…/{last}" if path else last
+    if at:
+        algorithm, _, value = digest.partition(":")
+        short += f"@{algorithm}:{value[:12]}" if value else f"@{digest}"
+    return short
+
+
+SHORTENED = {"image": short_image}
+"""Table columns shown shortened on a terminal (``--json`` keeps the full value)."""
+NO_WRAP = {"revision"}
+"""Table columns that are names to copy: never broken across lines."""
+MIN_WIDTH = {"image": 14, "created": 10}
+"""Columns that would be squeezed to illegibility on a narrow terminal."""
+
+
+def render_plan(plan: tuple[Change, ...], console: Console) -> None:
+    """The plan, grouped by resource: one line per field, wrapped to the terminal's width."""
+    console.print("[bold]Plan[/]")
+    by_resource: dict[str, list[Change]] = {}
+    for change in plan:
+        by_resource.setdefault(change.resource, []).append(change)
+    for resource, changes in by_resource.items():
+        console.print(f"  {escape(resource)}", overflow="fold")
+        grid = RichTable.grid(padding=(0, 2))
+        grid.add_column(no_wrap=True)
+        grid.add_column(overflow="fold")
+        for change in changes:
+            before = "" if change.before in ("-", "") else f"{escape(change.before)} → "
+            grid.add_row(f"    {escape(change.field)}", f"{before}[bold]{escape(change.after)}[/]")
+        console.print(grid)
 
 
 def _result_cell(check: CheckResult) -> str:

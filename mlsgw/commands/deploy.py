@@ -158,17 +158,20 @@ def scale_run(ctx: ActionContext, requested: dict[str, int | str]) -> ActionRepo
     high = int(requested.get("max_instances", current["max_instances"]))
     if high and low > high:
         raise UsageError(f"minimum instances ({low}) above maximum instances ({high})")
+    changing = {
+        k: v for k, v in requested.items() if current[k] is None or str(v) != str(current[k])
+    }
     plan = tuple(
         Change(ctx.service_name, key, str(current[key] or "(default)"), str(value))
-        for key, value in requested.items()
+        for key, value in changing.items()
     )
 
     def number(key: str) -> int | None:
-        value = requested.get(key)
+        value = changing.get(key)
         return None if value is None else int(value)
 
     def text(key: str) -> str | None:
-        value = requested.get(key)
+        value = changing.get(key)
         return None if value is None else str(value)
 
     spec = ActionSpec(
