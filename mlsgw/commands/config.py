@@ -37,7 +37,8 @@ def check(
 ) -> None:
     """Validate a config file (and MLSGW_* overrides) without starting the relay.
 
-    Exit codes: 0 valid, 1 invalid, 2 usage error.
+    Exit codes: 0 valid, 1 invalid, 3 usage error.
+
     Example: mlsgw config check config/mlsgw.toml
     """
     if file is not None and config_opt is not None and file != config_opt:
@@ -59,7 +60,8 @@ def show(
 ) -> None:
     """Print the effective configuration with secrets redacted, naming the file it loaded.
 
-    Exit codes: 0 shown, 1 invalid configuration.
+    Exit codes: 0 shown, 1 invalid configuration, 3 usage error.
+
     Example: MLSGW_AUTH__ENABLED=false mlsgw config show --json
     """
     config = _load(file)

@@ -242,37 +242,41 @@ def deploy(
             rich_help_panel=PANEL_CREATE,
         ),
     ] = None,
-    allow_unauthenticated: Annotated[
+    public: Annotated[
         bool | None,
         typer.Option(
-            "--allow-unauthenticated/--no-allow-unauthenticated",
+            "--public/--private",
             help="Let Nostr clients connect without a Google identity (the relay does its "
-            "own NIP-42 authentication). Default: allowed.",
+            "own NIP-42 authentication); --private keeps the IAM invoker check. Default: public.",
             rich_help_panel=PANEL_CREATE,
         ),
     ] = None,
     min_instances: Annotated[
         int | None,
-        typer.Option("--min", min=0, help="Minimum instances [1].", rich_help_panel=PANEL_CREATE),
+        typer.Option(
+            "--min", min=0, help="Minimum instances (default 1).", rich_help_panel=PANEL_CREATE
+        ),
     ] = None,
     max_instances: Annotated[
         int | None,
-        typer.Option("--max", min=1, help="Maximum instances [10].", rich_help_panel=PANEL_CREATE),
+        typer.Option(
+            "--max", min=1, help="Maximum instances (default 10).", rich_help_panel=PANEL_CREATE
+        ),
     ] = None,
     concurrency: Annotated[
         int | None,
         typer.Option(
             min=1,
             max=1000,
-            help="Concurrent requests per instance; each open WebSocket is one [250].",
+            help="Concurrent requests per instance; each open WebSocket is one (default 250).",
             rich_help_panel=PANEL_CREATE,
         ),
     ] = None,
     cpu: Annotated[
-        str | None, typer.Option(help="CPU limit [1].", rich_help_panel=PANEL_CREATE)
+        str | None, typer.Option(help="CPU limit (default 1).", rich_help_panel=PANEL_CREATE)
     ] = None,
     memory: Annotated[
-        str | None, typer.Option(help="Memory limit [512Mi].", rich_help_panel=PANEL_CREATE)
+        str | None, typer.Option(help="Memory limit (default 512Mi).", rich_help_panel=PANEL_CREATE)
     ] = None,
     *,
     options: ActionOptions,
@@ -296,7 +300,7 @@ def deploy(
     settings: dict[str, Any] = {
         "service_account": service_account,
         "ingress": ingress,
-        "public": allow_unauthenticated,
+        "public": public,
         "min_instances": min_instances,
         "max_instances": max_instances,
         "concurrency": concurrency,
@@ -335,6 +339,13 @@ def scale(
     options: ActionOptions,
 ) -> None:
     """Apply the runbook's scaling settings (a new revision), then verify /health.
+
+    Only the values that differ from the service's are changed; when none does, nothing is
+    written.
+
+    Exit codes: 0 done (also: nothing to change), 1 failed (the new revision is not Ready or
+    /health fails), 3 refused (not confirmed, no terminal and no --yes, no credentials,
+    usage error).
 
     Example: mlsgw scale --min 2 --max 50 --concurrency 80 --cpu 1 --memory 512Mi
     """

@@ -9,7 +9,13 @@ from typing import Annotated
 import typer
 
 from mlsgw.checks import CHECKS, CheckContext
-from mlsgw.commands.common import CommandOptions, fail_early, run_command, runbook_command
+from mlsgw.commands.common import (
+    PANEL_OUTPUT,
+    CommandOptions,
+    fail_early,
+    run_command,
+    runbook_command,
+)
 from mlsgw.errors import MlsgwError, UsageError
 from mlsgw.gcp.clients import Cloud
 from mlsgw.probes import parse_secret_key
@@ -104,7 +110,12 @@ def _check_probe_key(target: Target) -> None:
 @runbook_command(HEALTHCHECK_FIELDS)
 def healthcheck(
     nagios: Annotated[
-        bool, typer.Option("--nagios", help="Print one Nagios plugin line with perfdata.")
+        bool,
+        typer.Option(
+            "--nagios",
+            help="Print one Nagios plugin line with perfdata.",
+            rich_help_panel=PANEL_OUTPUT,
+        ),
     ] = False,
     *,
     options: CommandOptions,

@@ -108,7 +108,9 @@ def show(
     *,
     options: CommandOptions,
 ) -> None:
-    """List recorded actions, newest last. Exit 0, or 3 when the ledger cannot be read.
+    """List recorded actions, newest last.
+
+    Exit codes: 0 listed, 3 the ledger cannot be read (or a usage error).
 
     Example: mlsgw ledger show --last 5 --command rollback
     """
@@ -124,8 +126,10 @@ def show(
 @app.command("verify", cls=RunbookCommand)
 @runbook_command(LEDGER_FIELDS)
 def verify(*, options: CommandOptions) -> None:
-    """Check the hash chain and its head: exit 0 intact, 2 tampered (edited, removed or
-    inserted lines, the last ones included), 3 missing or unreadable.
+    """Check the ledger's hash chain and its head.
+
+    Exit codes: 0 intact, 2 tampered (edited, removed or inserted lines, the last ones
+    included), 3 missing or unreadable (or a usage error).
 
     Example: mlsgw ledger verify
     """

@@ -55,11 +55,26 @@ def _clean_flags(params: list[Any]) -> list[Any]:
     return params
 
 
+def reflowed(help_text: str | None) -> str | None:
+    """``help_text`` with each paragraph on one line, so the terminal (not the docstring's
+    line breaks) decides where lines end; indented blocks keep their lines."""
+    if not help_text:
+        return help_text
+    paragraphs = []
+    for paragraph in inspect.cleandoc(help_text).split("\n\n"):
+        if paragraph.startswith((" ", "\b")):
+            paragraphs.append(paragraph)
+        else:
+            paragraphs.append(" ".join(paragraph.split()))
+    return "\n\n".join(paragraphs)
+
+
 class MlsgwCommand(TyperCommand):
     """A command whose usage errors exit 3 and whose help shows no ``<bool>`` placeholders."""
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
+        self.help = reflowed(self.help)
         if self.short_help is None:
             self.short_help = one_line_summary(self.help)
 
