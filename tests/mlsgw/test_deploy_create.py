@@ -164,3 +164,17 @@ def test_create_with_an_unknown_ingress_is_a_usage_error(cli: Cli, target_args: 
     )
     assert result.exit_code == 3
     assert "expected one of all, internal" in result.stderr
+
+
+def test_create_without_permission_is_refused_naming_the_permission(
+    cli: Cli, google: GoogleStandIn
+) -> None:
+    """A project the caller cannot use: refused (exit 3) with the missing permission."""
+    args = ["--project", "no-access", "--region", REGION, "--service", SERVICE]
+    result = cli(
+        "deploy", "--image", "img:1", "--create", *args, "--endpoint", google.url, "--yes", "--json"
+    )
+    assert result.exit_code == 3
+    summary = json.loads(result.stdout)["summary"]
+    assert "run.services.get" in summary or "run.services.create" in summary
+    assert "http://" not in summary

@@ -367,6 +367,9 @@ class CloudRunStandIn:
         if not re.fullmatch(r"[a-z]([-a-z0-9]{0,47}[a-z0-9])?", service_id):
             raise ApiError(400, f"Invalid service id '{service_id}'.")
         name = f"projects/{m['project']}/locations/{m['region']}/services/{service_id}"
+        known = m["project"] in self.projects
+        if not known and not any(s.project == m["project"] for s in self.services.values()):
+            raise permission_denied("run.services.create", f"projects/{m['project']}")
         if name in self.services:
             raise ApiError(409, f"Resource '{service_id}' already exists.")
         template = copy.deepcopy(body.get("template") or {})
