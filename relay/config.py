@@ -92,7 +92,7 @@ _IGNORED_KEYS: dict[str, str] = {
     "data.db_query_timeout": "queries are bounded by the store's own timeouts",
     "limitation.min_prefix": "id/author prefix queries are not supported (exact ids only)",
     "extensions.mls_gateway.welcome_ttl": "welcomes only travel inside gift wraps (archive TTL)",
-    "extensions.mls_gateway.enable_message_archive": "the store is the archive (kept message_archive_ttl_days)",
+    "extensions.mls_gateway.enable_message_archive": "the store is the archive",
     "information.version": "the version is the package version",
     "auth.event.event_pubkey_whitelist": "the allowlist applies to authenticated connections",
 }
