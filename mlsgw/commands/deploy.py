@@ -281,8 +281,8 @@ def deploy(
     *,
     options: ActionOptions,
 ) -> None:
-    """Deploy an image: a new revision, then /health is verified; after 3 failures in a row
-    traffic goes back to the previous revision automatically.
+    """Deploy an image (--create: the first deployment); after 3 failed /health checks in a
+    row traffic goes back to the previous revision automatically.
 
     --create creates a service that does not exist yet, set up for WebSocket clients:
     request timeout 3600 s, session affinity, CPU always allocated, a startup probe on
