@@ -70,6 +70,11 @@ def deploy_run(
     try:
         service = ctx.run.get_service(ctx.service_name)
     except NotFound:
+        if create is not None and no_traffic:
+            raise Refused(
+                f"{ctx.target.service} does not exist yet and its first revision takes all "
+                "the traffic: deploy --create without --no-traffic/--tag"
+            ) from None
         if create is not None:
             return create_run(ctx, create)
         raise Refused(

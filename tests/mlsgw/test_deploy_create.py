@@ -178,3 +178,24 @@ def test_create_without_permission_is_refused_naming_the_permission(
     summary = json.loads(result.stdout)["summary"]
     assert "run.services.get" in summary or "run.services.create" in summary
     assert "http://" not in summary
+
+
+def test_create_with_no_traffic_is_refused_before_anything_is_created(
+    cli: Cli, google: GoogleStandIn, target_args: list[str]
+) -> None:
+    """A first revision cannot stay without traffic: refused (exit 3), nothing created."""
+    result = cli(
+        "deploy",
+        "--image",
+        "img:1",
+        "--create",
+        "--no-traffic",
+        "--tag",
+        "canary",
+        *target_args,
+        "--yes",
+        "--json",
+    )
+    assert result.exit_code == 3
+    assert "without --no-traffic" in json.loads(result.stdout)["summary"]
+    assert google.run.services == {}
