@@ -253,14 +253,15 @@ def render(report: Report, console: Console, target: Target | None = None) -> No
         console.print(findings)
     if report.plan:
         render_plan(report.plan, console)
-    if report.steps:
-        steps = RichTable.grid(padding=(0, 1))
-        steps.add_column(no_wrap=True)
-        steps.add_column(overflow="fold")
-        for step in report.steps:
-            detail = f" — {escape(step.detail)}" if step.detail else ""
-            steps.add_row(f"  {_status_cell(step.status)}", f"{escape(step.name)}{detail}")
-        console.print(steps)
+    for step in report.steps:
+        # One grid per step: a long detail wraps under its own text, and short lines are
+        # not padded to the width of the longest.
+        line = RichTable.grid(padding=(0, 1))
+        line.add_column(no_wrap=True)
+        line.add_column(overflow="fold")
+        detail = f" — {escape(step.detail)}" if step.detail else ""
+        line.add_row(f"  {_status_cell(step.status)}", f"{escape(step.name)}{detail}")
+        console.print(line)
     for notice in report.notices:
         console.print(f"[cyan]{escape(notice)}[/]")
     verdict = f"[{_style_of(report)}]{report.status.upper()}[/]"
