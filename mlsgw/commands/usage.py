@@ -104,6 +104,7 @@ class MlsgwGroup(TyperGroup):
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
+        self.help = reflowed(self.help)
         if self.short_help is None:
             self.short_help = one_line_summary(self.help)
 

@@ -70,8 +70,8 @@ def test_json_and_nagios_together_are_refused(cli: Cli, relay: RelayProcess) -> 
 
 
 def test_nagios_counts_skipped_checks_instead_of_all_passed(cli: Cli, relay: RelayProcess) -> None:
-    """A local relay only: 2 checks ran and 4 were skipped, and the status line says so."""
+    """A local relay only: 2 checks ran and 5 were skipped, and the status line says so."""
     result = cli("healthcheck", "--url", relay.url, "--nagios")
     assert result.exit_code == 0
-    assert result.stdout.startswith("MLSGW OK - 2 passed, 4 skipped")
+    assert result.stdout.startswith("MLSGW OK - 2 passed, 5 skipped")
     assert "all checks passed" not in result.stdout
