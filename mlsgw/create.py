@@ -40,10 +40,13 @@ def create_run(ctx: RunContext, spec: NewService) -> ActionReport:
 
     def verify(ctx: RunContext, trail: Trail) -> tuple[Outcome, str]:
         after: ServiceState = trail.after["service"]
-        if not spec.public and not ctx.target.url:
-            trail.steps.append(
-                Step("verify /health", Status.SKIPPED, "the service requires IAM authentication")
-            )
+        unreachable = None
+        if not spec.public:
+            unreachable = "the service requires IAM authentication"
+        elif spec.ingress != "all":
+            unreachable = f"ingress {spec.ingress}: its URL is not public; give --url to verify"
+        if unreachable and not ctx.target.url:
+            trail.steps.append(Step("verify /health", Status.SKIPPED, unreachable))
         else:
             health = verify_health(ctx, ctx.target.url or after.uri or None)
             trail.steps.append(health)

@@ -263,9 +263,10 @@ def render(report: Report, console: Console, target: Target | None = None) -> No
         line.add_row(f"  {_status_cell(step.status)}", f"{escape(step.name)}{detail}")
         console.print(line)
     for notice in report.notices:
-        console.print(f"[cyan]{escape(notice)}[/]")
+        console.print(f"[cyan]{escape(notice)}[/]", soft_wrap=True)
+    # The verdict stays one line, whatever its length: scripts and people grep for it.
     verdict = f"[{_style_of(report)}]{report.status.upper()}[/]"
-    console.print(f"{verdict} — {escape(report.summary)}  (run {report.run_id})")
+    console.print(f"{verdict} — {escape(report.summary)}  (run {report.run_id})", soft_wrap=True)
 
 
 def short_image(image: str) -> str:
@@ -297,13 +298,14 @@ def render_plan(plan: tuple[Change, ...], console: Console) -> None:
         by_resource.setdefault(change.resource, []).append(change)
     for resource, changes in by_resource.items():
         console.print(f"  {escape(resource)}", overflow="fold")
-        grid = RichTable.grid(padding=(0, 2))
-        grid.add_column(no_wrap=True)
-        grid.add_column(overflow="fold")
         for change in changes:
+            # A grid per line: the change wraps under its own start, not under the indent.
+            line = RichTable.grid()
+            line.add_column(no_wrap=True)
+            line.add_column(overflow="fold")
             before = "" if change.before in ("-", "") else f"{escape(change.before)} → "
-            grid.add_row(f"    {escape(change.field)}", f"{before}[bold]{escape(change.after)}[/]")
-        console.print(grid)
+            line.add_row("    ", f"{escape(change.field)}: {before}[bold]{escape(change.after)}[/]")
+            console.print(line)
 
 
 def _result_cell(check: CheckResult) -> str:

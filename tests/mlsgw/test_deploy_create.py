@@ -47,7 +47,7 @@ def test_create_sets_up_the_service_for_websocket_clients(
     cli: Cli, google: GoogleStandIn, target_args: list[str], ledger_path: Path
 ) -> None:
     """Timeout 3600 s, session affinity, concurrency, min/max, CPU always allocated, startup
-    probe on /health, service account, ingress; then /health verified and the ledger line."""
+    probe on /health, service account, ingress; the ledger line with the revision."""
     result = cli(
         "deploy",
         "--image",
@@ -85,8 +85,11 @@ def test_create_sets_up_the_service_for_websocket_clients(
     assert container["ports"] == [{"name": "http1", "containerPort": 8080}]
     assert record.ingress == 3  # INGRESS_TRAFFIC_INTERNAL_LOAD_BALANCER
     assert record.invoker_iam_disabled is True
-    steps = {s["name"]: s["status"] for s in document["steps"]}
-    assert steps == {"create": "ok", "verify /health": "ok"}
+    steps = {s["name"]: s for s in document["steps"]}
+    assert steps["create"]["status"] == "ok"
+    # Behind a load balancer the service's own URL is not public: nothing to probe there.
+    assert steps["verify /health"]["status"] == "skipped"
+    assert "ingress internal-and-cloud-load-balancing" in steps["verify /health"]["detail"]
     (line,) = ledger_lines(ledger_path)
     assert line["command"] == "deploy" and line["args"]["create"] is True  # type: ignore[index]
     assert line["pre_state"] == {"service": {"exists": False}}
@@ -199,3 +202,14 @@ def test_create_with_no_traffic_is_refused_before_anything_is_created(
     assert result.exit_code == 3
     assert "without --no-traffic" in json.loads(result.stdout)["summary"]
     assert google.run.services == {}
+
+
+def test_create_with_public_ingress_verifies_health_on_the_service_url(
+    cli: Cli, google: GoogleStandIn, target_args: list[str]
+) -> None:
+    """The default (ingress all, public): /health is verified on the new service's URL."""
+    result = cli("deploy", "--image", "img:1", "--create", *target_args, "--yes", *FAST, "--json")
+    assert result.exit_code == 0, result.stdout
+    steps = {s["name"]: s["status"] for s in json.loads(result.stdout)["steps"]}
+    assert steps == {"create": "ok", "verify /health": "ok"}
+    assert google.server.calls("GET", f"/apps/{SERVICE}/health")

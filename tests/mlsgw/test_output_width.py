@@ -3,8 +3,6 @@ with their zone, plan lines wrapped."""
 
 from __future__ import annotations
 
-import re
-
 import pytest
 
 from mlsgw.output import short_image
@@ -19,6 +17,11 @@ DIGEST = "sha256:" + "0123456789abcdef" * 4
 def eighty_columns(monkeypatch: pytest.MonkeyPatch) -> None:
     """Rich sizes the report from COLUMNS when stdout is not a terminal."""
     monkeypatch.setenv("COLUMNS", "80")
+
+
+def report_body(lines: list[str]) -> list[str]:
+    """Every line but the verdict, which stays one line whatever its length (it is grepped)."""
+    return [line for line in lines if not line.startswith(("PLANNED —", "DONE —", "FAILED —"))]
 
 
 def table_rows(lines: list[str]) -> list[dict[str, str]]:
@@ -61,7 +64,7 @@ def test_rollback_table_at_80_columns_shows_each_image_tag_and_the_zone(
     result = cli("rollback", *target_args, "--dry-run")
     assert result.exit_code == 0, result.stdout
     lines = result.stdout.splitlines()
-    assert max(len(line) for line in lines) <= 80, result.stdout
+    assert max(len(line) for line in report_body(lines)) <= 80, result.stdout
     rows = table_rows(lines)
     assert [row["image"] for row in rows] == [
         "…/mlsgw:1.4.3",
@@ -79,6 +82,6 @@ def test_plan_lines_wrap_at_80_columns(
     image = f"{REGISTRY}:1.4.2-with-a-rather-long-build-tag-20261201"
     result = cli("deploy", "--image", image, "--create", *target_args, "--dry-run")
     assert result.exit_code == 0, result.stdout
-    assert max(len(line) for line in result.stdout.splitlines()) <= 80, result.stdout
-    assert re.search(r"request timeout +3600 s", result.stdout)
-    assert "1.4.2-with-a-rather-long" in result.stdout
+    assert max(len(line) for line in report_body(result.stdout.splitlines())) <= 80, result.stdout
+    assert "request timeout: 3600 s" in result.stdout
+    assert image in "".join(line.strip() for line in result.stdout.splitlines())  # folded, whole
