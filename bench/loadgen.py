@@ -848,7 +848,7 @@ async def run_fanout(args: argparse.Namespace) -> Result:
     _log(args, f"signing {total} events ...")
     messages = sign_events([secret], total, args.sign_workers)[0]
     ids = [event_id_of(m) for m in messages]
-    subscribers = await open_clients(args.url, args.subscribers)
+    subscribers = await open_clients(args.subscriber_url or args.url, args.subscribers)
     (publisher,) = await open_clients(args.url, 1)
     loop = asyncio.get_running_loop()
     sent_at: dict[str, float] = {}
@@ -1019,6 +1019,11 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--rate", type=float, default=100.0, help="fanout: events per second")
     parser.add_argument(
         "--fanout-events", type=int, default=1000, help="fanout: measured events to publish"
+    )
+    parser.add_argument(
+        "--subscriber-url",
+        help="fanout: subscribers connect here instead of --url (another instance of a "
+        "cluster: delivery latency across instances)",
     )
     parser.add_argument("--pid", type=int, help="relay process id (CPU of it and its children)")
     parser.add_argument(

@@ -2,7 +2,9 @@
 
 :class:`Relay` turns the actions a :class:`~relay.core.session.Session` returns into
 store calls and frames for :class:`Peer` objects. The server (``relay.server``)
-supplies peers and feeds frames; nothing here touches a socket.
+supplies peers and feeds frames; nothing here touches a socket. Accepted events also go
+on the bus (``relay.bus``), and events other instances accepted come back from it to be
+fanned out here under the same delivery rules (R-S2).
 """
 
 from __future__ import annotations
@@ -17,15 +19,21 @@ from typing import Protocol
 
 from relay import __version__
 from relay.access_log import AccessLogObserver
+from relay.bus import wire
+from relay.bus.base import Bus, BusUnavailable
+from relay.bus.local import LocalBus
+from relay.bus.shared import BusLimiter, SharedKindLimiter
 from relay.config import Config
 from relay.core import messages as m
 from relay.core import policy as rules
 from relay.core.auth import new_challenge
 from relay.core.event import Event
+from relay.core.filters import Filter
 from relay.core.outcome import Outcome
 from relay.core.policy import Policy, Viewer
 from relay.core.ratelimit import KindLimit, KindRateLimiter
-from relay.core.reasons import Rejection
+from relay.core.reasons import Rejection, rate_limited
+from relay.core.recent import RecentIds
 from relay.core.session import (
     Action,
     AuthOptions,
@@ -35,15 +43,23 @@ from relay.core.session import (
     Send,
     Session,
     SessionLimits,
+    Subscription,
 )
-from relay.gateway import MlsGateway
+from relay.core.subindex import SubscriptionIndex
+from relay.gateway import FETCH_PERIOD, FETCH_RULE, MlsGateway
 from relay.metrics import RelayMetrics
 from relay.store.base import MlsStore, StoreUnavailable
+from relay.store.guarded import GuardedStore
 
 log = logging.getLogger("relay")
 
 # COUNT under read rules must look at events one by one; this bounds the work.
 MAX_COUNTED_WITH_READ_RULES = 10000
+# A REQ answer is written in batches of about this size, each after the last drained.
+STREAM_BATCH_BYTES = 256 * 1024
+# Ids of recently fanned-out events: an event arriving twice (from a client and back
+# over the bus, or accepted on two instances at once) within this many is sent once.
+RECENT_EVENT_IDS = 16384
 
 
 class Peer(Protocol):
@@ -59,6 +75,10 @@ class Peer(Protocol):
         """Queue several frames at once (one write)."""
         ...
 
+    async def drain(self) -> None:
+        """Return once the client has read enough of what is queued, or has gone."""
+        ...
+
     @property
     def is_open(self) -> bool:
         """False once the connection is closing."""
@@ -70,9 +90,14 @@ def build_policy(
     limiter: KindRateLimiter,
     clock: Callable[[], float],
     gateway: MlsGateway | None = None,
+    *,
+    shared_rate_limits: bool = False,
 ) -> Policy:
     """The rule lists for ``config`` (R-A2, R-A5, R-C3, NIP-70), with the MLS gateway's
-    rules (R-A3, R-A4, §4) after access control and before rate limiting."""
+    rules (R-A3, R-A4, §4) after access control and before rate limiting.
+
+    With ``shared_rate_limits`` (cluster mode) the event rate limits are not a rule:
+    the relay checks them on the bus after every rule passed, as the rule would."""
     auth = config.auth
     event_rules: list[rules.EventRule] = []
     req_rules: list[rules.ReqRule] = []
@@ -96,12 +121,14 @@ def build_policy(
     event_rules.append(rules.require_author_for_protected())
     read_rules: list[rules.ReadRule] = []
     passive_rules: list[rules.ReadRule] = []
+    scope_rules: list[rules.ScopeRule] = []
     if gateway is not None:
         event_rules += gateway.event_rules()
         req_rules += gateway.req_rules()
         read_rules += gateway.read_rules()
         passive_rules += gateway.passive_rules()
-    if config.rate_limiter.enabled and limiter.rules:
+        scope_rules += gateway.scope_rules()
+    if config.rate_limiter.enabled and limiter.rules and not shared_rate_limits:
         event_rules.append(rules.limit_event_rate(limiter, clock))
     return Policy(
         tuple(event_rules),
@@ -109,6 +136,7 @@ def build_policy(
         tuple(read_rules),
         tuple(passive_rules),
         guarded_kinds=gateway.guarded_kinds if gateway is not None else None,
+        scope_rules=tuple(scope_rules),
     )
 
 
@@ -128,11 +156,21 @@ class Relay:
         *,
         clock: Callable[[], float] = time.time,
         metrics: RelayMetrics | None = None,
+        bus: Bus | None = None,
+        sweep_scope: str = "local",
     ) -> None:
         self.config = config
-        self.store = store
+        # Every store call is bounded and retried here (R-S3), whatever the backend.
+        self.store: MlsStore = (
+            store
+            if isinstance(store, GuardedStore)
+            else GuardedStore(store, timeout=config.data.store_timeout)
+        )
         self.clock = clock
         self.metrics = metrics or RelayMetrics()
+        self.bus: Bus = bus or LocalBus()
+        self.sweep_scope = sweep_scope
+        self.recent = RecentIds(RECENT_EVENT_IDS)
         self.version = __version__
         self.started = time.monotonic()
         self.kind_limiter = KindRateLimiter(
@@ -141,19 +179,31 @@ class Relay:
                 for r in config.rate_limiter.rules
             )
         )
+        fetch_limiter = (
+            BusLimiter(FETCH_RULE, config.mls_gateway.keypackage_fetch_rate, FETCH_PERIOD, self.bus)
+            if self.bus.distributed
+            else None
+        )
         self.gateway = MlsGateway(
             config.mls_gateway,
-            store,
+            self.store,
             registry=self.metrics.registry,
             clock=clock,
             allowlist=config.auth.allowed_pubkeys,
+            bus=self.bus,
+            fetch_limiter=fetch_limiter,
         )
-        self.policy = build_policy(config, self.kind_limiter, clock, self.gateway)
+        shared = self.bus.distributed and config.rate_limiter.enabled
+        self.event_limits = SharedKindLimiter(self.kind_limiter.rules, self.bus) if shared else None
+        self.policy = build_policy(
+            config, self.kind_limiter, clock, self.gateway, shared_rate_limits=shared
+        )
         self.limits = session_limits(config)
         self.auth_options = AuthOptions(config.auth.enabled, config.information.relay_url)
         self.allowed_networks = config.auth.allowed_networks
         self.blocked_networks = config.auth.blocked_networks
         self.peers: dict[int, Peer] = {}
+        self.subscriptions = SubscriptionIndex()
         self._next_conn_id = 0
 
     # --- connections -------------------------------------------------------------------
@@ -173,6 +223,7 @@ class Relay:
             auth=auth,
             clock=self.clock,
             observer=AccessLogObserver(self.metrics, ip),
+            index=self.subscriptions,
         )
 
     def register(self, peer: Peer) -> None:
@@ -181,8 +232,9 @@ class Relay:
         self.metrics.connections.set(len(self.peers))
 
     def unregister(self, peer: Peer) -> None:
-        """Stop delivering to ``peer``."""
+        """Stop delivering to ``peer`` and forget its subscriptions."""
         self.peers.pop(peer.session.conn_id, None)
+        peer.session.close_all()
         self.metrics.connections.set(len(self.peers))
 
     # --- actions -----------------------------------------------------------------------
@@ -213,12 +265,19 @@ class Relay:
                 peer.send(peer.session.store_failed(action.event, "internal error"))
             elif isinstance(action, (Query, Count)):
                 sub_id = action.subscription.sub_id if isinstance(action, Query) else action.sub_id
-                peer.session.subscriptions.pop(sub_id, None)
+                peer.session.unsubscribe(sub_id)
                 peer.send(m.encode_closed(sub_id, "error: internal error"))
 
     async def _publish(self, peer: Peer, action: Publish) -> None:
         event = action.event
         outcome = Outcome.EPHEMERAL
+        if self.event_limits is not None:
+            viewer = peer.session.viewer
+            name = await self.event_limits.check(event.kind, viewer.rate_key(event.pubkey))
+            if name is not None:
+                self.metrics.rate_limited(name)
+                peer.send(peer.session.published(event, rate_limited(name)))
+                return
         if action.store:
             started = time.perf_counter()
             try:
@@ -233,18 +292,69 @@ class Relay:
                 peer.send(peer.session.published(event, result))
                 return
             outcome = result
+        fan_out = outcome in (Outcome.STORED, Outcome.EPHEMERAL)
+        if fan_out:
+            # R-P3: in cluster mode OK follows the publish; if the bus is down, publish
+            # answers False at once and the event reaches this instance's subscribers only.
+            sent = await self.bus.publish(wire.encode_event(self.bus.origin, event))
+            if self.bus.distributed:
+                self.metrics.bus_published.labels("ok" if sent else "local_only").inc()
         peer.send(peer.session.published(event, outcome))
-        if outcome in (Outcome.STORED, Outcome.EPHEMERAL):
+        if fan_out:
+            self.deliver(event)
+
+    def deliver(self, event: Event) -> None:
+        """Fan ``event`` out on this instance unless it already was (R-S2: once each)."""
+        if self.recent.add(event.id):
             self.broadcast(event)
 
+    def receive_from_bus(self, data: bytes) -> None:
+        """A bus message: another instance's event to fan out or group change to apply."""
+        try:
+            message = wire.decode(data)
+        except wire.MalformedMessage as exc:
+            self.metrics.bus_received.labels("malformed").inc()
+            log.error("ignoring a malformed bus message", extra={"error": str(exc)})
+            return
+        if message.origin == self.bus.origin:
+            return
+        if isinstance(message, wire.EventMessage):
+            self.metrics.bus_received.labels("event").inc()
+            self.deliver(message.event)
+        else:
+            self.metrics.bus_received.labels("group").inc()
+            self.gateway.apply_remote(message.state)
+
     def broadcast(self, event: Event) -> None:
-        """Deliver ``event`` to every live subscription allowed to read it (never awaits)."""
+        """Deliver ``event`` to every live subscription allowed to read it (never awaits).
+
+        Subscriptions are found through the index (about one lookup per tag of the
+        event), so the cost does not grow with every filter of every connection."""
         raw = event.raw
-        for peer in list(self.peers.values()):
-            if not peer.is_open:
+        checks = self.subscriptions.checks
+        matches = self.subscriptions.match(event)
+        self.metrics.fanout_checks.inc(self.subscriptions.checks - checks)
+        for conn_id, sub_ids in matches.items():
+            peer = self.peers.get(conn_id)
+            if peer is None or not peer.is_open:
                 continue
-            for sub_id in peer.session.live_matches(event):
+            for sub_id in self._live_readers(peer.session, event, sub_ids):
                 peer.send(m.encode_event(sub_id, raw))
+
+    def _live_readers(self, session: Session, event: Event, sub_ids: list[str]) -> list[str]:
+        """Those of ``sub_ids`` through which ``session`` may receive ``event`` live."""
+        if self.policy.can_read_passively(event, session.viewer):
+            return sub_ids
+        # Refused in general, an event may still be granted to a subscription that
+        # names it explicitly (a Marmot group's id, R-M11).
+        allowed = []
+        for sub_id in sub_ids:
+            sub = session.subscriptions.get(m.SubId(sub_id))
+            if sub is not None and self.policy.can_read_passively(
+                event, session.viewer.asking(sub.filters)
+            ):
+                allowed.append(sub_id)
+        return allowed
 
     async def _query(self, peer: Peer, action: Query) -> None:
         sub = action.subscription
@@ -256,21 +366,35 @@ class Relay:
             )
         except StoreUnavailable as exc:
             log.error("store query failed", extra={"error": str(exc)})
-            peer.session.subscriptions.pop(sub.sub_id, None)
+            peer.session.unsubscribe(sub.sub_id)
             peer.send(m.encode_closed(sub.sub_id, "error: could not query the store, retry"))
             return
         finally:
             self.metrics.store_seconds.labels("query").observe(time.perf_counter() - started)
         if isinstance(result, Rejection):
-            peer.session.subscriptions.pop(sub.sub_id, None)
+            peer.session.unsubscribe(sub.sub_id)
             peer.send(m.encode_closed(sub.sub_id, result.message()))
             return
-        if not peer.session.is_current(sub):
-            return
-        readable = self._readable(viewer, result)
-        frames = [m.encode_event(sub.sub_id, e.raw) for e in readable]
-        frames.append(m.encode_eose(sub.sub_id))
-        peer.send_many(frames)
+        await self._stream(peer, sub, self._readable(viewer, result))
+
+    async def _stream(self, peer: Peer, sub: Subscription, events: Iterable[Event]) -> None:
+        """Send a REQ answer in batches, waiting for the client to read while its buffer
+        is full (R-P7): a large answer reaches a slow reader instead of dropping it."""
+        batch: list[bytes] = []
+        size = 0
+        for event in events:
+            if size >= STREAM_BATCH_BYTES:
+                peer.send_many(batch)
+                batch, size = [], 0
+                await peer.drain()
+            if not (peer.is_open and peer.session.is_current(sub)):
+                return
+            frame = m.encode_event(sub.sub_id, event.raw)
+            batch.append(frame)
+            size += len(frame)
+        if peer.session.is_current(sub):
+            batch.append(m.encode_eose(sub.sub_id))
+            peer.send_many(batch)
 
     def _readable(self, viewer: Viewer, events: Iterable[Event]) -> Iterable[Event]:
         if not self.policy.read_rules:
@@ -281,44 +405,77 @@ class Relay:
         now = int(self.clock())
         started = time.perf_counter()
         try:
-            if self.policy.guards(action.filters):
-                capped = tuple(
-                    f if f.limit is not None else replace(f, limit=MAX_COUNTED_WITH_READ_RULES)
-                    for f in action.filters
-                )
-                events = await self.store.query(capped, now)
-                viewer = peer.session.viewer.asking(action.filters)
-                total = sum(1 for e in events if self.policy.can_read_passively(e, viewer))
-            else:
-                total = await self.store.count(action.filters, now)
+            viewer = peer.session.viewer.asking(action.filters)
+            total = await self._count_readable(viewer, action.filters, now)
         except StoreUnavailable as exc:
             log.error("store count failed", extra={"error": str(exc)})
             peer.send(m.encode_closed(action.sub_id, "error: could not query the store, retry"))
             return
         finally:
             self.metrics.store_seconds.labels("count").observe(time.perf_counter() - started)
-        peer.send(m.encode_count(action.sub_id, total))
+        cap = self.config.limitation.max_count
+        peer.send(m.encode_count(action.sub_id, min(total, cap), approximate=total > cap))
+
+    async def _count_readable(self, viewer: Viewer, filters: tuple[Filter, ...], now: int) -> int:
+        """How many events matching ``filters`` ``viewer`` may see, counted in the store
+        (NIP-45 ignores ``limit``); only rules without scope rules load events, capped."""
+        plan = self.policy.count_plan(filters, viewer)
+        if plan is None:
+            cap = min(MAX_COUNTED_WITH_READ_RULES, self.config.limitation.max_count)
+            capped = tuple(replace(f, limit=cap) for f in filters)
+            events = await self.store.query(capped, now)
+            return sum(1 for e in events if self.policy.can_read_passively(e, viewer))
+        total = 0
+        for part, sign in ((plan.total, 1), (plan.minus, -1), (plan.plus, 1)):
+            if part:
+                total += sign * await self.store.count(part, now)
+        return max(total, 0)
 
     # --- health ------------------------------------------------------------------------
 
     async def start(self) -> None:
-        """Load state the rules need (the MLS group directory)."""
+        """Join the bus, then load state the rules need (the MLS group directory): in
+        this order, a group change committed meanwhile is in one or the other."""
+        await self.bus.start(self.receive_from_bus, self.gateway.reload)
         await self.gateway.start()
 
-    async def sweep(self, now: int) -> None:
-        """One background pass: MLS archive/key packages, expired events, rate buckets."""
-        await self.gateway.sweep(now)
-        await self.store.delete_expired(now)
+    async def close(self) -> None:
+        """Leave the bus."""
+        await self.bus.close()
+
+    async def sweep(self, now: int, *, lease: float = 180.0) -> bool:
+        """One background pass: MLS archive/key packages and expired events (only on the
+        instance holding the sweeper lease for this store, for ``lease`` seconds), then
+        this instance's refilled rate buckets. True if this instance swept the store."""
+        try:
+            leads = await self.bus.lead(f"sweeper:{self.sweep_scope}", lease)
+        except BusUnavailable:
+            leads = True  # sweeping twice is harmless; not sweeping for long is not
+        if leads:
+            await self.gateway.sweep(now)
+            await self.store.delete_expired(now)
         self.kind_limiter.prune(self.clock())
+        if self.event_limits is not None:
+            self.event_limits.prune()
+        return leads
 
     async def health(self, timeout: float = 1.0) -> dict[str, object]:
-        """The ``/health`` document (R-H1); ``status`` is ``healthy`` only if the store answers."""
+        """The ``/health`` document (R-H1): ``status`` is ``healthy`` only if the store
+        answers and, in cluster mode, the bus does, both checked at once within ``timeout``."""
         status = "healthy"
         store = "ok"
-        try:
-            await asyncio.wait_for(self.store.health(), timeout)
-        except (StoreUnavailable, TimeoutError) as exc:
-            status, store = "unhealthy", f"error: {exc or 'timed out'}"
+        store_check = asyncio.wait_for(self.store.health(), timeout)
+        bus_check = asyncio.wait_for(self.bus.health(), timeout)
+        store_result, bus_result = await asyncio.gather(
+            store_check, bus_check, return_exceptions=True
+        )
+        if isinstance(store_result, (StoreUnavailable, TimeoutError)):
+            status, store = "unhealthy", f"error: {store_result or 'timed out'}"
+        elif isinstance(store_result, BaseException):
+            raise store_result
+        bus = "unhealthy" if isinstance(bus_result, BaseException) else bus_result
+        if bus == "unhealthy":
+            status = "unhealthy"
         if self.config.information.maintenance:
             status = "maintenance"
         return {
@@ -326,5 +483,5 @@ class Relay:
             "version": self.version,
             "uptime_seconds": int(time.monotonic() - self.started),
             "store": store,
-            "bus": "disabled",
+            "bus": bus,
         }

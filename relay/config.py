@@ -89,7 +89,7 @@ _SECTIONS: dict[str, str] = {
 
 # rnostr keys mlsgw accepts but does not use, with the reason shown by `config check`.
 _IGNORED_KEYS: dict[str, str] = {
-    "data.db_query_timeout": "queries are bounded by the store's own timeouts",
+    "data.db_query_timeout": "every store call is bounded by data.store_timeout",
     "limitation.min_prefix": "id/author prefix queries are not supported (exact ids only)",
     "extensions.mls_gateway.welcome_ttl": "welcomes only travel inside gift wraps (archive TTL)",
     "extensions.mls_gateway.enable_message_archive": "the store is the archive",
@@ -486,8 +486,29 @@ def _check_consistency(config: Config) -> None:
         problems.append(f"{origin}: extensions.mls_gateway.api_prefix: must start with '/'")
     if config.limitation.max_limit < 1:
         problems.append(f"{origin}: limitation.max_limit: expected at least 1")
+    problems += _cluster_problems(config, origin)
     if problems:
         raise ConfigError(problems)
+
+
+_REDIS_SCHEMES = ("redis", "rediss", "unix")
+
+
+def _cluster_problems(config: Config, origin: str) -> list[str]:
+    """``[cluster]``: a URL the Redis client accepts (never echoed: it may hold the
+    password) and a prefix that names a channel."""
+    problems = []
+    url = config.cluster.redis_url
+    if url is not None:
+        scheme = url.split("://", 1)[0].lower() if "://" in url else ""
+        if scheme not in _REDIS_SCHEMES:
+            problems.append(
+                f"{origin}: cluster.redis_url: expected a redis://, rediss:// or unix:// URL"
+            )
+    prefix = config.cluster.prefix
+    if not prefix or any(c.isspace() for c in prefix):
+        problems.append(f"{origin}: cluster.prefix: expected a non-empty name without spaces")
+    return problems
 
 
 _REDACTED = "***"

@@ -3,6 +3,10 @@
 The relay calls four hooks: rule lists for its :class:`~relay.core.policy.Policy`,
 :meth:`MlsGateway.save` for MLS kinds, :meth:`MlsGateway.query` for every REQ (key
 package consumption, R-M1b), and :meth:`MlsGateway.sweep` from the background sweeper.
+
+With several instances (R-S2) every committed group change goes on the bus and the
+other instances' directories apply it (:meth:`MlsGateway.apply_remote`); the key
+package fetch limits and the NIP-98 replay guard keep their state on the bus.
 """
 
 from __future__ import annotations
@@ -13,19 +17,23 @@ from dataclasses import replace
 
 from prometheus_client import CollectorRegistry, Counter
 
+from relay.bus import wire
+from relay.bus.base import Bus
+from relay.bus.local import LocalBus
+from relay.bus.shared import SharedReplayGuard
 from relay.config import MlsGatewaySettings
-from relay.core.auth import ReplayGuard
+from relay.core.auth import HTTP_AUTH_WINDOW_SECONDS
 from relay.core.event import Event
 from relay.core.filters import Filter
 from relay.core.outcome import Outcome
-from relay.core.policy import EventRule, ReadRule, ReqRule, Viewer
+from relay.core.policy import EventRule, ReadRule, ReqRule, ScopeRule, Viewer
 from relay.core.reasons import Rejection, error, rate_limited
 from relay.limiter.base import Limiter, LimiterUnavailable
 from relay.limiter.memory import MemoryLimiter
 from relay.mls import kinds
 from relay.mls.groups import Actor, GroupState, on_gift_wrap, on_group_message, on_roster
 from relay.mls.keypackages import HARD_MAX_PER_QUERY, keypackage_expiry
-from relay.mls.narrowing import narrow_for_reader
+from relay.mls.narrowing import count_scope, narrow_for_reader
 from relay.mls.rules import (
     GroupDirectory,
     own_keypackages_only,
@@ -93,11 +101,13 @@ class MlsGateway:
         clock: Callable[[], float],
         allowlist: frozenset[str] = frozenset(),
         fetch_limiter: Limiter | None = None,
+        bus: Bus | None = None,
     ) -> None:
         self.settings = settings
         self.store = store
         self.clock = clock
         self.allowlist = allowlist
+        self.bus: Bus = bus or LocalBus()
         self.enforce = settings.delivery == "enforce"
         self.include_invitees = settings.membership == "welcome"
         # R-M11: "roster" keeps every group strictly to its recorded members.
@@ -114,16 +124,27 @@ class MlsGateway:
         )
         self.metrics = MlsMetrics(registry)
         self._delivery = self.read_rules()
-        self.http_auth_replays = ReplayGuard()
+        self.http_auth_replays = SharedReplayGuard(self.bus, HTTP_AUTH_WINDOW_SECONDS)
 
     async def start(self) -> None:
         """Load the stored group states (memberships survive restarts)."""
-        for state in await self.store.load_groups():
-            self.directory.update(state)
+        await self.reload()
 
     def describe(self) -> dict[str, object]:
         """What the start-up log line says about the gateway."""
         return {"groups": len(self.directory), "delivery": self.settings.delivery}
+
+    async def reload(self) -> None:
+        """Learn the stored group states (at start, and after a bus outage: the changes
+        other instances made meanwhile are in the store, not on the bus). A later state
+        already learnt from the bus is kept."""
+        for state in await self.store.load_groups():
+            self.directory.merge(state)
+
+    def apply_remote(self, state: GroupState) -> None:
+        """A group change another instance committed: deliver by it from now on (unless
+        a later state of the group is already known)."""
+        self.directory.merge(state)
 
     # --- policy hooks --------------------------------------------------------------------
 
@@ -155,6 +176,10 @@ class MlsGateway:
         consuming, rate-limited fetch: never by live fan-out, and COUNT does not reveal
         how many someone has left (no harvesting)."""
         return [own_keypackages_only()]
+
+    def scope_rules(self) -> list[ScopeRule]:
+        """The read and passive rules as filters, so COUNT is counted in the store."""
+        return [count_scope(self.directory, enforce=self.enforce)]
 
     # --- writes --------------------------------------------------------------------------
 
@@ -214,7 +239,11 @@ class MlsGateway:
         outcome, state = await self.store.save_group_event(event, transition, now)
         if state is not None:
             before = self.directory.get(state.group_id)
-            self.directory.update(state)
+            # merge, not replace: another instance's later change may have arrived first
+            self.directory.merge(state)
+            # Before the relay publishes the event itself: each instance must know the
+            # new membership when the event reaches it (one connection keeps the order).
+            await self.bus.publish(wire.encode_group(self.bus.origin, state))
             self.metrics.groups_updated.inc()
             if event.kind == kinds.ROSTER:
                 self.metrics.roster_updates.inc()
@@ -302,7 +331,12 @@ class MlsGateway:
     async def _fetch_keypackages(
         self, viewer: Viewer, f: Filter, authors: frozenset[str], now: int
     ) -> tuple[list[Event], bool]:
-        requesters = viewer.limit_keys(self.allowlist)
+        # An allowlisted identity is charged on every instance alike (the buckets are on
+        # the bus); a connection's own key is unique only within this instance.
+        requesters = [
+            key if key in self.allowlist else f"{self.bus.origin}/{key}"
+            for key in viewer.limit_keys(self.allowlist)
+        ]
         clock = self.clock()
         allowed = []
         limited = False

@@ -45,7 +45,7 @@ class ApiError(Exception):
         self.message = message
 
 
-def _authenticate(relay: Relay, request: HttpRequest) -> Viewer:
+async def _authenticate(relay: Relay, request: HttpRequest) -> Viewer:
     header = request.headers.get("authorization", "")
     if not header.lower().startswith("nostr "):
         raise ApiError(401, "missing NIP-98 authorization (Authorization: Nostr <base64 event>)")
@@ -70,7 +70,7 @@ def _authenticate(relay: Relay, request: HttpRequest) -> Viewer:
     )
     if problem is not None:
         raise ApiError(401, problem)
-    if not relay.gateway.http_auth_replays.first_use(event.sig, event.created_at, now):
+    if not await relay.gateway.http_auth_replays.first_use(event.sig, event.created_at, now):
         raise ApiError(401, "authorization event was already used")
     return Viewer(0, request.client_ip, frozenset({event.pubkey}))
 
@@ -215,7 +215,7 @@ async def handle_api(relay: Relay, request: HttpRequest, prefix: str) -> HttpRes
         if route.startswith("/groups/") and len(route) > len("/groups/"):
             if request.method != "GET":
                 raise ApiError(405, "use GET")
-            viewer = _authenticate(relay, request)
+            viewer = await _authenticate(relay, request)
             group_id = route[len("/groups/") :]
             if not _GROUP_ID.match(group_id):
                 raise ApiError(400, "malformed group id")
@@ -225,7 +225,7 @@ async def handle_api(relay: Relay, request: HttpRequest, prefix: str) -> HttpRes
         method, handler = routes[route]
         if request.method != method:
             raise ApiError(405, f"use {method}")
-        viewer = _authenticate(relay, request)
+        viewer = await _authenticate(relay, request)
         return await handler(relay, viewer, request)
     except ApiError as exc:
         return json_response(exc.status, {"error": exc.message})

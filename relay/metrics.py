@@ -57,6 +57,24 @@ class RelayMetrics:
             "Connections dropped because they stopped reading",
             registry=r,
         )
+        self.fanout_checks = Counter(
+            "nostr_relay_fanout_filter_checks_total",
+            "Filters checked in full during live fan-out (candidates from the subscription"
+            " index; a high rate per event means broad subscriptions)",
+            registry=r,
+        )
+        self.bus_published = Counter(
+            "nostr_relay_bus_published_total",
+            "Accepted events put on the cluster bus (result=local_only: the bus was down)",
+            ["result"],
+            registry=r,
+        )
+        self.bus_received = Counter(
+            "nostr_relay_bus_received_total",
+            "Messages from other instances, by type (event, group, malformed)",
+            ["type"],
+            registry=r,
+        )
 
     def render(self) -> bytes:
         """The Prometheus text exposition of every registered metric."""

@@ -6,15 +6,21 @@ import asyncio
 import logging
 import os
 import signal
+import socket
 import time
 from collections.abc import Callable, Mapping
 from contextlib import ExitStack
 
 from relay.app import Relay
+from relay.bus.base import Bus
+from relay.bus.local import LocalBus
+from relay.bus.redis_bus import RedisBus
 from relay.config import Config
 from relay.datalock import DataDirLock
 from relay.server import RelayServer
 from relay.store.base import MlsStore, StoreUnavailable
+from relay.store.firestore import FirestoreStore
+from relay.store.guarded import GuardedStore
 from relay.store.sqlite import SqliteStore
 
 log = logging.getLogger("relay")
@@ -24,30 +30,46 @@ SWEEP_INTERVAL_SECONDS = 60.0
 
 
 class UnsupportedBackend(Exception):
-    """The configured store backend is not available in this build."""
+    """A configured backend (store or bus) cannot be used as given."""
 
 
 def build_store(config: Config) -> MlsStore:
-    """The event store selected by ``data.backend`` (or ``mls_gateway.storage_backend``)."""
-    if config.cluster.redis_url:
-        # Refuse rather than run single-instance fan-out behind a multi-instance deploy.
-        raise UnsupportedBackend(
-            "cluster mode (cluster.redis_url) is not available in this version of mlsgw; "
-            "unset it to run one instance with in-process fan-out"
+    """The event store selected by ``data.backend`` (or ``mls_gateway.storage_backend``),
+    behind the fault guard (timeouts and retries, R-S3)."""
+    store: MlsStore
+    if config.store_backend == "firestore":
+        store = FirestoreStore(
+            config.firestore_project,
+            config.data.database,
+            archive_ttl=config.mls_gateway.message_archive_ttl_days * 86400,
         )
-    backend = config.store_backend
-    if backend == "sqlite":
-        return SqliteStore(config.sqlite_path, synchronous=config.data.synchronous)
-    raise UnsupportedBackend(
-        f"store backend {backend!r} is not available in this version of mlsgw; "
-        'set data.backend = "sqlite" (or MLSGW_DATA__BACKEND=sqlite)'
-    )
+    else:
+        store = SqliteStore(config.sqlite_path, synchronous=config.data.synchronous)
+    return GuardedStore(store, timeout=config.data.store_timeout)
+
+
+def build_bus(config: Config) -> Bus:
+    """The Redis bus when ``cluster.redis_url`` is set (R-S2), else the in-process one."""
+    if config.cluster.redis_url:
+        try:
+            return RedisBus(config.cluster.redis_url, prefix=config.cluster.prefix)
+        except ValueError as exc:  # redis-py's answer to a URL it cannot use
+            raise UnsupportedBackend(f"cluster.redis_url: {exc}") from None
+    return LocalBus()
+
+
+def store_scope(config: Config) -> str:
+    """Names the database the instances share, for the sweeper lease: one SQLite file
+    on one host, or the configured backend's database."""
+    if config.store_backend == "sqlite":
+        return f"sqlite:{socket.gethostname()}:{config.sqlite_path.resolve()}"
+    return f"firestore:{config.firestore_project or ''}/{config.data.database}"
 
 
 async def _sweep(relay: Relay, interval: float) -> None:
     while True:
         try:
-            await relay.sweep(int(time.time()))
+            await relay.sweep(int(time.time()), lease=3 * interval)
         except StoreUnavailable as exc:
             log.warning("sweep failed; will retry", extra={"error": str(exc)})
         await asyncio.sleep(interval)
@@ -93,9 +115,15 @@ async def _serve(
     ready: Callable[[RelayServer], None] | None,
     stop: asyncio.Event,
 ) -> None:
+    bus = build_bus(config)
     await store.open()
-    relay = Relay(config, store)
-    await relay.start()
+    relay = Relay(config, store, bus=bus, sweep_scope=store_scope(config))
+    try:
+        await relay.start()
+    except BaseException:
+        await relay.close()
+        await store.close()
+        raise
     server = RelayServer(relay)
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGTERM, signal.SIGINT):
@@ -106,6 +134,7 @@ async def _serve(
     try:
         await server.start(config.network.host, config.network.port)
     except OSError:
+        await relay.close()
         await store.close()
         raise
     sweeper = asyncio.create_task(_sweep(relay, SWEEP_INTERVAL_SECONDS))
@@ -118,6 +147,7 @@ async def _serve(
             "store": config.store_backend,
             "config": config.source or "built-in defaults",
             "data": data,
+            "bus": "redis" if relay.bus.distributed else "local",
             "version": relay.version,
         },
     )
@@ -128,6 +158,7 @@ async def _serve(
     log.info("shutting down: draining connections")
     sweeper.cancel()
     await server.shutdown(SHUTDOWN_BUDGET_SECONDS - 1.5)
+    await relay.close()
     await store.close()
     log.info("relay stopped")
 

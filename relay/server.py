@@ -1,15 +1,18 @@
 """The only module that touches sockets: HTTP and WebSocket on one asyncio port.
 
-Each TCP connection is an :class:`asyncio.Protocol`. It reads one HTTP request; a
-WebSocket upgrade is handed to websockets' Sans-I/O ``ServerProtocol`` and every
-complete text message goes to the relay application in order, one at a time, through
-a small inbox (reading pauses while the inbox is full). Anything else is answered by
-``relay.http`` and the connection closes.
+Each TCP connection is an :class:`asyncio.Protocol`. It reads one HTTP request with
+``h11`` (:mod:`relay.http_reader`), within ``network.handshake_timeout``; a WebSocket
+upgrade is handed to websockets' Sans-I/O ``ServerProtocol`` (with the bytes that
+followed the head) and every complete message goes to the relay application in order,
+one at a time, through a small inbox (reading pauses while the inbox is full). Anything
+else is answered by ``relay.http`` and the connection closes.
 
 Why not ``websockets.asyncio.server.serve``: its handshake parser refuses request
 bodies, and the REST API needs POST. Driving the Sans-I/O protocol directly also lets
-the relay bound each connection's send buffer exactly (R-P7): a client whose unsent
-data exceeds ``network.max_send_buffer`` is dropped instead of stalling anyone.
+the relay watch each connection's send buffer (R-P7, :mod:`relay.core.backlog`): above
+``network.send_high_water`` REQ answers wait for the client to read, and only a client
+that makes no progress for ``network.slow_consumer_timeout``, or passes the hard cap
+``network.max_send_buffer``, is dropped.
 """
 
 from __future__ import annotations
@@ -22,17 +25,19 @@ import typing
 from collections.abc import Awaitable, Callable, Iterable
 from http import HTTPStatus
 
-from websockets.frames import Frame, Opcode
+from websockets.frames import CloseCode, Frame, Opcode
 from websockets.http11 import Request
 from websockets.protocol import State
 from websockets.server import ServerProtocol
 
 from relay.app import Relay
 from relay.core import messages as m
+from relay.core.backlog import Backlog, BacklogLimits, over_total
 from relay.core.policy import ip_permitted
 from relay.core.session import Session
 from relay.http import handle_http
 from relay.http_messages import HttpRequest, HttpResponse, json_response
+from relay.http_reader import ReadError, ReadRequest, RequestReader
 
 log = logging.getLogger("relay.server")
 
@@ -62,27 +67,6 @@ def client_ip(
         return peer_ip
 
 
-def _parse_head(head: bytes) -> tuple[str, str, dict[str, str]] | None:
-    try:
-        text = head.decode("latin-1")
-        request_line, *lines = text.split("\r\n")
-        method, target, version = request_line.split(" ", 2)
-    except ValueError:
-        return None
-    if not version.startswith("HTTP/1."):
-        return None
-    headers: dict[str, str] = {}
-    for line in lines:
-        if not line:
-            continue
-        name, sep, value = line.partition(":")
-        if not sep:
-            return None
-        key = name.strip().lower()
-        headers[key] = f"{headers[key]}, {value.strip()}" if key in headers else value.strip()
-    return method, target, headers
-
-
 class WebSocketPeer:
     """The relay side of one open WebSocket: the Sans-I/O protocol plus the session.
 
@@ -104,6 +88,9 @@ class WebSocketPeer:
         self.fragment_opcode: Opcode | None = None
         self.reading_paused = False
         self.closing = False
+        self.written = 0
+        self.writable = asyncio.Event()
+        self.writable.set()
 
     @property
     def is_open(self) -> bool:
@@ -111,20 +98,24 @@ class WebSocketPeer:
         return not self.closing and self.ws.state is State.OPEN
 
     def send(self, data: bytes) -> None:
-        """Send one text frame; drops the client if its unsent data exceeds the limit."""
+        """Send one text frame; drops the client if its unsent data passes the hard cap."""
         self.send_many((data,))
 
     def send_many(self, frames: Iterable[bytes]) -> None:
-        """Send text frames in one write (one system call for a whole REQ answer)."""
+        """Send text frames in one write (one system call for a batch of a REQ answer)."""
         if not self.is_open:
             return
         for data in frames:
             self.ws.send_text(data)
         self.flush()
-        if self.transport.get_write_buffer_size() > self.relay.config.network.max_send_buffer:
-            self.relay.metrics.slow_consumers.inc()
-            log.warning("dropping a client that stopped reading", extra={"ip": self.conn.ip})
-            self.conn.abort()
+        reason = self.conn.backlog.over_cap(self.transport.get_write_buffer_size())
+        if reason is not None:
+            self.conn.drop_slow(reason)
+
+    async def drain(self) -> None:
+        """Return once the send buffer is below its low-water mark or the peer is closed."""
+        while not self.writable.is_set():
+            await self.writable.wait()
 
     def receive(self, data: bytes) -> None:
         """Feed bytes from the socket."""
@@ -140,20 +131,29 @@ class WebSocketPeer:
         self.flush()
 
     def _on_frame(self, frame: Frame) -> None:
+        if self.ws.state is not State.OPEN:
+            return
         opcode = frame.opcode
         if opcode in (Opcode.TEXT, Opcode.BINARY):
             if frame.fin:
-                self._on_message(bytes(frame.data))
+                self._on_message(opcode, bytes(frame.data))
             else:
                 self.fragment_opcode, self.fragments = opcode, [bytes(frame.data)]
         elif opcode is Opcode.CONT and self.fragment_opcode is not None:
             self.fragments.append(bytes(frame.data))
             if frame.fin:
-                data = b"".join(self.fragments)
+                data, opcode = b"".join(self.fragments), self.fragment_opcode
                 self.fragment_opcode, self.fragments = None, []
-                self._on_message(data)
+                self._on_message(opcode, data)
 
-    def _on_message(self, data: bytes) -> None:
+    def _on_message(self, opcode: Opcode, data: bytes) -> None:
+        if opcode is Opcode.TEXT:
+            try:
+                data.decode("utf-8")
+            except UnicodeDecodeError:
+                # RFC 6455 §8.1: a text message that is not UTF-8 fails the connection.
+                self.ws.fail(CloseCode.INVALID_DATA, "invalid UTF-8 in a text message")
+                return
         # Binary frames are read like text (the parser rejects non-UTF-8 JSON precisely):
         # some clients send JSON in binary frames, and refusing them helps no one.
         self.inbox.put_nowait(data)
@@ -184,6 +184,7 @@ class WebSocketPeer:
             data = b"".join(chunks)
             if data:
                 self.transport.write(data)
+                self.written += len(data)
             if chunks[-1] == b"":  # the protocol's end-of-stream marker comes last
                 self.transport.close()
         if self.ws.close_expected() and not self.closing:
@@ -205,6 +206,7 @@ class WebSocketPeer:
     def closed(self) -> None:
         """The socket is gone: stop fan-out and let the worker finish what it has."""
         self.closing = True
+        self.writable.set()  # release a REQ answer waiting in drain()
         self.relay.unregister(self)
         self.inbox.put_nowait(None)
 
@@ -216,21 +218,30 @@ class Connection(asyncio.Protocol):
         self.server = server
         self.relay = server.relay
         self.transport: asyncio.Transport | None = None
-        self.buffer = bytearray()
+        self.reader = RequestReader(MAX_HEAD_BYTES, MAX_BODY_BYTES)
         self.peer: WebSocketPeer | None = None
         self.upgraded = False
         self.ip = ""
+        self.counted_ip: str | None = None
         self.last_seen = time.monotonic()
         self.ping_sent = False
+        self.backlog = Backlog(server.backlog_limits)
+        self.handshake_timer: asyncio.TimerHandle | None = None
 
     # --- asyncio.Protocol --------------------------------------------------------------
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
         # uvloop's transports implement asyncio.Transport without subclassing it.
         self.transport = typing.cast(asyncio.Transport, transport)
+        high = self.server.backlog_limits.high_water
+        self.transport.set_write_buffer_limits(high=high, low=high // 4)
         peer = transport.get_extra_info("peername")
         self.ip = peer[0] if peer else ""
         self.server.connections.add(self)
+        timeout = self.relay.config.network.handshake_timeout
+        self.handshake_timer = asyncio.get_running_loop().call_later(
+            timeout, self._handshake_expired
+        )
 
     def data_received(self, data: bytes) -> None:
         self.last_seen = time.monotonic()
@@ -238,18 +249,35 @@ class Connection(asyncio.Protocol):
         if self.peer is not None:
             self.peer.receive(data)
         elif not self.upgraded:
-            self.buffer += data
-            self._try_http()
+            self._on_http_bytes(data)
 
     def eof_received(self) -> bool | None:
         if self.peer is not None:
             self.peer.receive_eof()
+        elif not self.upgraded:
+            self._on_http_bytes(b"")
         return None
 
     def connection_lost(self, exc: Exception | None) -> None:
+        self._stop_handshake_timer()
         self.server.connections.discard(self)
+        self.server.backlogged.discard(self)
+        if self.counted_ip is not None:
+            self.server.release_ip(self.counted_ip)
+            self.counted_ip = None
         if self.peer is not None:
             self.peer.closed()
+
+    def pause_writing(self) -> None:
+        # The transport's buffer passed network.send_high_water.
+        if self.peer is not None:
+            self.peer.writable.clear()
+        self.server.backlogged.add(self)
+
+    def resume_writing(self) -> None:
+        if self.peer is not None:
+            self.peer.writable.set()
+        self.server.backlogged.discard(self)
 
     def abort(self) -> None:
         """Drop the TCP connection now."""
@@ -258,44 +286,47 @@ class Connection(asyncio.Protocol):
         if self.transport is not None:
             self.transport.abort()
 
+    def drop_slow(self, reason: str) -> None:
+        """Drop a client that stopped reading (R-P7), counting and logging why."""
+        if self.transport is None or self.transport.is_closing():
+            return
+        self.relay.metrics.slow_consumers.inc()
+        log.warning("dropping a client that stopped reading", extra={"ip": self.ip, "why": reason})
+        self.abort()
+
     # --- HTTP --------------------------------------------------------------------------
 
-    def _try_http(self) -> None:
-        end = self.buffer.find(b"\r\n\r\n")
-        if end < 0:
-            if len(self.buffer) > MAX_HEAD_BYTES:
-                self._respond(json_response(431, {"error": "request headers too large"}))
+    def _stop_handshake_timer(self) -> None:
+        if self.handshake_timer is not None:
+            self.handshake_timer.cancel()
+            self.handshake_timer = None
+
+    def _handshake_expired(self) -> None:
+        self.handshake_timer = None
+        if self.upgraded or self.peer is not None:
             return
-        head = bytes(self.buffer[: end + 4])
-        parsed = _parse_head(head[:-4])
-        if parsed is None:
-            self._respond(json_response(400, {"error": "malformed HTTP request"}))
+        self.upgraded = True
+        timeout = self.relay.config.network.handshake_timeout
+        message = f"request not received within network.handshake_timeout ({timeout:g} s)"
+        self._respond(json_response(408, {"error": message}))
+
+    def _on_http_bytes(self, data: bytes) -> None:
+        result = self.reader.feed(data)
+        if result is None:
             return
-        method, target, headers = parsed
-        network = self.relay.config.network
-        self.ip = client_ip(self.ip, headers, network.real_ip_header, network.trusted_proxy_hops)
-        if headers.get("upgrade", "").lower() == "websocket":
-            rest = bytes(self.buffer[end + 4 :])
-            self.buffer.clear()
-            self.upgraded = True
-            self._upgrade(head, rest)
-            return
-        try:
-            length = int(headers.get("content-length", "0"))
-        except ValueError:
-            length = -1
-        if length < 0 or "transfer-encoding" in headers:
-            self._respond(json_response(400, {"error": "a body needs a Content-Length"}))
-            return
-        if length > MAX_BODY_BYTES:
-            self._respond(json_response(413, {"error": "request body too large"}))
-            return
-        if len(self.buffer) < end + 4 + length:
-            return
-        body = bytes(self.buffer[end + 4 : end + 4 + length])
-        self.buffer.clear()
+        self._stop_handshake_timer()
         self.upgraded = True  # one request per connection: ignore anything after it
-        request = HttpRequest(method, target, headers, body, self.ip)
+        if isinstance(result, ReadError):
+            self._respond(json_response(result.status, {"error": result.message}))
+            return
+        network = self.relay.config.network
+        self.ip = client_ip(
+            self.ip, result.headers, network.real_ip_header, network.trusted_proxy_hops
+        )
+        if result.upgrade:
+            self._upgrade(result)
+            return
+        request = HttpRequest(result.method, result.target, result.headers, result.body, self.ip)
         self.server.spawn(self._serve_http(request))
 
     async def _serve_http(self, request: HttpRequest) -> None:
@@ -324,12 +355,12 @@ class Connection(asyncio.Protocol):
 
     # --- WebSocket upgrade -------------------------------------------------------------
 
-    def _upgrade(self, head: bytes, rest: bytes) -> None:
+    def _upgrade(self, read: ReadRequest) -> None:
         relay = self.relay
         assert self.transport is not None
         max_size = max(2 * relay.config.limitation.max_message_length, 64 * 1024)
         ws = ServerProtocol(max_size=max_size)
-        ws.receive_data(head)
+        ws.receive_data(read.head)
         request = next((e for e in ws.events_received() if isinstance(e, Request)), None)
         if request is None:
             self._respond(json_response(400, {"error": "malformed WebSocket handshake"}))
@@ -350,12 +381,23 @@ class Connection(asyncio.Protocol):
             peer.send(m.encode_notice(relay.config.information.maintenance_message))
             peer.close(1013, "maintenance")
             return
+        limit = relay.config.network.max_connections_per_ip
+        if limit and not self.server.claim_ip(self.ip, limit):
+            peer.send(
+                m.encode_notice(
+                    f"rate-limited: too many connections from your address"
+                    f" (network.max_connections_per_ip = {limit})"
+                )
+            )
+            peer.close(CloseCode.TRY_AGAIN_LATER, "too many connections from your address")
+            return
+        self.counted_ip = self.ip if limit else None
         relay.register(peer)
         peer.worker = self.server.spawn(peer.work())
         for action in peer.session.greeting():
             self.server.spawn(relay.execute(peer, action))
-        if rest:
-            peer.receive(rest)
+        if read.rest:
+            peer.receive(read.rest)
 
     def _write_all(self, ws: ServerProtocol) -> None:
         assert self.transport is not None
@@ -377,10 +419,20 @@ class RelayServer:
     ) -> None:
         self.relay = relay
         self.http_handler = http_handler
+        network = relay.config.network
+        self.backlog_limits = BacklogLimits(
+            high_water=network.send_high_water,
+            stall_timeout=network.slow_consumer_timeout,
+            hard_cap=network.max_send_buffer,
+            total_cap=network.max_send_buffer_total,
+        )
         self.connections: set[Connection] = set()
+        # Connections whose send buffer is above the high-water mark (watched for progress).
+        self.backlogged: set[Connection] = set()
+        self.per_ip: dict[str, int] = {}
         self._server: asyncio.Server | None = None
         self._tasks: set[asyncio.Task[None]] = set()
-        self._heartbeat: asyncio.Task[None] | None = None
+        self._background: list[asyncio.Task[None]] = []
 
     @property
     def port(self) -> int:
@@ -395,13 +447,32 @@ class RelayServer:
         task.add_done_callback(self._tasks.discard)
         return task
 
+    def claim_ip(self, ip: str, limit: int) -> bool:
+        """Count one more WebSocket from ``ip``; False (nothing counted) at ``limit``."""
+        count = self.per_ip.get(ip, 0)
+        if count >= limit:
+            return False
+        self.per_ip[ip] = count + 1
+        return True
+
+    def release_ip(self, ip: str) -> None:
+        """Forget one WebSocket from ``ip``."""
+        count = self.per_ip.get(ip, 0) - 1
+        if count > 0:
+            self.per_ip[ip] = count
+        else:
+            self.per_ip.pop(ip, None)
+
     async def start(self, host: str, port: int) -> None:
         """Bind and start accepting connections."""
         loop = asyncio.get_running_loop()
         self._server = await loop.create_server(
             lambda: Connection(self), host, port, reuse_address=True, backlog=1024
         )
-        self._heartbeat = asyncio.create_task(self._heartbeat_loop())
+        self._background = [
+            asyncio.create_task(self._heartbeat_loop()),
+            asyncio.create_task(self._backlog_loop()),
+        ]
 
     async def _heartbeat_loop(self) -> None:
         network = self.relay.config.network
@@ -419,12 +490,37 @@ class RelayServer:
                         conn.ping_sent = True
                         conn.peer.ping()
 
+    async def _backlog_loop(self) -> None:
+        limits = self.backlog_limits
+        period = min(max(limits.stall_timeout / 4, 0.02), 1.0)
+        while True:
+            await asyncio.sleep(period)
+            self.check_backlogs(time.monotonic())
+
+    def check_backlogs(self, now: float) -> None:
+        """Drop the connections above the high-water mark that stopped reading, then the
+        largest backlogs while all of them together pass ``max_send_buffer_total``."""
+        sizes: list[tuple[Connection, int]] = []
+        for conn in list(self.backlogged):
+            if conn.peer is None or conn.transport is None or conn.transport.is_closing():
+                self.backlogged.discard(conn)
+                continue
+            size = conn.transport.get_write_buffer_size()
+            reason = conn.backlog.check(now, conn.peer.written, size)
+            if reason is not None:
+                conn.drop_slow(reason)
+            else:
+                sizes.append((conn, size))
+        total_cap = self.backlog_limits.total_cap
+        for conn in over_total(sizes, total_cap):
+            conn.drop_slow(f"all unsent data passed network.max_send_buffer_total ({total_cap})")
+
     async def shutdown(self, timeout: float = 8.0) -> None:
         """Stop accepting, close every WebSocket (1001), let in-flight work finish."""
         if self._server is not None:
             self._server.close()
-        if self._heartbeat is not None:
-            self._heartbeat.cancel()
+        for task in self._background:
+            task.cancel()
         peers = [c.peer for c in self.connections if c.peer is not None]
         workers = [p.worker for p in peers if p.worker is not None]
         for peer in peers:

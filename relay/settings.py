@@ -51,7 +51,16 @@ class NetworkSettings:
     trusted_proxy_hops: int = 1
     heartbeat_interval: float = _f(60.0, duration=True)
     heartbeat_timeout: float = _f(120.0, duration=True)
-    max_send_buffer: int = 4 * 1024 * 1024
+    # A request head (or a whole plain HTTP request) must arrive within this time.
+    handshake_timeout: float = _f(10.0, duration=True)
+    max_connections_per_ip: int = 64
+    # Above send_high_water a REQ answer waits for the client to read; a client whose
+    # buffer stays above it without progress for slow_consumer_timeout, or whose unsent
+    # data passes max_send_buffer, is dropped; max_send_buffer_total bounds all of them.
+    send_high_water: int = 1024 * 1024
+    slow_consumer_timeout: float = _f(30.0, duration=True)
+    max_send_buffer: int = 32 * 1024 * 1024
+    max_send_buffer_total: int = 256 * 1024 * 1024
 
 
 @dataclass(frozen=True)
@@ -64,6 +73,10 @@ class LimitationSettings:
     max_limit: int = 1000
     max_subid_length: int = 100
     max_event_tags: int = 2000
+    # ids + authors + kinds + tag values over all of a connection's subscriptions.
+    max_filter_values: int = 10000
+    # The highest COUNT answered exactly (beyond it: this number, "approximate": true).
+    max_count: int = 100000
     max_event_time_older_than_now: int = 94608000
     max_event_time_newer_than_now: int = 900
     read_only: bool = False
@@ -167,6 +180,9 @@ class DataSettings:
     backend: Literal["sqlite", "firestore"] | None = None
     path: str = "./data"
     synchronous: Literal["normal", "full"] = "normal"
+    project_id: str | None = None
+    database: str = "(default)"
+    store_timeout: float = _f(5.0, duration=True)
 
 
 @dataclass(frozen=True)
@@ -174,6 +190,7 @@ class ClusterSettings:
     """``[cluster]``: cross-instance fan-out (R-S2)."""
 
     redis_url: str | None = _f(None, secret=True)
+    prefix: str = "mlsgw"
 
 
 @dataclass(frozen=True)
@@ -236,6 +253,12 @@ class Config:
     def store_backend(self) -> Literal["sqlite", "firestore"]:
         """``data.backend``, else the rnostr-era ``mls_gateway.storage_backend``, else sqlite."""
         return self.data.backend or self.mls_gateway.storage_backend or "sqlite"
+
+    @property
+    def firestore_project(self) -> str | None:
+        """``data.project_id``, else rnostr's ``mls_gateway.project_id`` (None: the
+        client library finds the project from the environment)."""
+        return self.data.project_id or self.mls_gateway.project_id
 
     @property
     def sqlite_path(self) -> Path:

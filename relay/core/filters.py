@@ -53,6 +53,13 @@ class Filter:
         return None
 
     @property
+    def value_count(self) -> int:
+        """How many ids, authors, kinds and tag values the filter lists (its memory and
+        index cost, bounded per connection by ``limitation.max_filter_values``)."""
+        fields = (self.ids, self.authors, self.kinds)
+        return sum(len(v) for v in fields if v is not None) + sum(len(v) for _, v in self.tags)
+
+    @property
     def is_empty_by_construction(self) -> bool:
         """True when the filter can match nothing (an empty list or since > until)."""
         if any(v is not None and not v for v in (self.ids, self.authors, self.kinds)):

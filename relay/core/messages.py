@@ -167,6 +167,9 @@ def encode_auth(challenge: str) -> bytes:
     return orjson.dumps(["AUTH", challenge])
 
 
-def encode_count(sub_id: str, count: int) -> bytes:
-    """``["COUNT", sub_id, {"count": n}]``."""
-    return orjson.dumps(["COUNT", sub_id, {"count": count}])
+def encode_count(sub_id: str, count: int, *, approximate: bool = False) -> bytes:
+    """``["COUNT", sub_id, {"count": n}]``, with ``"approximate": true`` when capped."""
+    body: dict[str, object] = {"count": count}
+    if approximate:
+        body["approximate"] = True
+    return orjson.dumps(["COUNT", sub_id, body])

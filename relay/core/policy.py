@@ -10,6 +10,9 @@ A :class:`Policy` holds four lists:
 * ``passive_rules``: ``(event, viewer) -> bool``, applied on top of the read rules to
   everything that is not a REQ's stored results, i.e. live fan-out and COUNT (key packages
   reach other users only through a consuming fetch, R-M1b).
+* ``scope_rules``: ``(filter, viewer) -> filters``, the same decisions as filters: given a
+  filter over guarded kinds, filters matching exactly the events the read and passive
+  rules let the viewer see, so a COUNT is counted in the store without loading events.
 
 Rules never do I/O; the MLS gateway adds its own rules from ``relay.mls``.
 """
@@ -109,6 +112,22 @@ def ip_permitted(ip: str, allowed: tuple[IpNetwork, ...], blocked: tuple[IpNetwo
 EventRule = Callable[[Event, Viewer, int], Rejection | None]
 ReqRule = Callable[[Sequence[Filter], Viewer], Rejection | None]
 ReadRule = Callable[[Event, Viewer], bool]
+ScopeRule = Callable[[Filter, Viewer], tuple[Filter, ...] | None]
+"""Filters matching exactly what the rules let ``viewer`` see of ``filter`` (over guarded
+kinds); None when that cannot be said as filters."""
+
+
+@dataclass(frozen=True, slots=True)
+class CountPlan:
+    """A COUNT under the read rules as three store counts: ``total - minus + plus``.
+
+    ``total`` counts every match except guarded kinds asked for by kind, ``minus`` the
+    guarded-kind matches of filters without ``kinds`` (counted in ``total``), and
+    ``plus`` the guarded-kind matches the viewer may see."""
+
+    total: tuple[Filter, ...]
+    minus: tuple[Filter, ...] = ()
+    plus: tuple[Filter, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -122,6 +141,7 @@ class Policy:
     # Kinds the read and passive rules can refuse (None: any kind). Lets COUNT over other
     # kinds be answered by the store directly instead of event by event.
     guarded_kinds: frozenset[int] | None = None
+    scope_rules: tuple[ScopeRule, ...] = field(default=())
 
     def reject_event(self, event: Event, viewer: Viewer, now: int) -> Rejection | None:
         """The first rule's rejection of ``event`` from ``viewer``, or None to accept."""
@@ -156,6 +176,38 @@ class Policy:
         return self.can_read(event, viewer) and all(
             rule(event, viewer) for rule in self.passive_rules
         )
+
+    def count_plan(self, filters: Sequence[Filter], viewer: Viewer) -> CountPlan | None:
+        """How to count what ``viewer`` may see of ``filters`` in the store, or None when
+        rules guard these filters and no scope rules express them as filters."""
+        if not self.guards(filters):
+            return CountPlan(tuple(filters))
+        guarded = self.guarded_kinds
+        if guarded is None or not self.scope_rules:
+            return None
+        total: list[Filter] = []
+        minus: list[Filter] = []
+        plus: list[Filter] = []
+        for f in filters:
+            if f.kinds is None:
+                total.append(f)
+                minus.append(replace(f, kinds=guarded))
+                asked = guarded
+            else:
+                if f.kinds - guarded:
+                    total.append(replace(f, kinds=f.kinds - guarded))
+                asked = f.kinds & guarded
+            narrowed: list[Filter] = [replace(f, kinds=asked)] if asked else []
+            for rule in self.scope_rules:
+                scoped: list[Filter] = []
+                for g in narrowed:
+                    parts = rule(g, viewer)
+                    if parts is None:
+                        return None
+                    scoped += parts
+                narrowed = scoped
+            plus += narrowed
+        return CountPlan(tuple(total), tuple(minus), tuple(plus))
 
 
 # --- rule factories ------------------------------------------------------------------

@@ -27,6 +27,7 @@ from relay.core.reasons import (
     rate_limited,
     restricted,
 )
+from relay.core.subindex import SubscriptionIndex
 from relay.settings import LimitationSettings
 
 
@@ -137,6 +138,7 @@ class Session:
         auth: AuthOptions,
         clock: Callable[[], float],
         observer: Observer | None = None,
+        index: SubscriptionIndex | None = None,
     ) -> None:
         self.conn_id = conn_id
         self.ip = ip
@@ -148,6 +150,8 @@ class Session:
         self.observer: Observer = observer or NullObserver()
         self.viewer = Viewer(conn_id, ip)
         self.subscriptions: dict[m.SubId, Subscription] = {}
+        self.index = index
+        self._filter_values = 0
         rate = limits.messages_per_second
         self._message_bucket = TokenBucket(float(rate), float(rate)) if rate > 0 else None
 
@@ -181,7 +185,7 @@ class Session:
         if isinstance(msg, m.CountMessage):
             return self._on_count(msg)
         if isinstance(msg, m.CloseMessage):
-            self.subscriptions.pop(msg.sub_id, None)
+            self.unsubscribe(msg.sub_id)
             return []
         if isinstance(msg, m.AuthMessage):
             return self._on_auth(msg.event)
@@ -277,6 +281,20 @@ class Session:
             for f in filters
         )
 
+    def _too_many_values(self, filters: tuple[Filter, ...], replaced: m.SubId | None) -> bool:
+        held = self._filter_values
+        old = self.subscriptions.get(replaced) if replaced is not None else None
+        if old is not None:
+            held -= sum(f.value_count for f in old.filters)
+        return held + sum(f.value_count for f in filters) > self.limits.max_filter_values
+
+    def _values_rejection(self) -> Rejection:
+        limit = self.limits.max_filter_values
+        return restricted(
+            "too many filter values: ids, authors, kinds and tag values across a"
+            f" connection's subscriptions are limited (limitation.max_filter_values = {limit})"
+        )
+
     def _on_req(self, msg: m.ReqMessage) -> list[Action]:
         rejection = self._check_req(msg.sub_id, msg.filters)
         if rejection is None and (
@@ -284,16 +302,43 @@ class Session:
             and len(self.subscriptions) >= self.limits.max_subscriptions
         ):
             rejection = restricted(f"too many subscriptions (max {self.limits.max_subscriptions})")
+        if rejection is None and self._too_many_values(msg.filters, msg.sub_id):
+            rejection = self._values_rejection()
         if rejection is not None:
             self.observer.req_rejected(rejection.reason.value)
-            self.subscriptions.pop(msg.sub_id, None)
+            self.unsubscribe(msg.sub_id)
             return [Send(m.encode_closed(msg.sub_id, rejection.message()))]
         subscription = Subscription(msg.sub_id, self._clamp(msg.filters))
-        self.subscriptions[msg.sub_id] = subscription
+        self._subscribe(subscription)
         return [Query(subscription)]
+
+    def _subscribe(self, subscription: Subscription) -> None:
+        self.unsubscribe(subscription.sub_id)
+        self.subscriptions[subscription.sub_id] = subscription
+        self._filter_values += sum(f.value_count for f in subscription.filters)
+        if self.index is not None:
+            self.index.add(self.conn_id, subscription.sub_id, subscription.filters)
+
+    def unsubscribe(self, sub_id: m.SubId) -> None:
+        """End a subscription (CLOSE, CLOSED, replaced); unknown ids are ignored."""
+        subscription = self.subscriptions.pop(sub_id, None)
+        if subscription is None:
+            return
+        self._filter_values -= sum(f.value_count for f in subscription.filters)
+        if self.index is not None:
+            self.index.remove(self.conn_id, sub_id)
+
+    def close_all(self) -> None:
+        """End every subscription (the connection is gone); later REQs are not indexed."""
+        for sub_id in list(self.subscriptions):
+            self.unsubscribe(sub_id)
+        self.index = None
 
     def _on_count(self, msg: m.CountMessage) -> list[Action]:
         rejection = self._check_req(msg.sub_id, msg.filters)
+        values = sum(f.value_count for f in msg.filters)
+        if rejection is None and values > self.limits.max_filter_values:
+            rejection = self._values_rejection()
         if rejection is not None:
             self.observer.req_rejected(rejection.reason.value)
             return [Send(m.encode_closed(msg.sub_id, rejection.message()))]

@@ -271,3 +271,25 @@ def _apply_op(
     if targets & owner:  # demote
         return invalid("the owner cannot be demoted")
     return replace(state, admins=state.admins - targets, last_seq=seq)
+
+
+def merged(known: GroupState | None, incoming: GroupState) -> GroupState:
+    """The later of two committed states of one group, whatever order they arrive in
+    (R-S2: instances learn each other's changes over the bus and from the store).
+
+    Roster events strictly raise ``last_seq``, so a lower one is older. Between roster
+    events only invitations (``invitees`` grow) and group messages (``last_epoch`` grows)
+    change a state, so two states with the same ``last_seq`` merge by union and maximum.
+    """
+    if known is None:
+        return incoming
+    known_seq = -1 if known.last_seq is None else known.last_seq
+    incoming_seq = -1 if incoming.last_seq is None else incoming.last_seq
+    if incoming_seq != known_seq:
+        return incoming if incoming_seq > known_seq else known
+    epochs = [e for e in (known.last_epoch, incoming.last_epoch) if e is not None]
+    return replace(
+        incoming,
+        invitees=known.invitees | incoming.invitees,
+        last_epoch=max(epochs) if epochs else None,
+    )

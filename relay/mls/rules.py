@@ -19,7 +19,7 @@ from relay.core.filters import Filter
 from relay.core.policy import EventRule, ReadRule, ReqRule, Viewer
 from relay.core.reasons import Rejection, auth_required, invalid, restricted
 from relay.mls import kinds
-from relay.mls.groups import GroupState, check_roster_shape, open_to_named
+from relay.mls.groups import GroupState, check_roster_shape, merged, open_to_named
 from relay.mls.keypackages import keypackage_expiry
 
 
@@ -63,6 +63,13 @@ class GroupDirectory:
         for pubkey in pubkeys:
             found |= self._groups_of.get(pubkey, set())
         return frozenset(found)
+
+    def merge(self, state: GroupState) -> GroupState:
+        """Learn ``state`` unless what is known is later (:func:`merged`); returns the
+        state now known."""
+        known = merged(self._states.get(state.group_id), state)
+        self.update(known)
+        return known
 
     def get(self, group_id: str) -> GroupState | None:
         """The state of a group, or None if unknown."""

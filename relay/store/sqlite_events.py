@@ -6,14 +6,21 @@ reader thread, never on the event loop.
 
 from __future__ import annotations
 
-import re
 import sqlite3
 from collections.abc import Sequence
 from typing import Any
 
-from relay.core.event import Event, is_addressable, is_replaceable
+from relay.core.event import Event
 from relay.core.filters import Filter
 from relay.core.outcome import Outcome
+from relay.core.replacement import (
+    Deletion,
+    Version,
+    coordinate_of,
+    deletes_event,
+    deletion_of,
+    plan_replacement,
+)
 
 
 def delete_seqs(conn: sqlite3.Connection, seqs: Sequence[int]) -> None:
@@ -31,11 +38,6 @@ def delete_seqs(conn: sqlite3.Connection, seqs: Sequence[int]) -> None:
         conn.execute(f"DELETE FROM events WHERE seq IN ({marks})", chunk)
 
 
-def _is_newer(a_created: int, a_id: str, b_created: int, b_id: str) -> bool:
-    """NIP-01 replacement order: later created_at wins; on a tie, the lowest id."""
-    return a_created > b_created or (a_created == b_created and a_id < b_id)
-
-
 def save_event(conn: sqlite3.Connection, event: Event, *, expires_at: int | None = None) -> Outcome:
     """Insert ``event`` with NIP-01/09/40 semantics (see ``EventStore.save``).
 
@@ -47,24 +49,22 @@ def save_event(conn: sqlite3.Connection, event: Event, *, expires_at: int | None
         "SELECT 1 FROM deletions WHERE event_id = ? AND pubkey = ?", (event.id, event.pubkey)
     ).fetchone():
         return Outcome.DELETED
-    d_tag: str | None = None
-    if is_replaceable(event.kind) or is_addressable(event.kind):
-        d_tag = event.d_tag if is_addressable(event.kind) else ""
+    coordinate = coordinate_of(event)
+    if coordinate is not None:
         row = conn.execute(
             "SELECT until FROM deleted_coords WHERE kind = ? AND pubkey = ? AND d_tag = ?",
-            (event.kind, event.pubkey, d_tag),
+            (coordinate.kind, coordinate.pubkey, coordinate.d_tag),
         ).fetchone()
-        if row is not None and event.created_at <= row[0]:
-            return Outcome.DELETED
-        older = []
-        for seq, created_at, other_id in conn.execute(
-            "SELECT seq, created_at, id FROM events WHERE pubkey = ? AND kind = ? AND d_tag = ?",
-            (event.pubkey, event.kind, d_tag),
-        ).fetchall():
-            if _is_newer(created_at, other_id, event.created_at, event.id):
-                return Outcome.SUPERSEDED
-            older.append(seq)
-        delete_seqs(conn, older)
+        stored = conn.execute(
+            "SELECT seq, id, created_at FROM events WHERE pubkey = ? AND kind = ? AND d_tag = ?",
+            (coordinate.pubkey, coordinate.kind, coordinate.d_tag),
+        ).fetchall()
+        plan = plan_replacement(
+            event, [Version(r[1], r[2]) for r in stored], row[0] if row else None
+        )
+        if plan.refused is not None:
+            return plan.refused
+        delete_seqs(conn, [r[0] for r in stored if r[1] in plan.replaced])
     cursor = conn.execute(
         "INSERT INTO events (id, pubkey, created_at, kind, d_tag, expires_at, raw)"
         " VALUES (?, ?, ?, ?, ?, ?, ?)",
@@ -73,7 +73,7 @@ def save_event(conn: sqlite3.Connection, event: Event, *, expires_at: int | None
             event.pubkey,
             event.created_at,
             event.kind,
-            d_tag,
+            None if coordinate is None else coordinate.d_tag,
             event.expiration if expires_at is None else expires_at,
             event.raw,
         ),
@@ -86,47 +86,37 @@ def save_event(conn: sqlite3.Connection, event: Event, *, expires_at: int | None
         conn.executemany(
             "INSERT INTO tags (event_seq, name, value, created_at) VALUES (?, ?, ?, ?)", tag_rows
         )
-    if event.kind == 5:
-        _apply_deletion(conn, event)
+    deletion = deletion_of(event)
+    if deletion is not None:
+        _apply_deletion(conn, deletion)
     return Outcome.STORED
 
 
-def _apply_deletion(conn: sqlite3.Connection, event: Event) -> None:
+def _apply_deletion(conn: sqlite3.Connection, deletion: Deletion) -> None:
     """NIP-09: remove the author's referenced events (never other deletions) and
     remember them so they cannot be published again."""
-    for target in event.tag_values("e"):
+    for target in deletion.event_ids:
         conn.execute(
             "INSERT OR IGNORE INTO deletions (event_id, pubkey) VALUES (?, ?)",
-            (target, event.pubkey),
+            (target, deletion.pubkey),
         )
-        rows = conn.execute(
-            "SELECT seq FROM events WHERE id = ? AND pubkey = ? AND kind != 5",
-            (target, event.pubkey),
-        ).fetchall()
-        delete_seqs(conn, [r[0] for r in rows])
-    for coordinate in event.tag_values("a"):
-        parts = coordinate.split(":", 2)
-        # ASCII digits only: str.isdigit() accepts "²", which int() refuses.
-        if len(parts) != 3 or not re.fullmatch(r"[0-9]{1,5}", parts[0]):
-            continue
-        if parts[1] != event.pubkey:
-            continue
-        kind, d_tag = int(parts[0]), parts[2]
-        if not (is_addressable(kind) or is_replaceable(kind)):
-            continue
-        if is_replaceable(kind):
-            d_tag = ""
+        rows = conn.execute("SELECT seq, pubkey, kind FROM events WHERE id = ?", (target,))
+        delete_seqs(
+            conn,
+            [r[0] for r in rows.fetchall() if deletes_event(deletion, pubkey=r[1], kind=r[2])],
+        )
+    for c in deletion.coordinates:
         conn.execute(
             "INSERT INTO deleted_coords (kind, pubkey, d_tag, until) VALUES (?, ?, ?, ?)"
             " ON CONFLICT (kind, pubkey, d_tag) DO UPDATE SET until = MAX(until, excluded.until)",
-            (kind, event.pubkey, d_tag, event.created_at),
+            (c.kind, c.pubkey, c.d_tag, deletion.until),
         )
         rows = conn.execute(
             "SELECT seq FROM events WHERE kind = ? AND pubkey = ? AND d_tag = ?"
             " AND created_at <= ?",
-            (kind, event.pubkey, d_tag, event.created_at),
-        ).fetchall()
-        delete_seqs(conn, [r[0] for r in rows])
+            (c.kind, c.pubkey, c.d_tag, deletion.until),
+        )
+        delete_seqs(conn, [r[0] for r in rows.fetchall()])
 
 
 def _where(f: Filter, now: int) -> tuple[str, list[Any]]:

@@ -66,7 +66,8 @@ def test_shipped_config_file_is_valid_and_equals_the_defaults() -> None:
     """config/mlsgw.toml documents every default and loads to the same values."""
     config = load_config(SHIPPED, {})
     assert config.source == str(SHIPPED) and config.ignored == ()
-    for section in ("information", "network", "limitation", "auth", "rate_limiter", "data"):
+    sections = ("information", "network", "limitation", "auth", "rate_limiter", "data", "cluster")
+    for section in sections:
         assert getattr(config, section) == getattr(Config(), section), section
     assert config.mls_gateway == Config().mls_gateway
 

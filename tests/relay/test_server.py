@@ -525,6 +525,27 @@ async def test_store_read_failure_is_closed_error(start_relay: StartRelay, tmp_p
     assert (await client.req("s", {}))[1] == ["EOSE", "s"]
 
 
+async def test_a_hung_store_answers_error_within_the_store_timeout_then_recovers(
+    start_relay: StartRelay, tmp_path: Path
+) -> None:
+    """Store calls that never return: OK false / CLOSED "error:" after data.store_timeout,
+    the connection keeps serving, and answers are normal again once the store is back."""
+    config = make_config(tmp_path / "data", data={"store_timeout": 0.5})
+    store = FlakyStore(config.sqlite_path)
+    running: RunningRelay = await start_relay(config, store)
+    client = await running.client()
+    store.hang = True
+    stuck = ALICE.sign(1, "stuck")
+    reply = await client.publish(stuck)
+    assert reply[:3] == ["OK", stuck.id, False] and reply[3].startswith("error: ")
+    end = (await client.req("s", {}))[1]
+    assert end[:2] == ["CLOSED", "s"] and end[2].startswith("error: ")
+    store.hang = False
+    kept = ALICE.sign(1, "kept")
+    assert await client.publish(kept) == ["OK", kept.id, True, ""]
+    assert [e["id"] for e in (await client.req("s", {}))[0]] == [kept.id]
+
+
 async def test_created_at_beyond_int64_is_invalid_and_the_connection_keeps_working(
     start_relay: StartRelay, tmp_path: Path
 ) -> None:

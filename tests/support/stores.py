@@ -9,39 +9,65 @@ from pathlib import Path
 from relay.core.event import Event
 from relay.core.filters import Filter
 from relay.core.outcome import Outcome
-from relay.store.base import StoreUnavailable
+from relay.store.base import ServedKeyPackage, StoreUnavailable
 from relay.store.sqlite import SqliteStore
 
 
 class FlakyStore(SqliteStore):
     """A :class:`SqliteStore` whose writes, reads or health check can be made to fail.
 
-    ``health_mode`` is ``"ok"``, ``"raise"`` (StoreUnavailable) or ``"hang"`` (never
-    answers, as a wedged database would).
+    ``fail_saves`` / ``fail_queries`` fail every call; ``fail_next`` fails that many of
+    the next save/query/count/take calls, then works again; ``hang`` makes those calls
+    never answer (a wedged database). ``health_mode`` is ``"ok"``, ``"raise"``
+    (StoreUnavailable) or ``"hang"``. ``calls`` counts the calls that reached the store.
     """
 
     def __init__(self, path: str | Path) -> None:
         super().__init__(path)
         self.fail_saves = False
         self.fail_queries = False
+        self.fail_next = 0
+        self.hang = False
         self.health_mode = "ok"
+        self.calls = 0
+
+    async def _fault(self, failing: bool, message: str) -> None:
+        self.calls += 1
+        if self.hang:
+            await asyncio.Event().wait()
+        if self.fail_next > 0:
+            self.fail_next -= 1
+            raise StoreUnavailable(f"{message} (stand-in, transient)")
+        if failing:
+            raise StoreUnavailable(f"{message} (stand-in)")
 
     async def save(self, event: Event, now: int) -> Outcome:
-        if self.fail_saves:
-            raise StoreUnavailable("disk I/O error (stand-in)")
+        await self._fault(self.fail_saves, "disk I/O error")
         return await super().save(event, now)
 
     async def query(
         self, filters: Sequence[Filter], now: int, *, oldest_first: bool = False
     ) -> list[Event]:
-        if self.fail_queries:
-            raise StoreUnavailable("database is locked (stand-in)")
+        await self._fault(self.fail_queries, "database is locked")
         return await super().query(filters, now, oldest_first=oldest_first)
 
     async def count(self, filters: Sequence[Filter], now: int) -> int:
-        if self.fail_queries:
-            raise StoreUnavailable("database is locked (stand-in)")
+        await self._fault(self.fail_queries, "database is locked")
         return await super().count(filters, now)
+
+    async def take_keypackages(
+        self,
+        authors: Sequence[str],
+        *,
+        per_author: int,
+        consume: bool,
+        now: int,
+        where: Filter | None = None,
+    ) -> list[ServedKeyPackage]:
+        await self._fault(self.fail_saves, "disk I/O error")
+        return await super().take_keypackages(
+            authors, per_author=per_author, consume=consume, now=now, where=where
+        )
 
     async def health(self) -> None:
         if self.health_mode == "raise":

@@ -795,3 +795,40 @@ def test_correctly_signed_events_with_hostile_tags_always_get_an_answer(
     """Signed events with odd tag values (², huge numbers) never raise: Publish or OK."""
     event = ALICE.sign(kind, content, tags, created_at=max(0, NOW + offset))
     check_answer(strict_session(), event_frame(event).encode())
+
+
+# --- filter values per connection (issue 8 §3) ------------------------------------------------
+
+
+def authors(n: int, start: int = 0) -> list[str]:
+    return [f"{i:064x}" for i in range(start, start + n)]
+
+
+def test_filter_values_are_bounded_across_a_connections_subscriptions() -> None:
+    """ids, authors, kinds and tag values add up over every live REQ; the REQ that would
+    pass max_filter_values is CLOSED naming the limit, and the others stay live."""
+    session = make_session(limits=SessionLimits(max_filter_values=10))
+    assert isinstance(feed(session, "REQ", "a", {"authors": authors(4), "kinds": [1]})[0], Query)
+    assert isinstance(
+        feed(session, "REQ", "b", {"#t": ["x", "y", "z"], "ids": authors(2)})[0], Query
+    )
+    closed = only_frame(feed(session, "REQ", "c", {"kinds": [1]}))
+    assert closed[:2] == ["CLOSED", "c"]
+    assert closed[2].startswith("restricted: ") and "limitation.max_filter_values = 10" in closed[2]
+    assert set(session.subscriptions) == {"a", "b"}
+
+
+def test_replacing_or_closing_a_req_gives_its_filter_values_back() -> None:
+    session = make_session(limits=SessionLimits(max_filter_values=5))
+    feed(session, "REQ", "a", {"authors": authors(5)})
+    assert isinstance(feed(session, "REQ", "a", {"authors": authors(5, 10)})[0], Query)
+    feed(session, "CLOSE", "a")
+    assert isinstance(feed(session, "REQ", "b", {"authors": authors(5)})[0], Query)
+
+
+def test_a_count_is_held_to_the_filter_value_limit_on_its_own() -> None:
+    session = make_session(limits=SessionLimits(max_filter_values=3))
+    feed(session, "REQ", "a", {"kinds": [1, 2, 3]})
+    assert isinstance(feed(session, "COUNT", "n", {"kinds": [1, 2]})[0], Count)
+    closed = only_frame(feed(session, "COUNT", "n", {"kinds": [1, 2, 3, 4]}))
+    assert closed[:2] == ["CLOSED", "n"] and "max_filter_values" in closed[2]

@@ -1,0 +1,259 @@
+"""The Redis bus (cluster mode): pub/sub for messages, keys and Lua for shared counters.
+
+Why pub/sub and not streams: fan-out is live delivery only, the store is the record.
+A stream would need trimming and one cursor per instance, and Cloud Run instances come
+and go; what a stream could replay after an outage was never published on it anyway
+(the publisher could not reach Redis either). Subscribers catch up from the store with
+``REQ … since`` — the same path as any client reconnecting.
+
+One connection holds the subscription and is re-established with exponential backoff
+(and jitter) whenever it fails; meanwhile :meth:`RedisBus.publish` answers False at
+once, so the relay fans out locally without waiting for Redis on every event.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import random
+import uuid
+from collections.abc import Sequence
+
+from redis.asyncio import Redis
+from redis.asyncio.client import PubSub
+from redis.asyncio.retry import Retry
+from redis.backoff import NoBackoff
+from redis.exceptions import RedisError
+
+from relay.bus.base import Bucket, BusStatus, BusUnavailable, Receiver, Resync
+
+log = logging.getLogger("relay.bus")
+
+# KEYS: bucket keys; ARGV: capacity and period of each, in order. Server time, so the
+# instances' clocks do not matter. Returns 0, or the 1-based index of an empty bucket.
+_TAKE = """
+local t = redis.call('TIME')
+local now = tonumber(t[1]) + tonumber(t[2]) / 1000000
+local found = {}
+for i, key in ipairs(KEYS) do
+  local capacity = tonumber(ARGV[2 * i - 1])
+  local rate = capacity / tonumber(ARGV[2 * i])
+  local b = redis.call('HMGET', key, 'tokens', 'ts')
+  local tokens = tonumber(b[1])
+  if tokens == nil then
+    tokens = capacity
+  else
+    tokens = math.min(capacity, tokens + math.max(0, now - tonumber(b[2])) * rate)
+  end
+  if tokens < 1 then return i end
+  found[i] = {tokens - 1, rate, capacity}
+end
+for i, key in ipairs(KEYS) do
+  local tokens, rate, capacity = found[i][1], found[i][2], found[i][3]
+  redis.call('HSET', key, 'tokens', tostring(tokens), 'ts', tostring(now))
+  redis.call('PEXPIRE', key, math.ceil((capacity - tokens) / rate * 1000) + 1000)
+end
+return 0
+"""
+
+# KEYS[1]: the lease; ARGV: holder id, ttl in ms. 1 if ARGV[1] holds it afterwards.
+_LEAD = """
+local holder = redis.call('GET', KEYS[1])
+if holder == ARGV[1] then
+  redis.call('PEXPIRE', KEYS[1], ARGV[2])
+  return 1
+end
+if holder then return 0 end
+redis.call('SET', KEYS[1], ARGV[1], 'PX', ARGV[2])
+return 1
+"""
+
+
+class RedisBus:
+    """:class:`relay.bus.base.Bus` over one Redis (Memorystore) instance."""
+
+    distributed = True
+
+    def __init__(
+        self,
+        url: str,
+        *,
+        prefix: str = "mlsgw",
+        timeout: float = 1.0,
+        min_backoff: float = 0.1,
+        max_backoff: float = 5.0,
+    ) -> None:
+        self.origin = uuid.uuid4().hex
+        self.prefix = prefix
+        self.channel = f"{prefix}:bus"
+        self.timeout = timeout
+        self.min_backoff = min_backoff
+        self.max_backoff = max_backoff
+        # Retries are ours (backoff in the listener, local fallback for the rest): the
+        # client's own would hold every event's OK while Redis is down.
+        self.client = Redis.from_url(
+            url,
+            socket_timeout=timeout,
+            socket_connect_timeout=timeout,
+            retry=Retry(NoBackoff(), 0),
+        )
+        self._take = self.client.register_script(_TAKE)
+        self._lead = self.client.register_script(_LEAD)
+        self._connected = False
+        self._listener: asyncio.Task[None] | None = None
+        self.reconnects = 0
+
+    # --- messages ------------------------------------------------------------------------
+
+    async def start(self, receive: Receiver, resync: Resync) -> None:
+        """Subscribe (waiting at most one attempt) and keep the subscription alive."""
+        first = asyncio.get_running_loop().create_future()
+        self._listener = asyncio.create_task(self._listen(receive, resync, first))
+        await asyncio.wait({first, self._listener}, return_when=asyncio.FIRST_COMPLETED)
+
+    async def _listen(self, receive: Receiver, resync: Resync, first: asyncio.Future[None]) -> None:
+        delay = self.min_backoff
+        lost = False
+        while True:
+            pubsub = self.client.pubsub(ignore_subscribe_messages=True)
+            try:
+                await pubsub.subscribe(self.channel)
+                self._connected = True
+                delay = self.min_backoff
+                if lost:
+                    self.reconnects += 1
+                    log.warning("bus reconnected; reloading shared state")
+                    await self._resync(resync)
+                else:
+                    log.info("bus connected", extra={"channel": self.channel})
+                if not first.done():
+                    first.set_result(None)
+                await self._pump(pubsub, receive)
+            except (RedisError, OSError) as exc:
+                if self._connected or not lost:
+                    log.error("bus connection lost; fanning out locally", extra={"error": str(exc)})
+                lost = True
+                self._connected = False
+            finally:
+                await _close_quietly(pubsub)
+            # Pooled connections to a Redis that went away would each fail once after it
+            # is back (and flap the bus): start from fresh ones.
+            await _disconnect_quietly(self.client)
+            if not first.done():
+                first.set_result(None)
+            await asyncio.sleep(delay * random.uniform(0.5, 1.0))
+            delay = min(delay * 2, self.max_backoff)
+
+    async def _pump(self, pubsub: PubSub, receive: Receiver) -> None:
+        while True:
+            if not self._connected:
+                raise BusLost("a bus command failed")
+            message = await pubsub.get_message(timeout=1.0)
+            if message is None or message.get("type") != "message":
+                continue
+            try:
+                receive(message["data"])
+            except Exception:
+                log.exception("bus message could not be handled")
+
+    async def _resync(self, resync: Resync) -> None:
+        try:
+            await resync()
+        except Exception as exc:
+            log.error("reload after bus reconnection failed", extra={"error": str(exc)})
+
+    async def publish(self, message: bytes) -> bool:
+        """PUBLISH on the bus channel; False (at once while disconnected) on failure."""
+        if not self._connected:
+            return False
+        try:
+            await self.client.publish(self.channel, message)
+        except (RedisError, OSError) as exc:
+            self._lost(exc)
+            return False
+        return True
+
+    def _lost(self, exc: BaseException) -> None:
+        if self._connected:
+            log.error("bus command failed; fanning out locally", extra={"error": str(exc)})
+        self._connected = False
+
+    # --- shared state --------------------------------------------------------------------
+
+    async def take(self, buckets: Sequence[Bucket]) -> int | None:
+        """Token buckets in Redis, checked and taken in one script (atomic)."""
+        if not buckets:
+            return None
+        args: list[str | float] = []
+        for bucket in buckets:
+            args += [str(bucket.capacity), repr(float(bucket.period))]
+        keys = [f"{self.prefix}:rl:{b.key}" for b in buckets]
+        try:
+            empty = int(await self._take(keys=keys, args=args))
+        except (RedisError, OSError) as exc:
+            self._lost(exc)
+            raise BusUnavailable(f"rate limit check failed: {exc}") from exc
+        return None if empty == 0 else empty - 1
+
+    async def first_use(self, key: str, ttl: int) -> bool:
+        """``SET key NX EX ttl``: only the first caller, on any instance, sets it."""
+        try:
+            created = await self.client.set(f"{self.prefix}:once:{key}", b"1", nx=True, ex=ttl)
+        except (RedisError, OSError) as exc:
+            self._lost(exc)
+            raise BusUnavailable(f"one-time key check failed: {exc}") from exc
+        return bool(created)
+
+    async def lead(self, role: str, ttl: float) -> bool:
+        """A lease key holding this instance's origin, renewed by its holder."""
+        try:
+            held = await self._lead(
+                keys=[f"{self.prefix}:lease:{role}"], args=[self.origin, int(ttl * 1000)]
+            )
+        except (RedisError, OSError) as exc:
+            self._lost(exc)
+            raise BusUnavailable(f"lease renewal failed: {exc}") from exc
+        return int(held) == 1
+
+    # --- health --------------------------------------------------------------------------
+
+    def status(self) -> BusStatus:
+        """``ok`` while subscribed, else ``unhealthy``."""
+        return "ok" if self._connected else "unhealthy"
+
+    async def health(self) -> BusStatus:
+        """``ok`` if subscribed and Redis answers PING within the timeout."""
+        if not self._connected:
+            return "unhealthy"
+        try:
+            await asyncio.wait_for(self.client.ping(), self.timeout)
+        except (RedisError, OSError, TimeoutError) as exc:
+            self._lost(exc)
+            return "unhealthy"
+        return "ok"
+
+    async def close(self) -> None:
+        """Stop the listener and close the connections."""
+        if self._listener is not None:
+            self._listener.cancel()
+            await asyncio.gather(self._listener, return_exceptions=True)
+        self._connected = False
+        await self.client.aclose()
+
+
+class BusLost(RedisError):
+    """Raised inside the listener when a command found Redis gone: resubscribe."""
+
+
+async def _disconnect_quietly(client: Redis) -> None:
+    try:
+        await client.connection_pool.disconnect()
+    except (RedisError, OSError):
+        pass
+
+
+async def _close_quietly(pubsub: PubSub) -> None:
+    try:
+        await pubsub.aclose()  # type: ignore[no-untyped-call]
+    except (RedisError, OSError):
+        pass

@@ -1,0 +1,77 @@
+"""What travels on the bus, and its byte encoding (pure).
+
+A message is one type byte, the 32-hex-digit id of the instance that sent it, and a
+payload: the event JSON exactly as stored (``E``) or a group state as JSON (``G``).
+The event bytes are forwarded unchanged, so fan-out on the receiving instance sends
+the same bytes a local subscriber gets.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import orjson
+
+from relay.core.event import Event, event_from_raw
+from relay.mls.groups import GroupState
+
+ORIGIN_LENGTH = 32
+_EVENT = b"E"
+_GROUP = b"G"
+
+
+@dataclass(frozen=True)
+class EventMessage:
+    """An accepted event, for the receiving instance's live subscribers."""
+
+    origin: str
+    event: Event
+
+
+@dataclass(frozen=True)
+class GroupMessage:
+    """A group's state after a committed change, for the receiving instance's directory."""
+
+    origin: str
+    state: GroupState
+
+
+BusMessage = EventMessage | GroupMessage
+
+
+class MalformedMessage(ValueError):
+    """Bytes on the bus that are not a message of this version."""
+
+
+def _head(kind: bytes, origin: str) -> bytes:
+    if len(origin) != ORIGIN_LENGTH:
+        raise ValueError(f"origin must be {ORIGIN_LENGTH} characters")
+    return kind + origin.encode("ascii")
+
+
+def encode_event(origin: str, event: Event) -> bytes:
+    """The bus message carrying ``event`` from instance ``origin``."""
+    return _head(_EVENT, origin) + event.raw
+
+
+def encode_group(origin: str, state: GroupState) -> bytes:
+    """The bus message carrying ``state`` from instance ``origin``."""
+    return _head(_GROUP, origin) + orjson.dumps(state.to_json())
+
+
+def decode(data: bytes) -> BusMessage:
+    """Parse a bus message; raises :class:`MalformedMessage` for anything else."""
+    kind, origin_bytes, payload = data[:1], data[1 : 1 + ORIGIN_LENGTH], data[1 + ORIGIN_LENGTH :]
+    try:
+        origin = origin_bytes.decode("ascii")
+        if len(origin) != ORIGIN_LENGTH:
+            raise MalformedMessage("truncated bus message")
+        if kind == _EVENT:
+            return EventMessage(origin, event_from_raw(payload))
+        if kind == _GROUP:
+            return GroupMessage(origin, GroupState.from_json(orjson.loads(payload)))
+    except MalformedMessage:
+        raise
+    except (ValueError, KeyError, TypeError, IndexError) as exc:
+        raise MalformedMessage(f"undecodable bus message: {exc}") from exc
+    raise MalformedMessage(f"unknown bus message type {kind!r}")

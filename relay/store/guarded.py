@@ -1,0 +1,189 @@
+"""Store faults (R-S3): a time budget on every store call and bounded retries with backoff,
+in front of any :class:`~relay.store.base.MlsStore`.
+
+A call that does not finish within ``timeout`` (retries included) raises
+:class:`StoreUnavailable`, so the relay answers ``OK false "error: …"`` or
+``CLOSED "error: …"`` in bounded time and keeps serving. Only calls that are safe to
+repeat are retried: reads, and writes that are idempotent by event id (a repeated save
+of an event that did commit answers DUPLICATE, which is still ``OK true``). A consuming
+key package fetch or a group transition is not repeated here (the stores retry what they
+know did not commit). Nothing is acknowledged that the store did not confirm.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from collections.abc import Awaitable, Callable, Sequence
+from typing import TypeVar
+
+from relay.core.event import Event
+from relay.core.filters import Filter
+from relay.core.outcome import Outcome
+from relay.core.reasons import Rejection
+from relay.mls.groups import GroupState
+from relay.store.base import (
+    GroupTransition,
+    KeyPackageSaved,
+    MlsStore,
+    MlsSweep,
+    ServedKeyPackage,
+    StoreUnavailable,
+)
+
+T = TypeVar("T")
+log = logging.getLogger("relay")
+
+DEFAULT_TIMEOUT = 5.0
+ATTEMPTS = 3
+BACKOFF = 0.1  # seconds before the second attempt, x4 before the third
+BACKGROUND_TIMEOUT = 120.0
+OPEN_TIMEOUT = 30.0  # a cold connection (TLS, token, JIT) is slower than later calls
+
+
+class GuardedStore:
+    """:class:`MlsStore` that bounds and retries the calls of ``inner``."""
+
+    def __init__(
+        self,
+        inner: MlsStore,
+        *,
+        timeout: float = DEFAULT_TIMEOUT,
+        attempts: int = ATTEMPTS,
+        backoff: float = BACKOFF,
+    ) -> None:
+        self.inner = inner
+        self.timeout = timeout
+        self.attempts = max(1, attempts)
+        self.backoff = backoff
+        # Startup and sweeps may touch many documents; they get a longer budget.
+        self.background_timeout = max(timeout, BACKGROUND_TIMEOUT)
+        self.failing: str | None = None  # the last failure, until a call succeeds
+
+    async def _call(
+        self,
+        what: str,
+        call: Callable[[], Awaitable[T]],
+        *,
+        retry: bool = True,
+        background: bool = False,
+        budget: float | None = None,
+    ) -> T:
+        """``call()`` within the time budget (the longer one for ``background`` work);
+        repeated after StoreUnavailable when ``retry`` and budget remain. Raises
+        StoreUnavailable when it cannot succeed."""
+        if budget is None:
+            budget = self.background_timeout if background else self.timeout
+        deadline = time.monotonic() + budget
+        attempts = self.attempts if retry else 1
+        for attempt in range(attempts):
+            remaining = deadline - time.monotonic()
+            try:
+                result = await asyncio.wait_for(call(), max(remaining, 0.001))
+            except TimeoutError:
+                self.failing = f"{what} timed out after {budget:g} s"
+                raise StoreUnavailable(self.failing) from None
+            except StoreUnavailable as exc:
+                self.failing = f"{what}: {exc}"
+                pause = self.backoff * 4**attempt
+                if attempt + 1 == attempts or time.monotonic() + pause >= deadline:
+                    raise
+                log.warning("store call failed; retrying", extra={"call": what, "error": str(exc)})
+                await asyncio.sleep(pause)
+            else:
+                self.failing = None
+                return result
+        raise AssertionError("unreachable")  # pragma: no cover - for mypy
+
+    # --- lifecycle ---------------------------------------------------------------------
+
+    async def open(self) -> None:
+        """Open ``inner`` within :data:`OPEN_TIMEOUT` (retried: opening has no side
+        effects)."""
+        await self._call("open", self.inner.open, budget=max(self.timeout, OPEN_TIMEOUT))
+
+    async def close(self) -> None:
+        """Close ``inner``."""
+        await self.inner.close()
+
+    # --- EventStore --------------------------------------------------------------------
+
+    async def save(self, event: Event, now: int) -> Outcome:
+        """Bounded, retried (idempotent by event id)."""
+        return await self._call("save", lambda: self.inner.save(event, now))
+
+    async def query(
+        self, filters: Sequence[Filter], now: int, *, oldest_first: bool = False
+    ) -> list[Event]:
+        """Bounded, retried."""
+        return await self._call(
+            "query", lambda: self.inner.query(filters, now, oldest_first=oldest_first)
+        )
+
+    async def count(self, filters: Sequence[Filter], now: int) -> int:
+        """Bounded, retried."""
+        return await self._call("count", lambda: self.inner.count(filters, now))
+
+    async def delete_expired(self, now: int) -> int:
+        """Bounded, retried."""
+        return await self._call(
+            "delete_expired", lambda: self.inner.delete_expired(now), background=True
+        )
+
+    async def health(self) -> None:
+        """The inner store's own check, within the budget, never retried (the probe is
+        itself repeated by its caller)."""
+        await self._call("health", self.inner.health, retry=False)
+
+    # --- MlsStore ----------------------------------------------------------------------
+
+    async def save_keypackage(
+        self, event: Event, *, expires_at: int, max_per_owner: int, grace: int, now: int
+    ) -> KeyPackageSaved:
+        """Bounded, retried (idempotent by event id)."""
+        return await self._call(
+            "save_keypackage",
+            lambda: self.inner.save_keypackage(
+                event, expires_at=expires_at, max_per_owner=max_per_owner, grace=grace, now=now
+            ),
+        )
+
+    async def take_keypackages(
+        self,
+        authors: Sequence[str],
+        *,
+        per_author: int,
+        consume: bool,
+        now: int,
+        where: Filter | None = None,
+    ) -> list[ServedKeyPackage]:
+        """Bounded; retried only when it consumes nothing."""
+        return await self._call(
+            "take_keypackages",
+            lambda: self.inner.take_keypackages(
+                authors, per_author=per_author, consume=consume, now=now, where=where
+            ),
+            retry=not consume,
+        )
+
+    async def save_group_event(
+        self, event: Event, transition: GroupTransition, now: int
+    ) -> tuple[Outcome | Rejection, GroupState | None]:
+        """Bounded, not retried: a repeat after an unseen commit would report DUPLICATE
+        and lose the state change the group directory needs."""
+        return await self._call(
+            "save_group_event",
+            lambda: self.inner.save_group_event(event, transition, now),
+            retry=False,
+        )
+
+    async def load_groups(self) -> list[GroupState]:
+        """Bounded, retried."""
+        return await self._call("load_groups", self.inner.load_groups, background=True)
+
+    async def sweep_mls(self, now: int, archive_before: int) -> MlsSweep:
+        """Bounded, retried (deleting what is already gone is harmless)."""
+        return await self._call(
+            "sweep_mls", lambda: self.inner.sweep_mls(now, archive_before), background=True
+        )

@@ -1,0 +1,57 @@
+"""The bus message encoding."""
+
+from __future__ import annotations
+
+import pytest
+
+from relay.bus import wire
+from relay.mls.groups import GroupState
+from tests.support.nostr import Keys
+
+ORIGIN = "a" * 32
+
+
+def test_an_event_travels_with_its_exact_bytes_and_origin() -> None:
+    event = Keys().sign(1, "hello")
+    message = wire.decode(wire.encode_event(ORIGIN, event))
+    assert isinstance(message, wire.EventMessage)
+    assert message.origin == ORIGIN
+    assert message.event == event
+    assert message.event.raw == event.raw
+
+
+def test_a_group_state_travels_whole() -> None:
+    state = GroupState(
+        "g1",
+        owner="o" * 64,
+        admins=frozenset({"o" * 64}),
+        members=frozenset({"m" * 64}),
+        invitees=frozenset({"i" * 64}),
+        removed=frozenset({"r" * 64}),
+        last_seq=3,
+        last_epoch=7,
+    )
+    message = wire.decode(wire.encode_group(ORIGIN, state))
+    assert message == wire.GroupMessage(ORIGIN, state)
+
+
+@pytest.mark.parametrize(
+    "data",
+    [
+        b"",
+        b"E",
+        b"E" + b"a" * 31,
+        b"X" + b"a" * 32 + b"{}",
+        b"E" + b"a" * 32 + b"not json",
+        b"G" + b"a" * 32 + b"[1]",
+        b"E" + b"\xff" * 32 + b"{}",
+    ],
+)
+def test_anything_else_is_refused_precisely(data: bytes) -> None:
+    with pytest.raises(wire.MalformedMessage):
+        wire.decode(data)
+
+
+def test_an_origin_must_have_the_fixed_length() -> None:
+    with pytest.raises(ValueError):
+        wire.encode_event("short", Keys().sign(1))

@@ -1,0 +1,97 @@
+"""relay.store.guarded: every store call bounded in time, repeatable calls retried with
+backoff, the rest never repeated (R-S3); in front of a real SQLite store."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import AsyncIterator
+from pathlib import Path
+
+import pytest
+
+from relay.core.filters import Filter
+from relay.core.outcome import Outcome
+from relay.store.base import StoreUnavailable
+from relay.store.guarded import GuardedStore
+from tests.support.nostr import Keys
+from tests.support.stores import FlakyStore
+
+ALICE = Keys(bytes.fromhex("11" * 32))
+NOW = 1_700_000_000
+TIMEOUT = 0.5
+# Only a failure guard against a wait that never ends; the budget itself is TIMEOUT.
+GUARD = 30.0
+
+
+@pytest.fixture
+async def flaky(tmp_path: Path) -> AsyncIterator[FlakyStore]:
+    store = FlakyStore(tmp_path / "relay.db")
+    await store.open()
+    yield store
+    store.hang = False
+    await store.close()
+
+
+@pytest.fixture
+def guarded(flaky: FlakyStore) -> GuardedStore:
+    return GuardedStore(flaky, timeout=TIMEOUT, backoff=0.01)
+
+
+async def test_a_call_that_never_answers_fails_within_the_budget(
+    flaky: FlakyStore, guarded: GuardedStore
+) -> None:
+    """A hung store: StoreUnavailable naming the timeout, not a wait forever."""
+    flaky.hang = True
+    with pytest.raises(StoreUnavailable, match="timed out"):
+        await asyncio.wait_for(guarded.save(ALICE.sign(1, "x"), NOW), GUARD)
+    assert guarded.failing is not None and "timed out" in guarded.failing
+
+
+async def test_transient_failures_of_repeatable_calls_are_retried(
+    flaky: FlakyStore, guarded: GuardedStore
+) -> None:
+    """Two failures then success: the caller sees only the result; failing is cleared."""
+    event = ALICE.sign(1, "kept")
+    flaky.fail_next = 2
+    assert await guarded.save(event, NOW) is Outcome.STORED
+    flaky.fail_next = 2
+    assert [e.id for e in await guarded.query([Filter()], NOW)] == [event.id]
+    assert guarded.failing is None
+
+
+async def test_retries_are_bounded(flaky: FlakyStore, guarded: GuardedStore) -> None:
+    """A store that keeps failing is tried a bounded number of times, then reported."""
+    flaky.fail_queries = True
+    with pytest.raises(StoreUnavailable, match="locked"):
+        await guarded.count([Filter()], NOW)
+    assert flaky.calls == 3
+
+
+async def test_a_consuming_fetch_is_never_repeated(
+    flaky: FlakyStore, guarded: GuardedStore
+) -> None:
+    """A failed consuming key package fetch is reported at once (it may have committed);
+    a non-consuming one is retried."""
+    flaky.fail_next = 1
+    with pytest.raises(StoreUnavailable):
+        await guarded.take_keypackages([ALICE.pubkey], per_author=1, consume=True, now=NOW)
+    assert flaky.calls == 1
+    flaky.fail_next = 1
+    assert (
+        await guarded.take_keypackages([ALICE.pubkey], per_author=1, consume=False, now=NOW) == []
+    )
+    assert flaky.calls == 3
+
+
+async def test_a_hung_health_check_fails_within_the_budget(
+    flaky: FlakyStore, guarded: GuardedStore
+) -> None:
+    """health() of a wedged store raises instead of hanging the probe."""
+    flaky.health_mode = "hang"
+    started = time.monotonic()
+    with pytest.raises(StoreUnavailable):
+        await asyncio.wait_for(guarded.health(), GUARD)
+    assert time.monotonic() - started < GUARD
+    flaky.health_mode = "ok"
+    await guarded.health()
