@@ -18,6 +18,7 @@ from mlsgw.commands.common import (
     run_command,
     runbook_command,
 )
+from mlsgw.commands.usage import MlsgwGroup
 from mlsgw.errors import UsageError
 from mlsgw.incidents.model import IncidentStatus
 from mlsgw.incidents.runbook import (
@@ -39,6 +40,7 @@ app = typer.Typer(
     help="Incident notices from the runbook's templates: open, update, resolve, show, list. "
     "SEV1 critical (respond within 15 min), SEV2 major (1 h), SEV3 minor (4 h).",
     no_args_is_help=True,
+    cls=MlsgwGroup,
 )
 
 NOTICE_FIELDS = ("incident_webhook", "ledger", "endpoint", "timeout")

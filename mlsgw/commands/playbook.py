@@ -22,6 +22,7 @@ from mlsgw.commands.common import (
     runbook_command,
     stdin_is_tty,
 )
+from mlsgw.commands.usage import MlsgwGroup
 from mlsgw.errors import Refused, UsageError
 from mlsgw.playbooks.catalog import CommandCatalog
 from mlsgw.playbooks.invoke import Invocation, invoke
@@ -34,6 +35,7 @@ from mlsgw.target import OPS_FIELDS, SECRET_FIELDS
 app = typer.Typer(
     help="The runbook's procedures as playbooks: list, show, run step by step.",
     no_args_is_help=True,
+    cls=MlsgwGroup,
 )
 
 PLAYBOOK_DIR_ENV = "MLSGW_PLAYBOOKS"
