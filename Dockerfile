@@ -8,11 +8,20 @@ ENV PYTHONDONTWRITEBYTECODE=1 \
     PORT=8080
 
 WORKDIR /app
-COPY pyproject.toml README.md ./
+
+# Dependencies first, in a layer of their own: rebuilt only when pyproject.toml changes.
+COPY pyproject.toml ./
+COPY scripts/pyproject-requirements ./scripts/
+RUN python scripts/pyproject-requirements pyproject.toml > /tmp/requirements.txt \
+    && pip install -r /tmp/requirements.txt \
+    && rm /tmp/requirements.txt
+
+# The code: a change here reinstalls mlsgw alone, not its dependencies.
+COPY README.md ./
 COPY relay ./relay
 COPY mlsgw ./mlsgw
 COPY config ./config
-RUN pip install . \
+RUN pip install --no-deps --no-build-isolation . \
     && useradd --system --uid 10001 --home-dir /app --shell /usr/sbin/nologin mlsgw \
     && mkdir -p /app/data \
     && chown -R mlsgw:mlsgw /app/data

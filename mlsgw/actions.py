@@ -12,6 +12,7 @@ import dataclasses
 import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
+from datetime import UTC
 
 from mlsgw.errors import MlsgwError, OperationFailed
 from mlsgw.gcp.base import (
@@ -98,7 +99,7 @@ def revisions_table(service: ServiceState, revisions: list[Revision]) -> Table:
             f"{split.get(r.name, 0)}%",
             ",".join(tags.get(r.name, [])),
             "yes" if r.ready.ok else f"no: {r.ready.message or r.ready.state}"[:60],
-            f"{r.created:%Y-%m-%d %H:%M}" if r.created else "",
+            f"{r.created.astimezone(UTC):%Y-%m-%d %H:%M} UTC" if r.created else "",
             r.image or "",
         )
         for r in revisions

@@ -173,7 +173,9 @@ def check_logs(ctx: CheckContext) -> CheckResult:
     if not entries:
         return CheckResult(name, Status.OK, "no ERROR entries in the last hour", perf=perf)
     details = tuple(
-        f"{e.time:%H:%M:%S} {e.severity}: {e.message[:160]}" if e.time else e.message[:160]
+        f"{e.time.astimezone(UTC):%H:%M:%S} UTC {e.severity}: {e.message[:160]}"
+        if e.time
+        else e.message[:160]
         for e in entries[:SHOWN_MESSAGES]
     )
     return CheckResult(

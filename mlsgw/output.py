@@ -10,7 +10,7 @@ from __future__ import annotations
 import json
 import sys
 from collections.abc import Iterator, Mapping
-from contextlib import contextmanager
+from contextlib import AbstractContextManager, contextmanager, nullcontext
 from typing import Any, NoReturn
 
 import typer
@@ -23,10 +23,12 @@ from mlsgw.errors import MlsgwError
 from mlsgw.report import (
     NAGIOS_WORD,
     ActionReport,
+    Change,
     CheckReport,
     CheckResult,
     Outcome,
     Report,
+    Reporter,
     Status,
     Verdict,
 )
@@ -87,6 +89,37 @@ class SpinnerReporter:
             yield
         finally:
             self._status.start()
+
+
+class StepPrinter:
+    """The live progress of a playbook run: the current step on the spinner, one line per
+    finished step on stderr (nothing under ``--json``)."""
+
+    def __init__(self, reporter: Reporter, enabled: bool) -> None:
+        self._reporter = reporter
+        self._spinner = reporter if isinstance(reporter, SpinnerReporter) else None
+        self._console = stderr_console() if enabled else None
+        self._total = 0
+
+    def started(self, step: Any, total: int) -> None:
+        """Show ``[n/total] name`` as the current activity."""
+        self._total = total
+        self._reporter.step(f"[{step.number}/{total}] {step.name}")
+
+    def finished(self, step: Any, result: Any) -> None:
+        """Print the step's status and result."""
+        if self._console is None:
+            return
+        with self.paused():
+            self._console.print(
+                f"[{step.number}/{self._total}] {_status_cell(result.status)} "
+                f"{escape(step.name)} — {escape(result.detail)}",
+                soft_wrap=True,
+            )
+
+    def paused(self) -> AbstractContextManager[None]:
+        """Hide the spinner while the operator is asked something."""
+        return self._spinner.paused() if self._spinner is not None else nullcontext()
 
 
 @contextmanager
@@ -172,6 +205,15 @@ def error_document(
     }
 
 
+def passed_summary(report: CheckReport) -> str:
+    """``all 6 checks passed``, or ``2 passed, 4 skipped`` when some were skipped."""
+    passed = sum(1 for c in report.checks if c.status is Status.OK)
+    skipped = sum(1 for c in report.checks if c.status is Status.SKIPPED)
+    if skipped:
+        return f"{passed} passed, {skipped} skipped"
+    return f"all {passed} checks passed"
+
+
 def nagios_line(report: CheckReport, name: str = "MLSGW") -> str:
     """``MLSGW CRITICAL - health: ... | 'label'=value;warn;crit ...`` (one line)."""
     verdict = report.verdict
@@ -180,10 +222,17 @@ def nagios_line(report: CheckReport, name: str = "MLSGW") -> str:
         c for c in report.checks if c.status in (Status.CRITICAL, Status.WARNING, Status.UNKNOWN)
     ]
     shown = bad or (list(report.checks) if len(report.checks) == 1 else [])
-    text = "; ".join(f"{c.name}: {c.summary}" for c in shown) or "all checks passed"
+    text = "; ".join(f"{c.name}: {c.summary}" for c in shown) or passed_summary(report)
     text = text.replace("|", "/").replace("\n", " ")
     perf = " ".join(p.nagios() for c in report.checks for p in c.perf)
     return f"{name} {word} - {text}" + (f" | {perf}" if perf else "")
+
+
+def nagios_unknown(message: str, name: str = "MLSGW") -> str:
+    """One Nagios plugin line with status UNKNOWN and no perfdata (the command could not
+    check anything: bad arguments, no credentials)."""
+    text = " ".join(message.replace("|", "/").split())
+    return f"{name} UNKNOWN - {text}"
 
 
 def _status_cell(status: Status) -> str:
@@ -206,9 +255,9 @@ def render_target(target: Target, console: Console) -> None:
         if getattr(target, name)
     ]
     if named:
-        console.print("[dim]target: " + ", ".join(named) + "[/]", soft_wrap=True)
+        console.print("[dim]target: " + ", ".join(named) + "[/]")
     for warning in target.warnings:
-        console.print(f"[yellow]warning:[/] {escape(warning)}", soft_wrap=True)
+        console.print(f"[yellow]warning:[/] {escape(warning)}")
 
 
 def render(report: Report, console: Console, target: Target | None = None) -> None:
@@ -218,9 +267,12 @@ def render(report: Report, console: Console, target: Target | None = None) -> No
     for t in report.tables:
         table = RichTable(title=t.title, title_justify="left")
         for column in t.columns:
-            table.add_column(column)
+            table.add_column(
+                column, overflow="fold", no_wrap=column in NO_WRAP, min_width=MIN_WIDTH.get(column)
+            )
         for row in t.rows:
-            table.add_row(*(escape(cell) for cell in row))
+            cells = (SHORTENED.get(c, str)(cell) for c, cell in zip(t.columns, row, strict=True))
+            table.add_row(*(escape(cell) for cell in cells))
         console.print(table)
     if report.findings:
         title = getattr(report, "title", "") or f"mlsgw {report.command}"
@@ -232,20 +284,60 @@ def render(report: Report, console: Console, target: Target | None = None) -> No
             findings.add_row(check.name, _status_cell(check.status), _result_cell(check))
         console.print(findings)
     if report.plan:
-        console.print("[bold]Plan[/]")
-        for change in report.plan:
-            console.print(
-                f"  {escape(change.resource)}  {escape(change.field)}: "
-                f"{escape(change.before)} → [bold]{escape(change.after)}[/]",
-                soft_wrap=True,
-            )
+        render_plan(report.plan, console)
     for step in report.steps:
+        # One grid per step: a long detail wraps under its own text, and short lines are
+        # not padded to the width of the longest.
+        line = RichTable.grid(padding=(0, 1))
+        line.add_column(no_wrap=True)
+        line.add_column(overflow="fold")
         detail = f" — {escape(step.detail)}" if step.detail else ""
-        console.print(f"  {_status_cell(step.status)} {escape(step.name)}{detail}", soft_wrap=True)
+        line.add_row(f"  {_status_cell(step.status)}", f"{escape(step.name)}{detail}")
+        console.print(line)
     for notice in report.notices:
         console.print(f"[cyan]{escape(notice)}[/]", soft_wrap=True)
+    # The verdict stays one line, whatever its length: scripts and people grep for it.
     verdict = f"[{_style_of(report)}]{report.status.upper()}[/]"
     console.print(f"{verdict} — {escape(report.summary)}  (run {report.run_id})", soft_wrap=True)
+
+
+def short_image(image: str) -> str:
+    """An image name that fits a table cell and keeps what tells images apart: the last
+    path segment with its tag, or the digest's first 12 hex digits
+    (``europe-west1-docker.pkg.dev/p/r/mlsgw:1.4.2`` → ``…/mlsgw:1.4.2``)."""
+    name, at, digest = image.partition("@")
+    path, _, last = name.rpartition("/")
+    short = f"…/{last}" if path else last
+    if at:
+        algorithm, _, value = digest.partition(":")
+        short += f"@{algorithm}:{value[:12]}" if value else f"@{digest}"
+    return short
+
+
+SHORTENED = {"image": short_image}
+"""Table columns shown shortened on a terminal (``--json`` keeps the full value)."""
+NO_WRAP = {"revision"}
+"""Table columns that are names to copy: never broken across lines."""
+MIN_WIDTH = {"image": 14, "created": 10}
+"""Columns that would be squeezed to illegibility on a narrow terminal."""
+
+
+def render_plan(plan: tuple[Change, ...], console: Console) -> None:
+    """The plan, grouped by resource: one line per field, wrapped to the terminal's width."""
+    console.print("[bold]Plan[/]")
+    by_resource: dict[str, list[Change]] = {}
+    for change in plan:
+        by_resource.setdefault(change.resource, []).append(change)
+    for resource, changes in by_resource.items():
+        console.print(f"  {escape(resource)}", overflow="fold")
+        for change in changes:
+            # A grid per line: the change wraps under its own start, not under the indent.
+            line = RichTable.grid()
+            line.add_column(no_wrap=True)
+            line.add_column(overflow="fold")
+            before = "" if change.before in ("-", "") else f"{escape(change.before)} → "
+            line.add_row("    ", f"{escape(change.field)}: {before}[bold]{escape(change.after)}[/]")
+            console.print(line)
 
 
 def _result_cell(check: CheckResult) -> str:
@@ -280,9 +372,15 @@ def fail(
     as_json: bool,
     run_id: str,
     target: Mapping[str, object] | None = None,
+    nagios: bool = False,
 ) -> NoReturn:
-    """Report an error that stopped a command before it produced a report, and exit."""
-    if as_json:
+    """Report an error that stopped a command before it produced a report, and exit.
+
+    With ``nagios`` the error is one UNKNOWN plugin line on stdout (Nagios shows stdout only).
+    """
+    if nagios:
+        typer.echo(nagios_unknown(str(error)))
+    elif as_json:
         emit_json(error_document(command, error, code, run_id, target))
     else:
         message = f"[bold red]mlsgw {command}:[/] {escape(str(error))}"

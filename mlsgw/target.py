@@ -21,6 +21,7 @@ import os
 import tomllib
 import types
 import typing
+import urllib.parse
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -254,4 +255,26 @@ def resolve_target(
             values[name], sources[name] = ops.values[name], ops.sources[name]
         elif (found := _fallback(name, env)) is not None:
             values[name], sources[name] = found
+    for name in URL_FIELDS:
+        if values.get(name):
+            check_url(values[name], sources[name])
     return Target(**values, sources=sources, warnings=ops.warnings)
+
+
+URL_FIELDS = ("url", "endpoint")
+"""Target fields that are HTTP(S) base URLs."""
+
+
+def check_url(value: str, source: str) -> None:
+    """A :class:`UsageError` unless ``value`` is an ``http://`` or ``https://`` URL with a host.
+
+    Without a scheme every probe would fail and report an outage that is really a typo.
+    """
+    parsed = urllib.parse.urlsplit(value)
+    if parsed.scheme in ("http", "https") and parsed.netloc:
+        return
+    if "://" not in value:
+        raise UsageError(
+            f"{source} {value!r} has no scheme: give http://{value} or https://{value}"
+        )
+    raise UsageError(f"{source} {value!r} is not an http:// or https:// URL")

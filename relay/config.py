@@ -92,9 +92,9 @@ _IGNORED_KEYS: dict[str, str] = {
     "data.db_query_timeout": "every store call is bounded by data.store_timeout",
     "limitation.min_prefix": "id/author prefix queries are not supported (exact ids only)",
     "extensions.mls_gateway.welcome_ttl": "welcomes only travel inside gift wraps (archive TTL)",
-    "extensions.mls_gateway.enable_message_archive": "the store is the archive (R-M9)",
+    "extensions.mls_gateway.enable_message_archive": "the store is the archive",
     "information.version": "the version is the package version",
-    "auth.event.event_pubkey_whitelist": "the allowlist applies to connections (R-A2)",
+    "auth.event.event_pubkey_whitelist": "the allowlist applies to authenticated connections",
 }
 _IGNORED_SECTIONS: dict[str, str] = {
     "count": "NIP-45 COUNT is always on",
@@ -541,5 +541,9 @@ def redacted_dict(config: Config) -> dict[str, Any]:
 
 
 def _redact_url(url: str) -> str:
-    """Hide the password in ``scheme://user:password@host`` URLs."""
-    return re.sub(r"(//[^:/@]*:)[^@]*@", r"\1" + _REDACTED + "@", url)
+    """Hide the password in ``scheme://user:password@host`` URLs; in a secret URL without
+    one (an incoming webhook) the path is the credential, so it is hidden instead."""
+    hidden = re.sub(r"(//[^:/@]*:)[^@]*@", r"\1" + _REDACTED + "@", url)
+    if hidden != url:
+        return hidden
+    return re.sub(r"^([a-z][a-z0-9+.-]*://[^/?#]*)[/?#].+$", r"\1/" + _REDACTED, url, flags=re.I)

@@ -6,6 +6,11 @@ subject to the same rules as the WebSocket: the caller is a
 policy's REQ rules for the filters it reads (their reason prefix picks the HTTP status),
 and results pass the relay's read rules. Errors are ``{"error": …}`` with 400, 401, 403,
 404, 405, 429 or 503.
+
+The emergency modes apply as on the WebSocket side: in maintenance mode every request is
+answered 503 with the configured message before anything else (a new WebSocket connection
+gets that message as a NOTICE and is closed); read-only mode refuses writes only, and the API
+serves reads, so it keeps answering exactly as a REQ does.
 """
 
 from __future__ import annotations
@@ -34,6 +39,9 @@ DEFAULT_LIMIT = 100
 MAX_LIMIT = 500
 _GROUP_ID = re.compile(r"[A-Za-z0-9._~:-]{1,256}\Z")
 _HEX64 = re.compile(r"[0-9a-f]{64}\Z")
+MAINTENANCE_RETRY_AFTER = 300
+"""Seconds a client is asked to wait in maintenance mode (the WebSocket's close code 1013
+says "try again later" without a time)."""
 
 
 class ApiError(Exception):
@@ -203,8 +211,23 @@ async def _group_messages(relay: Relay, viewer: Viewer, request: HttpRequest) ->
     return _page(relay, viewer.asking([filt]), await _messages(relay, filt), limit)
 
 
+def maintenance_response(relay: Relay) -> HttpResponse | None:
+    """503 with the maintenance message while ``information.maintenance`` is on, else None."""
+    information = relay.config.information
+    if not information.maintenance:
+        return None
+    return HttpResponse(
+        503,
+        orjson.dumps({"error": information.maintenance_message, "status": "maintenance"}),
+        headers=(("Retry-After", str(MAINTENANCE_RETRY_AFTER)),),
+    )
+
+
 async def handle_api(relay: Relay, request: HttpRequest, prefix: str) -> HttpResponse:
-    """Serve one request whose path starts with the API prefix."""
+    """Serve one request whose path starts with the API prefix (503 in maintenance mode)."""
+    closed = maintenance_response(relay)
+    if closed is not None:
+        return closed
     route = request.path[len(prefix.rstrip("/")) :]
     routes = {
         "/keypackages": ("GET", _keypackages),

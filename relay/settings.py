@@ -230,6 +230,12 @@ class OpsSettings:
     """Domains whose users, groups and service accounts ``mlsgw audit`` accepts in IAM."""
     rpo_hours: float = 24.0
     timeout: float = _f(10.0, duration=True)
+    incident_webhook: str | None = _f(None, secret=True)
+    """Slack or Google Chat incoming-webhook URL for incident notices (a secret: the URL
+    is the credential)."""
+    contacts: tuple[str, ...] = ()
+    """Escalation contacts: ``"sev1: Primary on-call <oncall@example.com>"``,
+    ``"sev1/sev2: …"``; an entry without a prefix is for every severity."""
 
 
 @dataclass(frozen=True)

@@ -62,14 +62,17 @@ def audit(
     *,
     options: CommandOptions,
 ) -> None:
-    """Security review: 4xx access logs, NIP-42 and allowlist refusals, project IAM, the
-    Cloud Run service (public invoker, ingress, plain-text secrets), the relay config
-    (``--config``, else ``MLSGW_CONFIG``, under the service's MLSGW_* variables), Firestore
-    PITR and backup schedules, dependency vulnerabilities (pip-audit), and the TLS
-    certificate of the service URL. Each finding has a severity and its evidence.
+    """Security review of the service, its project, its config and its dependencies.
 
-    Exit 0 clean, 1 warnings, 2 critical, 3 could not audit (an area failed: no
-    credentials, permission denied, pip-audit could not reach its database).
+    Reviews 4xx access logs, NIP-42 and allowlist refusals, project IAM, the Cloud Run
+    service (public invoker, ingress, plain-text secrets), the relay config (--config, else
+    MLSGW_CONFIG, under the service's MLSGW_* variables), Firestore PITR and backup
+    schedules, dependency vulnerabilities (pip-audit), and the TLS certificate of the
+    service URL. Each finding has a severity and its evidence.
+
+    Exit codes: 0 clean, 1 warnings, 2 critical, 3 could not audit (an area failed: no
+    credentials, permission denied, pip-audit could not reach its database; or a usage
+    error).
 
     Example: mlsgw audit --project my-proj --region europe-west1 --service mlsgw -c relay.toml
     """

@@ -15,10 +15,11 @@ from mlsgw.commands.common import (
     run_command,
     runbook_command,
 )
+from mlsgw.commands.usage import MlsgwGroup
 from mlsgw.report import ActionReport, Outcome
 from mlsgw.runbook.context import RunContext
 
-app = typer.Typer(invoke_without_command=True)
+app = typer.Typer(invoke_without_command=True, cls=MlsgwGroup)
 
 BACKUP_FIELDS = (*SERVICE_FIELDS, "backup_bucket")
 """The target of the backup commands: the service (for its description) and the bucket."""
@@ -33,11 +34,14 @@ def backup(
     *,
     options: CommandOptions,
 ) -> None:
-    """Export Firestore (consistent snapshot) to gs://BUCKET/<UTC time>, with the service
-    description and the relay config beside it; counts recorded in the ledger. Subcommands:
-    `backup list` (exports and managed backups), `backup schedule` (daily managed backups).
+    """Back up Firestore: a consistent export to gs://BUCKET/<UTC time>.
 
-    Exit 0 done (or dry run), 1 failed, 3 refused.
+    The service description and the relay config go beside it; counts are recorded in the
+    ledger. Subcommands: `backup list` (exports and managed backups), `backup schedule`
+    (daily managed backups).
+
+    Exit codes: 0 done (or dry run), 1 failed, 3 refused (not confirmed, no terminal and no
+    --yes, no credentials, usage error).
 
     Example: mlsgw backup --project my-proj --dry-run
     """
@@ -60,8 +64,11 @@ def list_backups(
     *,
     options: CommandOptions,
 ) -> None:
-    """List exports in the backup bucket and managed backups, newest first, with age, size
-    and document count. Exit 0, 1 when a source could not be read.
+    """List exports in the backup bucket and managed backups, newest first.
+
+    Each with its age, size and document count.
+
+    Exit codes: 0 listed, 1 a source could not be read, 3 usage error or no credentials.
 
     Example: mlsgw backup list --json
     """
@@ -96,6 +103,9 @@ def schedule(
     options: CommandOptions,
 ) -> None:
     """Create or update the daily Firestore managed backup schedule (idempotent).
+
+    Exit codes: 0 done (also: already as wanted), 1 failed, 3 refused (not confirmed, no
+    terminal and no --yes, no credentials, usage error).
 
     Example: mlsgw backup schedule --retention-days 14 --yes
     """

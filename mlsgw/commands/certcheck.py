@@ -53,12 +53,13 @@ def certcheck(
     *,
     options: CommandOptions,
 ) -> None:
-    """Check a server's TLS certificate: days left, issuer, SANs. WARNING under 21 days,
-    CRITICAL under 7, and CRITICAL with the reason when the connection is refused, the
-    handshake fails or the certificate does not verify. ``--timeout`` bounds the connection
-    and the handshake.
+    """Check a server's TLS certificate: days left, issuer, SANs.
 
-    Exit 0 OK, 1 WARNING, 2 CRITICAL, 3 UNKNOWN (bad arguments).
+    WARNING under 21 days, CRITICAL under 7, and CRITICAL with the reason when the
+    connection is refused, the handshake fails or the certificate does not verify.
+    --timeout bounds the connection and the handshake.
+
+    Exit codes: 0 OK, 1 WARNING, 2 CRITICAL, 3 UNKNOWN (bad arguments).
 
     Example: mlsgw certcheck relay.example.com --nagios
     """

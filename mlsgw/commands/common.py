@@ -17,9 +17,9 @@ from pathlib import Path
 from typing import Annotated, Any, NoReturn, get_args, get_type_hints
 
 import typer
-from typer.core import TyperCommand
 
 from mlsgw import output
+from mlsgw.commands.usage import MlsgwCommand
 from mlsgw.errors import LedgerError, MlsgwError, Refused
 from mlsgw.gcp.clients import Cloud
 from mlsgw.ledger import Ledger
@@ -36,20 +36,8 @@ PANEL_LEDGER = "Ledger"
 PANEL_CHECKS = "Checks"
 
 
-class RunbookCommand(TyperCommand):
-    """A Typer command whose usage errors exit 3 (UNKNOWN / refused), not click's 2.
-
-    Exit 2 means CRITICAL to Nagios and cron, so a typo must not look like an outage.
-    """
-
-    def make_context(self, *args: Any, **kwargs: Any) -> Any:
-        """Parse the arguments; a usage error (click's exit 2) carries exit code 3."""
-        try:
-            return super().make_context(*args, **kwargs)
-        except Exception as exc:
-            if getattr(exc, "exit_code", None) == 2:  # UsageError and its subclasses
-                exc.exit_code = 3  # type: ignore[attr-defined]
-            raise
+RunbookCommand = MlsgwCommand
+"""The class of every runbook command (usage errors exit 3; see :mod:`.usage`)."""
 
 
 def new_run_id() -> str:
@@ -57,9 +45,9 @@ def new_run_id() -> str:
     return f"{datetime.now(UTC):%Y%m%dT%H%M%SZ}-{uuid.uuid4().hex[:6]}"
 
 
-def fail_early(command: str, error: MlsgwError, *, as_json: bool) -> NoReturn:
+def fail_early(command: str, error: MlsgwError, *, as_json: bool, nagios: bool = False) -> NoReturn:
     """Exit 3 before the command ran (bad arguments, unusable target or ledger)."""
-    output.fail(error, 3, command=command, as_json=as_json, run_id=new_run_id())
+    output.fail(error, 3, command=command, as_json=as_json, run_id=new_run_id(), nagios=nagios)
 
 
 def stdin_is_tty() -> bool:
@@ -95,9 +83,11 @@ FIELD_HELP: dict[str, str] = {
     "backup_bucket": "Bucket for backups (default: <project>-backups).",
     "trusted_domains": "Domains whose IAM members are expected (comma-separated).",
     "timeout": "Seconds per call or check.",
+    "incident_webhook": "Slack or Google Chat incoming-webhook URL the notice is POSTed to.",
+    "contacts": "Escalation contacts ('sev1: who', 'sev1/sev2: who', or 'who' for all).",
 }
 """Help of each ``[ops]`` field; the env variable and ``[ops]`` key are appended."""
-FLAG_NAMES: dict[str, str] = {"backup_bucket": "--bucket"}
+FLAG_NAMES: dict[str, str] = {"backup_bucket": "--bucket", "incident_webhook": "--webhook"}
 """Flags whose name is not the field's (``--bucket`` for ``[ops] backup_bucket``)."""
 FIELD_PANEL: dict[str, str | None] = {
     "ledger": PANEL_LEDGER,
@@ -308,7 +298,7 @@ def run_command(
         cloud = Cloud(target)
         ledger = Ledger.at(target.ledger, os.environ, cloud)
     except MlsgwError as exc:
-        output.fail(exc, 3, command=command, as_json=as_json, run_id=run_id)
+        output.fail(exc, 3, command=command, as_json=as_json, run_id=run_id, nagios=nagios)
     with output.progress(enabled=not quiet) as reporter:
 
         def ask(question: str) -> None:
@@ -337,6 +327,7 @@ def run_command(
                     as_json=as_json,
                     run_id=run_id,
                     target=target.redacted(),
+                    nagios=nagios,
                 )
             action_report = ActionReport(command, refusal_code(exc), str(exc), run_id)
             if records and not dry_run:

@@ -9,9 +9,12 @@ from typing import Annotated
 import orjson
 import typer
 
+from mlsgw.commands.usage import MlsgwCommand, MlsgwGroup
 from relay.config import Config, ConfigError, load_config, redacted_dict
 
-app = typer.Typer(help="Validate and show the relay configuration.", no_args_is_help=True)
+app = typer.Typer(
+    help="Validate and show the relay configuration.", no_args_is_help=True, cls=MlsgwGroup
+)
 
 
 def _load(path: Path | None) -> Config:
@@ -24,7 +27,7 @@ def _load(path: Path | None) -> Config:
         raise typer.Exit(1) from None
 
 
-@app.command("check")
+@app.command("check", cls=MlsgwCommand)
 def check(
     file: Annotated[Path | None, typer.Argument(help="Config file (default as for serve).")] = None,
     config_opt: Annotated[
@@ -34,7 +37,8 @@ def check(
 ) -> None:
     """Validate a config file (and MLSGW_* overrides) without starting the relay.
 
-    Exit codes: 0 valid, 1 invalid, 2 usage error.
+    Exit codes: 0 valid, 1 invalid, 3 usage error.
+
     Example: mlsgw config check config/mlsgw.toml
     """
     if file is not None and config_opt is not None and file != config_opt:
@@ -49,14 +53,15 @@ def check(
             typer.echo(f"    {item}")
 
 
-@app.command("show")
+@app.command("show", cls=MlsgwCommand)
 def show(
     file: Annotated[Path | None, typer.Option("--config", "-c", help="Config file.")] = None,
     as_json: Annotated[bool, typer.Option("--json", help="Print JSON.")] = False,
 ) -> None:
     """Print the effective configuration with secrets redacted, naming the file it loaded.
 
-    Exit codes: 0 shown, 1 invalid configuration.
+    Exit codes: 0 shown, 1 invalid configuration, 3 usage error.
+
     Example: MLSGW_AUTH__ENABLED=false mlsgw config show --json
     """
     config = _load(file)

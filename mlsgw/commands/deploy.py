@@ -1,9 +1,11 @@
-"""``mlsgw deploy --image`` with automatic rollback, and ``mlsgw scale`` (R-K3)."""
+"""``mlsgw deploy --image`` (``--create`` for the first one) with automatic rollback, and
+``mlsgw scale``."""
 
 from __future__ import annotations
 
 import dataclasses
-from typing import Annotated
+from collections.abc import Mapping
+from typing import Annotated, Any
 
 import typer
 
@@ -20,8 +22,10 @@ from mlsgw.actions import (
     write_service,
 )
 from mlsgw.commands.common import ActionOptions, action_command, fail_early, run_action
-from mlsgw.errors import CloudError, UsageError
+from mlsgw.create import create_run
+from mlsgw.errors import CloudError, NotFound, Refused, UsageError
 from mlsgw.gcp.base import (
+    NewService,
     ServiceChange,
     ServiceState,
     TrafficKind,
@@ -51,9 +55,34 @@ def no_traffic_split(service: ServiceState, revision: str, tag: str) -> tuple[Tr
     return (*untagged, *pinned, TrafficTarget(TrafficKind.REVISION, 0, revision, tag))
 
 
-def deploy_run(ctx: ActionContext, image: str, no_traffic: bool, tag: str | None) -> ActionReport:
-    """Deploy ``image``; verify /health; 3 failures → traffic back to the previous revision."""
-    service = ctx.run.get_service(ctx.service_name)
+def deploy_run(
+    ctx: ActionContext,
+    image: str,
+    no_traffic: bool,
+    tag: str | None,
+    create: NewService | None = None,
+) -> ActionReport:
+    """Deploy ``image``; verify /health; 3 failures → traffic back to the previous revision.
+
+    With ``create`` a service that does not exist yet is created with those settings; one
+    that exists gets the image like any deployment (its settings are left as they are).
+    """
+    try:
+        service = ctx.run.get_service(ctx.service_name)
+    except NotFound:
+        if create is not None and no_traffic:
+            raise Refused(
+                f"{ctx.target.service} does not exist yet and its first revision takes all "
+                "the traffic: deploy --create without --no-traffic/--tag"
+            ) from None
+        if create is not None:
+            return create_run(ctx, create)
+        raise Refused(
+            f"the Cloud Run service {ctx.target.service} does not exist in {ctx.target.region} "
+            f"of {ctx.target.project}: `mlsgw deploy --create --image {image}` creates it"
+        ) from None
+    if create is not None:
+        ctx.reporter.step(f"{ctx.target.service} exists: deploying the image only")
     previous = service.main_revision()
     args: dict[str, object] = {"image": image, "no_traffic": no_traffic, "tag": tag}
     plan = [Change(ctx.service_name, "image", service.image or "(none)", image)]
@@ -134,17 +163,20 @@ def scale_run(ctx: ActionContext, requested: dict[str, int | str]) -> ActionRepo
     high = int(requested.get("max_instances", current["max_instances"]))
     if high and low > high:
         raise UsageError(f"minimum instances ({low}) above maximum instances ({high})")
+    changing = {
+        k: v for k, v in requested.items() if current[k] is None or str(v) != str(current[k])
+    }
     plan = tuple(
         Change(ctx.service_name, key, str(current[key] or "(default)"), str(value))
-        for key, value in requested.items()
+        for key, value in changing.items()
     )
 
     def number(key: str) -> int | None:
-        value = requested.get(key)
+        value = changing.get(key)
         return None if value is None else int(value)
 
     def text(key: str) -> str | None:
-        value = requested.get(key)
+        value = changing.get(key)
         return None if value is None else str(value)
 
     spec = ActionSpec(
@@ -164,6 +196,22 @@ def scale_run(ctx: ActionContext, requested: dict[str, int | str]) -> ActionRepo
     return perform(ctx, spec)
 
 
+PANEL_CREATE = "New service (--create)"
+INGRESS_CHOICES = ("all", "internal", "internal-and-cloud-load-balancing")
+
+
+def new_service(image: str, given: Mapping[str, Any]) -> NewService:
+    """The new service's settings: the defaults of :class:`NewService` with ``given`` over
+    them; a :class:`UsageError` for an unknown ingress or min above max."""
+    spec = dataclasses.replace(NewService(image=image), **given)
+    if spec.ingress not in INGRESS_CHOICES:
+        choices = ", ".join(INGRESS_CHOICES)
+        raise UsageError(f"--ingress {spec.ingress!r}: expected one of {choices}")
+    if spec.min_instances > spec.max_instances:
+        raise UsageError(f"--min {spec.min_instances} is above --max {spec.max_instances}")
+    return spec
+
+
 @action_command
 def deploy(
     image: Annotated[
@@ -175,18 +223,108 @@ def deploy(
     tag: Annotated[
         str | None, typer.Option(help="Tag for the new revision's own URL (with --no-traffic).")
     ] = None,
+    create: Annotated[
+        bool,
+        typer.Option(
+            "--create",
+            help="Create the service when it does not exist yet, with the settings below.",
+            rich_help_panel=PANEL_CREATE,
+        ),
+    ] = False,
+    service_account: Annotated[
+        str | None,
+        typer.Option(
+            help="Service account the relay runs as (default: the project's compute "
+            "default, which has broad roles: give a dedicated one).",
+            rich_help_panel=PANEL_CREATE,
+        ),
+    ] = None,
+    ingress: Annotated[
+        str | None,
+        typer.Option(
+            help="Who may reach the service: all (default), internal, "
+            "internal-and-cloud-load-balancing.",
+            rich_help_panel=PANEL_CREATE,
+        ),
+    ] = None,
+    public: Annotated[
+        bool | None,
+        typer.Option(
+            "--public/--private",
+            help="Let Nostr clients connect without a Google identity (the relay does its "
+            "own NIP-42 authentication); --private keeps the IAM invoker check. Default: public.",
+            rich_help_panel=PANEL_CREATE,
+        ),
+    ] = None,
+    min_instances: Annotated[
+        int | None,
+        typer.Option(
+            "--min", min=0, help="Minimum instances (default 1).", rich_help_panel=PANEL_CREATE
+        ),
+    ] = None,
+    max_instances: Annotated[
+        int | None,
+        typer.Option(
+            "--max", min=1, help="Maximum instances (default 10).", rich_help_panel=PANEL_CREATE
+        ),
+    ] = None,
+    concurrency: Annotated[
+        int | None,
+        typer.Option(
+            min=1,
+            max=1000,
+            help="Concurrent requests per instance; each open WebSocket is one (default 250).",
+            rich_help_panel=PANEL_CREATE,
+        ),
+    ] = None,
+    cpu: Annotated[
+        str | None, typer.Option(help="CPU limit (default 1).", rich_help_panel=PANEL_CREATE)
+    ] = None,
+    memory: Annotated[
+        str | None, typer.Option(help="Memory limit (default 512Mi).", rich_help_panel=PANEL_CREATE)
+    ] = None,
     *,
     options: ActionOptions,
 ) -> None:
-    """Deploy an image: new revision, verify /health; after 3 consecutive failures traffic goes
-    back to the previous revision automatically (exit 1).
+    """Deploy an image (--create: the first deployment); after 3 failed /health checks in a
+    row traffic goes back to the previous revision automatically.
+
+    --create creates a service that does not exist yet, set up for WebSocket clients:
+    request timeout 3600 s, session affinity, CPU always allocated, a startup probe on
+    /health, min/max instances, concurrency, service account and ingress. Later settings
+    changes: mlsgw scale.
+
+    Exit codes: 0 deployed (or dry run), 1 failed (rolled back when it could be), 3 refused
+    (service not found without --create, not confirmed, no credentials, usage error).
 
     Example: mlsgw deploy --image europe-west1-docker.pkg.dev/p/r/mlsgw:1.4.2 --yes
     """
     if no_traffic != (tag is not None):
         error = UsageError("--no-traffic and --tag NAME go together")
         fail_early("deploy", error, as_json=options.as_json)
-    run_action("deploy", options, lambda ctx: deploy_run(ctx, image, no_traffic, tag))
+    settings: dict[str, Any] = {
+        "service_account": service_account,
+        "ingress": ingress,
+        "public": public,
+        "min_instances": min_instances,
+        "max_instances": max_instances,
+        "concurrency": concurrency,
+        "cpu": cpu,
+        "memory": memory,
+    }
+    given = {k: v for k, v in settings.items() if v is not None}
+    spec = None
+    try:
+        if create:
+            spec = new_service(image, given)
+        elif given:
+            raise UsageError(
+                "service settings are for --create only; "
+                "an existing service's are changed with `mlsgw scale`"
+            )
+    except UsageError as error:
+        fail_early("deploy", error, as_json=options.as_json)
+    run_action("deploy", options, lambda ctx: deploy_run(ctx, image, no_traffic, tag, spec))
 
 
 @action_command
@@ -206,6 +344,13 @@ def scale(
     options: ActionOptions,
 ) -> None:
     """Apply the runbook's scaling settings (a new revision), then verify /health.
+
+    Only the values that differ from the service's are changed; when none does, nothing is
+    written.
+
+    Exit codes: 0 done (also: nothing to change), 1 failed (the new revision is not Ready or
+    /health fails), 3 refused (not confirmed, no terminal and no --yes, no credentials,
+    usage error).
 
     Example: mlsgw scale --min 2 --max 50 --concurrency 80 --cpu 1 --memory 512Mi
     """

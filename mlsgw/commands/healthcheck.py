@@ -1,4 +1,4 @@
-"""``mlsgw healthcheck``: the morning check (R-K1), its checks run concurrently."""
+"""``mlsgw healthcheck``: the morning check, its checks run concurrently within one bound."""
 
 from __future__ import annotations
 
@@ -9,8 +9,15 @@ from typing import Annotated
 import typer
 
 from mlsgw.checks import CHECKS, CheckContext
-from mlsgw.commands.common import CommandOptions, run_command, runbook_command
-from mlsgw.errors import MlsgwError
+from mlsgw.commands.common import (
+    PANEL_OUTPUT,
+    CommandOptions,
+    fail_early,
+    run_command,
+    runbook_command,
+)
+from mlsgw.errors import MlsgwError, UsageError
+from mlsgw.gcp.clients import Cloud
 from mlsgw.probes import parse_secret_key
 from mlsgw.report import CheckReport, CheckResult, Status
 from mlsgw.runbook.context import RunContext
@@ -20,9 +27,23 @@ GRACE = 1.0
 """Seconds a check may overrun its timeout before it is reported as timed out."""
 
 
+def needs_credentials(target: Target, cloud: Cloud) -> bool:
+    """Whether any check will call Google Cloud with Application Default Credentials."""
+    return bool(target.project) and cloud.needs_credentials
+
+
 def run(run_ctx: RunContext) -> CheckReport:
-    """Run every check concurrently, each bounded by ``target.timeout``."""
+    """Run every check concurrently; the whole run ends within ``target.timeout`` + GRACE.
+
+    Credentials are looked up once, before the checks and within the same bound; when there
+    are none the command stops there (:class:`~mlsgw.errors.NoCredentials`, exit 3) instead
+    of every cloud check failing on its own.
+    """
     target, reporter = run_ctx.target, run_ctx.reporter
+    started = time.monotonic()
+    if needs_credentials(target, run_ctx.cloud):
+        reporter.step("looking up Google credentials")
+        run_ctx.cloud.credentials(bound=target.timeout)
     ctx = CheckContext(target, run_ctx.cloud)
     results: dict[int, CheckResult] = {}
     done = threading.Condition()
@@ -47,7 +68,7 @@ def run(run_ctx: RunContext) -> CheckReport:
     for index in range(len(CHECKS)):
         threading.Thread(target=work, args=(index,), daemon=True).start()
     reporter.step(f"running {len(CHECKS)} checks")
-    deadline = time.monotonic() + target.timeout + GRACE
+    deadline = started + target.timeout + GRACE
     with done:
         while len(results) < len(CHECKS):
             remaining = deadline - time.monotonic()
@@ -89,21 +110,31 @@ def _check_probe_key(target: Target) -> None:
 @runbook_command(HEALTHCHECK_FIELDS)
 def healthcheck(
     nagios: Annotated[
-        bool, typer.Option("--nagios", help="Print one Nagios plugin line with perfdata.")
+        bool,
+        typer.Option(
+            "--nagios",
+            help="Print one Nagios plugin line with perfdata.",
+            rich_help_panel=PANEL_OUTPUT,
+        ),
     ] = False,
     *,
     options: CommandOptions,
 ) -> None:
-    """Morning health check: service Ready and traffic, /health, WebSocket, error logs,
-    Firestore operations, key metrics, backup age against the RPO. Exit 0 green, 1 yellow,
-    2 red, 3 unknown.
+    """Morning health check: service, /health, WebSocket, logs, Firestore, metrics, backups.
 
-    Checks whose inputs are not configured are skipped, so this works against a local relay:
+    The checks run concurrently; the whole check ends within --timeout (plus a second).
+    Checks whose inputs are not configured are skipped, so this also checks a local relay:
+    mlsgw healthcheck --url http://127.0.0.1:8080
 
-        mlsgw healthcheck --url http://127.0.0.1:8080
+    Exit codes: 0 green (every check passed or was skipped), 1 yellow (a warning), 2 red
+    (the service is down), 3 unknown (a check could not be done, no credentials, a usage
+    error). With --nagios every outcome, usage errors included, is one plugin line on stdout.
 
     Example: mlsgw healthcheck --project my-proj --region europe-west1 --service mlsgw
     """
+    if nagios and options.as_json:
+        error = UsageError("--json and --nagios are two output formats: give one of them")
+        fail_early("healthcheck", error, as_json=False, nagios=True)
     run_command(
         "healthcheck",
         options,

@@ -7,6 +7,7 @@ from typing import Annotated
 import typer
 
 from mlsgw.commands.common import CommandOptions, RunbookCommand, run_command, runbook_command
+from mlsgw.commands.usage import MlsgwGroup
 from mlsgw.report import (
     ActionReport,
     CheckReport,
@@ -18,7 +19,11 @@ from mlsgw.report import (
 )
 from mlsgw.runbook.context import RunContext
 
-app = typer.Typer(help="Show and verify the audit ledger of runbook actions.", no_args_is_help=True)
+app = typer.Typer(
+    help="Show and verify the audit ledger of runbook actions.",
+    no_args_is_help=True,
+    cls=MlsgwGroup,
+)
 
 LEDGER_FIELDS = ("ledger", "endpoint", "timeout")
 SHOWN_COLUMNS = ("time", "command", "outcome", "summary", "principal", "run id")
@@ -103,7 +108,9 @@ def show(
     *,
     options: CommandOptions,
 ) -> None:
-    """List recorded actions, newest last. Exit 0, or 3 when the ledger cannot be read.
+    """List recorded actions, newest last.
+
+    Exit codes: 0 listed, 3 the ledger cannot be read (or a usage error).
 
     Example: mlsgw ledger show --last 5 --command rollback
     """
@@ -119,8 +126,10 @@ def show(
 @app.command("verify", cls=RunbookCommand)
 @runbook_command(LEDGER_FIELDS)
 def verify(*, options: CommandOptions) -> None:
-    """Check the hash chain and its head: exit 0 intact, 2 tampered (edited, removed or
-    inserted lines, the last ones included), 3 missing or unreadable.
+    """Check the ledger's hash chain and its head.
+
+    Exit codes: 0 intact, 2 tampered (edited, removed or inserted lines, the last ones
+    included), 3 missing or unreadable (or a usage error).
 
     Example: mlsgw ledger verify
     """

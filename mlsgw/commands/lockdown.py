@@ -47,12 +47,14 @@ def lockdown(
     *,
     options: ActionOptions,
 ) -> None:
-    """Security incident: only IAM-authorised callers may invoke the service. Removes allUsers
-    and allAuthenticatedUsers from roles/run.invoker, sets invoker_iam_disabled false, saves
-    the pre-state in the ledger and the last --evidence-hours of logs with a SHA256SUMS
-    manifest. --revert [RUN_ID] restores that pre-state exactly.
+    """Security incident: only IAM-authorised callers may invoke the service.
 
-    Exit 0 done or already so, 1 failed, 3 refused (no TTY and no --yes, no ledger, no lockdown).
+    Removes public invokers (allUsers, allAuthenticatedUsers) and sets invoker_iam_disabled
+    false, keeping the pre-state in the ledger and the service's recent logs as evidence;
+    --revert [RUN_ID] restores that pre-state exactly.
+
+    Exit codes: 0 done (also: already locked, nothing written), 1 failed, 3 refused (not
+    confirmed, no terminal and no --yes, ledger not writable, nothing to revert, usage error).
 
     Example: mlsgw lockdown --dry-run && mlsgw lockdown --yes
     """

@@ -17,6 +17,7 @@ from mlsgw.commands.common import (
     run_command,
     runbook_command,
 )
+from mlsgw.commands.usage import MlsgwGroup
 from mlsgw.errors import UsageError
 from mlsgw.maintenance.crontab import crontab, entries
 from mlsgw.maintenance.schedules import SCHEDULES, run_schedule, select
@@ -24,6 +25,7 @@ from mlsgw.maintenance.schedules import SCHEDULES, run_schedule, select
 app = typer.Typer(
     help="The runbook's scheduled maintenance tasks, one report per schedule.",
     no_args_is_help=True,
+    cls=MlsgwGroup,
 )
 
 MAINTENANCE_FIELDS = (
@@ -71,6 +73,9 @@ def weekly(task: TaskOpt = None, *, options: CommandOptions) -> None:
 
     Exit 0 all ok, 1 a warning, 2 a critical finding, 3 a task could not run.
 
+    Exit codes: the worst task decides: 0 all ok, 1 a warning, 2 critical, 3 a task could not
+    run (or usage error).
+
     Example: mlsgw maintenance weekly --metrics-key $KEY
     """
     _run("weekly", task, options)
@@ -83,6 +88,9 @@ def monthly(task: TaskOpt = None, *, options: CommandOptions) -> None:
     against their limits, CPU), base image vulnerabilities (Artifact Analysis), security audit.
 
     Exit 0 all ok, 1 a warning, 2 a critical finding, 3 a task could not run.
+
+    Exit codes: the worst task decides: 0 all ok, 1 a warning, 2 critical, 3 a task could not
+    run (or usage error).
 
     Example: mlsgw maintenance monthly --json
     """
@@ -106,6 +114,8 @@ def schedule(
     """Print ready-to-paste crontab lines: daily 09:00 UTC healthcheck, Sunday 02:00/03:00/
     04:00 weekly tasks, first-Sunday monthly tasks (and quarterly ones), output appended to
     --log-dir. Changes nothing.
+
+    Exit codes: 0 printed, 3 usage error.
 
     Example: mlsgw schedule -c /etc/mlsgw/mlsgw.toml | crontab -
     """

@@ -86,8 +86,9 @@ def restore(
     """Restore Firestore: in place from an export (public traffic stopped meanwhile), or into
     a new database from a managed backup or a PITR time (--to-database).
 
-    Exit 0 done (or dry run), 1 failed (traffic stays stopped; the next commands are
-    printed), 3 refused.
+    Exit codes: 0 done (or dry run), 1 failed (traffic stays stopped; the next commands are
+    printed), 3 refused (not confirmed, no terminal and no --yes, no credentials, usage
+    error).
 
     Example: mlsgw restore gs://my-proj-backups/20261201T060000Z --dry-run
     """

@@ -137,7 +137,8 @@ def rollback(
 ) -> None:
     """Incident rollback: pin 100% of traffic to a good revision, keep tags, verify /health.
 
-    Exit 0 done (or dry run), 1 failed, 3 refused (not Ready, not confirmed, no TTY and no --yes).
+    Exit codes: 0 done (or dry run), 1 failed (e.g. /health fails after the change), 3 refused
+    (target not Ready, not confirmed, no terminal and no --yes, no credentials, usage error).
 
     Example: mlsgw rollback --service mlsgw --dry-run
     """
@@ -154,6 +155,9 @@ def traffic(
 ) -> None:
     """Release pinned traffic after a rollback: `mlsgw traffic --to-latest`.
 
+    Exit codes: 0 done (also: already on the latest revision), 1 failed, 3 refused (not
+    confirmed, no terminal and no --yes, no credentials, usage error).
+
     Example: mlsgw traffic --to-latest --yes
     """
     if not to_latest:
@@ -168,6 +172,9 @@ def restart(
     options: ActionOptions,
 ) -> None:
     """Restart every instance: a new revision with RESTART_TIME set, then verify /health.
+
+    Exit codes: 0 done, 1 failed (the new revision is not Ready or /health fails), 3 refused
+    (not confirmed, no terminal and no --yes, no credentials, usage error).
 
     Example: mlsgw restart --yes
     """

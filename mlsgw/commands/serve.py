@@ -8,6 +8,7 @@ from typing import Annotated
 
 import typer
 
+from mlsgw.commands.usage import USAGE_EXIT
 from relay.config import ConfigError, load_config
 from relay.datalock import DataDirLocked
 from relay.logs import FORMATS, LEVELS, check_level, configure_logging
@@ -45,7 +46,8 @@ def serve(
     MLSGW_EXTENSIONS__MLS_GATEWAY__DELIVERY=open; PORT (set by Cloud Run) overrides the port.
 
     Exit codes: 0 stopped cleanly (SIGTERM/SIGINT), 1 the store or the port is unavailable or
-    the data directory is in use, 2 invalid configuration or arguments.
+    the data directory is in use, 2 invalid or unsupported configuration, 3 usage error (an
+    unknown option, a bad --log-level or --log-format).
 
     Example: mlsgw serve --port 8080
     """
@@ -60,7 +62,7 @@ def serve(
             raise ValueError(f"invalid --log-format {log_format!r}: expected auto, text or json")
     except ValueError as exc:
         typer.echo(f"mlsgw: {exc}", err=True)
-        raise typer.Exit(2) from None
+        raise typer.Exit(USAGE_EXIT) from None
     try:
         settings = load_config(config, environ)
     except ConfigError as exc:

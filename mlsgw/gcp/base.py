@@ -194,6 +194,52 @@ class ServiceChange:
 
 
 @dataclass(frozen=True)
+class NewService:
+    """A Cloud Run service as a WebSocket relay needs it, for its first deployment.
+
+    WebSocket connections are requests that last: the request timeout is Cloud Run's
+    maximum, a client reconnecting lands on the same instance (session affinity), CPU stays
+    allocated between messages, and at least one instance stays warm so connections are not
+    refused during a cold start.
+    """
+
+    image: str
+    service_account: str | None = None
+    """``None``: the project's default compute service account (not recommended)."""
+    ingress: str = "all"
+    public: bool = True
+    """Skip the IAM invoker check (``invoker_iam_disabled``): Nostr clients cannot sign
+    Google ID tokens, so a public relay needs it."""
+    min_instances: int = 1
+    max_instances: int = 10
+    concurrency: int = 250
+    """Concurrent requests per instance; every open WebSocket counts as one."""
+    cpu: str = "1"
+    memory: str = "512Mi"
+    timeout_seconds: int = 3600
+    session_affinity: bool = True
+    cpu_always_allocated: bool = True
+    port: int = 8080
+    startup_probe_path: str = "/health"
+
+    def settings(self) -> tuple[tuple[str, str], ...]:
+        """Every setting as (name, value) for people: the plan, the ledger."""
+        return (
+            ("image", self.image),
+            ("service account", self.service_account or "(the project's default compute)"),
+            ("ingress", self.ingress),
+            ("unauthenticated access", "allowed" if self.public else "IAM invoker only"),
+            ("request timeout", f"{self.timeout_seconds} s"),
+            ("session affinity", "on" if self.session_affinity else "off"),
+            ("concurrency", str(self.concurrency)),
+            ("instances", f"min {self.min_instances}, max {self.max_instances}"),
+            ("CPU", f"{self.cpu}, always allocated" if self.cpu_always_allocated else self.cpu),
+            ("memory", self.memory),
+            ("startup probe", f"GET {self.startup_probe_path} on port {self.port}"),
+        )
+
+
+@dataclass(frozen=True)
 class Binding:
     """One IAM role binding."""
 
@@ -335,6 +381,15 @@ class CloudRunApi(Protocol):
         """Apply ``change`` guarded by ``etag`` and wait for the operation.
 
         Raises :class:`mlsgw.errors.Conflict` when the service changed since ``etag``.
+        """
+        ...
+
+    def create_service(
+        self, name: str, spec: NewService, *, validate_only: bool = False
+    ) -> ServiceState:
+        """Create the service ``name`` and wait for the operation (first revision Ready).
+
+        Raises :class:`mlsgw.errors.Conflict` when it already exists.
         """
         ...
 

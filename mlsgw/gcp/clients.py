@@ -14,17 +14,17 @@ from __future__ import annotations
 import threading
 from typing import Any
 
-from mlsgw.errors import UsageError
+from mlsgw.errors import NoCredentials, UsageError
 from mlsgw.gcp.artifacts import RegistryApi, VulnerabilityApi
 from mlsgw.gcp.backup_api import FirestoreBackupsApi, ObjectStoreApi
 from mlsgw.gcp.base import CloudRunApi, FirestoreAdminApi, LogsApi, MonitoringApi, ProjectsApi
+from mlsgw.gcp.credentials import find_credentials
 from mlsgw.gcp.errors import vendor_errors
 from mlsgw.gcp.monitoring_config import MonitoringConfigApi
 from mlsgw.target import Target
 
 REST_APIS = ("run", "logging", "firestore", "storage", "resourcemanager", "registry", "analysis")
 _API_OF = {"firestore_backups": "firestore", "objects": "storage"}
-SCOPES = ["https://www.googleapis.com/auth/cloud-platform"]
 
 
 class Cloud:
@@ -34,6 +34,8 @@ class Cloud:
         self.target = target
         self._lock = threading.RLock()  # builders may build the clients they wrap
         self._credentials: Any = None
+        self._credentials_error: NoCredentials | None = None
+        self._credentials_lock = threading.Lock()
         self._built: dict[str, Any] = {}
 
     def skip_reason(self, api: str) -> str | None:
@@ -54,13 +56,27 @@ class Cloud:
         if reason:
             raise UsageError(reason)
 
-    def _adc(self) -> Any:
-        if self._credentials is None:
-            import google.auth
+    @property
+    def needs_credentials(self) -> bool:
+        """Whether the clients use Application Default Credentials (no endpoint override)."""
+        return not (self.target.endpoint or self.target.monitoring_endpoint)
 
-            with vendor_errors("call Google Cloud"):
-                self._credentials, _ = google.auth.default(scopes=SCOPES)
-        return self._credentials
+    def credentials(self, bound: float | None = None) -> Any:
+        """The Application Default Credentials, looked up once for every client, within
+        ``bound`` seconds (default: the target's timeout); the same :class:`NoCredentials`
+        for every caller when there are none."""
+        with self._credentials_lock:
+            if self._credentials is None and self._credentials_error is None:
+                try:
+                    self._credentials = find_credentials(bound or self.target.timeout)
+                except NoCredentials as exc:
+                    self._credentials_error = exc
+            if self._credentials_error is not None:
+                raise self._credentials_error
+            return self._credentials
+
+    def _adc(self) -> Any:
+        return self.credentials()
 
     def _rest_kwargs(self) -> dict[str, Any]:
         if self.target.endpoint:

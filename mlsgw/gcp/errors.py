@@ -17,9 +17,12 @@ from google.api_core import exceptions as api
 from google.auth import exceptions as auth
 
 from mlsgw import errors
+from mlsgw.gcp.credentials import without_urls
 
 _PERMISSION = re.compile(r"[Pp]ermission '?([a-z]+(?:\.[A-Za-z]+){2,})'? (?:is )?denied")
 
+_REQUEST_PREFIX = re.compile(r"^(?:GET|POST|PUT|PATCH|DELETE) \S+: ")
+"""api_core prefixes REST errors with the request (``GET http://…?%24alt=json…: ``)."""
 ADC_HINT = (
     "run `gcloud auth application-default login` (or set GOOGLE_APPLICATION_CREDENTIALS); "
     "for a local stand-in pass --endpoint"
@@ -42,15 +45,15 @@ def translate(
         return errors.NoCredentials(f"no Google credentials to {what}: {ADC_HINT}")
     if isinstance(exc, auth.RefreshError):
         return errors.NoCredentials(
-            f"Google credentials were rejected while trying to {what}: {exc}"
+            f"Google credentials were rejected while trying to {what}: {without_urls(str(exc))}"
         )
     if isinstance(exc, auth.TransportError | requests.RequestException):
-        return errors.Unavailable(f"cannot reach the API to {what}: {exc}")
+        return errors.Unavailable(f"cannot reach the API to {what}: {without_urls(str(exc))}")
     if isinstance(exc, api.RetryError):
         return errors.Unavailable(f"gave up retrying to {what}: {exc.cause or exc}")
     if not isinstance(exc, api.GoogleAPICallError):
         return None
-    message = exc.message or str(exc)
+    message = _REQUEST_PREFIX.sub("", exc.message or str(exc))
     if isinstance(exc, api.Unauthorized):
         return errors.NoCredentials(f"credentials not accepted to {what}: {message}; {ADC_HINT}")
     if isinstance(exc, api.Forbidden):

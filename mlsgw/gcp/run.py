@@ -10,7 +10,7 @@ from google.api_core import exceptions as api
 from google.api_core.future.polling import DEFAULT_POLLING
 from google.cloud import run_v2
 from google.iam.v1 import iam_policy_pb2, policy_pb2
-from google.protobuf import json_format
+from google.protobuf import duration_pb2, json_format
 
 from mlsgw import errors
 from mlsgw.gcp.base import (
@@ -18,6 +18,7 @@ from mlsgw.gcp.base import (
     Condition,
     EnvVar,
     IamPolicy,
+    NewService,
     Revision,
     Scaling,
     ServiceChange,
@@ -170,6 +171,44 @@ def apply_change(raw: run_v2.Service, change: ServiceChange) -> None:
         container.resources.limits["memory"] = change.memory
 
 
+def new_service(spec: NewService) -> run_v2.Service:
+    """The ``run_v2.Service`` for a first deployment (see :class:`NewService`)."""
+    container = run_v2.Container(
+        image=spec.image,
+        ports=[run_v2.ContainerPort(name="http1", container_port=spec.port)],
+        resources=run_v2.ResourceRequirements(
+            limits={"cpu": spec.cpu, "memory": spec.memory},
+            cpu_idle=not spec.cpu_always_allocated,
+        ),
+        startup_probe=run_v2.Probe(
+            http_get=run_v2.HTTPGetAction(path=spec.startup_probe_path, port=spec.port),
+            period_seconds=2,
+            timeout_seconds=1,
+            failure_threshold=30,
+        ),
+    )
+    template = run_v2.RevisionTemplate(
+        containers=[container],
+        scaling=run_v2.RevisionScaling(
+            min_instance_count=spec.min_instances, max_instance_count=spec.max_instances
+        ),
+        max_instance_request_concurrency=spec.concurrency,
+        timeout=duration_pb2.Duration(seconds=spec.timeout_seconds),
+        session_affinity=spec.session_affinity,
+        service_account=spec.service_account or "",
+    )
+    return run_v2.Service(
+        template=template,
+        ingress=run_v2.IngressTraffic(_INGRESS_VALUE[spec.ingress]),
+        invoker_iam_disabled=spec.public,
+        traffic=[
+            run_v2.TrafficTarget(
+                type_=_ALLOCATION.TRAFFIC_TARGET_ALLOCATION_TYPE_LATEST, percent=100
+            )
+        ],
+    )
+
+
 class CloudRunAdapter:
     """:class:`mlsgw.gcp.base.CloudRunApi` over ``run_v2.ServicesClient`` / ``RevisionsClient``."""
 
@@ -219,21 +258,40 @@ class CloudRunAdapter:
         request = run_v2.UpdateServiceRequest(service=raw, validate_only=validate_only)
         with vendor_errors(f"update Cloud Run service {name}", "run.services.update"):
             operation = self._services.update_service(request=request, timeout=self._timeout)
+        return service_state(self._wait(name, operation, "update"))
+
+    def create_service(
+        self, name: str, spec: NewService, *, validate_only: bool = False
+    ) -> ServiceState:
+        """Create the service ``name`` (``projects/P/locations/R/services/S``) and wait for
+        the operation: its first revision Ready, or :class:`~mlsgw.errors.OperationFailed`."""
+        parent, _, service_id = name.rpartition("/services/")
+        request = run_v2.CreateServiceRequest(
+            parent=parent,
+            service_id=service_id,
+            service=new_service(spec),
+            validate_only=validate_only,
+        )
+        with vendor_errors(f"create Cloud Run service {name}", "run.services.create"):
+            operation = self._services.create_service(request=request, timeout=self._timeout)
+        return service_state(self._wait(name, operation, "creation"))
+
+    def _wait(self, name: str, operation: Any, what: str) -> run_v2.Service:
         polling = DEFAULT_POLLING.with_timeout(self._operation_timeout)
         try:
-            result = operation.result(  # type: ignore[no-untyped-call]
+            result: run_v2.Service = operation.result(
                 timeout=self._operation_timeout, polling=polling
             )
         except api.GoogleAPICallError as exc:
             raise errors.OperationFailed(
-                f"the update of {name} failed: {exc.message or exc}"
+                f"the {what} of {name} failed: {exc.message or exc}"
             ) from exc
         except TimeoutError as exc:
             raise errors.Unavailable(
-                f"the update of {name} was still running after {self._operation_timeout:.0f} s "
+                f"the {what} of {name} was still running after {self._operation_timeout:.0f} s "
                 f"(operation {operation.operation.name}); check it in the console"
             ) from exc
-        return service_state(result)
+        return result
 
     def describe_service(self, name: str) -> dict[str, object]:
         """The service resource as JSON (camelCase field names, as ``gcloud`` shows it)."""

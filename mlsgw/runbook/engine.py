@@ -204,7 +204,7 @@ def execute(ctx: RunContext, action: Action) -> ActionReport:
             notices=tuple(trail.notices),
             data={"result": trail.result},
         )
-        if recorded:
+        if recorded and not ctx.dry_run:  # a dry run writes nothing, even when unchanged
             try:
                 record(ctx, done, action.args, pre_state, trail.result)
             except LedgerError as exc:  # checked writable before, so this is rare: say it

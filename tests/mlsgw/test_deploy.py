@@ -156,3 +156,19 @@ def test_scale_min_above_max_is_refused(
 def test_scale_without_settings_is_a_usage_error(cli: Cli, target_args: list[str]) -> None:
     """scale with nothing to set: exit 3."""
     assert cli("scale", *target_args, "--yes").exit_code == 3
+
+
+def test_scale_plan_lists_only_the_values_that_change(
+    cli: Cli, google: GoogleStandIn, target_args: list[str]
+) -> None:
+    """Values already as requested are not in the plan; all of them as requested: no write."""
+    record = google.run.add_service(PROJECT, REGION, SERVICE, ["img:1"])  # min 1, max 10
+    result = cli("scale", "--min", "1", "--max", "20", *target_args, "--dry-run", "--json")
+    assert result.exit_code == 0, result.stdout
+    plan = [(c["field"], c["before"], c["after"]) for c in json.loads(result.stdout)["plan"]]
+    assert plan == [("max_instances", "10", "20")]
+    same = cli("scale", "--min", "1", "--max", "10", *target_args, "--yes", *FAST, "--json")
+    assert same.exit_code == 0, same.stdout
+    document = json.loads(same.stdout)
+    assert document["plan"] == [] and document["summary"].startswith("nothing to change")
+    assert len(record.revisions) == 1

@@ -425,6 +425,14 @@ def test_redacted_dict_hides_secrets() -> None:
     assert document["extensions"]["mls_gateway"]["delivery"] == "enforce"
 
 
+def test_redacted_dict_hides_the_path_of_a_webhook_url() -> None:
+    """An incoming-webhook URL's path is its credential: only scheme and host are shown."""
+    config = load_config(
+        None, {"MLSGW_OPS__INCIDENT_WEBHOOK": "https://hooks.slack.com/services/T1/B2/tok3n"}
+    )
+    assert redacted_dict(config)["ops"]["incident_webhook"] == "https://hooks.slack.com/***"
+
+
 def test_config_mlsgw_toml_in_the_working_directory_is_the_default(elsewhere: Path) -> None:
     """Without a path or MLSGW_CONFIG, ./config/mlsgw.toml is loaded when it exists."""
     (elsewhere / "config").mkdir()

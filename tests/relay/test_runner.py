@@ -87,7 +87,7 @@ async def test_mlsgw_log_level_env_is_read(serve: StartServe, tmp_path: Path) ->
     assert not any("relay listening" in line for line in relay.log_lines())
 
 
-async def test_an_invalid_log_level_exits_2_without_a_traceback(tmp_path: Path) -> None:
+async def test_an_invalid_log_level_exits_3_without_a_traceback(tmp_path: Path) -> None:
     """``--log-level LOUD`` is a usage error naming the valid levels."""
     process = await asyncio.create_subprocess_exec(
         sys.executable,
@@ -102,7 +102,7 @@ async def test_an_invalid_log_level_exits_2_without_a_traceback(tmp_path: Path) 
         stderr=asyncio.subprocess.PIPE,
     )
     _, err = await asyncio.wait_for(process.communicate(), PROCESS_TIMEOUT)
-    assert process.returncode == 2
+    assert process.returncode == 3
     text = err.decode()
     assert "invalid log level 'LOUD'" in text and "DEBUG, INFO, WARNING, ERROR" in text
     assert "Traceback" not in text

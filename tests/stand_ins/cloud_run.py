@@ -1,6 +1,7 @@
 """A stateful stand-in of Cloud Run Admin v2 over REST, plus the deployed services' front door.
 
-Serves what ``google.cloud.run_v2`` (``transport="rest"``) calls: services get/update (PATCH
+Serves what ``google.cloud.run_v2`` (``transport="rest"``) calls: services create (POST with
+``serviceId`` and ``validateOnly``; 409 when it exists), get/update (PATCH
 with ``validateOnly``, etag check -> 409 ABORTED), revisions list/get, operations get (LROs
 that finish after :attr:`CloudRunStandIn.polls_until_done` polls), get/setIamPolicy with
 etags. A template change creates a revision; its fate follows :attr:`image_behaviour`
@@ -8,8 +9,9 @@ etags. A template change creates a revision; its fate follows :attr:`image_behav
 ``/health`` answers 503).
 
 The front door stands in for the ``*.run.app`` URLs: ``GET /apps/<service>/health`` answers
-as the revision with the largest traffic share would; ``/apps/<service>/tags/<tag>/health``
-as the tagged revision.
+as the revision with the largest traffic share would (503 ``maintenance`` when its
+``MLSGW_INFORMATION__MAINTENANCE`` is on, as the relay answers);
+``/apps/<service>/tags/<tag>/health`` as the tagged revision.
 
 Wire details mirrored: enums as ints, int64 as strings, camelCase, base64 IAM etags.
 """
@@ -64,6 +66,12 @@ def _normal(value: Any) -> Any:
     if isinstance(value, list):
         return [_normal(v) for v in value]
     return value
+
+
+def _env(revision: RevisionRecord) -> dict[str, str]:
+    """The revision's plain environment variables (as the relay would read them)."""
+    containers = revision.template.get("containers") or [{}]
+    return {e["name"]: e.get("value", "") for e in containers[0].get("env", [])}
 
 
 def _enum(value: Any) -> int:
@@ -128,6 +136,8 @@ class CloudRunStandIn:
     def __init__(self, server: RestServer) -> None:
         self.server = server
         self.services: dict[str, ServiceRecord] = {}
+        self.projects: set[str] = set()
+        """Projects that exist without a service yet (see :meth:`add_project`)."""
         self.operations: dict[str, Json] = {}
         self.image_behaviour: dict[str, str] = {}
         self.public_urls: dict[str, str] = {}
@@ -139,6 +149,7 @@ class CloudRunStandIn:
         self._clock = datetime.now(UTC) - timedelta(days=2)
         s = server.route
         s("GET", _SVC, self._get_service)
+        s("POST", _LOC + r"/services", self._create_service)
         s("PATCH", _SVC, self._update_service)
         s("GET", _SVC + "/revisions", self._list_revisions)
         s("GET", _SVC + r"/revisions/(?P<revision>[^/]+)", self._get_revision)
@@ -183,6 +194,10 @@ class CloudRunStandIn:
         with self.server.lock:
             self.services[record.name] = record
         return record
+
+    def add_project(self, project: str) -> None:
+        """A project the caller may use that has no service yet (a first deployment)."""
+        self.projects.add(project)
 
     def service(self, service: str) -> ServiceRecord:
         """The record of the service with this id."""
@@ -314,7 +329,8 @@ class CloudRunStandIn:
         name = f"projects/{m['project']}/locations/{m['region']}/services/{m['service']}"
         if name in self.services:
             return self.services[name]
-        if not any(s.project == m["project"] for s in self.services.values()):
+        known = m["project"] in self.projects
+        if not known and not any(s.project == m["project"] for s in self.services.values()):
             raise permission_denied(permission, f"projects/{m['project']}")
         raise ApiError(
             404,
@@ -350,6 +366,55 @@ class CloudRunStandIn:
 
     def _get_service(self, m: re.Match[str], query: dict[str, str], body: Json) -> tuple[int, Json]:
         return 200, self._service_json(self._lookup(m))
+
+    def _create_service(
+        self, m: re.Match[str], query: dict[str, str], body: Json
+    ) -> tuple[int, Json]:
+        service_id = query.get("serviceId", "")
+        if not re.fullmatch(r"[a-z]([-a-z0-9]{0,47}[a-z0-9])?", service_id):
+            raise ApiError(400, f"Invalid service id '{service_id}'.")
+        name = f"projects/{m['project']}/locations/{m['region']}/services/{service_id}"
+        known = m["project"] in self.projects
+        if not known and not any(s.project == m["project"] for s in self.services.values()):
+            raise permission_denied("run.services.create", f"projects/{m['project']}")
+        if name in self.services:
+            raise ApiError(409, f"Resource '{service_id}' already exists.")
+        template = copy.deepcopy(body.get("template") or {})
+        if not (template.get("containers") or [{}])[0].get("image"):
+            raise ApiError(400, "template.containers[0].image: an image is required.")
+        traffic = [
+            dict(t) | {"type": _enum(t.get("type"))}
+            for t in (body.get("traffic") or [{"type": LATEST, "percent": 100}])
+        ]
+        record = ServiceRecord(
+            m["project"],
+            m["region"],
+            service_id,
+            template,
+            traffic,
+            labels=body.get("labels") or {},
+        )
+        record.iam = {"version": 1, "etag": self._new_iam_etag(), "bindings": []}
+        record.ingress = _enum(body.get("ingress")) or INGRESS_ALL
+        record.invoker_iam_disabled = bool(body.get("invokerIamDisabled", False))
+        self._validate_traffic(record, traffic, True, None)
+        validate_only = query.get("validateOnly") == "true"
+        saved = self._clock
+        created = self._new_revision(record)
+        record.etag = self._new_etag(record)
+        if validate_only:
+            self._clock = saved
+            response = {
+                "@type": "type.googleapis.com/google.cloud.run.v2.Service",
+                **self._service_json(record),
+            }
+            return 200, {"name": f"{name}/validate", "done": True, "response": response}
+        with self.server.lock:
+            self.services[name] = record
+        error = None
+        if not created.ready:
+            error = {"code": 9, "message": _not_ready(created.name, created.message)}
+        return 200, self._operation(record, self._service_json(record), error)
 
     def _update_service(
         self, m: re.Match[str], query: dict[str, str], body: Json
@@ -501,6 +566,8 @@ class CloudRunStandIn:
         rev = record.revision(name or "")
         if rev is None or not rev.ready or not rev.healthy:
             return 503, {"status": "unhealthy", "store": "error", "revision": name}
+        if _env(rev).get("MLSGW_INFORMATION__MAINTENANCE", "").lower() in ("1", "true"):
+            return 503, {"status": "maintenance", "version": rev.name, "store": "ok"}
         return 200, {
             "status": "healthy",
             "version": rev.name,

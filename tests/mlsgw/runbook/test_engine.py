@@ -149,12 +149,14 @@ def test_dry_run_validates_and_writes_nothing_not_even_the_ledger(ledger: Ledger
     ]
 
 
-def test_a_dry_run_with_nothing_to_change_writes_no_ledger_line(ledger: Ledger) -> None:
-    """--dry-run on a resource already as wanted: says so, records nothing."""
+def test_dry_run_of_an_action_with_nothing_to_change_writes_no_ledger_line(
+    ledger: Ledger,
+) -> None:
+    """A dry run records nothing, also when the resource already looks as wanted."""
     a = BoxResource("a", value="new")
     report = execute(context(ledger, dry_run=True), action(set_to("new", a)))
     assert report.outcome is Outcome.DONE and "nothing to change" in report.summary
-    assert a.validations == 0 and not ledger.exists()
+    assert a.writes == [] and not ledger.exists()
 
 
 def test_not_confirmed_is_refused_and_recorded(ledger: Ledger) -> None:

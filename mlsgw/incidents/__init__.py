@@ -1,0 +1,1 @@
+"""Incident notices (R-K9): severities, the runbook's templates, timelines from the ledger."""

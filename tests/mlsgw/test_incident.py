@@ -1,0 +1,184 @@
+"""``mlsgw incident …`` end to end: the real CLI, the ledger on disk, a local webhook server."""
+
+from __future__ import annotations
+
+import json
+import socket
+import threading
+from collections.abc import Iterator
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from tests.mlsgw.conftest import Cli
+from tests.mlsgw.test_rollback import ledger_lines
+
+
+class Webhook:
+    """A local incoming-webhook endpoint: records each POST, answers ``status``."""
+
+    def __init__(self, status: int = 200) -> None:
+        self.status = status
+        self.posts: list[dict[str, Any]] = []
+        self.content_types: list[str] = []
+        hook = self
+
+        class Handler(BaseHTTPRequestHandler):
+            def do_POST(self) -> None:
+                length = int(self.headers.get("Content-Length", "0"))
+                hook.posts.append(json.loads(self.rfile.read(length)))
+                hook.content_types.append(self.headers.get("Content-Type", ""))
+                self.send_response(hook.status)
+                self.end_headers()
+                self.wfile.write(b"ok")
+
+            def log_message(self, *args: object) -> None:
+                pass
+
+        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.url = f"http://127.0.0.1:{self.server.server_address[1]}/services/T000/B000/secret"
+        self.thread = threading.Thread(target=self.server.serve_forever, daemon=True)
+        self.thread.start()
+
+    def stop(self) -> None:
+        self.server.shutdown()
+        self.server.server_close()
+
+
+@pytest.fixture
+def webhook() -> Iterator[Webhook]:
+    hook = Webhook()
+    yield hook
+    hook.stop()
+
+
+def closed_port_url() -> str:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port = sock.getsockname()[1]
+    return f"http://127.0.0.1:{port}/hook"
+
+
+def run(cli: Cli, *args: str) -> tuple[int, dict[str, Any]]:
+    result = cli("incident", *args, "--json")
+    return result.exit_code, json.loads(result.stdout)
+
+
+OPEN = ["open", "--sev", "1", "--title", "Relay down", "--impact", "No client can connect"]
+
+
+def test_open_posts_the_notice_as_text_and_records_it(
+    cli: Cli, webhook: Webhook, ledger_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """open: the filled template is printed, POSTed as JSON {"text"} (Slack / Google Chat)
+    with the SEV1 contacts, and the ledger has the open line and the delivery line."""
+    monkeypatch.setenv("MLSGW_CONTACTS", "sev1: Primary on-call <oncall@example.com>")
+    code, doc = run(cli, *OPEN, "--commander", "alice", "--webhook", webhook.url)
+    assert code == 0, doc
+    incident_id = doc["data"]["incident"]["id"]
+    assert incident_id.startswith("INC-")
+    (post,) = webhook.posts
+    assert set(post) == {"text"} and post["text"] == doc["data"]["notice"] == doc["notices"][0]
+    assert "response within 15 min" in post["text"]
+    assert "Escalation: Primary on-call <oncall@example.com>" in post["text"]
+    assert webhook.content_types[0].startswith("application/json")
+    opened, notified = ledger_lines(ledger_path)
+    assert opened["command"] == "incident open" and notified["command"] == "incident notify"
+    assert opened["result"]["incident"]["commander"] == "alice"  # type: ignore[index]
+    assert notified["result"]["delivered"] is True  # type: ignore[index]
+    assert "secret" not in json.dumps(doc["steps"])  # the URL is the credential
+
+
+def test_a_failing_webhook_is_reported_and_the_ledger_entry_is_kept(
+    cli: Cli, ledger_path: Path
+) -> None:
+    """HTTP 500 from the webhook: exit 1, the failure in the report and the ledger, the
+    incident itself recorded and showable."""
+    hook = Webhook(status=500)
+    try:
+        code, doc = run(cli, *OPEN, "--webhook", hook.url)
+    finally:
+        hook.stop()
+    assert code == 1 and doc["status"] == "failed"
+    assert "NOT delivered: HTTP 500" in doc["summary"]
+    opened, notified = ledger_lines(ledger_path)
+    assert opened["result"]["outcome"] == "done"  # type: ignore[index]
+    assert notified["result"]["outcome"] == "failed"  # type: ignore[index]
+    code, shown = run(cli, "show", doc["data"]["incident"]["id"])
+    assert code == 0 and [e["event"] for e in shown["data"]["timeline"]] == ["open", "notify"]
+
+
+def test_an_unreachable_webhook_is_reported_and_the_ledger_entry_is_kept(
+    cli: Cli, ledger_path: Path
+) -> None:
+    """Nothing listening: exit 1 naming it unreachable; the open line is in the ledger."""
+    code, doc = run(cli, *OPEN, "--webhook", closed_port_url(), "--timeout", "5")
+    assert code == 1 and "unreachable" in doc["summary"]
+    assert ledger_lines(ledger_path)[0]["command"] == "incident open"
+
+
+def test_update_and_resolve_build_the_timeline_and_list_shows_it(
+    cli: Cli, webhook: Webhook, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """open → update (status, note) → resolve: three notices posted; show lists the timeline;
+    list --open no longer lists it; a second resolve is refused."""
+    monkeypatch.setenv("MLSGW_INCIDENT_WEBHOOK", webhook.url)
+    _, doc = run(cli, *OPEN)
+    incident_id = doc["data"]["incident"]["id"]
+    code, doc = run(
+        cli, "update", incident_id, "--status", "identified", "--note", "store quota exhausted"
+    )
+    assert code == 0, doc
+    assert "Update: store quota exhausted" in webhook.posts[-1]["text"]
+    assert "Status: Identified" in webhook.posts[-1]["text"]
+    code, doc = run(
+        cli,
+        "resolve",
+        incident_id,
+        "--root-cause",
+        "Firestore quota",
+        "--resolution",
+        "raised the quota",
+        "--prevention",
+        "alert at 80 %",
+    )
+    assert code == 0, doc
+    assert webhook.posts[-1]["text"].startswith("✅ RESOLVED: Relay down")
+    assert len(webhook.posts) == 3
+    code, shown = run(cli, "show", incident_id)
+    events = [e["event"] for e in shown["data"]["timeline"]]
+    assert events == ["open", "notify", "update", "notify", "resolve", "notify"]
+    assert shown["data"]["incident"]["status"] == "resolved"
+    code, listed = run(cli, "list")
+    assert [i["id"] for i in listed["data"]["incidents"]] == [incident_id]
+    code, listed = run(cli, "list", "--open")
+    assert listed["data"]["incidents"] == []
+    code, again = run(cli, "resolve", incident_id, "--root-cause", "x", "--resolution", "y")
+    assert code == 3 and "was resolved" in again["summary"]
+
+
+def test_dry_run_prints_the_notice_and_records_and_sends_nothing(
+    cli: Cli, webhook: Webhook, ledger_path: Path
+) -> None:
+    code, doc = run(cli, *OPEN, "--webhook", webhook.url, "--dry-run")
+    assert code == 0 and doc["status"] == "planned" and "INCIDENT: Relay down" in doc["notices"][0]
+    assert webhook.posts == [] and not ledger_path.exists()
+
+
+def test_without_a_webhook_the_notice_is_printed_and_recorded(cli: Cli, ledger_path: Path) -> None:
+    """No webhook configured: done, the webhook step skipped, one ledger line."""
+    result = cli("incident", *OPEN)
+    assert result.exit_code == 0
+    assert "INCIDENT: Relay down" in result.stdout and "Incident ID: INC-" in result.stdout
+    assert [r["command"] for r in ledger_lines(ledger_path)] == ["incident open"]
+
+
+def test_unknown_incident_and_bad_times_are_refused(cli: Cli) -> None:
+    """show/update of an unknown id exit 3; a time that does not parse exits 3 naming it."""
+    assert run(cli, "show", "INC-nope")[0] == 3
+    code, doc = run(cli, "update", "INC-nope", "--note", "x")
+    assert code == 3 and "no incident INC-nope" in doc["summary"]
+    code, doc = run(cli, *OPEN, "--start", "yesterday-ish")
+    assert code == 3 and "--start" in doc["summary"]
