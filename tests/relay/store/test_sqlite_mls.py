@@ -8,18 +8,22 @@ from pathlib import Path
 
 import pytest
 
-from relay.core.event import Event
-from relay.core.filters import Filter
-from relay.core.outcome import Outcome
 from relay.mls.groups import GroupState
 from relay.store.sqlite import SqliteStore
-from tests.support.nostr import Keys
+from tests.relay.store.test_contract_mls import (
+    ALICE,
+    BOB,
+    GRACE,
+    NOW,
+    TTL,
+    group_msg,
+    keypackage,
+    save_kp,
+    stored_ids,
+    take,
+)
 
-ALICE, BOB, CAROL = (Keys(bytes.fromhex(h * 32)) for h in ("11", "22", "33"))
-NOW = 1_700_000_000
-TTL = 7 * 86400
-GRACE = 600
-DAY = 86400
+# The keys, clock and helpers are the contract suite's, so both suites build the same events.
 
 
 @pytest.fixture
@@ -28,37 +32,6 @@ async def store(tmp_path: Path) -> AsyncIterator[SqliteStore]:
     await s.open()
     yield s
     await s.close()
-
-
-def keypackage(keys: Keys = ALICE, age: int = 0, n: int = 0) -> Event:
-    """A 443 created ``age`` seconds before NOW (``n`` makes it unique)."""
-    return keys.sign(443, f"{n:04x}", [], created_at=NOW - age)
-
-
-async def save_kp(
-    store: SqliteStore, event: Event, *, max_per_owner: int = 15, now: int = NOW
-) -> tuple[Outcome, int, int]:
-    saved = await store.save_keypackage(
-        event, expires_at=now + TTL, max_per_owner=max_per_owner, grace=GRACE, now=now
-    )
-    return saved.outcome, saved.evicted, saved.last_resort_scheduled
-
-
-async def take(
-    store: SqliteStore, *authors: Keys, per_author: int = 1, now: int = NOW
-) -> list[tuple[str, bool]]:
-    served = await store.take_keypackages(
-        [a.pubkey for a in authors], per_author=per_author, consume=True, now=now
-    )
-    return [(s.event.id, s.consumed) for s in served]
-
-
-async def stored_ids(store: SqliteStore, *kinds: int, now: int = NOW) -> set[str]:
-    return {e.id for e in await store.query([Filter(kinds=frozenset(kinds))], now)}
-
-
-def group_msg(group: str = "g1") -> Event:
-    return CAROL.sign(445, "ciphertext", [["h", group]], created_at=NOW)
 
 
 def rows(path: Path, sql: str) -> list[tuple[object, ...]]:
