@@ -11,11 +11,12 @@ import typer
 
 from mlsgw.audit import pip_audit
 from mlsgw.audit.runner import AREA_NAMES, AuditSettings, run
-from mlsgw.commands.certcheck import CafileOpt, refuse_two_formats
+from mlsgw.commands.certcheck import CafileOpt
 from mlsgw.commands.common import (
     CommandOptions,
     NagiosOpt,
     fail_early,
+    refuse_two_formats,
     run_command,
     runbook_command,
 )
@@ -85,7 +86,7 @@ def audit(
                 f"unknown area(s) {', '.join(unknown)}; choose from {', '.join(AREA_NAMES)}"
             )
     except MlsgwError as exc:
-        fail_early("audit", exc, as_json=options.as_json)
+        fail_early("audit", exc, as_json=options.as_json and not nagios, nagios=nagios)
     settings = AuditSettings(
         config_path=config_under_review(options.config),
         trusted_domains=tuple(trusted_domain or ()),

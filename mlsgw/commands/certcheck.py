@@ -11,10 +11,11 @@ from mlsgw.commands.common import (
     CommandOptions,
     NagiosOpt,
     fail_early,
+    refuse_two_formats,
     run_command,
     runbook_command,
 )
-from mlsgw.errors import MlsgwError, UsageError
+from mlsgw.errors import MlsgwError
 from mlsgw.report import CheckReport
 from mlsgw.runbook.context import RunContext
 from mlsgw.tls_probe import probe_certificate
@@ -37,12 +38,6 @@ def run(ctx: RunContext, host: str, port: int, cafile: str | None = None) -> Che
     return CheckReport("certcheck", (result,), ctx.run_id, title=f"mlsgw certcheck — {host}:{port}")
 
 
-def refuse_two_formats(as_json: bool, nagios: bool) -> None:
-    """``--json`` and ``--nagios`` together are a usage error, not silently resolved."""
-    if as_json and nagios:
-        raise UsageError("--json and --nagios are two output formats: choose one")
-
-
 @runbook_command(("timeout",))
 def certcheck(
     endpoint: Annotated[
@@ -59,7 +54,8 @@ def certcheck(
     connection is refused, the handshake fails or the certificate does not verify.
     --timeout bounds the connection and the handshake.
 
-    Exit codes: 0 OK, 1 WARNING, 2 CRITICAL, 3 UNKNOWN (bad arguments).
+    Exit codes: 0 OK, 1 WARNING, 2 CRITICAL, 3 UNKNOWN (bad arguments). With --nagios every
+    outcome, usage errors included, is one plugin line on stdout.
 
     Example: mlsgw certcheck relay.example.com --nagios
     """
@@ -67,7 +63,7 @@ def certcheck(
         refuse_two_formats(options.as_json, nagios)
         host, port = parse_endpoint(endpoint)
     except MlsgwError as exc:
-        fail_early("certcheck", exc, as_json=options.as_json)
+        fail_early("certcheck", exc, as_json=options.as_json and not nagios, nagios=nagios)
     run_command(
         "certcheck",
         options,

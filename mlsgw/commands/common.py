@@ -20,7 +20,7 @@ import typer
 
 from mlsgw import output
 from mlsgw.commands.usage import MlsgwCommand
-from mlsgw.errors import LedgerError, MlsgwError, Refused
+from mlsgw.errors import LedgerError, MlsgwError, Refused, UsageError
 from mlsgw.gcp.clients import Cloud
 from mlsgw.ledger import Ledger
 from mlsgw.report import ActionReport, CheckReport, Report
@@ -48,6 +48,12 @@ def new_run_id() -> str:
 def fail_early(command: str, error: MlsgwError, *, as_json: bool, nagios: bool = False) -> NoReturn:
     """Exit 3 before the command ran (bad arguments, unusable target or ledger)."""
     output.fail(error, 3, command=command, as_json=as_json, run_id=new_run_id(), nagios=nagios)
+
+
+def refuse_two_formats(as_json: bool, nagios: bool) -> None:
+    """``--json`` and ``--nagios`` together are a usage error, not silently resolved."""
+    if as_json and nagios:
+        raise UsageError("--json and --nagios are two output formats: give one of them")
 
 
 def stdin_is_tty() -> bool:

@@ -13,6 +13,7 @@ from mlsgw.commands.common import (
     PANEL_OUTPUT,
     CommandOptions,
     fail_early,
+    refuse_two_formats,
     run_command,
     runbook_command,
 )
@@ -132,9 +133,10 @@ def healthcheck(
 
     Example: mlsgw healthcheck --project my-proj --region europe-west1 --service mlsgw
     """
-    if nagios and options.as_json:
-        error = UsageError("--json and --nagios are two output formats: give one of them")
-        fail_early("healthcheck", error, as_json=False, nagios=True)
+    try:
+        refuse_two_formats(options.as_json, nagios)
+    except UsageError as exc:
+        fail_early("healthcheck", exc, as_json=False, nagios=True)
     run_command(
         "healthcheck",
         options,

@@ -103,3 +103,20 @@ def test_report_names_days_issuer_and_sans(cli: Cli, serve_cert: ServeCert) -> N
 def test_bad_arguments_exit_3(cli: Cli, args: list[str]) -> None:
     """A port that is not a number, a plain-http URL, two output formats: exit 3."""
     assert cli("certcheck", *args).exit_code == 3
+
+
+def test_a_usage_error_with_nagios_is_one_plugin_line(cli: Cli) -> None:
+    """With --nagios, even a bad endpoint answers as one UNKNOWN plugin line, exit 3."""
+    result = cli("certcheck", "nohost:notaport", "--nagios")
+    assert result.exit_code == 3
+    assert result.stdout.startswith("MLSGW UNKNOWN - ")
+    assert result.stdout.count("\n") == 1
+
+
+def test_json_and_nagios_together_answer_as_a_plugin_line(cli: Cli) -> None:
+    """Two output formats at once: exit 3 with the same plugin line as healthcheck."""
+    result = cli("certcheck", "x", "--json", "--nagios")
+    assert result.exit_code == 3
+    assert result.stdout == (
+        "MLSGW UNKNOWN - --json and --nagios are two output formats: give one of them\n"
+    )
