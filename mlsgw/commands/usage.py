@@ -69,8 +69,12 @@ def reflowed(help_text: str | None) -> str | None:
     return "\n\n".join(paragraphs)
 
 
-class MlsgwCommand(TyperCommand):
-    """A command whose usage errors exit 3 and whose help shows no ``<bool>`` placeholders."""
+class _UsageRules:
+    """What commands and groups share: reflowed help, a one-line summary, usage errors
+    that exit 3, flags shown without a value placeholder."""
+
+    help: str | None
+    short_help: str | None
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
@@ -88,43 +92,25 @@ class MlsgwCommand(TyperCommand):
         """Parse the arguments; a usage error carries exit code 3."""
         raw = list(args)  # click consumes the list while parsing
         try:
-            return super().make_context(info_name, args, parent=parent, **extra)
+            ctx = super().make_context(info_name, args, parent=parent, **extra)  # type: ignore[misc]
         except Exception as exc:
             _as_usage_exit(exc, raw)
             raise
+        ctx.find_root().meta.setdefault(ARGS_KEY, raw)
+        return ctx
 
     def get_params(self, ctx: Any) -> list[Any]:
         """The parameters, flags without a value placeholder."""
-        return _clean_flags(super().get_params(ctx))
+        return _clean_flags(super().get_params(ctx))  # type: ignore[misc]
 
 
-class MlsgwGroup(TyperGroup):
+class MlsgwCommand(_UsageRules, TyperCommand):
+    """A command whose usage errors exit 3 and whose help shows no ``<bool>`` placeholders."""
+
+
+class MlsgwGroup(_UsageRules, TyperGroup):
     """A group (the root app, ``config``, ``ledger``) with the same rules as its commands:
     a mistyped subcommand exits 3, and the command list shows one-line summaries."""
-
-    def __init__(self, *args: Any, **kwargs: Any) -> None:
-        super().__init__(*args, **kwargs)
-        self.help = reflowed(self.help)
-        if self.short_help is None:
-            self.short_help = one_line_summary(self.help)
-
-    def make_context(
-        self,
-        info_name: str | None,
-        args: list[str],
-        parent: Any = None,
-        **extra: Any,
-    ) -> Any:
-        """Parse the group's own arguments; a usage error carries exit code 3."""
-        raw = list(args)
-        try:
-            ctx = super().make_context(info_name, args, parent=parent, **extra)
-        except Exception as exc:
-            _as_usage_exit(exc, raw)
-            raise
-        root = ctx.find_root()
-        root.meta.setdefault(ARGS_KEY, raw)
-        return ctx
 
     def invoke(self, ctx: Any) -> Any:
         """Resolve and run the subcommand; a usage error on the way carries exit code 3."""
@@ -133,7 +119,3 @@ class MlsgwGroup(TyperGroup):
         except Exception as exc:
             _as_usage_exit(exc, ctx.find_root().meta.get(ARGS_KEY, ()))
             raise
-
-    def get_params(self, ctx: Any) -> list[Any]:
-        """The parameters, flags without a value placeholder."""
-        return _clean_flags(super().get_params(ctx))
