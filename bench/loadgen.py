@@ -183,6 +183,20 @@ def thread_cpu(pid: int) -> dict[int, tuple[float, float]]:
     return out
 
 
+def thread_name(pid: int, tid: int) -> str:
+    """The kernel name of thread ``tid`` of ``pid`` without a pool index suffix
+    (``sqlite-reader_1`` -> ``sqlite-reader``); the thread id when it has none of its own."""
+    try:
+        comm = Path(f"/proc/{pid}/task/{tid}/comm").read_text().strip()
+    except OSError:
+        return str(tid)
+    base = Path(f"/proc/{pid}/comm")
+    if comm == (base.read_text().strip() if base.exists() else ""):
+        return str(tid)
+    head, _, index = comm.rpartition("_")
+    return head if head and index.isdigit() else comm
+
+
 @dataclass
 class CpuUsage:
     """CPU seconds used during a measured phase."""
@@ -216,11 +230,16 @@ class CpuProbe:
         others = max(0.0, machine - client - (relay or 0.0))
         threads: dict[str, str] = {}
         if self.pid:
+            # Summed by kernel thread name (pool threads "name_0", "name_1": one entry).
+            by_name: dict[str, tuple[float, float]] = {}
             for tid, (user, system) in thread_cpu(self.pid).items():
                 user0, system0 = self.threads.get(tid, (0.0, 0.0))
-                if user - user0 + system - system0 >= 0.05:
-                    name = "main" if tid == self.pid else str(tid)
-                    threads[name] = f"{user - user0:.2f} user + {system - system0:.2f} sys"
+                name = "main" if tid == self.pid else thread_name(self.pid, tid)
+                used = by_name.get(name, (0.0, 0.0))
+                by_name[name] = (used[0] + user - user0, used[1] + system - system0)
+            for name, (user, system) in sorted(by_name.items()):
+                if user + system >= 0.05:
+                    threads[name] = f"{user:.2f} user + {system:.2f} sys"
         return CpuUsage(relay, client, others, threads)
 
 

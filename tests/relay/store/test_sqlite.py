@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import sqlite3
 from collections.abc import AsyncIterator
 from pathlib import Path
@@ -161,3 +162,75 @@ async def test_a_full_disk_fails_writes_after_retries_and_health_reports_it(
     await store._write(lambda c: c.execute("PRAGMA max_page_count = 1073741823").fetchone())
     assert await store.save(big, NOW) is Outcome.STORED
     await store.health()
+
+
+# --- durability and checkpoints (issue 13) ----------------------------------------------------
+
+
+@pytest.mark.parametrize(("synchronous", "pragma"), [("normal", 1), ("full", 2)])
+async def test_synchronous_setting_is_the_write_connections_pragma(
+    tmp_path: Path, synchronous: str, pragma: int
+) -> None:
+    """``data.synchronous = "full"`` makes the writer sync every commit (PRAGMA
+    synchronous = FULL, survives power loss); ``normal`` syncs at checkpoints only."""
+    s = SqliteStore(tmp_path / "relay.db", synchronous=synchronous)
+    await s.open()
+    try:
+        assert await s._write(lambda c: c.execute("PRAGMA synchronous").fetchone()[0]) == pragma
+        assert await s._write(lambda c: c.execute("PRAGMA wal_autocheckpoint").fetchone()[0]) == 0
+    finally:
+        await s.close()
+
+
+def wal_size(path: Path) -> int:
+    wal = path.with_name(path.name + "-wal")
+    return wal.stat().st_size if wal.exists() else 0
+
+
+async def test_checkpoints_keep_the_wal_bounded_while_writes_continue(tmp_path: Path) -> None:
+    """The writer never checkpoints, yet the checkpointer thread copies the WAL into the
+    database while writes go on, so the WAL is reused instead of holding every write."""
+    path = tmp_path / "relay.db"
+    s = SqliteStore(path)
+    await s.open()
+    checkpointer = s._checkpointer
+    assert checkpointer is not None
+    largest = 0
+    try:
+        for batch in range(40):
+            checkpointer.checkpointed.clear()
+            events = [ev(content=f"{batch}-{i}", tags=[["t", str(i)]]) for i in range(100)]
+            await asyncio.gather(*(s.save(e, NOW) for e in events))
+            assert await asyncio.to_thread(checkpointer.checkpointed.wait, 30)
+            largest = max(largest, wal_size(path))
+        # Without checkpoints the WAL would hold every page written: more than the database.
+        assert largest < path.stat().st_size / 2
+        assert await s.count([Filter()], NOW) == 4000
+    finally:
+        await s.close()
+
+
+async def test_the_wal_is_truncated_once_writes_pause_and_data_survives_reopen(
+    tmp_path: Path,
+) -> None:
+    """After writes stop the WAL is emptied into the database file; every committed event
+    is there after a restart."""
+    path = tmp_path / "relay.db"
+    s = SqliteStore(path)
+    await s.open()
+    events = [ev(content=str(i)) for i in range(300)]
+    try:
+        await asyncio.gather(*(s.save(e, NOW) for e in events))
+        assert s._checkpointer is not None
+        assert await asyncio.to_thread(s._checkpointer.truncated.wait, 30)
+        assert wal_size(path) == 0
+        with sqlite3.connect(path) as other:
+            assert other.execute("SELECT COUNT(*) FROM events").fetchone() == (300,)
+    finally:
+        await s.close()
+    again = SqliteStore(path)
+    await again.open()
+    try:
+        assert set(await ids(again, f(limit=1000))) == {e.id for e in events}
+    finally:
+        await again.close()
