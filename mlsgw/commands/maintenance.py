@@ -39,6 +39,8 @@ MAINTENANCE_FIELDS = (
     "ledger",
     "timeout",
 )
+DRILL_FIELDS = ("project", "service", "endpoint", "ledger", "timeout")
+"""The quarterly drill needs only Firestore (and the ledger); the service names the report."""
 TaskOpt = Annotated[
     list[str] | None,
     typer.Option("--task", help="Run only this task (repeatable); see the list above."),
@@ -95,6 +97,26 @@ def monthly(task: TaskOpt = None, *, options: CommandOptions) -> None:
     Example: mlsgw maintenance monthly --json
     """
     _run("monthly", task, options)
+
+
+@app.command("quarterly", cls=RunbookCommand)
+@runbook_command(DRILL_FIELDS, action=True)
+def quarterly(task: TaskOpt = None, *, options: CommandOptions) -> None:
+    """Quarterly task: the restore drill (newest backup into a scratch database, then deleted).
+
+    The newest managed backup is restored into a scratch database mlsgw-drill-YYYYMMDD-HHMM,
+    its documents are counted against the backup's own count, the restore time is judged
+    against the 2 h RTO and the backup's age against the 24 h RPO, and the scratch database
+    is deleted, also when the restore or the count fails. Asks first (--yes for cron);
+    --dry-run shows the plan and creates nothing; the drill is recorded in the ledger.
+
+    Exit codes: the worst task decides: 0 ok (or dry run), 1 a warning (old backup), 2
+    critical (no backup, counts differ, over the RTO, restore failed, scratch database left
+    behind), 3 a task could not run (not confirmed, no terminal and no --yes, usage error).
+
+    Example: mlsgw maintenance quarterly --project my-proj --dry-run
+    """
+    _run("quarterly", task, options)
 
 
 def schedule(
