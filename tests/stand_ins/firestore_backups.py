@@ -105,6 +105,9 @@ class FirestoreBackupsStandIn:
         """Called with the request body when an import arrives (a test's observation point)."""
         self.fail_imports: list[str] = []
         """Messages: each next import operation fails with one (documents left untouched)."""
+        self.fail_restores: list[str] = []
+        """Messages: each next restore operation fails with one, leaving the new database
+        created but empty (a half-done restore)."""
         self._running: dict[str, tuple[Json, Callable[[], Json]]] = {}
         self._polls: dict[str, int] = {}
         self._ids = itertools.count(1)
@@ -473,9 +476,16 @@ class FirestoreBackupsStandIn:
             **extra,
         }
 
+        failure = self.fail_restores.pop(0) if self.fail_restores else None
+
         def finish() -> Json:
-            record = self.add_database(project, database_id, contents)
+            record = self.add_database(project, database_id, {} if failure else contents)
             record.created = datetime.now(UTC)
+            if failure is not None:
+                return {
+                    "metadata": {"operationState": "FAILED"},
+                    "error": {"code": 13, "message": failure},
+                }
             response = {"@type": _TYPE + "Database", **self._database_json(record)}
             return {
                 "metadata": {

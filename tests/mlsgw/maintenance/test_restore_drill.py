@@ -108,6 +108,37 @@ def test_a_failed_restore_is_critical_and_creates_no_scratch_database(
     assert _scratch_databases(google) == []
 
 
+def test_a_restore_operation_that_fails_halfway_still_deletes_the_scratch_database(
+    cli: Cli, google: GoogleStandIn
+) -> None:
+    _with_backup(google)
+    google.backups.fail_restores.append("restore aborted")
+    code, drill = _drill(cli, google, "--yes")
+    assert code == 2
+    summary = str(drill["summary"])
+    assert summary.startswith("the drill failed while restoring:")
+    assert "restore aborted" in summary
+    assert len(google.server.calls("DELETE", SCRATCH)) == 1
+    assert _scratch_databases(google) == []
+
+
+def test_an_existing_scratch_database_is_left_alone_and_reported(
+    cli: Cli, google: GoogleStandIn
+) -> None:
+    _with_backup(google)
+    now = datetime.now(UTC)
+    for minute in (now, now + timedelta(minutes=1)):  # whichever minute the drill starts in
+        google.backups.add_database(PROJECT, scratch_id(minute), collections={"events": 1})
+    code, drill = _drill(cli, google, "--yes")
+    assert code == 2
+    summary = str(drill["summary"])
+    assert "already exists (left by an earlier drill?); it was not touched" in summary
+    assert "gcloud firestore databases delete --database=mlsgw-drill-" in summary
+    assert google.server.calls("POST", rf"/v1/projects/{PROJECT}/databases:restore") == []
+    assert google.server.calls("DELETE", SCRATCH) == []
+    assert len(_scratch_databases(google)) == 2
+
+
 def test_a_failed_count_still_deletes_the_restored_scratch_database(
     cli: Cli, google: GoogleStandIn
 ) -> None:
