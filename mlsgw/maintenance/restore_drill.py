@@ -25,10 +25,15 @@ from mlsgw.runbook.context import RunContext
 NAME = "restore_drill"
 TOTAL = "documents"
 """The key the judge compares under: the backup records one total, not one per collection."""
-NO_BACKUP = (
-    "no managed backup to drill with: create a daily backup schedule with "
-    "`mlsgw backup schedule --retention-days 14` and run the drill after the first backup"
-)
+
+
+def no_backup(source: str | None) -> str:
+    """What to do when there is no backup (of the database ``source``) to drill with."""
+    of = f" of {source}" if source else ""
+    return (
+        f"no managed backup{of} to drill with: create a daily backup schedule with "
+        "`mlsgw backup schedule --retention-days 14` and run the drill after the first backup"
+    )
 
 
 def scratch_id(now: datetime) -> str:
@@ -41,9 +46,18 @@ def delete_command(project: str, database_id: str) -> str:
     return f"gcloud firestore databases delete --database={database_id} --project={project}"
 
 
-def newest_backup(backups: Iterable[ManagedBackup]) -> ManagedBackup | None:
-    """The READY managed backup with the latest snapshot, ``None`` when there is none."""
-    ready = [b for b in backups if b.state == "READY" and b.snapshot_time is not None]
+def newest_backup(
+    backups: Iterable[ManagedBackup], database: str | None = None
+) -> ManagedBackup | None:
+    """The READY managed backup with the latest snapshot (of ``database``, a full name, when
+    given), ``None`` when there is none."""
+    ready = [
+        b
+        for b in backups
+        if b.state == "READY"
+        and b.snapshot_time is not None
+        and (database is None or b.database == database)
+    ]
     return max(ready, key=lambda b: b.snapshot_time or datetime.min, default=None)
 
 
@@ -87,17 +101,19 @@ def _with_details(
     )
 
 
-def restore_drill(ctx: RunContext) -> CheckResult:
-    """Run the drill (see the module doc). Whatever fails after the restore started, the
-    scratch database is deleted before the result is returned; a scratch database that could
-    not be deleted is CRITICAL and the result gives the gcloud command that deletes it. A dry
-    run reads the backups and changes nothing."""
+def restore_drill(ctx: RunContext, database: str | None = None) -> CheckResult:
+    """Run the drill on the newest backup (of the database id ``database`` when given; see
+    the module doc). Whatever fails after the restore started, the scratch database is
+    deleted before the result is returned; a scratch database that could not be deleted is
+    CRITICAL and the result gives the gcloud command that deletes it. A dry run reads the
+    backups and changes nothing."""
     project = need(ctx.target.project, "--project", "the restore drill")
     api = ctx.cloud.firestore_backups()
     ctx.reporter.step("finding the newest managed backup")
-    backup = newest_backup(api.list_backups(project))
+    source = database_name(project, database) if database else None
+    backup = newest_backup(api.list_backups(project), source)
     if backup is None:
-        return CheckResult(NAME, Status.CRITICAL, NO_BACKUP)
+        return CheckResult(NAME, Status.CRITICAL, no_backup(source))
     now = ctx.clock()
     database_id = scratch_id(now)
     scratch = database_name(project, database_id)

@@ -213,6 +213,23 @@ def test_no_backup_is_critical_and_says_how_to_create_one(cli: Cli, google: Goog
     assert _scratch_databases(google) == []
 
 
+def test_database_drills_only_the_backups_of_that_database(cli: Cli, google: GoogleStandIn) -> None:
+    _with_backup(google, age=timedelta(hours=1))  # the newest backup is of (default)
+    google.backups.add_database(PROJECT, "relay-2", collections={"events": 5})
+    older = google.backups.add_backup(PROJECT, "relay-2", age=timedelta(hours=3))
+    code, drill = _drill(cli, google, "--yes", "--database", "relay-2")
+    assert code == 0, drill
+    restored = google.server.calls("POST", rf"/v1/projects/{PROJECT}/databases:restore")
+    assert [r.body["backup"] for r in restored] == [older]
+    data = drill["data"]
+    assert isinstance(data, dict) and data["collections"] == {"events": 5}
+    code, drill = _drill(cli, google, "--yes", "--database", "nope")
+    assert code == 2
+    assert str(drill["summary"]).startswith(
+        f"no managed backup of projects/{PROJECT}/databases/nope to drill with"
+    )
+
+
 def test_an_old_backup_is_a_warning_against_the_rpo(cli: Cli, google: GoogleStandIn) -> None:
     _with_backup(google, age=timedelta(hours=30))
     code, drill = _drill(cli, google, "--yes")
