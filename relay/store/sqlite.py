@@ -99,12 +99,21 @@ class _Checkpointer(threading.Thread):
         self.written = threading.Event()
         self.stopping = False
         self.truncated = threading.Event()  # set while the WAL is empty on disk
-        self.checkpointed = threading.Event()  # set after every PASSIVE checkpoint
+        self.commits = 0  # transactions the writer reported
+        self.covered = 0  # of those, how many the last finished checkpoint started after
+        self.progress = threading.Condition()
 
     def notify(self) -> None:
-        """A transaction committed (called by the writer thread)."""
+        """A transaction committed (called by the writer thread only)."""
+        self.commits += 1
         self.truncated.clear()
         self.written.set()
+
+    def wait_covered(self, commits: int, timeout: float) -> bool:
+        """Wait until a checkpoint that started after the ``commits``-th commit finished
+        (its pages are in the database file unless a reader still needed them)."""
+        with self.progress:
+            return self.progress.wait_for(lambda: self.covered >= commits, timeout)
 
     def stop(self) -> None:
         """Finish the current checkpoint and end the thread."""
@@ -125,10 +134,13 @@ class _Checkpointer(threading.Thread):
             if self.stopping:
                 break
             dirty = True
+            seen = self.commits
             _, frames, copied = self._checkpoint_counts("PASSIVE")
             if frames > self.ceiling and copied < frames:
                 self._checkpoint("RESTART")
-            self.checkpointed.set()
+            with self.progress:
+                self.covered = seen
+                self.progress.notify_all()
             time.sleep(self.period)  # let frames gather: one checkpoint copies many
         self.conn.close()
 
