@@ -44,7 +44,7 @@ from relay.mls.rules import (
     validate_mls_events,
 )
 from relay.readable_query import query_readable
-from relay.store.base import MlsStore, MlsSweep
+from relay.store.base import MlsStore, MlsSweep, StoreUnavailable
 
 log = logging.getLogger("relay.mls")
 
@@ -213,6 +213,26 @@ class MlsGateway:
         if outcome is Outcome.STORED and kind in kinds.RESTRICTED:
             self.metrics.events_processed.labels(str(kind)).inc()
         return outcome
+
+    @staticmethod
+    def saves_plainly(event: Event) -> bool:
+        """True if :meth:`save` stores ``event`` as it is, changing no MLS state (so
+        :meth:`save_many` may take it)."""
+        kind = event.kind
+        if kind == kinds.GIFT_WRAP:
+            return not event.first_tag_value("h")
+        return kind not in (kinds.KEYPACKAGE, kinds.GROUP_MESSAGE, kinds.ROSTER)
+
+    async def save_many(
+        self, events: Sequence[Event], now: int
+    ) -> list[Outcome | StoreUnavailable]:
+        """:meth:`save` for events that :meth:`saves_plainly`, in one store call; the
+        result for each is its outcome or the store's failure for it."""
+        results = await self.store.save_many(events, now)
+        for event, outcome in zip(events, results, strict=True):
+            if outcome is Outcome.STORED and event.kind in kinds.RESTRICTED:
+                self.metrics.events_processed.labels(str(event.kind)).inc()
+        return results
 
     async def _save_keypackage(self, event: Event, now: int) -> Outcome | Rejection:
         expires_at = keypackage_expiry(event, now=now, ttl=int(self.settings.keypackage_ttl))

@@ -4,7 +4,8 @@ Each TCP connection is an :class:`asyncio.Protocol`. It reads one HTTP request w
 ``h11`` (:mod:`relay.http_reader`), within ``network.handshake_timeout``; a WebSocket
 upgrade is handed to websockets' Sans-I/O ``ServerProtocol`` (with the bytes that
 followed the head) and every complete message goes to the relay application in order,
-one at a time, through a small inbox (reading pauses while the inbox is full). Anything
+through a small inbox (reading pauses while the inbox is full): one at a time, or what
+a pipelining client sent back to back as one batch, with the same answers in order. Anything
 else is answered by ``relay.http`` and the connection closes.
 
 Why not ``websockets.asyncio.server.serve``: its handshake parser refuses request
@@ -45,6 +46,7 @@ MAX_HEAD_BYTES = 16 * 1024
 MAX_BODY_BYTES = 1024 * 1024
 INBOX_HIGH_WATER = 64
 INBOX_LOW_WATER = 16
+MAX_PIPELINED = INBOX_HIGH_WATER  # messages one batch of a connection takes at most
 CLOSE_TIMEOUT = 2.0
 
 
@@ -70,7 +72,7 @@ def client_ip(
 class WebSocketPeer:
     """The relay side of one open WebSocket: the Sans-I/O protocol plus the session.
 
-    Implements :class:`relay.app.Peer`. Frames are handled one at a time, in order, by
+    Implements :class:`relay.app.Peer`. Frames are handled in order by
     a worker task fed through :attr:`inbox`.
     """
 
@@ -162,16 +164,30 @@ class WebSocketPeer:
             self.reading_paused = True
 
     async def work(self) -> None:
-        """Handle this connection's messages one at a time, in order, until it closes."""
+        """Handle this connection's messages in order until it closes: one at a time, or
+        every message already waiting as one pipelined batch (see ``Relay.handle_frames``)."""
         while True:
             frame = await self.inbox.get()
             if frame is None:
                 return
+            frames = [frame]
+            closed = False
+            while len(frames) < MAX_PIPELINED and not self.inbox.empty():
+                more = self.inbox.get_nowait()
+                if more is None:
+                    closed = True
+                    break
+                frames.append(more)
             try:
-                await self.relay.handle_frame(self, frame)
+                if len(frames) == 1:
+                    await self.relay.handle_frame(self, frame)
+                else:
+                    await self.relay.handle_frames(self, frames)
             except Exception:
                 log.exception("internal error while handling a message")
                 self.send(m.encode_notice("error: internal error"))
+            if closed:
+                return
             if self.reading_paused and self.inbox.qsize() <= INBOX_LOW_WATER:
                 self.reading_paused = False
                 if not self.closing:

@@ -72,6 +72,15 @@ class Count:
 Action = Send | Publish | Query | Count
 
 
+@dataclass(frozen=True, slots=True)
+class CheckedEvent:
+    """An EVENT frame checked for everything but its signature (:meth:`Session.check_event`):
+    the decoded object and its event, or why it is invalid."""
+
+    obj: object
+    event: Event | Rejection
+
+
 class Observer(Protocol):
     """Receives counters from sessions (the server plugs in Prometheus metrics)."""
 
@@ -215,8 +224,33 @@ class Session:
 
     # --- EVENT -------------------------------------------------------------------------
 
-    def _validate(self, obj: object) -> Event | Rejection:
-        """Shape, limits, then the (expensive) signature: cheap checks first."""
+    def check_event(self, frame: bytes) -> CheckedEvent | None:
+        """Shape, limits and id of the event in an EVENT frame, without its signature,
+        or None for any other frame (give that one to :meth:`receive`).
+
+        Changes no state: the frame is only handled once :meth:`admit` is called, so
+        checking frames ahead and verifying their signatures together (elsewhere, on
+        another thread) answers them exactly as :meth:`receive` would, in order."""
+        if len(frame) > self.limits.max_message_length:
+            return None
+        msg = m.parse_client_message(frame)
+        if not isinstance(msg, m.EventMessage):
+            return None
+        return CheckedEvent(msg.event, self._check(msg.event))
+
+    def admit(self, checked: CheckedEvent, signature_ok: bool) -> list[Action]:
+        """What :meth:`receive` returns for the frame :meth:`check_event` checked, given
+        whether the event's signature verifies (not consulted for an invalid event)."""
+        self.observer.message("EVENT")
+        if self._message_bucket is not None and not self._message_bucket.take(self.clock()):
+            self.observer.rate_limited("messages_per_second")
+            return self._refuse(
+                m.EventMessage(checked.obj), rate_limited("too many messages per second")
+            )
+        return self._decide(checked.obj, checked.event, signature_ok)
+
+    def _check(self, obj: object) -> Event | Rejection:
+        """Shape and limits: the cheap checks, before the (expensive) signature."""
         parsed = parse_event(obj, verify=False)
         if isinstance(parsed, Rejection):
             return parsed
@@ -231,12 +265,18 @@ class Session:
         expiration = parsed.expiration
         if expiration is not None and expiration <= now:
             return invalid("event has expired")
-        if not verify_signature(parsed.id, parsed.pubkey, parsed.sig):
-            return invalid("bad signature")
         return parsed
 
     def _on_event(self, obj: object) -> list[Action]:
-        event = self._validate(obj)
+        event = self._check(obj)
+        signature_ok = isinstance(event, Event) and verify_signature(
+            event.id, event.pubkey, event.sig
+        )
+        return self._decide(obj, event, signature_ok)
+
+    def _decide(self, obj: object, event: Event | Rejection, signature_ok: bool) -> list[Action]:
+        if isinstance(event, Event) and not signature_ok:
+            event = invalid("bad signature")
         if isinstance(event, Rejection):
             kind = obj.get("kind") if isinstance(obj, dict) else None
             self.observer.event_result(kind if type(kind) is int else -1, "invalid")

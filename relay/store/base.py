@@ -48,6 +48,15 @@ class EventStore(Protocol):
         """
         ...
 
+    async def save_many(
+        self, events: Sequence[Event], now: int
+    ) -> list[Outcome | StoreUnavailable]:
+        """:meth:`save` each of ``events``, in order, as one call (a backend may share
+        one commit among them). The result for each event is its outcome, or the
+        :class:`StoreUnavailable` its ``save`` would have raised: one failure does not
+        fail the others, and every outcome is committed when this returns."""
+        ...
+
     async def query(
         self, filters: Sequence[Filter], now: int, *, oldest_first: bool = False
     ) -> list[Event]:

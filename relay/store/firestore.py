@@ -177,6 +177,19 @@ class FirestoreStore:
         stores itself with the last part: a retry after a failure completes it."""
         return await self._save(event, expires_at=event.expiration)
 
+    async def save_many(
+        self, events: Sequence[Event], now: int
+    ) -> list[Outcome | StoreUnavailable]:
+        """See :meth:`relay.store.base.EventStore.save_many`: one transaction per event,
+        one after the other (exactly the order of separate saves)."""
+        results: list[Outcome | StoreUnavailable] = []
+        for event in events:
+            try:
+                results.append(await self.save(event, now))
+            except StoreUnavailable as exc:
+                results.append(exc)
+        return results
+
     async def _save(self, event: Event, *, expires_at: int | None) -> Outcome:
         client = self.client
         deletion = deletion_of(event)

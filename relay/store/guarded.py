@@ -113,6 +113,25 @@ class GuardedStore:
         """Bounded, retried (idempotent by event id)."""
         return await self._call("save", lambda: self.inner.save(event, now))
 
+    async def save_many(
+        self, events: Sequence[Event], now: int
+    ) -> list[Outcome | StoreUnavailable]:
+        """Bounded as one call; an event that failed is retried alone as :meth:`save`
+        is (idempotent by event id), the others keep their committed outcome."""
+        try:
+            results = await self._call(
+                "save_many", lambda: self.inner.save_many(events, now), retry=False
+            )
+        except StoreUnavailable as exc:
+            results = [exc] * len(events)
+        for i, result in enumerate(results):
+            if isinstance(result, StoreUnavailable):
+                try:
+                    results[i] = await self.save(events[i], now)
+                except StoreUnavailable as exc:
+                    results[i] = exc
+        return results
+
     async def query(
         self, filters: Sequence[Filter], now: int, *, oldest_first: bool = False
     ) -> list[Event]:

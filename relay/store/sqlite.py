@@ -16,15 +16,16 @@ acknowledgement therefore waits for its own transaction only.
 from __future__ import annotations
 
 import asyncio
+import functools
 import logging
 import queue
 import sqlite3
 import threading
 import time
 from collections.abc import Callable, Sequence
-from concurrent.futures import Future, ThreadPoolExecutor
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import Any, TypeVar, cast
 
 from relay.core.event import Event, event_from_raw
 from relay.core.filters import Filter
@@ -157,6 +158,21 @@ class _Checkpointer(threading.Thread):
         return int(row[0]), int(row[1]), int(row[2])
 
 
+_Job = Callable[[sqlite3.Connection], Any]
+_Item = tuple[_Job, "asyncio.Future[Any]", asyncio.AbstractEventLoop]
+
+
+def _settle(results: list[tuple[asyncio.Future[Any], Any, BaseException | None]]) -> None:
+    """Resolve a batch's futures on their loop (callers that gave up are skipped)."""
+    for future, value, exc in results:
+        if future.done():
+            continue
+        if exc is not None:
+            future.set_exception(exc)
+        else:
+            future.set_result(value)
+
+
 class _Writer(threading.Thread):
     """Owns the write connection; runs queued jobs in batched transactions."""
 
@@ -166,14 +182,17 @@ class _Writer(threading.Thread):
         super().__init__(name="sqlite-writer", daemon=True)
         self.conn = conn
         self.on_commit = on_commit
-        self.jobs: queue.SimpleQueue[tuple[Callable[[sqlite3.Connection], Any], Future[Any]] | None]
-        self.jobs = queue.SimpleQueue()
+        self.jobs: queue.SimpleQueue[_Item | None] = queue.SimpleQueue()
         self.failing: str | None = None  # the last write error, until a commit succeeds
 
-    def submit(self, job: Callable[[sqlite3.Connection], T]) -> Future[T]:
-        future: Future[T] = Future()
-        self.jobs.put((job, future))
-        return future
+    def submit(
+        self, jobs: Sequence[_Job], loop: asyncio.AbstractEventLoop
+    ) -> list[asyncio.Future[Any]]:
+        """Queue ``jobs`` in order; each future resolves on ``loop`` after its COMMIT."""
+        futures = [loop.create_future() for _ in jobs]
+        for job, future in zip(jobs, futures, strict=True):
+            self.jobs.put((job, future, loop))
+        return futures
 
     def stop(self) -> None:
         self.jobs.put(None)
@@ -195,32 +214,42 @@ class _Writer(threading.Thread):
                     stopping = True
                     break
                 batch.append(item)
-            self._run_batch(batch)
+            self._hand_back(batch, self._run_batch([job for job, _, _ in batch]))
             if stopping:
                 return
 
-    def _run_batch(
-        self, batch: list[tuple[Callable[[sqlite3.Connection], Any], Future[Any]]]
-    ) -> None:
+    @staticmethod
+    def _hand_back(batch: list[_Item], outcomes: list[tuple[Any, BaseException | None]]) -> None:
+        # One wake-up of each waiting loop for the whole batch, not one per job.
+        by_loop: dict[asyncio.AbstractEventLoop, list[Any]] = {}
+        for (_, future, loop), (value, exc) in zip(batch, outcomes, strict=True):
+            by_loop.setdefault(loop, []).append((future, value, exc))
+        for loop, results in by_loop.items():
+            try:
+                loop.call_soon_threadsafe(_settle, results)
+            except RuntimeError:  # the loop closed: nobody is waiting any more
+                pass
+
+    def _run_batch(self, jobs: list[_Job]) -> list[tuple[Any, BaseException | None]]:
         # Optimistic: the whole batch in one transaction. Jobs only touch the database,
         # so if one fails, rolling back and running each job alone is exact, and each
         # caller gets its own result or error.
-        if len(batch) > 1:
+        if len(jobs) > 1:
             try:
-                values = self._transaction([job for job, _ in batch])
+                values = self._transaction(jobs)
             except Exception:  # noqa: BLE001 - retried job by job below
                 pass
             else:
-                for (_, future), value in zip(batch, values, strict=True):
-                    future.set_result(value)
-                return
-        for job, future in batch:
+                return [(value, None) for value in values]
+        outcomes: list[tuple[Any, BaseException | None]] = []
+        for job in jobs:
             try:
-                future.set_result(self._transaction([job])[0])
+                outcomes.append((self._transaction([job])[0], None))
             except sqlite3.Error as exc:
-                future.set_exception(StoreUnavailable(f"sqlite write failed: {exc}"))
+                outcomes.append((None, StoreUnavailable(f"sqlite write failed: {exc}")))
             except Exception as exc:  # noqa: BLE001 - handed to the caller's future
-                future.set_exception(exc)
+                outcomes.append((None, exc))
+        return outcomes
 
     def _transaction(self, jobs: list[Callable[[sqlite3.Connection], Any]]) -> list[Any]:
         """Run ``jobs`` in one transaction and commit; roll back and re-raise on error.
@@ -313,8 +342,9 @@ class SqliteStore:
     async def _write(self, job: Callable[[sqlite3.Connection], T]) -> T:
         if self._writer is None:
             raise StoreUnavailable("store is not open")
+        (future,) = self._writer.submit((job,), asyncio.get_running_loop())
         try:
-            return await asyncio.wrap_future(self._writer.submit(job))
+            return cast(T, await future)
         except (sqlite3.Error, OverflowError) as exc:  # OverflowError: int beyond SQLite's int64
             raise StoreUnavailable(f"sqlite write failed: {exc}") from exc
 
@@ -342,6 +372,25 @@ class SqliteStore:
     async def save(self, event: Event, now: int) -> Outcome:
         """See :meth:`relay.store.base.EventStore.save`."""
         return await self._write(lambda conn: save_event(conn, event))
+
+    async def save_many(
+        self, events: Sequence[Event], now: int
+    ) -> list[Outcome | StoreUnavailable]:
+        """See :meth:`relay.store.base.EventStore.save_many`: one queued job per event,
+        so they share the writer's transaction and each fails alone."""
+        if self._writer is None:
+            raise StoreUnavailable("store is not open")
+        jobs = [functools.partial(save_event, event=event) for event in events]
+        futures = self._writer.submit(jobs, asyncio.get_running_loop())
+        results: list[Outcome | StoreUnavailable] = []
+        for future in futures:  # all resolve in one loop callback: one suspension
+            try:
+                results.append(await future)
+            except StoreUnavailable as exc:
+                results.append(exc)
+            except (sqlite3.Error, OverflowError) as exc:
+                results.append(StoreUnavailable(f"sqlite write failed: {exc}"))
+        return results
 
     async def query(
         self, filters: Sequence[Filter], now: int, *, oldest_first: bool = False

@@ -669,3 +669,73 @@ async def test_shutdown_closes_websockets_with_1001(
     with pytest.raises(ConnectionClosed) as closed:
         await client.recv()
     assert closed.value.rcvd is not None and closed.value.rcvd.code == 1001
+
+
+# --- pipelined publish (issue 13) -------------------------------------------------------------
+
+
+async def oks(client: RawClient, count: int) -> list[list[Any]]:
+    """The next ``count`` OK frames (the AUTH challenge and anything else skipped)."""
+    found: list[list[Any]] = []
+    while len(found) < count:
+        frame = await client.recv()
+        if frame[0] == "OK":
+            found.append(frame)
+    return found
+
+
+async def test_a_bad_signature_in_a_pipelined_batch_fails_alone(running: RunningRelay) -> None:
+    """16 EVENTs in one write, one with a forged signature: that one gets OK false
+    "invalid: bad signature", the 15 others OK true in order and are stored."""
+    client = await RawClient.open(running.url)
+    events = [ALICE.sign(1, f"batch {i}") for i in range(16)]
+    forged = {**events[5].to_dict(), "sig": events[6].sig}
+    frames = [["EVENT", e.to_dict()] for e in events]
+    frames[5] = ["EVENT", forged]
+    await client.send_many(frames)
+    answers = await oks(client, 16)
+    assert [a[1] for a in answers] == [e.id for e in events]
+    assert answers[5][2:] == [False, "invalid: bad signature"]
+    assert all(a[2] is True for i, a in enumerate(answers) if i != 5)
+    assert running.relay._verifier is not None  # the batch was verified off the loop
+    reader = await running.client()
+    stored, _ = await reader.req("all", {"kinds": [1], "limit": 100})
+    assert {e["id"] for e in stored} == {e.id for i, e in enumerate(events) if i != 5}
+    client.close()
+
+
+async def test_oks_keep_the_order_sent_under_a_window_of_16(running: RunningRelay) -> None:
+    """Batches of 16 mixing new, duplicate, ephemeral and replaceable EVENTs with a
+    REQ: every OK comes back in the order the EVENTs were sent."""
+    client = await RawClient.open(running.url)
+    first = ALICE.sign(1, "first")
+    await client.send_many([["EVENT", first.to_dict()]])
+    assert (await oks(client, 1))[0][1:3] == [first.id, True]
+    sent: list[str] = []
+    now = int(time.time()) - 10
+    for batch in range(4):
+        frames: list[list[Any]] = []
+        for i in range(16):
+            if i == 3:
+                event = first  # already stored: "duplicate:"
+            elif i == 7:
+                event = ALICE.sign(20001, f"ephemeral {batch}")
+            elif i == 9:
+                event = ALICE.sign(10002, f"replaceable {batch}", created_at=now + batch)
+            else:
+                event = ALICE.sign(1, f"{batch}-{i}")
+            frames.append(["EVENT", event.to_dict()])
+            sent.append(event.id)
+        frames.insert(11, ["REQ", f"q{batch}", {"ids": [first.id]}])
+        await client.send_many(frames)
+    answers: list[list[Any]] = []
+    while len(answers) < len(sent):
+        frame = await client.recv()
+        if frame[0] == "OK":
+            answers.append(frame)
+        else:
+            assert frame[0] in ("EVENT", "EOSE")
+    assert [a[1] for a in answers] == sent
+    assert [a for a in answers if a[2] is not True] == []
+    assert [a[3].split(":")[0] for a in answers[3::16]] == ["duplicate"] * 4
+    client.close()

@@ -6,7 +6,7 @@ import asyncio
 import os
 import socket
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -230,6 +230,14 @@ class RawClient:
     async def send(self, *message: Any) -> None:
         self.protocol.send_text(orjson.dumps(list(message)))
         self._flush()
+        await self.writer.drain()
+
+    async def send_many(self, messages: Sequence[Sequence[Any]]) -> None:
+        """Send every message in one TCP write: the relay finds them waiting together,
+        as from a client that pipelines."""
+        for message in messages:
+            self.protocol.send_text(orjson.dumps(list(message)))
+        self.writer.write(b"".join(self.protocol.data_to_send()))
         await self.writer.drain()
 
     async def recv(self, timeout: float = TIMEOUT) -> list[Any]:

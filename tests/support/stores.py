@@ -45,6 +45,17 @@ class FlakyStore(SqliteStore):
         await self._fault(self.fail_saves, "disk I/O error")
         return await super().save(event, now)
 
+    async def save_many(
+        self, events: Sequence[Event], now: int
+    ) -> list[Outcome | StoreUnavailable]:
+        results: list[Outcome | StoreUnavailable] = []
+        for event in events:  # each through save(): its faults apply event by event
+            try:
+                results.append(await self.save(event, now))
+            except StoreUnavailable as exc:
+                results.append(exc)
+        return results
+
     async def query(
         self, filters: Sequence[Filter], now: int, *, oldest_first: bool = False
     ) -> list[Event]:

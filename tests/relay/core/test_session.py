@@ -832,3 +832,41 @@ def test_a_count_is_held_to_the_filter_value_limit_on_its_own() -> None:
     assert isinstance(feed(session, "COUNT", "n", {"kinds": [1, 2]})[0], Count)
     closed = only_frame(feed(session, "COUNT", "n", {"kinds": [1, 2, 3, 4]}))
     assert closed[:2] == ["CLOSED", "n"] and "max_filter_values" in closed[2]
+
+
+# --- checked ahead, admitted in order (pipelined publish) ---------------------------------------
+
+
+def test_check_event_then_admit_answers_as_receive_does() -> None:
+    """For every EVENT frame, check_event + admit (with the signature's verdict) gives
+    the actions and counters receive gives; other frames are left to receive."""
+    good, forged = note(content="good"), note(content="forged")
+    forged_frame = orjson.dumps(["EVENT", {**forged.to_dict(), "sig": good.sig}])
+    frames = [
+        event_frame(good).encode(),
+        forged_frame,
+        orjson.dumps(["EVENT", {**good.to_dict(), "kind": "one"}]),
+        event_frame(note(kind=20001, content="ephemeral")).encode(),
+    ]
+    verdicts = [True, False, False, True]
+    one_by_one, checked_ahead = RecordingObserver(), RecordingObserver()
+    plain = make_session(observer=one_by_one, limits=SessionLimits(messages_per_second=2))
+    ahead = make_session(observer=checked_ahead, limits=SessionLimits(messages_per_second=2))
+    expected = [plain.receive(frame) for frame in frames]
+    checks = [ahead.check_event(frame) for frame in frames]
+    assert checked_ahead.calls == []  # checking changes nothing
+    got = []
+    for check, verdict in zip(checks, verdicts, strict=True):
+        assert check is not None
+        got.append(ahead.admit(check, verdict))
+    assert got == expected
+    assert checked_ahead.calls == one_by_one.calls
+    assert ["rate_limited", "messages_per_second"] in [list(c) for c in one_by_one.calls]
+
+
+def test_check_event_leaves_other_and_oversize_frames_to_receive() -> None:
+    """REQ, CLOSE, AUTH, malformed and oversize frames are not EVENTs to check ahead."""
+    session = make_session(limits=SessionLimits(max_message_length=2000))
+    big = event_frame(note(content="x" * 3000)).encode()
+    for frame in (b'["REQ","s",{}]', b'["CLOSE","s"]', b"not json", big):
+        assert session.check_event(frame) is None

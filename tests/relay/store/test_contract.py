@@ -65,6 +65,18 @@ async def test_saving_twice_is_a_duplicate(store: MlsStore) -> None:
     assert await ids(store) == [event.id]
 
 
+async def test_save_many_answers_each_event_as_save_would_in_order(store: MlsStore) -> None:
+    """One save_many call: each event gets the outcome a save in that order would give
+    (a repeat within the call is a duplicate, a deleted event stays deleted)."""
+    first, second = ev(content="one"), ev(content="two")
+    gone = ev(content="gone")
+    await store.save(gone, NOW)
+    await store.save(deletion(ALICE, ["e", gone.id]), NOW)
+    results = await store.save_many([first, second, first, gone], NOW)
+    assert results == [Outcome.STORED, Outcome.STORED, Outcome.DUPLICATE, Outcome.DELETED]
+    assert set(await ids(store, f(kinds=[1]))) == {first.id, second.id}
+
+
 async def test_results_are_newest_first_with_ties_by_lowest_id(store: MlsStore) -> None:
     """Order is created_at descending, then id ascending."""
     old = ev(created_at=NOW - 10)

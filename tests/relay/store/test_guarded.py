@@ -95,3 +95,19 @@ async def test_a_hung_health_check_fails_within_the_budget(
     assert time.monotonic() - started < GUARD
     flaky.health_mode = "ok"
     await guarded.health()
+
+
+async def test_save_many_retries_only_the_events_that_failed(
+    flaky: FlakyStore, guarded: GuardedStore
+) -> None:
+    """A transient failure of one event in a batch: that event is retried alone and
+    stored; the others are answered once; a lasting failure is that event's result."""
+    events = [ALICE.sign(1, str(i)) for i in range(3)]
+    flaky.fail_next = 1  # the first save of the batch fails once
+    assert await guarded.save_many(events, NOW) == [Outcome.STORED] * 3
+    assert flaky.calls == 4
+    flaky.fail_saves = True
+    (result,) = await guarded.save_many([ALICE.sign(1, "down")], NOW)
+    assert isinstance(result, StoreUnavailable)
+    flaky.fail_saves = False
+    assert await guarded.save_many(events[:1], NOW) == [Outcome.DUPLICATE]
