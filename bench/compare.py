@@ -43,6 +43,12 @@ READY_TIMEOUT = 30.0
 STOP_TIMEOUT = 10.0
 MODES = ("publish", "req", "fanout")
 RELAYS = ("mlsgw", "nostr-relay")
+# mlsgw from another checkout (``--baseline-tree``, e.g. a git worktree of an older commit),
+# to measure a change side by side with what it started from.
+BASELINE_RELAY = "baseline"
+# A ``-full`` suffix runs that mlsgw with ``data.synchronous = "full"`` (fsync on every
+# commit: survives a power loss); it only changes writes, so it runs the publish mode only.
+FULL_SUFFIX = "-full"
 # Not in the default set: mlsgw on the Firestore store against the local emulator. Its
 # figures show how the store pipelines writes (one transaction per event, many in flight),
 # not production latency (no network, no replication).
@@ -158,7 +164,8 @@ def start_relay(name: str, args: argparse.Namespace) -> RelayProcess:
     _TEMPDIRS.append(workdir)
     port = free_port()
     env = dict(os.environ)
-    if name in ("mlsgw", FIRESTORE_RELAY):
+    base = name.removesuffix(FULL_SUFFIX)
+    if base in ("mlsgw", BASELINE_RELAY, FIRESTORE_RELAY):
         env.update(PORT=str(port), MLSGW_NETWORK__HOST="127.0.0.1")
         if name == FIRESTORE_RELAY:
             emulator = start_firestore_emulator()
@@ -172,13 +179,24 @@ def start_relay(name: str, args: argparse.Namespace) -> RelayProcess:
         for item in args.mlsgw_env:
             key, _, value = item.partition("=")
             env[key] = value
+        if name.endswith(FULL_SUFFIX):
+            env["MLSGW_DATA__SYNCHRONOUS"] = "full"
         command = [*args.mlsgw_cmd.split(), "serve"]
+        # mlsgw runs from the checkout this script is in, whatever is installed
+        tree = str(HERE.parent)
+        if base == BASELINE_RELAY:
+            if not args.baseline_tree:
+                raise SystemExit("the baseline relay needs --baseline-tree DIR")
+            tree = str(Path(args.baseline_tree).resolve())
+            command = [sys.executable, "-m", "mlsgw", "serve"]
+        # the tree's packages come first on sys.path, before an installed mlsgw
+        env["PYTHONPATH"] = os.pathsep.join(filter(None, [tree, env.get("PYTHONPATH")]))
     elif name == "nostr-relay":
         config = workdir / "config.yaml"
         config.write_text(NOSTR_RELAY_CONFIG.format(db=workdir / "nostr.sqlite3", port=port))
         command = [*args.nostr_relay_cmd.split(), "-c", str(config), "serve"]
     else:
-        choices = ", ".join((*RELAYS, FIRESTORE_RELAY))
+        choices = ", ".join((*RELAYS, BASELINE_RELAY, FIRESTORE_RELAY))
         raise SystemExit(f"unknown relay {name!r}; choose from {choices}")
     log = workdir / "relay.log"
     with log.open("wb") as out:
@@ -213,7 +231,9 @@ def start_relay(name: str, args: argparse.Namespace) -> RelayProcess:
         time.sleep(0.2)
 
 
-def loadgen_command(mode: str, url: str, pid: int, args: argparse.Namespace) -> list[str]:
+def loadgen_command(
+    mode: str, url: str, pid: int, args: argparse.Namespace, window: int | None = None
+) -> list[str]:
     command = [
         sys.executable,
         str(LOADGEN),
@@ -232,7 +252,7 @@ def loadgen_command(mode: str, url: str, pid: int, args: argparse.Namespace) -> 
         "--connections",
         str(args.connections),
         "--window",
-        str(args.window),
+        str(args.window if window is None else window),
         "--subscribers",
         str(args.subscribers),
     ]
@@ -266,8 +286,10 @@ def wait_for_quiet(args: argparse.Namespace) -> None:
         print(f"[compare] machine busy ({load:.2f} cores); waiting", file=sys.stderr, flush=True)
 
 
-def run_loadgen(mode: str, relay: RelayProcess, args: argparse.Namespace) -> dict[str, Any]:
-    command = loadgen_command(mode, relay.url, relay.proc.pid, args)
+def run_loadgen(
+    mode: str, relay: RelayProcess, args: argparse.Namespace, window: int | None = None
+) -> dict[str, Any]:
+    command = loadgen_command(mode, relay.url, relay.proc.pid, args, window)
     done = subprocess.run(command, capture_output=True, text=True, check=False)
     if done.returncode != 0:
         return {"failed": f"loadgen exited {done.returncode}: {done.stderr.strip()[-2000:]}"}
@@ -401,49 +423,148 @@ def _cell(result: dict[str, Any] | None, row: str) -> str:
     raise ValueError(row)
 
 
+def _threads(result: dict[str, Any] | None) -> str:
+    """Relay CPU per thread in cores (CPU seconds / measured seconds), busiest first."""
+    if not result or "failed" in result:
+        return "—"
+    seconds = result.get("duration_s") or 0
+    threads = result.get("relay_threads") or {}
+    if not seconds or not isinstance(threads, dict) or not threads:
+        return "—"
+    ranked = sorted(threads.items(), key=lambda kv: -float(kv[1]))
+    return ", ".join(f"{name} {float(value) / seconds:.2f}" for name, value in ranked)
+
+
+@dataclass(frozen=True)
+class Run:
+    """One load: a mode at an in-flight window; ``key`` names it in the results."""
+
+    mode: str
+    window: int
+
+    @property
+    def key(self) -> str:
+        return f"{self.mode}@{self.window}"
+
+
+def plan_runs(modes: Sequence[str], args: argparse.Namespace) -> list[Run]:
+    """Publish once per ``--publish-windows`` entry, the other modes at ``--window``."""
+    runs: list[Run] = []
+    for mode in modes:
+        windows = args.publish_windows if mode == "publish" else [args.window]
+        runs += [Run(mode, w) for w in windows]
+    return runs
+
+
+def runs_for(relay: str, run: Run) -> bool:
+    """``-full`` variants differ only in how writes are synced: they run publish only."""
+    return run.mode == "publish" or not relay.endswith(FULL_SUFFIX)
+
+
 @dataclass
 class Table:
-    """Results by mode and relay."""
+    """Results by run and relay."""
 
     relays: list[str]
     results: dict[str, dict[str, dict[str, Any]]] = field(default_factory=dict)
 
-    def add(self, mode: str, relay: str, result: dict[str, Any]) -> None:
-        self.results.setdefault(mode, {})[relay] = result
+    def add(self, run: Run, relay: str, result: dict[str, Any]) -> None:
+        self.results.setdefault(run.key, {})[relay] = result
 
-    def markdown(self, args: argparse.Namespace) -> str:
-        load = f"{args.connections} connections × {args.window} in flight"
-        rows: list[tuple[str, str, str]] = [
-            ("publish", "rate", f"publish: EVENT/s ({load})"),
-            ("publish", "latency", "publish: ack latency p50 / p95 / p99 (ms)"),
-            ("publish", "cpu", "publish: relay CPU per event (µs)"),
-            ("publish", "errors", "publish: errors"),
-            ("publish", "others", "publish: other processes' CPU meanwhile (cores)"),
-            ("req", "rate", f"req: REQ→EOSE round trips/s ({load}, limit 10)"),
-            ("req", "latency", "req: round-trip latency p50 / p95 / p99 (ms)"),
-            ("req", "cpu", "req: relay CPU per REQ (µs)"),
-            ("req", "errors", "req: errors"),
-            ("req", "others", "req: other processes' CPU meanwhile (cores)"),
-            (
-                "fanout",
-                "latency",
-                f"fanout: delivery latency p50 / p95 / p99 (ms, {args.subscribers} subscribers)",
-            ),
-            ("fanout", "deliveries", "fanout: deliveries/s"),
-            ("fanout", "cpu", "fanout: relay CPU per published event (µs)"),
-            ("fanout", "errors", "fanout: errors"),
-            ("fanout", "others", "fanout: other processes' CPU meanwhile (cores)"),
+    def _rows(self, run: Run, args: argparse.Namespace) -> list[tuple[str, str]]:
+        load = f"{args.connections}×{run.window}"
+        if run.mode == "publish":
+            return [
+                ("rate", f"publish {load}: EVENT/s"),
+                ("latency", f"publish {load}: ack latency p50 / p95 / p99 (ms)"),
+                ("cpu", f"publish {load}: relay CPU per event (µs)"),
+                ("threads", f"publish {load}: relay CPU by thread (cores)"),
+                ("errors", f"publish {load}: errors"),
+                ("others", f"publish {load}: other processes' CPU meanwhile (cores)"),
+            ]
+        if run.mode == "req":
+            return [
+                ("rate", f"req {load}: REQ→EOSE round trips/s (limit 10)"),
+                ("latency", f"req {load}: round-trip latency p50 / p95 / p99 (ms)"),
+                ("cpu", f"req {load}: relay CPU per REQ (µs)"),
+                ("threads", f"req {load}: relay CPU by thread (cores)"),
+                ("errors", f"req {load}: errors"),
+                ("others", f"req {load}: other processes' CPU meanwhile (cores)"),
+            ]
+        return [
+            ("latency", f"fanout: delivery latency p50 / p95 / p99 (ms, {args.subscribers} subs)"),
+            ("deliveries", "fanout: deliveries/s"),
+            ("cpu", "fanout: relay CPU per published event (µs)"),
+            ("threads", "fanout: relay CPU by thread (cores)"),
+            ("errors", "fanout: errors"),
+            ("others", "fanout: other processes' CPU meanwhile (cores)"),
         ]
+
+    def markdown(self, runs: Sequence[Run], args: argparse.Namespace) -> str:
         out = [
             "| figure | " + " | ".join(self.relays) + " |",
             "|---|" + "---:|" * len(self.relays),
         ]
-        for mode, row, label in rows:
-            if mode not in self.results:
+        for run in runs:
+            if run.key not in self.results:
                 continue
-            cells = [_cell(self.results[mode].get(r), row) for r in self.relays]
-            out.append(f"| {label} | " + " | ".join(cells) + " |")
+            for row, label in self._rows(run, args):
+                got = self.results[run.key]
+                cells = [
+                    _threads(got.get(r)) if row == "threads" else _cell(got.get(r), row)
+                    for r in self.relays
+                ]
+                out.append(f"| {label} | " + " | ".join(cells) + " |")
         return "\n".join(out) + "\n"
+
+    def ratios(self, runs: Sequence[Run], new: str = "mlsgw", old: str = BASELINE_RELAY) -> str:
+        """The figures the speed work is judged by, as ratios within this one run."""
+
+        def get(relay: str, key: str, field_name: str) -> float | None:
+            result = self.results.get(key, {}).get(relay)
+            if not result or "failed" in result:
+                return None
+            value = result.get(field_name)
+            return float(value) if value else None
+
+        def ratio(a: float | None, b: float | None) -> str:
+            return "—" if a is None or b is None else f"{a / b:.2f}×"
+
+        lines = ["| ratio | value |", "|---|---:|"]
+        for run in runs:
+            if run.mode == "fanout":
+                continue
+            for relay in (new, f"{new}{FULL_SUFFIX}"):
+                base = f"{old}{relay.removeprefix(new)}"
+                if relay in self.relays and base in self.relays:
+                    name = f"{run.mode} {args_load(run)}"
+                    rate = ratio(
+                        get(relay, run.key, "rate_per_s"), get(base, run.key, "rate_per_s")
+                    )
+                    cpu = ratio(
+                        get(relay, run.key, "relay_cpu_us_per_op"),
+                        get(base, run.key, "relay_cpu_us_per_op"),
+                    )
+                    lines.append(f"| {name}: throughput {relay} ÷ {base} | {rate} |")
+                    lines.append(f"| {name}: CPU per operation {relay} ÷ {base} | {cpu} |")
+        publish = sorted(r.window for r in runs if r.mode == "publish")
+        for relay in self.relays:
+            if len(publish) > 1 and 1 in publish:
+                top = publish[-1]
+                scale = ratio(
+                    get(relay, f"publish@{top}", "rate_per_s"),
+                    get(relay, "publish@1", "rate_per_s"),
+                )
+                lines.append(f"| {relay}: publish ×{top} ÷ ×1 throughput | {scale} |")
+            if 1 in publish:
+                tail = ratio(get(relay, "publish@1", "p99_ms"), get(relay, "publish@1", "p95_ms"))
+                lines.append(f"| {relay}: publish ×1 ack p99 ÷ p95 | {tail} |")
+        return "\n".join(lines) + "\n"
+
+
+def args_load(run: Run) -> str:
+    """``×16``: the in-flight window of a run, for labels."""
+    return f"×{run.window}"
 
 
 def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
@@ -451,12 +572,28 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
         description="Benchmark mlsgw against nostr-relay under the same load.",
         formatter_class=argparse.ArgumentDefaultsHelpFormatter,
     )
-    parser.add_argument("--relays", default=",".join(RELAYS), help="comma-separated relays")
+    parser.add_argument(
+        "--relays",
+        default=",".join(RELAYS),
+        help="comma-separated relays: mlsgw, nostr-relay, baseline (needs --baseline-tree), "
+        "mlsgw-firestore; a -full suffix on mlsgw or baseline runs it with "
+        "data.synchronous=full (publish only)",
+    )
     parser.add_argument("--modes", default=",".join(MODES), help="comma-separated modes")
     parser.add_argument("--duration", type=float, default=10.0, help="measured seconds per run")
     parser.add_argument("--warmup", type=float, default=2.0, help="unmeasured seconds per run")
     parser.add_argument("--connections", type=int, default=10)
-    parser.add_argument("--window", type=int, default=1)
+    parser.add_argument("--window", type=int, default=1, help="in flight per connection (req)")
+    parser.add_argument(
+        "--publish-windows",
+        type=lambda text: [int(w) for w in text.split(",") if w.strip()],
+        default=[1, 16],
+        help="publish runs once per in-flight window in this comma-separated list",
+    )
+    parser.add_argument(
+        "--baseline-tree",
+        help="checkout (e.g. a git worktree of an older commit) the 'baseline' relay runs from",
+    )
     parser.add_argument("--subscribers", type=int, default=50)
     parser.add_argument(
         "--loadgen-arg",
@@ -497,27 +634,31 @@ def main(argv: Sequence[str] | None = None) -> int:
     state = source_state()  # before the runs: others may edit the tree meanwhile
     table = Table(relays)
     problems: list[str] = []
-    for mode in modes:
+    runs = plan_runs(modes, args)
+    for run in runs:
         for name in relays:
-            print(f"[compare] {name}: {mode} ...", file=sys.stderr, flush=True)
+            if not runs_for(name, run):
+                continue
+            print(f"[compare] {name}: {run.mode} ×{run.window} ...", file=sys.stderr, flush=True)
             relay = start_relay(name, args)
             wait_for_quiet(args)
-            result = run_loadgen(mode, relay, args)
+            result = run_loadgen(run.mode, relay, args, run.window)
             crashed = not relay.alive()
             code = relay.stop()
             _RUNNING.remove(relay)
             for emulator in _EMULATORS:
                 emulator.stop()
             _EMULATORS.clear()
+            what = f"{run.mode} ×{run.window}"
             if crashed:
-                problems.append(f"{name} died during {mode} (exit code {code})")
-            elif code != 0 and not (name != "mlsgw" and code == -signal.SIGTERM):
-                problems.append(f"{name} exited {code} after SIGTERM ({mode})")
+                problems.append(f"{name} died during {what} (exit code {code})")
+            elif code != 0 and not (name == "nostr-relay" and code == -signal.SIGTERM):
+                problems.append(f"{name} exited {code} after SIGTERM ({what})")
             if "failed" in result:
-                problems.append(f"{name} {mode}: {result['failed']}")
+                problems.append(f"{name} {what}: {result['failed']}")
             if args.keep_logs:
                 print(relay.log.read_text()[-2000:], file=sys.stderr)
-            table.add(mode, name, result)
+            table.add(run, name, result)
             rate = result.get("rate_per_s", "?")
             print(f"[compare]   -> {rate}/s, errors {result.get('errors')}", file=sys.stderr)
     report = [
@@ -525,8 +666,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         "",
         f"Command: `python bench/compare.py {' '.join(sys.argv[1:] if argv is None else argv)}`",
         "",
-        table.markdown(args),
+        table.markdown(runs, args),
     ]
+    if BASELINE_RELAY in {r.removesuffix(FULL_SUFFIX) for r in relays}:
+        report += ["Ratios within this run:", "", table.ratios(runs)]
     if problems:
         report += ["Problems:", ""] + [f"- {p}" for p in problems] + [""]
     if args.profile:

@@ -166,9 +166,13 @@ def machine_busy_cpu() -> float:
     return (sum(fields[:8]) - fields[3] - fields[4]) / _TICKS
 
 
-def thread_cpu(pid: int) -> dict[int, tuple[float, float]]:
-    """(user, system) CPU seconds of each thread of ``pid``, by thread id."""
-    out: dict[int, tuple[float, float]] = {}
+def thread_cpu(pid: int) -> dict[int, tuple[str, float]]:
+    """(OS thread name, user + system CPU seconds) of each thread of ``pid``, by thread id.
+
+    The name is the thread's ``comm`` (what ``top -H`` shows): threads that set their OS
+    name show it, others inherit the process name.
+    """
+    out: dict[int, tuple[str, float]] = {}
     try:
         tids = os.listdir(f"/proc/{pid}/task")
     except OSError:
@@ -178,9 +182,29 @@ def thread_cpu(pid: int) -> dict[int, tuple[float, float]]:
             text = Path(f"/proc/{pid}/task/{tid}/stat").read_text()
         except OSError:
             continue
+        name = text[text.index("(") + 1 : text.rindex(")")]
         fields = text[text.rindex(")") + 2 :].split()
-        out[int(tid)] = (int(fields[11]) / _TICKS, int(fields[12]) / _TICKS)
+        out[int(tid)] = (name, (int(fields[11]) + int(fields[12])) / _TICKS)
     return out
+
+
+def split_by_thread(
+    pid: int, before: dict[int, tuple[str, float]], after: dict[int, tuple[str, float]]
+) -> dict[str, float]:
+    """CPU seconds per thread name between two :func:`thread_cpu` readings.
+
+    The main thread (the event loop) is ``main``; unnamed threads, which carry the process
+    name, are summed as ``other threads``; threads sharing a name are summed under it.
+    """
+    main_name = after.get(pid, before.get(pid, ("", 0.0)))[0]
+    split: dict[str, float] = {}
+    for tid, (name, seconds) in after.items():
+        used = seconds - before.get(tid, (name, 0.0))[1]
+        if used <= 0:
+            continue
+        label = "main" if tid == pid else "other threads" if name == main_name else name
+        split[label] = split.get(label, 0.0) + used
+    return {name: round(value, 3) for name, value in split.items() if value >= 0.01}
 
 
 @dataclass
@@ -190,7 +214,8 @@ class CpuUsage:
     relay: float | None
     client: float
     others: float
-    threads: dict[str, str] = field(default_factory=dict)
+    threads: dict[str, float] = field(default_factory=dict)
+    """CPU seconds per relay thread name (see :func:`split_by_thread`)."""
 
 
 class CpuProbe:
@@ -201,7 +226,7 @@ class CpuProbe:
         self.relay = 0.0
         self.client = 0.0
         self.machine = 0.0
-        self.threads: dict[int, tuple[float, float]] = {}
+        self.threads: dict[int, tuple[str, float]] = {}
 
     def start(self) -> None:
         self.threads = thread_cpu(self.pid) if self.pid else {}
@@ -214,13 +239,7 @@ class CpuProbe:
         client = self_cpu() - self.client
         machine = machine_busy_cpu() - self.machine
         others = max(0.0, machine - client - (relay or 0.0))
-        threads: dict[str, str] = {}
-        if self.pid:
-            for tid, (user, system) in thread_cpu(self.pid).items():
-                user0, system0 = self.threads.get(tid, (0.0, 0.0))
-                if user - user0 + system - system0 >= 0.05:
-                    name = "main" if tid == self.pid else str(tid)
-                    threads[name] = f"{user - user0:.2f} user + {system - system0:.2f} sys"
+        threads = split_by_thread(self.pid, self.threads, thread_cpu(self.pid)) if self.pid else {}
         return CpuUsage(relay, client, others, threads)
 
 
@@ -415,7 +434,7 @@ class Result:
     relay_cpu_us_per_op: float | None = None
     client_cpu_s: float = 0.0
     other_cpu_s: float = 0.0
-    relay_threads: dict[str, str] = field(default_factory=dict)
+    relay_threads: dict[str, float] = field(default_factory=dict)
     notes: list[str] = field(default_factory=list)
     extra: dict[str, Any] = field(default_factory=dict)
 
@@ -974,7 +993,11 @@ def format_table(result: Result) -> str:
     if result.relay_cpu_s is not None:
         rows.append(("relay CPU", f"{result.relay_cpu_s:.2f} s"))
         rows.append(("relay CPU per operation", f"{result.relay_cpu_us_per_op} µs"))
-        rows += [(f"  thread {t}", v) for t, v in result.relay_threads.items()]
+        seconds = result.duration_s or 1.0
+        rows += [
+            (f"  thread {name}", f"{value:.2f} s ({value / seconds:.2f} cores)")
+            for name, value in sorted(result.relay_threads.items(), key=lambda kv: -kv[1])
+        ]
     rows.append(("load generator CPU", f"{result.client_cpu_s:.2f} s"))
     rows.append(("other processes' CPU", f"{result.other_cpu_s:.2f} s"))
     for key, value in result.extra.items():
