@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import shutil
-from dataclasses import asdict
+from collections.abc import Callable, Mapping
+from dataclasses import asdict, replace
+from functools import partial
 from pathlib import Path
 from typing import Annotated
 
@@ -20,7 +22,10 @@ from mlsgw.commands.common import (
 from mlsgw.commands.usage import MlsgwGroup
 from mlsgw.errors import UsageError
 from mlsgw.maintenance.crontab import crontab, entries
+from mlsgw.maintenance.restore_drill import restore_drill
 from mlsgw.maintenance.schedules import SCHEDULES, run_schedule, select
+from mlsgw.report import CheckResult
+from mlsgw.runbook.context import RunContext
 
 app = typer.Typer(
     help="The runbook's scheduled maintenance tasks, one report per schedule.",
@@ -39,18 +44,29 @@ MAINTENANCE_FIELDS = (
     "ledger",
     "timeout",
 )
+DRILL_FIELDS = ("project", "service", "endpoint", "ledger", "timeout")
+"""The quarterly drill needs only Firestore (and the ledger); the service names the report."""
 TaskOpt = Annotated[
     list[str] | None,
     typer.Option("--task", help="Run only this task (repeatable); see the list above."),
 ]
 
 
-def _run(schedule: str, only: list[str] | None, options: CommandOptions) -> None:
+def _run(
+    schedule: str,
+    only: list[str] | None,
+    options: CommandOptions,
+    runs: Mapping[str, Callable[[RunContext], CheckResult]] | None = None,
+) -> None:
+    """Run the schedule's selected tasks; ``runs`` replaces a task's function by name (to
+    pass it the command's own options)."""
     command = f"maintenance {schedule}"
     try:
         tasks = select(schedule, only or [])
     except UsageError as exc:
         fail_early(command, exc, as_json=options.as_json)
+    own = runs or {}
+    tasks = tuple(replace(t, run=own[t.name]) if t.name in own else t for t in tasks)
     run_command(
         command,
         options,
@@ -95,6 +111,39 @@ def monthly(task: TaskOpt = None, *, options: CommandOptions) -> None:
     Example: mlsgw maintenance monthly --json
     """
     _run("monthly", task, options)
+
+
+@app.command("quarterly", cls=RunbookCommand)
+@runbook_command(DRILL_FIELDS, action=True)
+def quarterly(
+    task: TaskOpt = None,
+    database: Annotated[
+        str | None,
+        typer.Option(
+            "--database",
+            metavar="ID",
+            help="Drill only backups of this Firestore database id (default: the newest "
+            "backup of any database).",
+        ),
+    ] = None,
+    *,
+    options: CommandOptions,
+) -> None:
+    """Quarterly task: the restore drill (newest backup into a scratch database, then deleted).
+
+    The newest managed backup is restored into a scratch database mlsgw-drill-YYYYMMDD-HHMM,
+    its documents are counted against the backup's own count, the restore time is judged
+    against the 2 h RTO and the backup's age against the 24 h RPO, and the scratch database
+    is deleted, also when the restore or the count fails. Asks first (--yes for cron);
+    --dry-run shows the plan and creates nothing; the drill is recorded in the ledger.
+
+    Exit codes: the worst task decides: 0 ok (or dry run), 1 a warning (old backup), 2
+    critical (no backup, counts differ, over the RTO, restore failed, scratch database left
+    behind), 3 a task could not run (not confirmed, no terminal and no --yes, usage error).
+
+    Example: mlsgw maintenance quarterly --project my-proj --dry-run
+    """
+    _run("quarterly", task, options, {"restore_drill": partial(restore_drill, database=database)})
 
 
 def schedule(

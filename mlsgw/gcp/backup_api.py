@@ -1,13 +1,14 @@
 """The interface the backup and restore runbooks use: Firestore Admin exports, imports,
-managed backups, schedules and databases; Cloud Storage objects.
+managed backups, schedules and databases; document counts; Cloud Storage objects.
 
-Adapters (``firestore_backups.py``, ``objects.py``) implement these Protocols with the
-official client libraries and raise only :mod:`mlsgw.errors` exceptions.
+Adapters (``firestore_backups.py``, ``firestore_documents.py``, ``objects.py``) implement
+these Protocols with the official client libraries and raise only :mod:`mlsgw.errors`
+exceptions.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Protocol
@@ -172,6 +173,20 @@ class FirestoreBackupsApi(Protocol):
         on_progress: ProgressCallback,
     ) -> DatabaseInfo:
         """Clone ``source`` (full name) as of ``at`` (PITR) into ``database_id`` and wait."""
+        ...
+
+    def delete_database(self, name: str) -> None:
+        """Delete the database ``name`` (full name) and wait until it is gone;
+        :class:`mlsgw.errors.NotFound` when there is no such database."""
+        ...
+
+
+class FirestoreDocumentsApi(Protocol):
+    """Firestore (data plane): what a database holds."""
+
+    def count_documents(self, database: str) -> Mapping[str, int]:
+        """Documents per top-level collection of ``database`` (full name), each counted by a
+        COUNT aggregation on the server; an empty mapping for an empty database."""
         ...
 
 

@@ -2,8 +2,8 @@
 
 - No endpoint override: every client uses Application Default Credentials, looked up once,
   only when a client is first needed (so commands that need no cloud never ask for it).
-- ``endpoint``: Cloud Run, Logging, Firestore Admin, Cloud Storage and Resource Manager go
-  over REST to that base URL with anonymous credentials.
+- ``endpoint``: Cloud Run, Logging, Firestore Admin and data (document counts), Cloud
+  Storage and Resource Manager go over REST to that base URL with anonymous credentials.
 - ``monitoring_endpoint``: Cloud Monitoring (gRPC only) over a plaintext channel, anonymous.
 - With any override set, a client without its own override is *unavailable* (see
   :meth:`Cloud.skip_reason`): nothing falls back to ADC or the metadata server.
@@ -16,7 +16,7 @@ from typing import Any
 
 from mlsgw.errors import NoCredentials, UsageError
 from mlsgw.gcp.artifacts import RegistryApi, VulnerabilityApi
-from mlsgw.gcp.backup_api import FirestoreBackupsApi, ObjectStoreApi
+from mlsgw.gcp.backup_api import FirestoreBackupsApi, FirestoreDocumentsApi, ObjectStoreApi
 from mlsgw.gcp.base import CloudRunApi, FirestoreAdminApi, LogsApi, MonitoringApi, ProjectsApi
 from mlsgw.gcp.credentials import find_credentials
 from mlsgw.gcp.errors import vendor_errors
@@ -24,7 +24,11 @@ from mlsgw.gcp.monitoring_config import MonitoringConfigApi
 from mlsgw.target import Target
 
 REST_APIS = ("run", "logging", "firestore", "storage", "resourcemanager", "registry", "analysis")
-_API_OF = {"firestore_backups": "firestore", "objects": "storage"}
+_API_OF = {
+    "firestore_backups": "firestore",
+    "firestore_documents": "firestore",
+    "objects": "storage",
+}
 
 
 class Cloud:
@@ -145,6 +149,11 @@ class Cloud:
         adapter: FirestoreBackupsApi = self._get("firestore_backups")
         return adapter
 
+    def firestore_documents(self) -> FirestoreDocumentsApi:
+        """The Firestore (data plane) adapter that counts a database's documents."""
+        adapter: FirestoreDocumentsApi = self._get("firestore_documents")
+        return adapter
+
     def objects(self) -> ObjectStoreApi:
         """The Cloud Storage adapter for listing, reading and writing objects."""
         adapter: ObjectStoreApi = self._get("objects")
@@ -157,6 +166,14 @@ class Cloud:
 
         client = firestore_admin_v1.FirestoreAdminClient(**self._rest_kwargs())
         return FirestoreBackupsAdapter(client, timeout=self.target.timeout)
+
+    def _build_firestore_documents(self) -> FirestoreDocumentsApi:
+        from google.cloud.firestore_v1.services.firestore import FirestoreClient
+
+        from mlsgw.gcp.firestore_documents import FirestoreDocumentsAdapter
+
+        client = FirestoreClient(**self._rest_kwargs())
+        return FirestoreDocumentsAdapter(client, timeout=self.target.timeout)
 
     def _build_objects(self) -> ObjectStoreApi:
         from mlsgw.gcp.objects import ObjectStoreAdapter

@@ -1,5 +1,6 @@
 """Firestore Admin v1 adapter for backups and restores (``firestore_admin_v1``): exports,
-imports, managed backups, backup schedules, restore and PITR clone into a new database."""
+imports, managed backups, backup schedules, restore and PITR clone into a new database, and
+deleting a database (the restore drill's scratch database)."""
 
 from __future__ import annotations
 
@@ -45,9 +46,10 @@ def _time(value: Any) -> datetime | None:
 
 
 def _progress(metadata: Any) -> Progress:
-    if metadata is None:
-        return Progress()
-    if "progress_percentage" in type(metadata).meta.fields:
+    fields = type(metadata).meta.fields if metadata is not None else {}
+    if "progress_documents" not in fields and "progress_percentage" not in fields:
+        return Progress()  # e.g. DeleteDatabaseMetadata, which is empty
+    if "progress_percentage" in fields:
         done = metadata.progress_percentage
         return Progress(percent=int(done.completed_work) if done else 0)
     docs, size = metadata.progress_documents, metadata.progress_bytes
@@ -62,7 +64,8 @@ def _progress(metadata: Any) -> Progress:
 def _status(operation: lro.Operation) -> OperationStatus:
     raw = operation.operation
     metadata = operation.metadata
-    state = metadata.operation_state.name if metadata is not None else ""
+    has_state = metadata is not None and "operation_state" in type(metadata).meta.fields
+    state = metadata.operation_state.name if has_state else ""
     error = f"code {raw.error.code}: {raw.error.message}" if raw.error.code else None
     if not state or state == "OPERATION_STATE_UNSPECIFIED":
         state = "FAILED" if error else ("SUCCESSFUL" if raw.done else "PROCESSING")
@@ -292,3 +295,10 @@ class FirestoreBackupsAdapter:
             operation = self._client.clone_database(request=request, timeout=self._timeout)
         result, _ = self._wait(operation, what, on_progress)
         return _database(result)
+
+    def delete_database(self, name: str) -> None:
+        """Delete ``name`` and follow the operation until the database is gone."""
+        what = f"delete the Firestore database {name}"
+        with vendor_errors(what, "datastore.databases.delete"):
+            operation = self._client.delete_database(name=name, timeout=self._timeout)
+        self._wait(operation, what, lambda _: None)

@@ -22,10 +22,11 @@ class DrillOutcome:
     backup: str
     backup_age: timedelta
     restore_time: timedelta
-    expected: Mapping[str, int]
-    """Documents per collection the backup says it holds."""
+    expected: Mapping[str, int] | None
+    """Documents the backup says it holds, under the names ``restored`` uses; ``None`` when
+    the backup gives no count (the counts are then not compared)."""
     restored: Mapping[str, int]
-    """Documents per collection found in the scratch database."""
+    """Documents found in the scratch database."""
     scratch_deleted: bool
     cleanup_error: str = ""
 
@@ -37,13 +38,23 @@ def _hours(delta: timedelta) -> str:
 
 def judge(outcome: DrillOutcome) -> CheckResult:
     """Critical when counts differ, the restore took longer than the RTO or the scratch
-    database could not be deleted; a warning when the backup is older than the RPO."""
+    database could not be deleted; a warning when the backup is older than the RPO or gives
+    no count to compare with."""
     problems: list[tuple[Status, str]] = []
-    differing = {
-        name: (outcome.expected.get(name, 0), outcome.restored.get(name, 0))
-        for name in sorted(set(outcome.expected) | set(outcome.restored))
-        if outcome.expected.get(name, 0) != outcome.restored.get(name, 0)
-    }
+    expected, restored = outcome.expected, outcome.restored
+    if expected is None:
+        problems.append(
+            (Status.WARNING, "the backup gives no document count: the counts were not compared")
+        )
+    differing = (
+        {
+            name: (expected.get(name, 0), restored.get(name, 0))
+            for name in sorted(set(expected) | set(restored))
+            if expected.get(name, 0) != restored.get(name, 0)
+        }
+        if expected is not None
+        else {}
+    )
     if differing:
         text = ", ".join(f"{n} {want} → {got}" for n, (want, got) in differing.items())
         problems.append((Status.CRITICAL, f"counts differ: {text}"))
@@ -97,7 +108,7 @@ def judge(outcome: DrillOutcome) -> CheckResult:
             "restore_time_s": outcome.restore_time.total_seconds(),
             "rto_s": RTO.total_seconds(),
             "rpo_s": RPO.total_seconds(),
-            "expected": dict(outcome.expected),
+            "expected": None if outcome.expected is None else dict(outcome.expected),
             "restored": dict(outcome.restored),
             "scratch_deleted": outcome.scratch_deleted,
         },

@@ -10,6 +10,7 @@ from mlsgw.maintenance.images import base_image_vulnerabilities, registry_images
 from mlsgw.maintenance.log_retention import log_retention
 from mlsgw.maintenance.performance import capacity_review, performance_review
 from mlsgw.maintenance.relay_tasks import sweep_report
+from mlsgw.maintenance.restore_drill import restore_drill
 from mlsgw.maintenance.task import Task, run_task
 from mlsgw.report import CheckReport
 from mlsgw.runbook.context import RunContext
@@ -45,7 +46,15 @@ SCHEDULES: dict[str, tuple[Task, ...]] = {
             "security_audit", "security audit (IAM, service, config, logs)", security_audit, hour=5
         ),
     ),
-    "quarterly": (),
+    "quarterly": (
+        Task(
+            "restore_drill",
+            "restore drill (newest backup into a scratch database)",
+            restore_drill,
+            hour=6,
+            changes=True,
+        ),
+    ),
 }
 
 

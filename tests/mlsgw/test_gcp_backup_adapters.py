@@ -14,6 +14,7 @@ from mlsgw.gcp.clients import Cloud
 from mlsgw.target import Target
 from tests.mlsgw.conftest import PROJECT, REGION, SERVICE
 from tests.stand_ins.google import GoogleStandIn
+from tests.stand_ins.rest import permission_denied
 
 DB = f"projects/{PROJECT}/databases/(default)"
 
@@ -113,6 +114,33 @@ def test_restore_and_clone_create_new_databases(google: GoogleStandIn) -> None:
     assert cloned.name.endswith("/cloned-1")
     with pytest.raises(errors.Conflict):
         api.restore_database(PROJECT, "restored-1", backup, lambda _: None)
+
+
+def test_delete_database_waits_until_the_database_is_gone(google: GoogleStandIn) -> None:
+    """The delete operation (with its empty metadata) is followed to the end; deleting a
+    database that does not exist is NotFound."""
+    google.backups.add_database(PROJECT, "scratch-1", collections={"events": 3})
+    google.backups.polls_until_done = 2
+    api = cloud_for(google).firestore_backups()
+    name = f"projects/{PROJECT}/databases/scratch-1"
+    api.delete_database(name)
+    assert google.backups.database(PROJECT, "scratch-1") is None
+    assert len(google.server.calls("DELETE", re.escape(f"/v1/{name}"))) == 1
+    with pytest.raises(errors.NotFound, match="scratch-1"):
+        api.delete_database(name)
+
+
+def test_delete_database_without_permission_names_it(google: GoogleStandIn) -> None:
+    """A refused delete is PermissionDenied naming the missing permission; nothing is gone."""
+    google.backups.add_database(PROJECT, "scratch-2")
+    name = f"projects/{PROJECT}/databases/scratch-2"
+    google.server.fail(
+        "DELETE", re.escape(f"/v1/{name}"), permission_denied("datastore.databases.delete", name)
+    )
+    with pytest.raises(errors.PermissionDenied) as caught:
+        cloud_for(google).firestore_backups().delete_database(name)
+    assert caught.value.permission == "datastore.databases.delete"
+    assert google.backups.database(PROJECT, "scratch-2") is not None
 
 
 def test_export_operation_is_found_by_its_output_prefix(google: GoogleStandIn) -> None:

@@ -12,7 +12,9 @@ Routes as ``firestore_admin_v1`` (``transport="rest"``) sends them (``rest_base.
 - ``GET …/databases/{db}``, ``GET|POST …/backupSchedules``, ``PATCH …/backupSchedules/{id}``,
   ``GET …/locations/{loc}/backups[/{id}]`` (``-`` = every location),
   ``POST …/databases:restore`` and ``POST …/databases:clone`` (``RestoreDatabaseMetadata`` /
-  ``CloneDatabaseMetadata`` with ``progressPercentage``; the response is the new Database).
+  ``CloneDatabaseMetadata`` with ``progressPercentage``; the response is the new Database),
+  ``DELETE …/databases/{db}`` (``DeleteDatabaseMetadata``, empty; the database is gone when
+  the operation is done, the response is the deleted Database).
 
 A database is a map collection -> document count (enough for what the runbook checks).
 Validation mirrors the API: an export's ``snapshotTime`` must be a whole minute in the past
@@ -103,6 +105,9 @@ class FirestoreBackupsStandIn:
         """Called with the request body when an import arrives (a test's observation point)."""
         self.fail_imports: list[str] = []
         """Messages: each next import operation fails with one (documents left untouched)."""
+        self.fail_restores: list[str] = []
+        """Messages: each next restore operation fails with one, leaving the new database
+        created but empty (a half-done restore)."""
         self._running: dict[str, tuple[Json, Callable[[], Json]]] = {}
         self._polls: dict[str, int] = {}
         self._ids = itertools.count(1)
@@ -114,6 +119,7 @@ class FirestoreBackupsStandIn:
         r("POST", _DB + "/backupSchedules", self._create_schedule)
         r("PATCH", _DB + r"/backupSchedules/(?P<id>[^/]+)", self._update_schedule)
         r("GET", _DB, self._get_database)
+        r("DELETE", _DB, self._delete_database)
         r("GET", _V1 + r"/locations/(?P<loc>[^/]+)/backups", self._list_backups)
         r("GET", _V1 + r"/locations/(?P<loc>[^/]+)/backups/(?P<id>[^/]+)", self._get_backup)
         r("POST", _V1 + "/databases:restore", self._restore)
@@ -239,7 +245,8 @@ class FirestoreBackupsStandIn:
         op, finish = self._running.pop(name)
         outcome = finish()
         op["metadata"].update(outcome.pop("metadata", {}))
-        op["metadata"]["endTime"] = ts(datetime.now(UTC))
+        if "startTime" in op["metadata"]:  # DeleteDatabaseMetadata has no times at all
+            op["metadata"]["endTime"] = ts(datetime.now(UTC))
         op.update(outcome, done=True)
 
     def _write_export_files(self, uri: str, collections: dict[str, int]) -> None:
@@ -365,6 +372,19 @@ class FirestoreBackupsStandIn:
     ) -> tuple[int, Json]:
         return 200, self._database_json(self._db(m))
 
+    def _delete_database(
+        self, m: re.Match[str], query: dict[str, str], body: Json
+    ) -> tuple[int, Json]:
+        record = self._db(m)
+        metadata: Json = {"@type": _TYPE + "DeleteDatabaseMetadata"}
+
+        def finish() -> Json:
+            self.databases.pop(record.name, None)
+            self.schedules.pop(record.name, None)
+            return {"response": {"@type": _TYPE + "Database", **self._database_json(record)}}
+
+        return 200, self._start(record.name, metadata, finish)
+
     def _list_schedules(
         self, m: re.Match[str], query: dict[str, str], body: Json
     ) -> tuple[int, Json]:
@@ -456,9 +476,16 @@ class FirestoreBackupsStandIn:
             **extra,
         }
 
+        failure = self.fail_restores.pop(0) if self.fail_restores else None
+
         def finish() -> Json:
-            record = self.add_database(project, database_id, contents)
+            record = self.add_database(project, database_id, {} if failure else contents)
             record.created = datetime.now(UTC)
+            if failure is not None:
+                return {
+                    "metadata": {"operationState": "FAILED"},
+                    "error": {"code": 13, "message": failure},
+                }
             response = {"@type": _TYPE + "Database", **self._database_json(record)}
             return {
                 "metadata": {

@@ -49,3 +49,11 @@ def test_a_scratch_database_left_behind_is_critical() -> None:
     result = judge(outcome(scratch_deleted=False, cleanup_error="permission denied"))
     assert result.status is Status.CRITICAL
     assert "NOT deleted: permission denied" in result.summary
+
+
+def test_a_backup_without_a_count_is_a_warning_and_nothing_is_compared() -> None:
+    result = judge(outcome(expected=None, restored={"events": 7}))
+    assert result.status is Status.WARNING
+    assert result.summary.startswith("the backup gives no document count")
+    assert "counts differ" not in result.summary
+    assert result.data["expected"] is None
