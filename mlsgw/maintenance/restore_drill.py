@@ -211,6 +211,7 @@ def _drill(
         restored={TOTAL: sum(counts.values())},
         scratch_deleted=deleted,
         cleanup_error=cleanup,
+        rpo=timedelta(hours=ctx.target.rpo_hours),
     )
     return _with_details(judge(outcome), backup, scratch, counts)
 
