@@ -212,6 +212,7 @@ class Relay:
         self._next_conn_id = 0
         self._verifier: ThreadPoolExecutor | None = None
         self._save_seconds = self.metrics.store_seconds.labels("save")
+        self._query_seconds = self.metrics.store_seconds.labels("query")
 
     # --- connections -------------------------------------------------------------------
 
@@ -464,6 +465,9 @@ class Relay:
 
     async def _query(self, peer: Peer, action: Query) -> None:
         sub = action.subscription
+        if not self.policy.guards(sub.filters) and self.gateway.answers_unchanged(sub.filters):
+            await self._query_raw(peer, sub)
+            return
         started = time.perf_counter()
         try:
             viewer = peer.session.viewer.asking(sub.filters)
@@ -471,36 +475,56 @@ class Relay:
                 viewer, sub.filters, int(self.clock()), lambda e: self.policy.can_read(e, viewer)
             )
         except StoreUnavailable as exc:
-            log.error("store query failed", extra={"error": str(exc)})
-            peer.session.unsubscribe(sub.sub_id)
-            peer.send(m.encode_closed(sub.sub_id, "error: could not query the store, retry"))
+            self._query_failed(peer, sub, exc)
             return
         finally:
-            self.metrics.store_seconds.labels("query").observe(time.perf_counter() - started)
+            self._query_seconds.observe(time.perf_counter() - started)
         if isinstance(result, Rejection):
             peer.session.unsubscribe(sub.sub_id)
             peer.send(m.encode_closed(sub.sub_id, result.message()))
             return
-        await self._stream(peer, sub, self._readable(viewer, result))
+        await self._stream(peer, sub, (e.raw for e in self._readable(viewer, result)))
 
-    async def _stream(self, peer: Peer, sub: Subscription, events: Iterable[Event]) -> None:
-        """Send a REQ answer in batches, waiting for the client to read while its buffer
-        is full (R-P7): a large answer reaches a slow reader instead of dropping it."""
+    async def _query_raw(self, peer: Peer, sub: Subscription) -> None:
+        """A REQ no rule can refuse, narrow or consume anything of: the stored JSON is
+        the answer, unparsed; read on the event loop when the store can answer at once."""
+        started = time.perf_counter()
+        now = int(self.clock())
+        raws = self.store.query_raw_now(sub.filters, now)
+        try:
+            if raws is None:
+                raws = await self.store.query_raw(sub.filters, now)
+        except StoreUnavailable as exc:
+            self._query_failed(peer, sub, exc)
+            return
+        finally:
+            self._query_seconds.observe(time.perf_counter() - started)
+        await self._stream(peer, sub, raws)
+
+    def _query_failed(self, peer: Peer, sub: Subscription, exc: StoreUnavailable) -> None:
+        log.error("store query failed", extra={"error": str(exc)})
+        peer.session.unsubscribe(sub.sub_id)
+        peer.send(m.encode_closed(sub.sub_id, "error: could not query the store, retry"))
+
+    async def _stream(self, peer: Peer, sub: Subscription, raws: Iterable[bytes]) -> None:
+        """Send a REQ answer (events as stored JSON, then EOSE) in batches, waiting for
+        the client to read while its buffer is full (R-P7): a large answer reaches a slow
+        reader instead of dropping it. Nothing more is sent once the REQ is replaced."""
+        if not (peer.is_open and peer.session.is_current(sub)):
+            return
         batch: list[bytes] = []
         size = 0
-        for event in events:
+        for frame in m.encode_events(sub.sub_id, raws):
             if size >= STREAM_BATCH_BYTES:
                 peer.send_many(batch)
                 batch, size = [], 0
                 await peer.drain()
-            if not (peer.is_open and peer.session.is_current(sub)):
-                return
-            frame = m.encode_event(sub.sub_id, event.raw)
+                if not (peer.is_open and peer.session.is_current(sub)):
+                    return
             batch.append(frame)
             size += len(frame)
-        if peer.session.is_current(sub):
-            batch.append(m.encode_eose(sub.sub_id))
-            peer.send_many(batch)
+        batch.append(m.encode_eose(sub.sub_id))
+        peer.send_many(batch)
 
     def _readable(self, viewer: Viewer, events: Iterable[Event]) -> Iterable[Event]:
         if not self.policy.read_rules:

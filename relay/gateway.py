@@ -273,6 +273,11 @@ class MlsGateway:
 
     # --- reads ---------------------------------------------------------------------------
 
+    def answers_unchanged(self, filters: Sequence[Filter]) -> bool:
+        """True if :meth:`query` answers ``filters`` exactly as the store does: none of
+        them can match a kind the gateway guards, narrows or serves by consuming fetch."""
+        return all(f.kinds is not None and not f.kinds & kinds.RESTRICTED for f in filters)
+
     async def query(
         self,
         viewer: Viewer,

@@ -21,6 +21,7 @@ from __future__ import annotations
 import asyncio
 import ipaddress
 import logging
+import struct
 import time
 import typing
 from collections.abc import Awaitable, Callable, Iterable
@@ -48,6 +49,18 @@ INBOX_HIGH_WATER = 64
 INBOX_LOW_WATER = 16
 MAX_PIPELINED = INBOX_HIGH_WATER  # messages one batch of a connection takes at most
 CLOSE_TIMEOUT = 2.0
+_HEADER_16 = struct.Struct("!BBH")
+_HEADER_64 = struct.Struct("!BBQ")
+
+
+def text_frame_header(length: int) -> bytes:
+    """The RFC 6455 header of a final, unmasked text frame (server to client) carrying
+    ``length`` bytes."""
+    if length < 126:
+        return bytes((0x81, length))
+    if length < 0x10000:
+        return _HEADER_16.pack(0x81, 126, length)
+    return _HEADER_64.pack(0x81, 127, length)
 
 
 def client_ip(
@@ -104,12 +117,20 @@ class WebSocketPeer:
         self.send_many((data,))
 
     def send_many(self, frames: Iterable[bytes]) -> None:
-        """Send text frames in one write (one system call for a batch of a REQ answer)."""
+        """Send text frames in one write (one system call for a batch of a REQ answer).
+
+        The frames are built here rather than by the protocol object (same bytes: FIN,
+        unmasked, no extension is ever negotiated), after whatever it has queued."""
         if not self.is_open:
             return
-        for data in frames:
-            self.ws.send_text(data)
         self.flush()
+        parts: list[bytes] = []
+        for data in frames:
+            parts.append(text_frame_header(len(data)))
+            parts.append(data)
+        out = b"".join(parts)
+        self.transport.write(out)
+        self.written += len(out)
         reason = self.conn.backlog.over_cap(self.transport.get_write_buffer_size())
         if reason is not None:
             self.conn.drop_slow(reason)

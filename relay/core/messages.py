@@ -6,6 +6,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from typing import NewType
 
@@ -140,6 +141,13 @@ def event_id_hint(obj: object) -> str | None:
 def encode_event(sub_id: str, raw_event: bytes) -> bytes:
     """``["EVENT", sub_id, event]`` reusing the stored JSON of the event."""
     return b'["EVENT",' + orjson.dumps(sub_id) + b"," + raw_event + b"]"
+
+
+def encode_events(sub_id: str, raw_events: Iterable[bytes]) -> Iterator[bytes]:
+    """:func:`encode_event` for each of ``raw_events`` (the prefix is encoded once)."""
+    head = b'["EVENT",' + orjson.dumps(sub_id) + b","
+    for raw in raw_events:
+        yield head + raw + b"]"
 
 
 def encode_ok(event_id: str, accepted: bool, message: str = "") -> bytes:

@@ -65,6 +65,18 @@ class EventStore(Protocol):
         ``oldest_first`` reverses the order and takes the oldest ``limit`` (catch-up)."""
         ...
 
+    async def query_raw(
+        self, filters: Sequence[Filter], now: int, *, oldest_first: bool = False
+    ) -> list[bytes]:
+        """What :meth:`query` returns, as each event's stored JSON (sent on unparsed)."""
+        ...
+
+    def query_raw_now(self, filters: Sequence[Filter], now: int) -> list[bytes] | None:
+        """What :meth:`query_raw` returns, answered at once without I/O waits, or None
+        when that would take more than a small fixed amount of work (or the backend
+        cannot answer without waiting): then call :meth:`query_raw`."""
+        ...
+
     async def count(self, filters: Sequence[Filter], now: int) -> int:
         """How many distinct unexpired events match any of ``filters`` (limits ignored)."""
         ...

@@ -238,13 +238,24 @@ class FirestoreStore:
         self, filters: Sequence[Filter], now: int, *, oldest_first: bool = False
     ) -> list[Event]:
         """See :meth:`relay.store.base.EventStore.query`."""
+        raws = await self.query_raw(filters, now, oldest_first=oldest_first)
+        return [event_from_raw(raw) for raw in raws]
+
+    async def query_raw(
+        self, filters: Sequence[Filter], now: int, *, oldest_first: bool = False
+    ) -> list[bytes]:
+        """See :meth:`relay.store.base.EventStore.query_raw`."""
         found: dict[str, tuple[int, bytes]] = {}
         async with self._translated("query"):
             for f in filters:
                 found.update(await query_filter(self.client, f, now, oldest_first=oldest_first))
         sign = 1 if oldest_first else -1
         ordered = sorted(found.items(), key=lambda item: (sign * item[1][0], item[0]))
-        return [event_from_raw(raw) for _, (_, raw) in ordered]
+        return [raw for _, (_, raw) in ordered]
+
+    def query_raw_now(self, filters: Sequence[Filter], now: int) -> list[bytes] | None:
+        """Always None: every Firestore read is a network round trip."""
+        return None
 
     async def count(self, filters: Sequence[Filter], now: int) -> int:
         """See :meth:`relay.store.base.EventStore.count`. One filter that Firestore can

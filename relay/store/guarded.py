@@ -140,6 +140,18 @@ class GuardedStore:
             "query", lambda: self.inner.query(filters, now, oldest_first=oldest_first)
         )
 
+    async def query_raw(
+        self, filters: Sequence[Filter], now: int, *, oldest_first: bool = False
+    ) -> list[bytes]:
+        """Bounded, retried."""
+        return await self._call(
+            "query", lambda: self.inner.query_raw(filters, now, oldest_first=oldest_first)
+        )
+
+    def query_raw_now(self, filters: Sequence[Filter], now: int) -> list[bytes] | None:
+        """Passed through: it is bounded by construction (it never waits)."""
+        return self.inner.query_raw_now(filters, now)
+
     async def count(self, filters: Sequence[Filter], now: int) -> int:
         """Bounded, retried."""
         return await self._call("count", lambda: self.inner.count(filters, now))

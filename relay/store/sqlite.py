@@ -61,6 +61,11 @@ CHECKPOINT_PERIOD = 0.2  # seconds
 CHECKPOINT_CEILING = 16_000  # frames (pages), about 64 MB
 CHECKPOINT_IDLE = 1.0  # seconds
 _CHECKPOINT_BUSY_MS = 200
+# A query answered on the event loop (query_raw_now) may run about this many VM steps
+# (a 10-event authors+kinds REQ takes ~200, 500 rows of a kind ~5,000: well under a
+# millisecond); past it, it is abandoned and the caller runs it on a reader thread.
+_INLINE_STEP_CHECK = 1000
+_INLINE_STEP_CHECKS = 10
 
 
 def _connect(path: str, *, readonly: bool, synchronous: str) -> sqlite3.Connection:
@@ -296,6 +301,8 @@ class SqliteStore:
         self._local = threading.local()
         self._reader_conns: list[sqlite3.Connection] = []
         self._lock = threading.Lock()
+        self._inline: sqlite3.Connection | None = None  # the event loop's own reader
+        self._inline_checks = 0
 
     # --- lifecycle ---------------------------------------------------------------------
 
@@ -312,6 +319,7 @@ class SqliteStore:
         checkpointer.start()
         self._writer = _Writer(conn, checkpointer.notify)
         self._writer.start()
+        self._inline = self._inline_reader()
         self._readers = ThreadPoolExecutor(
             _READERS, thread_name_prefix="sqlite-reader", initializer=name_os_thread
         )
@@ -330,6 +338,9 @@ class SqliteStore:
         if self._readers is not None:
             self._readers.shutdown(wait=True)
             self._readers = None
+        if self._inline is not None:
+            self._inline.close()
+            self._inline = None
         with self._lock:
             for conn in self._reader_conns:
                 conn.close()
@@ -357,6 +368,21 @@ class SqliteStore:
             with self._lock:
                 self._reader_conns.append(conn)
         return conn
+
+    def _inline_reader(self) -> sqlite3.Connection | None:
+        try:
+            conn = _connect(self.path, readonly=True, synchronous="normal")
+            # Never wait on the event loop: a busy database sends the query to a thread.
+            conn.execute("PRAGMA busy_timeout = 0")
+            conn.execute("PRAGMA query_only = ON")
+        except sqlite3.Error:
+            return None  # reads still work on the reader threads
+        conn.set_progress_handler(self._inline_step, _INLINE_STEP_CHECK)
+        return conn
+
+    def _inline_step(self) -> int:
+        self._inline_checks += 1
+        return self._inline_checks > _INLINE_STEP_CHECKS  # True interrupts the statement
 
     async def _read(self, job: Callable[[sqlite3.Connection], T]) -> T:
         if self._readers is None:
@@ -396,10 +422,29 @@ class SqliteStore:
         self, filters: Sequence[Filter], now: int, *, oldest_first: bool = False
     ) -> list[Event]:
         """See :meth:`relay.store.base.EventStore.query`."""
-        raws = await self._read(
+        raws = await self.query_raw(filters, now, oldest_first=oldest_first)
+        return [event_from_raw(raw) for raw in raws]
+
+    async def query_raw(
+        self, filters: Sequence[Filter], now: int, *, oldest_first: bool = False
+    ) -> list[bytes]:
+        """See :meth:`relay.store.base.EventStore.query_raw`."""
+        return await self._read(
             lambda conn: query_raw(conn, filters, now, oldest_first=oldest_first)
         )
-        return [event_from_raw(raw) for raw in raws]
+
+    def query_raw_now(self, filters: Sequence[Filter], now: int) -> list[bytes] | None:
+        """See :meth:`relay.store.base.EventStore.query_raw_now`: on the event loop's own
+        read-only connection, interrupted past a budget of SQLite VM steps; a busy
+        database or any error also answers None (the reader thread then says why)."""
+        conn = self._inline
+        if conn is None:
+            return None
+        self._inline_checks = 0
+        try:
+            return query_raw(conn, filters, now)
+        except (sqlite3.Error, OverflowError):
+            return None
 
     async def count(self, filters: Sequence[Filter], now: int) -> int:
         """See :meth:`relay.store.base.EventStore.count`."""

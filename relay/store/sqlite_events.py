@@ -1,7 +1,8 @@
 """SQL for events in the SQLite store (NIP-01 storage, NIP-09 deletions, NIP-40 expiry).
 
 Every function runs on the store's writer thread (inside its transaction) or on a
-reader thread, never on the event loop.
+reader thread; only :func:`query_raw` also runs on the event loop, under a VM-step budget
+(``SqliteStore.query_raw_now``).
 """
 
 from __future__ import annotations
@@ -145,21 +146,31 @@ def _where(f: Filter, now: int) -> tuple[str, list[Any]]:
 def query_raw(
     conn: sqlite3.Connection, filters: Sequence[Filter], now: int, *, oldest_first: bool = False
 ) -> list[bytes]:
+    """The stored JSON of the events matching any of ``filters``, in the order and with
+    the limits of :meth:`relay.store.base.EventStore.query`, without duplicates."""
+    live = [f for f in filters if not (f.is_empty_by_construction or f.limit == 0)]
+    order = "created_at, id" if oldest_first else "created_at DESC, id"
+    if len(live) == 1:
+        # One filter: SQLite's order is the answer's order and no event repeats.
+        sql, params = _select(live[0], now, order)
+        return [row[2] for row in conn.execute(sql, params)]
     found: dict[str, tuple[int, bytes]] = {}
-    for f in filters:
-        if f.is_empty_by_construction or f.limit == 0:
-            continue
-        where, params = _where(f, now)
-        order = "created_at, id" if oldest_first else "created_at DESC, id"
-        sql = f"SELECT id, created_at, raw FROM events WHERE {where} ORDER BY {order}"
-        if f.limit is not None:
-            sql += " LIMIT ?"
-            params.append(f.limit)
+    for f in live:
+        sql, params = _select(f, now, order)
         for event_id, created_at, raw in conn.execute(sql, params):
             found[event_id] = (created_at, raw)
     sign = 1 if oldest_first else -1
     ordered = sorted(found.items(), key=lambda item: (sign * item[1][0], item[0]))
     return [raw for _, (_, raw) in ordered]
+
+
+def _select(f: Filter, now: int, order: str) -> tuple[str, list[Any]]:
+    where, params = _where(f, now)
+    sql = f"SELECT id, created_at, raw FROM events WHERE {where} ORDER BY {order}"
+    if f.limit is not None:
+        sql += " LIMIT ?"
+        params.append(f.limit)
+    return sql, params
 
 
 def count_events(conn: sqlite3.Connection, filters: Sequence[Filter], now: int) -> int:

@@ -56,11 +56,17 @@ class FlakyStore(SqliteStore):
                 results.append(exc)
         return results
 
-    async def query(
+    async def query_raw(  # SqliteStore.query reads through it too
         self, filters: Sequence[Filter], now: int, *, oldest_first: bool = False
-    ) -> list[Event]:
+    ) -> list[bytes]:
         await self._fault(self.fail_queries, "database is locked")
-        return await super().query(filters, now, oldest_first=oldest_first)
+        return await super().query_raw(filters, now, oldest_first=oldest_first)
+
+    def query_raw_now(self, filters: Sequence[Filter], now: int) -> list[bytes] | None:
+        # Any configured fault is met on the waiting path, where it can be observed.
+        if self.hang or self.fail_next or self.fail_queries:
+            return None
+        return super().query_raw_now(filters, now)
 
     async def count(self, filters: Sequence[Filter], now: int) -> int:
         await self._fault(self.fail_queries, "database is locked")

@@ -121,6 +121,13 @@ def test_encode_event_embeds_the_stored_json_verbatim() -> None:
     assert json.loads(frame) == ["EVENT", 'a"b', {"id": "x", "content": "\x01"}]
 
 
+def test_encode_events_is_encode_event_for_each_stored_json() -> None:
+    """A REQ answer's frames are what encode_event gives for each event, in order."""
+    raws = [b'{"id":"1"}', b'{"id":"2","content":"\\u00e9"}']
+    assert list(m.encode_events("s\u00e9", raws)) == [m.encode_event("s\u00e9", r) for r in raws]
+    assert list(m.encode_events("s", [])) == []
+
+
 json_values = st.recursive(
     st.none() | st.booleans() | st.integers() | st.floats(allow_nan=False) | st.text(),
     lambda children: (

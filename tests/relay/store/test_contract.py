@@ -377,3 +377,22 @@ async def test_count_of_one_filter_matches_the_query_it_counts(store: MlsStore) 
         for shape in shapes:
             expected = len(await store.query([f(**shape)], now))
             assert await store.count([f(**shape)], now) == expected, (shape, now)
+
+
+async def test_raw_queries_answer_the_stored_json_of_what_query_answers(store: MlsStore) -> None:
+    """``query_raw`` is ``query`` as stored JSON, in the same order and limits; an
+    immediate ``query_raw_now`` is that too, or None (then the caller awaits)."""
+    events = [ev(created_at=NOW - i, content=str(i), tags=[["t", "x"]]) for i in range(4)]
+    events.append(ev(BOB, kind=7, created_at=NOW - 1))
+    for event in events:
+        await store.save(event, NOW)
+    for filters in (
+        [f(limit=2)],
+        [f(kinds=[1], limit=3), f(authors=[BOB.pubkey])],
+        [f(**{"#t": ["x"]}), f(kinds=[7])],
+    ):
+        expected = [e.raw for e in await store.query(filters, NOW)]
+        assert await store.query_raw(filters, NOW) == expected
+        assert store.query_raw_now(filters, NOW) in (None, expected)
+    oldest = await store.query_raw([f(kinds=[1], limit=2)], NOW, oldest_first=True)
+    assert oldest == [events[3].raw, events[2].raw]

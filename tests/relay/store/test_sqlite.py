@@ -233,3 +233,40 @@ async def test_the_wal_is_truncated_once_writes_pause_and_data_survives_reopen(
         assert set(await ids(again, f(limit=1000))) == {e.id for e in events}
     finally:
         await again.close()
+
+
+# --- answers on the event loop (query_raw_now) ------------------------------------------------
+
+
+async def test_a_small_query_is_answered_at_once_with_the_stored_json(store: SqliteStore) -> None:
+    """A 10-event REQ is read on the caller's thread: the same bytes as query_raw."""
+    events = [ev(created_at=NOW - i, content=str(i)) for i in range(20)]
+    for event in events:
+        await store.save(event, NOW)
+    filters = [f(authors=[ALICE.pubkey], kinds=[1], limit=10)]
+    now = store.query_raw_now(filters, NOW)
+    assert now == [e.raw for e in events[:10]] == await store.query_raw(filters, NOW)
+
+
+async def test_a_query_over_the_step_budget_is_left_to_the_reader_threads(
+    store: SqliteStore,
+) -> None:
+    """A scan beyond the VM-step budget answers None (not a partial answer); the
+    awaited query still answers it in full, and the next small query is immediate."""
+    many = [ev(created_at=NOW - i, content=str(i)) for i in range(2000)]
+    for start in range(0, len(many), 200):
+        await asyncio.gather(*(store.save(e, NOW) for e in many[start : start + 200]))
+    everything = [f(kinds=[1])]
+    assert store.query_raw_now(everything, NOW) is None
+    assert len(await store.query_raw(everything, NOW)) == 2000
+    assert store.query_raw_now([f(kinds=[1], limit=1)], NOW) == [many[0].raw]
+
+
+async def test_no_immediate_answers_from_a_closed_store(tmp_path: Path) -> None:
+    """Before open and after close the immediate read answers None."""
+    s = SqliteStore(tmp_path / "relay.db")
+    assert s.query_raw_now([f()], NOW) is None
+    await s.open()
+    assert s.query_raw_now([f()], NOW) == []
+    await s.close()
+    assert s.query_raw_now([f()], NOW) is None
