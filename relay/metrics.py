@@ -15,6 +15,8 @@ class RelayMetrics:
     def __init__(self) -> None:
         self.registry = CollectorRegistry(auto_describe=True)
         r = self.registry
+        self._message_children: dict[str, Counter] = {}
+        self._event_children: dict[tuple[int, str], Counter] = {}
         self.connections = Gauge(
             "nostr_relay_connections", "Open WebSocket connections", registry=r
         )
@@ -84,11 +86,20 @@ class RelayMetrics:
 
     def message(self, command: str) -> None:
         """Count one client message."""
-        self.messages.labels(command).inc()
+        # A child per label set, looked up once: .labels() costs more than .inc() on
+        # the per-message path.
+        child = self._message_children.get(command)
+        if child is None:
+            child = self._message_children[command] = self.messages.labels(command)
+        child.inc()
 
     def event_result(self, kind: int, result: str) -> None:
         """Count one EVENT outcome."""
-        self.events.labels(str(kind), result).inc()
+        key = (kind, result)
+        child = self._event_children.get(key)
+        if child is None:
+            child = self._event_children[key] = self.events.labels(str(kind), result)
+        child.inc()
 
     def auth_failure(self, reason: str) -> None:
         """Count one failed AUTH."""
