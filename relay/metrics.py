@@ -21,6 +21,7 @@ class RelayMetrics:
         self.messages = Counter(
             "nostr_relay_messages_total", "Client messages by command", ["command"], registry=r
         )
+        self._message_counters: dict[str, Counter] = {}
         self.events = Counter(
             "nostr_relay_events_total",
             "EVENT results by kind and result",
@@ -84,7 +85,10 @@ class RelayMetrics:
 
     def message(self, command: str) -> None:
         """Count one client message."""
-        self.messages.labels(command).inc()
+        counter = self._message_counters.get(command)
+        if counter is None:  # labels() is a locked lookup; every message comes here
+            counter = self._message_counters[command] = self.messages.labels(command)
+        counter.inc()
 
     def event_result(self, kind: int, result: str) -> None:
         """Count one EVENT outcome."""
