@@ -12,7 +12,8 @@ from mlsgw.report import CheckResult, Perf, Status
 RTO = timedelta(hours=2)
 """Recovery time objective: a restore must finish within 2 h."""
 RPO = timedelta(hours=24)
-"""Recovery point objective: at most 24 h of data may be lost, so a backup is at most 24 h old."""
+"""The runbook's recovery point objective (``[ops] rpo_hours`` overrides it): at most 24 h of
+data may be lost, so a backup is at most 24 h old."""
 
 
 @dataclass(frozen=True)
@@ -29,6 +30,8 @@ class DrillOutcome:
     """Documents found in the scratch database."""
     scratch_deleted: bool
     cleanup_error: str = ""
+    rpo: timedelta = RPO
+    """The recovery point objective the backup's age is judged against."""
 
 
 def _hours(delta: timedelta) -> str:
@@ -62,11 +65,12 @@ def judge(outcome: DrillOutcome) -> CheckResult:
         problems.append(
             (Status.CRITICAL, f"restore took {_hours(outcome.restore_time)}, over the 2 h RTO")
         )
-    if outcome.backup_age > RPO:
+    rpo = f"{outcome.rpo.total_seconds() / 3600:g} h"
+    if outcome.backup_age > outcome.rpo:
         problems.append(
             (
                 Status.WARNING,
-                f"the newest backup is {_hours(outcome.backup_age)} old, over the 24 h RPO",
+                f"the newest backup is {_hours(outcome.backup_age)} old, over the {rpo} RPO",
             )
         )
     if not outcome.scratch_deleted:
@@ -76,7 +80,7 @@ def judge(outcome: DrillOutcome) -> CheckResult:
     total = sum(outcome.restored.values())
     figures = (
         f"{total} documents restored from {outcome.backup} in {_hours(outcome.restore_time)} "
-        f"(RTO 2 h), backup {_hours(outcome.backup_age)} old (RPO 24 h)"
+        f"(RTO 2 h), backup {_hours(outcome.backup_age)} old (RPO {rpo})"
     )
     status = Status.OK
     if any(s is Status.CRITICAL for s, _ in problems):
@@ -99,7 +103,7 @@ def judge(outcome: DrillOutcome) -> CheckResult:
                 "backup_age",
                 round(outcome.backup_age.total_seconds()),
                 "s",
-                warn=RPO.total_seconds(),
+                warn=outcome.rpo.total_seconds(),
             ),
         ),
         data={
@@ -107,7 +111,7 @@ def judge(outcome: DrillOutcome) -> CheckResult:
             "backup_age_s": outcome.backup_age.total_seconds(),
             "restore_time_s": outcome.restore_time.total_seconds(),
             "rto_s": RTO.total_seconds(),
-            "rpo_s": RPO.total_seconds(),
+            "rpo_s": outcome.rpo.total_seconds(),
             "expected": None if outcome.expected is None else dict(outcome.expected),
             "restored": dict(outcome.restored),
             "scratch_deleted": outcome.scratch_deleted,

@@ -15,7 +15,7 @@ from datetime import datetime, timedelta
 
 from mlsgw.backups.inventory import format_age
 from mlsgw.backups.naming import database_name
-from mlsgw.errors import LedgerError, NotFound
+from mlsgw.errors import LedgerError, NotFound, Unavailable
 from mlsgw.gcp.backup_api import FirestoreBackupsApi, ManagedBackup, OperationStatus
 from mlsgw.maintenance.drill import DrillOutcome, judge
 from mlsgw.maintenance.task import need
@@ -73,13 +73,20 @@ def _delete_scratch(api: FirestoreBackupsApi, name: str) -> tuple[bool, str]:
 
 
 def _failed(
-    backup: ManagedBackup, scratch: str, stage: str, error: str, deleted: bool, cleanup: str
+    backup: ManagedBackup,
+    scratch: str,
+    stage: str,
+    error: str,
+    deleted: bool,
+    cleanup: str,
+    caution: str,
 ) -> CheckResult:
     fate = "deleted (or never created)" if deleted else f"NOT deleted: {cleanup}"
     return CheckResult(
         NAME,
         Status.CRITICAL,
-        f"the drill failed while {stage}: {error}; the scratch database {scratch} was {fate}",
+        f"the drill failed while {stage}: {error}; the scratch database {scratch} was {fate}"
+        + caution,
         data={"backup": backup.name, "scratch_database": scratch, "scratch_deleted": deleted},
     )
 
@@ -164,6 +171,7 @@ def _drill(
     stage = "restoring"
     counts: Mapping[str, int] = {}
     error: str | None = None
+    unfinished = False  # the restore may still run server-side: we lost the API or gave up
     restore_time = timedelta()
 
     def progress(status: OperationStatus) -> None:
@@ -179,13 +187,21 @@ def _drill(
         counts = ctx.cloud.firestore_documents().count_documents(scratch)
     except Exception as exc:  # any failure still deletes the scratch database below
         error = str(exc) or type(exc).__name__
+        unfinished = stage == "restoring" and isinstance(exc, Unavailable)
     finally:
         ctx.reporter.step(f"deleting {database_id}")
         deleted, cleanup = _delete_scratch(api, scratch)
     if not deleted:
         cleanup = f"{cleanup}; delete it with `{delete_command(project, database_id)}`"
     if error is not None:
-        return _failed(backup, scratch, stage, error, deleted, cleanup)
+        caution = (
+            f"; the restore may still finish and create it: check with "
+            f"`gcloud firestore databases list --project={project}` and delete it with "
+            f"`{delete_command(project, database_id)}`"
+            if unfinished and deleted
+            else ""
+        )
+        return _failed(backup, scratch, stage, error, deleted, cleanup, caution)
     expected = None if backup.document_count is None else {TOTAL: backup.document_count}
     outcome = DrillOutcome(
         backup=backup.name,
@@ -195,6 +211,7 @@ def _drill(
         restored={TOTAL: sum(counts.values())},
         scratch_deleted=deleted,
         cleanup_error=cleanup,
+        rpo=timedelta(hours=ctx.target.rpo_hours),
     )
     return _with_details(judge(outcome), backup, scratch, counts)
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
 from datetime import timedelta
 
 from mlsgw.maintenance.drill import DrillOutcome, judge
@@ -57,3 +58,19 @@ def test_a_backup_without_a_count_is_a_warning_and_nothing_is_compared() -> None
     assert result.summary.startswith("the backup gives no document count")
     assert "counts differ" not in result.summary
     assert result.data["expected"] is None
+
+
+def test_the_backup_age_is_judged_against_the_configured_rpo() -> None:
+    outcome = DrillOutcome(
+        backup="b",
+        backup_age=timedelta(hours=30),
+        restore_time=timedelta(minutes=3),
+        expected={"total": 5},
+        restored={"total": 5},
+        scratch_deleted=True,
+        rpo=timedelta(hours=48),
+    )
+    assert judge(outcome).status is Status.OK
+    tighter = judge(replace(outcome, rpo=timedelta(hours=12)))
+    assert tighter.status is Status.WARNING
+    assert "over the 12 h RPO" in tighter.summary

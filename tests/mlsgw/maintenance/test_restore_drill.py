@@ -105,6 +105,7 @@ def test_a_failed_restore_is_critical_and_creates_no_scratch_database(
     summary = str(drill["summary"])
     assert summary.startswith("the drill failed while restoring:")
     assert "backend broke" in summary and "deleted (or never created)" in summary
+    assert "may still finish" not in summary  # the API answered: the restore did not start
     assert _scratch_databases(google) == []
 
 
@@ -137,6 +138,21 @@ def test_an_existing_scratch_database_is_left_alone_and_reported(
     assert google.server.calls("POST", rf"/v1/projects/{PROJECT}/databases:restore") == []
     assert google.server.calls("DELETE", SCRATCH) == []
     assert len(_scratch_databases(google)) == 2
+
+
+def test_a_restore_that_did_not_answer_warns_that_it_may_still_create_the_database(
+    cli: Cli, google: GoogleStandIn
+) -> None:
+    _with_backup(google)
+    google.server.fail(
+        "POST", rf"/v1/projects/{PROJECT}/databases:restore", ApiError(503, "overloaded")
+    )
+    code, drill = _drill(cli, google, "--yes")
+    assert code == 2
+    summary = str(drill["summary"])
+    assert summary.startswith("the drill failed while restoring: the API did not answer")
+    assert "the restore may still finish and create it" in summary
+    assert f"gcloud firestore databases list --project={PROJECT}" in summary
 
 
 def test_a_failed_count_still_deletes_the_restored_scratch_database(
