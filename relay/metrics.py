@@ -15,7 +15,6 @@ class RelayMetrics:
     def __init__(self) -> None:
         self.registry = CollectorRegistry(auto_describe=True)
         r = self.registry
-        self._message_children: dict[str, Counter] = {}
         self._event_children: dict[tuple[int, str], Counter] = {}
         self.connections = Gauge(
             "nostr_relay_connections", "Open WebSocket connections", registry=r
@@ -23,6 +22,7 @@ class RelayMetrics:
         self.messages = Counter(
             "nostr_relay_messages_total", "Client messages by command", ["command"], registry=r
         )
+        self._message_counters: dict[str, Counter] = {}
         self.events = Counter(
             "nostr_relay_events_total",
             "EVENT results by kind and result",
@@ -86,12 +86,10 @@ class RelayMetrics:
 
     def message(self, command: str) -> None:
         """Count one client message."""
-        # A child per label set, looked up once: .labels() costs more than .inc() on
-        # the per-message path.
-        child = self._message_children.get(command)
-        if child is None:
-            child = self._message_children[command] = self.messages.labels(command)
-        child.inc()
+        counter = self._message_counters.get(command)
+        if counter is None:  # labels() is a locked lookup; every message comes here
+            counter = self._message_counters[command] = self.messages.labels(command)
+        counter.inc()
 
     def event_result(self, kind: int, result: str) -> None:
         """Count one EVENT outcome."""

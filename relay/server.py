@@ -126,7 +126,8 @@ class WebSocketPeer:
         self.flush()
         parts: list[bytes] = []
         for data in frames:
-            parts.append(text_frame_header(len(data)))
+            size = len(data)
+            parts.append(bytes((0x81, size)) if size < 126 else text_frame_header(size))
             parts.append(data)
         out = b"".join(parts)
         self.transport.write(out)

@@ -56,16 +56,27 @@ class Filter:
     def value_count(self) -> int:
         """How many ids, authors, kinds and tag values the filter lists (its memory and
         index cost, bounded per connection by ``limitation.max_filter_values``)."""
-        fields = (self.ids, self.authors, self.kinds)
-        return sum(len(v) for v in fields if v is not None) + sum(len(v) for _, v in self.tags)
+        # Plain statements, no generators: this runs several times for every REQ.
+        count = 0
+        if self.ids is not None:
+            count += len(self.ids)
+        if self.authors is not None:
+            count += len(self.authors)
+        if self.kinds is not None:
+            count += len(self.kinds)
+        for _, values in self.tags:
+            count += len(values)
+        return count
 
     @property
     def is_empty_by_construction(self) -> bool:
         """True when the filter can match nothing (an empty list or since > until)."""
-        if any(v is not None and not v for v in (self.ids, self.authors, self.kinds)):
-            return True
-        if any(not values for _, values in self.tags):
-            return True
+        for field in (self.ids, self.authors, self.kinds):
+            if field is not None and not field:
+                return True
+        for _, values in self.tags:
+            if not values:
+                return True
         return self.since is not None and self.until is not None and self.since > self.until
 
 

@@ -152,11 +152,11 @@ def query_raw(
     order = "created_at, id" if oldest_first else "created_at DESC, id"
     if len(live) == 1:
         # One filter: SQLite's order is the answer's order and no event repeats.
-        sql, params = _select(live[0], now, order)
-        return [row[2] for row in conn.execute(sql, params)]
+        sql, params = _select("raw", live[0], now, order)
+        return [raw for (raw,) in conn.execute(sql, params)]
     found: dict[str, tuple[int, bytes]] = {}
     for f in live:
-        sql, params = _select(f, now, order)
+        sql, params = _select("id, created_at, raw", f, now, order)
         for event_id, created_at, raw in conn.execute(sql, params):
             found[event_id] = (created_at, raw)
     sign = 1 if oldest_first else -1
@@ -164,9 +164,9 @@ def query_raw(
     return [raw for _, (_, raw) in ordered]
 
 
-def _select(f: Filter, now: int, order: str) -> tuple[str, list[Any]]:
+def _select(columns: str, f: Filter, now: int, order: str) -> tuple[str, list[Any]]:
     where, params = _where(f, now)
-    sql = f"SELECT id, created_at, raw FROM events WHERE {where} ORDER BY {order}"
+    sql = f"SELECT {columns} FROM events WHERE {where} ORDER BY {order}"
     if f.limit is not None:
         sql += " LIMIT ?"
         params.append(f.limit)
