@@ -7,6 +7,7 @@ reader thread; only :func:`query_raw` also runs on the event loop, under a VM-st
 
 from __future__ import annotations
 
+import functools
 import sqlite3
 from collections.abc import Sequence
 from typing import Any
@@ -120,27 +121,56 @@ def _apply_deletion(conn: sqlite3.Connection, deletion: Deletion) -> None:
         delete_seqs(conn, [r[0] for r in rows.fetchall()])
 
 
-def _where(f: Filter, now: int) -> tuple[str, list[Any]]:
+_Shape = tuple[int, int, int, bool, bool, tuple[tuple[str, int], ...]]
+
+
+def _shape(f: Filter) -> _Shape:
+    """What the SQL of ``f`` depends on: how many values each field lists (-1: absent)."""
+    return (
+        -1 if f.ids is None else len(f.ids),
+        -1 if f.authors is None else len(f.authors),
+        -1 if f.kinds is None else len(f.kinds),
+        f.since is not None,
+        f.until is not None,
+        tuple((name, len(values)) for name, values in f.tags),
+    )
+
+
+@functools.lru_cache(maxsize=1024)
+def _where_sql(shape: _Shape) -> str:
+    # Cached: REQs repeat a few shapes, and building the text cost more than running
+    # a small indexed query.
+    ids, authors, kinds, since, until, tags = shape
     clauses = ["(expires_at IS NULL OR expires_at > ?)"]
-    params: list[Any] = [now]
-    for column, values in (("id", f.ids), ("pubkey", f.authors), ("kind", f.kinds)):
-        if values is not None:
-            clauses.append(f"{column} IN ({','.join('?' * len(values))})")
-            params.extend(sorted(values))
-    if f.since is not None:
+    for column, count in (("id", ids), ("pubkey", authors), ("kind", kinds)):
+        if count >= 0:
+            clauses.append(f"{column} IN ({','.join('?' * count)})")
+    if since:
         clauses.append("created_at >= ?")
-        params.append(f.since)
-    if f.until is not None:
+    if until:
         clauses.append("created_at <= ?")
-        params.append(f.until)
-    for name, values in f.tags:
+    for _, count in tags:
         clauses.append(
             "seq IN (SELECT event_seq FROM tags WHERE name = ? AND value IN "
-            f"({','.join('?' * len(values))}))"
+            f"({','.join('?' * count)}))"
         )
+    return " AND ".join(clauses)
+
+
+def _where(f: Filter, now: int) -> tuple[str, list[Any]]:
+    """The WHERE clause of ``f`` (unexpired events only) and its parameters."""
+    params: list[Any] = [now]
+    for values in (f.ids, f.authors, f.kinds):
+        if values is not None:
+            params.extend(sorted(values) if len(values) > 1 else values)
+    if f.since is not None:
+        params.append(f.since)
+    if f.until is not None:
+        params.append(f.until)
+    for name, values in f.tags:
         params.append(name)
         params.extend(sorted(values))
-    return " AND ".join(clauses), params
+    return _where_sql(_shape(f)), params
 
 
 def query_raw(
@@ -166,11 +196,15 @@ def query_raw(
 
 def _select(columns: str, f: Filter, now: int, order: str) -> tuple[str, list[Any]]:
     where, params = _where(f, now)
-    sql = f"SELECT {columns} FROM events WHERE {where} ORDER BY {order}"
     if f.limit is not None:
-        sql += " LIMIT ?"
         params.append(f.limit)
-    return sql, params
+    return _select_sql(columns, where, order, f.limit is not None), params
+
+
+@functools.lru_cache(maxsize=1024)
+def _select_sql(columns: str, where: str, order: str, limited: bool) -> str:
+    sql = f"SELECT {columns} FROM events WHERE {where} ORDER BY {order}"
+    return sql + " LIMIT ?" if limited else sql
 
 
 def count_events(conn: sqlite3.Connection, filters: Sequence[Filter], now: int) -> int:

@@ -5,13 +5,15 @@ from __future__ import annotations
 
 import asyncio
 import time
+from pathlib import Path
 
 import orjson
 
 from relay.core.event import Event
 from relay.server import text_frame_header
-from tests.conftest import RunningRelay
+from tests.conftest import RunningRelay, StartRelay, make_config
 from tests.support.nostr import TIMEOUT, Keys, RelayClient
+from tests.support.stores import FlakyStore
 
 ALICE, BOB, CAROL = Keys(), Keys(), Keys()
 
@@ -120,3 +122,38 @@ async def test_guarded_kinds_are_still_answered_through_the_delivery_rules(
     assert [e["id"] for e in (await stranger.req("s", mixed))[0]] == [note.id]
     assert (await stranger.req("t", {"kinds": [1059]}))[0] == []
     assert [e["id"] for e in (await stranger.req("u", {}))[0]] == [note.id]
+
+
+async def test_a_failing_store_closes_a_passthrough_req_with_error_then_recovers(
+    start_relay: StartRelay, tmp_path: Path
+) -> None:
+    """A REQ over unguarded kinds whose store read fails gets ``CLOSED "error: …"``; the
+    same REQ is answered once the store works again."""
+    config = make_config(tmp_path / "data")
+    store = FlakyStore(config.sqlite_path)
+    running: RunningRelay = await start_relay(config, store)
+    client = await running.client()
+    event = ALICE.sign(1, "kept")
+    assert (await client.publish(event))[2] is True
+    store.fail_queries = True
+    end = (await client.req("s", {"kinds": [1]}))[1]
+    assert end[:2] == ["CLOSED", "s"] and end[2].startswith("error: ")
+    store.fail_queries = False
+    events, end = await client.req("s", {"kinds": [1]})
+    assert [e["id"] for e in events] == [event.id] and end == ["EOSE", "s"]
+
+
+async def test_a_hung_store_closes_a_passthrough_req_within_the_store_timeout(
+    start_relay: StartRelay, tmp_path: Path
+) -> None:
+    """A store read that never answers ends in ``CLOSED "error: …"`` after
+    data.store_timeout, and the connection keeps serving."""
+    config = make_config(tmp_path / "data", data={"store_timeout": 0.5})
+    store = FlakyStore(config.sqlite_path)
+    running: RunningRelay = await start_relay(config, store)
+    client = await running.client()
+    store.hang = True
+    end = (await client.req("s", {"kinds": [1]}))[1]
+    assert end[:2] == ["CLOSED", "s"] and end[2].startswith("error: ")
+    store.hang = False
+    assert (await client.req("s", {"kinds": [1]}))[1] == ["EOSE", "s"]
