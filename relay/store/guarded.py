@@ -81,7 +81,9 @@ class GuardedStore:
         for attempt in range(attempts):
             remaining = deadline - time.monotonic()
             try:
-                result = await asyncio.wait_for(call(), max(remaining, 0.001))
+                # asyncio.timeout, not wait_for: no extra task per store call.
+                async with asyncio.timeout(max(remaining, 0.001)):
+                    result = await call()
             except TimeoutError:
                 self.failing = f"{what} timed out after {budget:g} s"
                 raise StoreUnavailable(self.failing) from None
