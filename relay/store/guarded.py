@@ -13,6 +13,7 @@ know did not commit). Nothing is acknowledged that the store did not confirm.
 from __future__ import annotations
 
 import asyncio
+import functools
 import logging
 import time
 from collections.abc import Awaitable, Callable, Sequence
@@ -116,20 +117,30 @@ class GuardedStore:
     async def save_many(
         self, events: Sequence[Event], now: int
     ) -> list[Outcome | StoreUnavailable]:
-        """Bounded as one call; an event that failed is retried alone as :meth:`save`
-        is (idempotent by event id), the others keep their committed outcome."""
+        """Bounded as one :meth:`save` is, for the whole batch; an event that failed is
+        retried alone (idempotent by event id) while that budget lasts, the others keep
+        their committed outcome."""
+        deadline = time.monotonic() + self.timeout
         try:
             results = await self._call(
                 "save_many", lambda: self.inner.save_many(events, now), retry=False
             )
         except StoreUnavailable as exc:
-            results = [exc] * len(events)
+            return [exc] * len(events)
         for i, result in enumerate(results):
-            if isinstance(result, StoreUnavailable):
-                try:
-                    results[i] = await self.save(events[i], now)
-                except StoreUnavailable as exc:
-                    results[i] = exc
+            remaining = deadline - time.monotonic()
+            if not isinstance(result, StoreUnavailable) or remaining <= 0:
+                continue
+            await asyncio.sleep(min(self.backoff, remaining))
+            try:
+                results[i] = await self._call(
+                    "save", functools.partial(self.inner.save, events[i], now), budget=remaining
+                )
+            except StoreUnavailable as exc:
+                results[i] = exc
+        failed = next((r for r in results if isinstance(r, StoreUnavailable)), None)
+        if failed is not None:
+            self.failing = f"save_many: {failed}"
         return results
 
     async def query(

@@ -111,3 +111,15 @@ async def test_save_many_retries_only_the_events_that_failed(
     assert isinstance(result, StoreUnavailable)
     flaky.fail_saves = False
     assert await guarded.save_many(events[:1], NOW) == [Outcome.DUPLICATE]
+
+
+async def test_a_hung_store_fails_a_whole_batch_within_one_budget(
+    flaky: FlakyStore, guarded: GuardedStore
+) -> None:
+    """A batch of saves against a store that never answers: every event fails with the
+    timeout after one budget, not one budget per event."""
+    flaky.hang = True
+    events = [ALICE.sign(1, f"hung {i}") for i in range(8)]
+    results = await asyncio.wait_for(guarded.save_many(events, NOW), GUARD)
+    assert all(isinstance(r, StoreUnavailable) and "timed out" in str(r) for r in results)
+    assert flaky.calls == 1  # the first save hung; no event was tried again
