@@ -13,7 +13,9 @@ bodies, and the REST API needs POST. Driving the Sans-I/O protocol directly also
 the relay watch each connection's send buffer (R-P7, :mod:`relay.core.backlog`): above
 ``network.send_high_water`` REQ answers wait for the client to read, and only a client
 that makes no progress for ``network.slow_consumer_timeout``, or passes the hard cap
-``network.max_send_buffer``, is dropped.
+``network.max_send_buffer``, is dropped. The relay's own frames (text, unmasked, never
+fragmented or compressed) are built here and written in one call per batch; the
+protocol object only parses what clients send and handles control frames.
 """
 
 from __future__ import annotations

@@ -4,7 +4,10 @@ One writer thread owns the only write connection and commits queued writes in
 batches: every ``save`` waiting at the moment the writer wakes up shares one
 transaction (each in its own savepoint, so one failure does not sink the others),
 and each caller's future resolves only after COMMIT. Reads run on a small pool of
-read-only connections; WAL lets them proceed while the writer commits.
+read-only connections; WAL lets them proceed while the writer commits. A small read
+(``query_raw_now``: a REQ's 10 newest events) runs on the event loop's own read-only
+connection instead, which saves the thread round trip; SQLite interrupts it past a
+budget of VM steps and it never waits for a lock, and then it is left to the pool.
 
 Checkpoints never run inside a COMMIT (``wal_autocheckpoint = 0``): a checkpointer
 thread with its own connection copies the WAL into the database (PASSIVE: writers and
