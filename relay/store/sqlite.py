@@ -64,11 +64,13 @@ CHECKPOINT_PERIOD = 0.2  # seconds
 CHECKPOINT_CEILING = 16_000  # frames (pages), about 64 MB
 CHECKPOINT_IDLE = 1.0  # seconds
 _CHECKPOINT_BUSY_MS = 200
-# A query answered on the event loop (query_raw_now) may run about this many VM steps
-# (a 10-event authors+kinds REQ takes ~200, 500 rows of a kind ~5,000: well under a
-# millisecond); past it, it is abandoned and the caller runs it on a reader thread.
-_INLINE_STEP_CHECK = 1000
-_INLINE_STEP_CHECKS = 10
+# A query answered on the event loop (query_raw_now) asks for at most this many events
+# (each costs 1-2 us to fetch) and may run about 4,000 SQLite VM steps (a 10-event
+# authors+kinds REQ takes ~200; a row read or skipped takes ~7): a few hundred
+# microseconds at most. Past either, the caller runs it on a reader thread.
+_INLINE_MAX_EVENTS = 200
+_INLINE_STEP_CHECK = 500
+_INLINE_STEP_CHECKS = 8
 
 
 def _connect(path: str, *, readonly: bool, synchronous: str) -> sqlite3.Connection:
@@ -438,10 +440,14 @@ class SqliteStore:
 
     def query_raw_now(self, filters: Sequence[Filter], now: int) -> list[bytes] | None:
         """See :meth:`relay.store.base.EventStore.query_raw_now`: on the event loop's own
-        read-only connection, interrupted past a budget of SQLite VM steps; a busy
-        database or any error also answers None (the reader thread then says why)."""
+        read-only connection, for filters asking for a few events in all, interrupted
+        past a budget of SQLite VM steps; a busy database or any error also answers None
+        (the reader thread then says why)."""
         conn = self._inline
         if conn is None:
+            return None
+        limits = [f.limit for f in filters]
+        if None in limits or sum(limit or 0 for limit in limits) > _INLINE_MAX_EVENTS:
             return None
         self._inline_checks = 0
         try:

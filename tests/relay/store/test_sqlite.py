@@ -248,25 +248,46 @@ async def test_a_small_query_is_answered_at_once_with_the_stored_json(store: Sql
     assert now == [e.raw for e in events[:10]] == await store.query_raw(filters, NOW)
 
 
-async def test_a_query_over_the_step_budget_is_left_to_the_reader_threads(
+async def test_a_large_answer_is_left_to_the_reader_threads(store: SqliteStore) -> None:
+    """Filters asking for hundreds of events (or no limit) answer None at once; the
+    awaited query answers them in full."""
+    events = [ev(created_at=NOW - i, content=str(i)) for i in range(300)]
+    await asyncio.gather(*(store.save(e, NOW) for e in events))
+    for filters, found in (
+        ([f(kinds=[1])], 300),
+        ([f(kinds=[1], limit=300)], 300),
+        ([f(kinds=[1], limit=150), f(authors=[ALICE.pubkey], limit=151)], 151),
+    ):
+        assert store.query_raw_now(filters, NOW) is None
+        assert len(await store.query_raw(filters, NOW)) == found
+    assert store.query_raw_now([f(kinds=[1], limit=200)], NOW) == [e.raw for e in events[:200]]
+
+
+async def test_a_query_scanning_past_the_step_budget_is_left_to_the_reader_threads(
     store: SqliteStore,
 ) -> None:
-    """A scan beyond the VM-step budget answers None (not a partial answer); the
-    awaited query still answers it in full, and the next small query is immediate."""
-    many = [ev(created_at=NOW - i, content=str(i)) for i in range(2000)]
-    for start in range(0, len(many), 200):
-        await asyncio.gather(*(store.save(e, NOW) for e in many[start : start + 200]))
-    everything = [f(kinds=[1])]
-    assert store.query_raw_now(everything, NOW) is None
-    assert len(await store.query_raw(everything, NOW)) == 2000
-    assert store.query_raw_now([f(kinds=[1], limit=1)], NOW) == [many[0].raw]
+    """A small REQ that must skip many rows (here: expired events) is interrupted and
+    answers None, not a partial answer; the awaited query answers it; the next small
+    query is immediate again."""
+    expiring = [
+        ev(created_at=NOW - i, content=str(i), tags=[["expiration", str(NOW + 10)]])
+        for i in range(1000)
+    ]
+    for start in range(0, len(expiring), 250):
+        await asyncio.gather(*(store.save(e, NOW) for e in expiring[start : start + 250]))
+    kept = ev(created_at=NOW - 5000, content="kept")
+    await store.save(kept, NOW)
+    later = NOW + 100
+    assert store.query_raw_now([f(kinds=[1], limit=10)], later) is None
+    assert await store.query_raw([f(kinds=[1], limit=10)], later) == [kept.raw]
+    assert store.query_raw_now([f(ids=[kept.id], limit=10)], later) == [kept.raw]
 
 
 async def test_no_immediate_answers_from_a_closed_store(tmp_path: Path) -> None:
     """Before open and after close the immediate read answers None."""
     s = SqliteStore(tmp_path / "relay.db")
-    assert s.query_raw_now([f()], NOW) is None
+    assert s.query_raw_now([f(limit=10)], NOW) is None
     await s.open()
-    assert s.query_raw_now([f()], NOW) == []
+    assert s.query_raw_now([f(limit=10)], NOW) == []
     await s.close()
-    assert s.query_raw_now([f()], NOW) is None
+    assert s.query_raw_now([f(limit=10)], NOW) is None
