@@ -11,9 +11,12 @@ budget of VM steps and it never waits for a lock, and then it is left to the poo
 
 Checkpoints never run inside a COMMIT (``wal_autocheckpoint = 0``): a checkpointer
 thread with its own connection copies the WAL into the database (PASSIVE: writers and
-readers go on) while writes happen, restarts the WAL when it passes a ceiling that
-readers kept it from resetting below, and truncates it once writes pause. An
-acknowledgement therefore waits for its own transaction only.
+readers go on) while writes happen, and truncates it once writes pause. Under writes
+that never pause, a PASSIVE checkpoint on another connection never catches up with the
+writer, so the WAL could never start over: once it holds enough frames, the writer
+itself copies the short tail left between two batches (only then can its next
+transaction reset the WAL), or restarts it past a ceiling. An acknowledgement never
+waits for a checkpoint inside its own COMMIT.
 """
 
 from __future__ import annotations
@@ -56,14 +59,17 @@ _BUSY_TIMEOUT_MS = 5000
 _WRITE_ATTEMPTS = 3
 _WRITE_BACKOFF = 0.05  # seconds, then x4
 # SQLite's default limit on bound parameters is 32766; filters are capped well below.
-# The checkpointer: a PASSIVE checkpoint at most this often while writes happen; a
-# RESTART (which makes new writes wait for it) once the WAL holds this many frames a
-# PASSIVE one could not reset (readers on old snapshots); a TRUNCATE after this long
-# without writes. Its busy timeout bounds how long a RESTART may hold writers back.
+# The checkpointer: a PASSIVE checkpoint at most this often while writes happen; past
+# CHECKPOINT_RESET frames the writer finishes it between batches (so its next
+# transaction resets the WAL), past CHECKPOINT_CEILING (readers kept the WAL from
+# resetting) with a RESTART that waits at most _CHECKPOINT_BUSY_MS for them; a TRUNCATE
+# after CHECKPOINT_IDLE without writes. A reset WAL file is cut to _WAL_SIZE_LIMIT.
 CHECKPOINT_PERIOD = 0.2  # seconds
-CHECKPOINT_CEILING = 16_000  # frames (pages), about 64 MB
+CHECKPOINT_RESET = 4_000  # frames (pages), about 16 MB
+CHECKPOINT_CEILING = 16_000  # frames, about 64 MB
 CHECKPOINT_IDLE = 1.0  # seconds
 _CHECKPOINT_BUSY_MS = 200
+_WAL_SIZE_LIMIT = 64 * 1024 * 1024
 # A query answered on the event loop (query_raw_now) asks for at most this many events
 # (each costs 1-2 us to fetch) and may run about 4,000 SQLite VM steps (a 10-event
 # authors+kinds REQ takes ~200; a row read or skipped takes ~7): a few hundred
@@ -83,6 +89,7 @@ def _connect(path: str, *, readonly: bool, synchronous: str) -> sqlite3.Connecti
         # every write in flight waits for it (the 82 ms publish p99 of issue 13): the
         # checkpointer thread does this work instead.
         conn.execute("PRAGMA wal_autocheckpoint = 0")
+        conn.execute(f"PRAGMA journal_size_limit = {_WAL_SIZE_LIMIT}")
         conn.execute(f"PRAGMA synchronous = {synchronous.upper()}")
     conn.execute("PRAGMA temp_store = MEMORY")
     conn.execute("PRAGMA cache_size = -32000")
@@ -98,6 +105,7 @@ class _Checkpointer(threading.Thread):
         *,
         synchronous: str,
         period: float = CHECKPOINT_PERIOD,
+        reset: int = CHECKPOINT_RESET,
         ceiling: int = CHECKPOINT_CEILING,
         idle: float = CHECKPOINT_IDLE,
     ) -> None:
@@ -105,13 +113,17 @@ class _Checkpointer(threading.Thread):
         self.conn = _connect(path, readonly=False, synchronous=synchronous)
         self.conn.execute(f"PRAGMA busy_timeout = {_CHECKPOINT_BUSY_MS}")
         self.period = period
+        self.reset = reset
         self.ceiling = ceiling
+        # Asks the writer for a checkpoint between two batches ("PASSIVE"/"RESTART").
+        self.ask_writer: Callable[[str], None] = lambda mode: None
         self.idle = idle
         self.written = threading.Event()
         self.stopping = False
         self.truncated = threading.Event()  # set while the WAL is empty on disk
         self.commits = 0  # transactions the writer reported
         self.covered = 0  # of those, how many the last finished checkpoint started after
+        self.passes = 0  # PASSIVE checkpoints done while writes happened
         self.progress = threading.Condition()
 
     def notify(self) -> None:
@@ -146,11 +158,12 @@ class _Checkpointer(threading.Thread):
                 break
             dirty = True
             seen = self.commits
-            _, frames, copied = self._checkpoint_counts("PASSIVE")
-            if frames > self.ceiling and copied < frames:
-                self._checkpoint("RESTART")
+            _, frames, _ = self._checkpoint_counts("PASSIVE")
+            if frames >= self.reset:
+                self.ask_writer("RESTART" if frames > self.ceiling else "PASSIVE")
             with self.progress:
                 self.covered = seen
+                self.passes += 1
                 self.progress.notify_all()
             time.sleep(self.period)  # let frames gather: one checkpoint copies many
         self.conn.close()
@@ -192,6 +205,7 @@ class _Writer(threading.Thread):
         super().__init__(name="sqlite-writer", daemon=True)
         self.conn = conn
         self.on_commit = on_commit
+        self.checkpoint_wanted: str | None = None  # set by the checkpointer thread
         self.jobs: queue.SimpleQueue[_Item | None] = queue.SimpleQueue()
         self.failing: str | None = None  # the last write error, until a commit succeeds
 
@@ -227,6 +241,25 @@ class _Writer(threading.Thread):
             self._hand_back(batch, self._run_batch([job for job, _, _ in batch]))
             if stopping:
                 return
+            mode, self.checkpoint_wanted = self.checkpoint_wanted, None
+            if mode is not None:
+                self._checkpoint(mode)
+
+    def want_checkpoint(self, mode: str) -> None:
+        """Run a ``mode`` checkpoint after the current batch (any thread may ask)."""
+        self.checkpoint_wanted = mode
+
+    def _checkpoint(self, mode: str) -> None:
+        # Between batches: no transaction is open and the acks are already handed back.
+        try:
+            if mode == "RESTART":
+                self.conn.execute(f"PRAGMA busy_timeout = {_CHECKPOINT_BUSY_MS}")
+            self.conn.execute(f"PRAGMA wal_checkpoint({mode})").fetchone()
+        except sqlite3.Error as exc:
+            log.warning("WAL checkpoint failed", extra={"mode": mode, "error": str(exc)})
+        finally:
+            if mode == "RESTART":
+                self.conn.execute(f"PRAGMA busy_timeout = {_BUSY_TIMEOUT_MS}")
 
     @staticmethod
     def _hand_back(batch: list[_Item], outcomes: list[tuple[Any, BaseException | None]]) -> None:
@@ -323,6 +356,7 @@ class SqliteStore:
         self._checkpointer = checkpointer
         checkpointer.start()
         self._writer = _Writer(conn, checkpointer.notify)
+        checkpointer.ask_writer = self._writer.want_checkpoint
         self._writer.start()
         self._inline = self._inline_reader()
         self._readers = ThreadPoolExecutor(

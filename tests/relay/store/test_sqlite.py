@@ -182,6 +182,12 @@ async def test_synchronous_setting_is_the_write_connections_pragma(
         await s.close()
 
 
+def wal_restarts(path: Path) -> int:
+    """The WAL header's checkpoint sequence number: how often the WAL started over."""
+    header = path.with_name(path.name + "-wal").read_bytes()[:16]
+    return int.from_bytes(header[12:16], "big")
+
+
 def wal_size(path: Path) -> int:
     wal = path.with_name(path.name + "-wal")
     return wal.stat().st_size if wal.exists() else 0
@@ -205,6 +211,37 @@ async def test_checkpoints_keep_the_wal_bounded_while_writes_continue(tmp_path: 
         # Without checkpoints the WAL would hold every page written: more than the database.
         assert largest < path.stat().st_size / 2
         assert await s.count([Filter()], NOW) == 2500
+    finally:
+        await s.close()
+
+
+async def test_the_wal_starts_over_under_writes_that_never_pause(tmp_path: Path) -> None:
+    """With a write always in flight a checkpoint on another connection never catches
+    up; the writer finishes it between batches, so the WAL starts over again and again
+    instead of growing with every write."""
+    path = tmp_path / "relay.db"
+    s = SqliteStore(path)
+    await s.open()
+    checkpointer = s._checkpointer
+    assert checkpointer is not None
+    checkpointer.reset = 100  # frames: ask the writer early, so the test stays small
+    checkpointer.period = 0.01
+    batches = [
+        [ev(content=f"{batch}-{i}", tags=[["t", str(i)]]) for i in range(50)]
+        for batch in range(160)
+    ]
+    in_flight: list[asyncio.Future[list[Any]]] = []
+    try:
+        for events in batches:  # signed beforehand: the writer never waits for the test
+            if checkpointer.passes >= 10:
+                break
+            in_flight.append(asyncio.ensure_future(s.save_many(events, NOW)))
+            if len(in_flight) > 3:
+                assert set(await in_flight.pop(0)) == {Outcome.STORED}
+        for pending in in_flight:
+            assert set(await pending) == {Outcome.STORED}
+        assert checkpointer.passes >= 10
+        assert wal_restarts(path) >= 3  # none at all without the writer's help
     finally:
         await s.close()
 
