@@ -65,11 +65,11 @@ _WRITE_BACKOFF = 0.05  # seconds, then x4
 # resetting) with a RESTART that waits at most _CHECKPOINT_BUSY_MS for them; a TRUNCATE
 # after CHECKPOINT_IDLE without writes. A reset WAL file is cut to _WAL_SIZE_LIMIT.
 CHECKPOINT_PERIOD = 0.2  # seconds
-CHECKPOINT_RESET = 4_000  # frames (pages), about 16 MB
-CHECKPOINT_CEILING = 16_000  # frames, about 64 MB
+CHECKPOINT_RESET = 16_000  # frames (pages), about 64 MB
+CHECKPOINT_CEILING = 64_000  # frames, about 256 MB
 CHECKPOINT_IDLE = 1.0  # seconds
 _CHECKPOINT_BUSY_MS = 200
-_WAL_SIZE_LIMIT = 64 * 1024 * 1024
+_WAL_SIZE_LIMIT = 128 * 1024 * 1024
 # A query answered on the event loop (query_raw_now) asks for at most this many events
 # (each costs 1-2 us to fetch) and may run about 4,000 SQLite VM steps (a 10-event
 # authors+kinds REQ takes ~200; a row read or skipped takes ~7): a few hundred
