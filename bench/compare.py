@@ -536,7 +536,7 @@ class Table:
                 continue
             for relay in (new, f"{new}{FULL_SUFFIX}"):
                 base = f"{old}{relay.removeprefix(new)}"
-                if relay in self.relays and base in self.relays:
+                if relay in self.relays and base in self.relays and runs_for(relay, run):
                     name = f"{run.mode} {args_load(run)}"
                     rate = ratio(
                         get(relay, run.key, "rate_per_s"), get(base, run.key, "rate_per_s")
