@@ -129,16 +129,19 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
     parser.add_argument(
         "--mlsgw-env", action="append", default=[], help="KEY=VALUE for mlsgw (repeat)"
     )
+    parser.add_argument(
+        "--baseline-tree",
+        help="soak mlsgw from this checkout instead (e.g. a git worktree of an older commit)",
+    )
     parser.add_argument("--out", help="also write the Markdown report to this file")
     return parser.parse_args(argv)
 
 
 def main(argv: Sequence[str] | None = None) -> int:
     args = parse_args(argv)
-    # compare.start_relay reads these; the soak has no baseline or profile
-    args.baseline_tree = None
     atexit.register(compare._cleanup)
-    relay = compare.start_relay("mlsgw", args)
+    name = compare.BASELINE_RELAY if args.baseline_tree else "mlsgw"
+    relay = compare.start_relay(name, args)
     pid = relay.proc.pid
     samples: list[tuple[float, float]] = [(0.0, rss_mb(pid))]
     results: dict[str, list[dict[str, Any]]] = {name: [] for name in LOADS}
@@ -162,10 +165,11 @@ def main(argv: Sequence[str] | None = None) -> int:
             worker.join()
         code = relay.stop()
         compare._RUNNING.remove(relay)
+    where = f"`{args.baseline_tree}`" if args.baseline_tree else compare.source_state()
     header = "| minute | " + " | ".join(f"{m:.1f}" for m, _ in samples) + " |"
     rows = [
         f"Soak: {args.minutes:g} minutes, {time.strftime('%Y-%m-%d %H:%M %Z')}; "
-        f"mlsgw at {compare.source_state()}; {compare.machine()}",
+        f"mlsgw at {where}; {compare.machine()}",
         "",
         header,
         "|---|" + "---:|" * len(samples),
