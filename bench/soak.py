@@ -13,9 +13,10 @@ of ``--run-seconds`` until ``--minutes`` have passed:
 RSS (``VmRSS`` of the relay and its children) is read every ``--sample-seconds``. The report
 is a Markdown table of RSS by minute and one line per load with the range of its figures.
 
-Example::
+Examples (the second soaks an older commit, checked out in a git worktree)::
 
     python bench/soak.py --minutes 10 --out /tmp/soak.md
+    python bench/soak.py --minutes 10 --baseline-tree /tmp/baseline
 """
 
 from __future__ import annotations
