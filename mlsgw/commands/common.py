@@ -216,11 +216,12 @@ ActionOptions = CommandOptions
 
 
 def runbook_command(
-    fields_: tuple[str, ...] = SERVICE_FIELDS, *, action: bool = False
+    fields_: tuple[str, ...] = SERVICE_FIELDS, *, action: bool = False, health_checks: bool = True
 ) -> Callable[[Callable[..., None]], Callable[..., None]]:
     """Give a command the flags of the target ``fields_`` (``[ops]`` field names), ``--config``
-    and ``--json`` (plus ``--dry-run``, ``--yes``, ``--health-interval`` when ``action``), and
-    pass them as one keyword-only ``options: CommandOptions``.
+    and ``--json`` (plus ``--dry-run``, ``--yes``, ``--health-interval`` when ``action``;
+    without ``--health-interval`` when the action runs no /health checks, ``health_checks``
+    false), and pass them as one keyword-only ``options: CommandOptions``.
 
     Each flag is derived from its ``[ops]`` field, so it is declared nowhere else; a command
     redeclaring one of them is a :class:`TypeError` at import.
@@ -228,7 +229,11 @@ def runbook_command(
     unknown = set(fields_) - set(OPS_FIELDS)
     if unknown:
         raise TypeError(f"not [ops] fields: {sorted(unknown)}")
-    common = [n for n in _COMMON if action or n not in ACTION_ONLY]
+    common = [
+        n
+        for n in _COMMON
+        if (action or n not in ACTION_ONLY) and (health_checks or n != "health_interval")
+    ]
 
     def decorate(command: Callable[..., None]) -> Callable[..., None]:
         own = inspect.signature(command, eval_str=True)

@@ -114,7 +114,7 @@ def monthly(task: TaskOpt = None, *, options: CommandOptions) -> None:
 
 
 @app.command("quarterly", cls=RunbookCommand)
-@runbook_command(DRILL_FIELDS, action=True)
+@runbook_command(DRILL_FIELDS, action=True, health_checks=False)
 def quarterly(
     task: TaskOpt = None,
     database: Annotated[

@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
+import inspect
 import json
 from pathlib import Path
 
 import pytest
 
-from mlsgw.commands.common import ActionOptions, action_command
+from mlsgw.commands.common import ActionOptions, action_command, runbook_command
 from tests.mlsgw.conftest import PROJECT, REGION, SERVICE, Cli
 from tests.stand_ins.google import GoogleStandIn
 
@@ -57,3 +58,22 @@ def test_a_command_may_not_redeclare_a_shared_option() -> None:
 
     with pytest.raises(TypeError, match="project"):
         action_command(clashing)
+
+
+def test_an_action_without_health_checks_offers_no_health_interval() -> None:
+    """--health-interval paces the /health checks after a change: an action that runs none
+    (the restore drill) does not offer it, the others keep it with --dry-run and --yes."""
+
+    def drill(*, options: ActionOptions) -> None:
+        """Example: none"""
+
+    def deploy(*, options: ActionOptions) -> None:
+        """Example: none"""
+
+    quiet = inspect.signature(
+        runbook_command(("project",), action=True, health_checks=False)(drill)
+    )
+    checked = inspect.signature(runbook_command(("project",), action=True)(deploy))
+    assert {"dry_run", "yes"} <= set(quiet.parameters)
+    assert "health_interval" not in quiet.parameters
+    assert "health_interval" in checked.parameters
