@@ -60,7 +60,7 @@ def plan(rules: RulesOpt = None, *, options: CommandOptions) -> None:
 
 
 @app.command("apply", cls=RunbookCommand)
-@runbook_command(MONITOR_FIELDS, action=True)
+@runbook_command(MONITOR_FIELDS, action=True, health_checks=False)
 def apply(rules: RulesOpt = None, *, options: CommandOptions) -> None:
     """Create or update the alert policies (and the uptime check on /health) so they match
     the rules; policies without the label are never touched. Applying twice changes nothing.
@@ -114,7 +114,7 @@ def dashboard_plan(*, options: CommandOptions) -> None:
 
 
 @dashboard_app.command("apply", cls=RunbookCommand)
-@runbook_command(MONITOR_FIELDS, action=True)
+@runbook_command(MONITOR_FIELDS, action=True, health_checks=False)
 def dashboard_apply(*, options: CommandOptions) -> None:
     """Create or replace the primary dashboard (etag-guarded). Applying twice changes nothing.
 

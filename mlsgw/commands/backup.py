@@ -27,7 +27,7 @@ DatabaseOpt = Annotated[str, typer.Option("--database", help="Firestore database
 
 
 @app.callback()
-@runbook_command(BACKUP_FIELDS, action=True)
+@runbook_command(BACKUP_FIELDS, action=True, health_checks=False)
 def backup(
     ctx: typer.Context,
     database: DatabaseOpt = "(default)",
@@ -90,7 +90,7 @@ def list_backups(
 
 
 @app.command("schedule", cls=RunbookCommand)
-@runbook_command(SERVICE_FIELDS, action=True)
+@runbook_command(SERVICE_FIELDS, action=True, health_checks=False)
 def schedule(
     retention_days: Annotated[
         int,

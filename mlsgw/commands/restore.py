@@ -32,7 +32,7 @@ def _parse_at(value: str | None) -> datetime | None:
     return parsed.replace(tzinfo=UTC) if parsed.tzinfo is None else parsed.astimezone(UTC)
 
 
-@runbook_command((*SERVICE_FIELDS, "probe_key"), action=True)
+@runbook_command((*SERVICE_FIELDS, "probe_key"), action=True, health_checks=False)
 def restore(
     path: Annotated[
         str | None,
