@@ -210,8 +210,7 @@ class MlsGateway:
             )
         else:
             outcome = await self.store.save(event, now)
-        if outcome is Outcome.STORED and kind in kinds.RESTRICTED:
-            self.metrics.events_processed.labels(str(kind)).inc()
+        self._count_stored(event, outcome)
         return outcome
 
     @staticmethod
@@ -230,9 +229,12 @@ class MlsGateway:
         result for each is its outcome or the store's failure for it."""
         results = await self.store.save_many(events, now)
         for event, outcome in zip(events, results, strict=True):
-            if outcome is Outcome.STORED and event.kind in kinds.RESTRICTED:
-                self.metrics.events_processed.labels(str(event.kind)).inc()
+            self._count_stored(event, outcome)
         return results
+
+    def _count_stored(self, event: Event, outcome: Outcome | Rejection | StoreUnavailable) -> None:
+        if outcome is Outcome.STORED and event.kind in kinds.RESTRICTED:
+            self.metrics.events_processed.labels(str(event.kind)).inc()
 
     async def _save_keypackage(self, event: Event, now: int) -> Outcome | Rejection:
         expires_at = keypackage_expiry(event, now=now, ttl=int(self.settings.keypackage_ttl))

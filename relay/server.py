@@ -128,8 +128,7 @@ class WebSocketPeer:
         self.flush()
         parts: list[bytes] = []
         for data in frames:
-            size = len(data)
-            parts.append(bytes((0x81, size)) if size < 126 else text_frame_header(size))
+            parts.append(text_frame_header(len(data)))
             parts.append(data)
         out = b"".join(parts)
         self.transport.write(out)
@@ -203,10 +202,7 @@ class WebSocketPeer:
                     break
                 frames.append(more)
             try:
-                if len(frames) == 1:
-                    await self.relay.handle_frame(self, frame)
-                else:
-                    await self.relay.handle_frames(self, frames)
+                await self.relay.handle_frames(self, frames)
             except Exception:
                 log.exception("internal error while handling a message")
                 self.send(m.encode_notice("error: internal error"))

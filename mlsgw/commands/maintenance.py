@@ -133,9 +133,10 @@ def quarterly(
 
     The newest managed backup is restored into a scratch database mlsgw-drill-YYYYMMDD-HHMM,
     its documents are counted against the backup's own count, the restore time is judged
-    against the 2 h RTO and the backup's age against the 24 h RPO, and the scratch database
-    is deleted, also when the restore or the count fails. Asks first (--yes for cron);
-    --dry-run shows the plan and creates nothing; the drill is recorded in the ledger.
+    against the 2 h RTO and the backup's age against the RPO ([ops] rpo_hours, 24 h by
+    default), and the scratch database is deleted, also when the restore or the count
+    fails. Asks first (--yes for cron); --dry-run shows the plan and creates nothing; the
+    drill is recorded in the ledger.
 
     Exit codes: the worst task decides: 0 ok (or dry run), 1 a warning (old backup), 2
     critical (no backup, counts differ, over the RTO, restore failed, scratch database left

@@ -48,6 +48,12 @@ _READERS = 2
 _INLINE_MAX_EVENTS = 200
 _INLINE_STEP_CHECK = 500
 _INLINE_STEP_CHECKS = 8
+# OverflowError: an integer beyond SQLite's int64.
+_WRITE_ERRORS = (sqlite3.Error, OverflowError)
+
+
+def _write_failed(exc: BaseException) -> StoreUnavailable:
+    return StoreUnavailable(f"sqlite write failed: {exc}")
 
 
 class SqliteStore:
@@ -118,8 +124,8 @@ class SqliteStore:
         (future,) = self._writer.submit((job,), asyncio.get_running_loop())
         try:
             return cast(T, await future)
-        except (sqlite3.Error, OverflowError) as exc:  # OverflowError: int beyond SQLite's int64
-            raise StoreUnavailable(f"sqlite write failed: {exc}") from exc
+        except _WRITE_ERRORS as exc:
+            raise _write_failed(exc) from exc
 
     def _reader(self) -> sqlite3.Connection:
         conn: sqlite3.Connection | None = getattr(self._local, "conn", None)
@@ -176,8 +182,8 @@ class SqliteStore:
                 results.append(await future)
             except StoreUnavailable as exc:
                 results.append(exc)
-            except (sqlite3.Error, OverflowError) as exc:
-                results.append(StoreUnavailable(f"sqlite write failed: {exc}"))
+            except _WRITE_ERRORS as exc:
+                results.append(_write_failed(exc))
         return results
 
     async def query(
