@@ -62,9 +62,11 @@ STREAM_BATCH_BYTES = 256 * 1024
 # Ids of recently fanned-out events: an event arriving twice (from a client and back
 # over the bus, or accepted on two instances at once) within this many is sent once.
 RECENT_EVENT_IDS = 16384
-# Fewer EVENTs than this in one pipelined batch are verified on the loop: the hop to the
-# verify thread and back costs about what verifying a few signatures does.
-VERIFY_IN_THREAD_MIN = 4
+# Fewer EVENTs than this in one pipelined batch are verified on the loop (about 45 us
+# each; coincurve lets other threads run meanwhile). Measured under 10x16 publish load
+# (bench/RESULTS.md): the hop to the verify thread and back waited on the GIL for ~9 ms a
+# batch of 8, so the thread only pays off for big bursts, which would hold the loop.
+VERIFY_IN_THREAD_MIN = 32
 
 
 class Peer(Protocol):

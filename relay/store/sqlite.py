@@ -34,7 +34,15 @@ from relay.store.base import (
     StoreUnavailable,
 )
 from relay.store.migrations import apply_migrations
-from relay.store.sqlite_events import count_events, delete_seqs, query_raw, save_event
+from relay.store.sqlite_events import (
+    count_events,
+    delete_seqs,
+    has_json,
+    is_plain,
+    query_raw,
+    save_event,
+    save_plain_events,
+)
 from relay.store.sqlite_writer import Checkpointer, Writer, connect
 from relay.threads import name_os_thread
 
@@ -56,6 +64,15 @@ def _write_failed(exc: BaseException) -> StoreUnavailable:
     return StoreUnavailable(f"sqlite write failed: {exc}")
 
 
+def _as_unavailable(exc: Exception) -> StoreUnavailable:
+    """A failed save's result in :meth:`SqliteStore.save_many`."""
+    if isinstance(exc, StoreUnavailable):
+        return exc
+    if isinstance(exc, _WRITE_ERRORS):
+        return _write_failed(exc)
+    raise exc
+
+
 class SqliteStore:
     """:class:`~relay.store.base.EventStore` on one SQLite file in WAL mode."""
 
@@ -70,6 +87,7 @@ class SqliteStore:
         self._lock = threading.Lock()
         self._inline: sqlite3.Connection | None = None  # the event loop's own reader
         self._inline_checks = 0
+        self._batch_plain = False  # runs of plain events saved set-based (needs JSON1)
 
     # --- lifecycle ---------------------------------------------------------------------
 
@@ -79,6 +97,7 @@ class SqliteStore:
             Path(self.path).parent.mkdir(parents=True, exist_ok=True)
             conn = connect(self.path, readonly=False, synchronous=self.synchronous)
             apply_migrations(conn)
+            self._batch_plain = has_json(conn)
             checkpointer = Checkpointer(self.path, synchronous=self.synchronous)
         except (sqlite3.Error, OSError) as exc:
             raise StoreUnavailable(f"cannot open {self.path}: {exc}") from exc
@@ -170,20 +189,51 @@ class SqliteStore:
     async def save_many(
         self, events: Sequence[Event], now: int
     ) -> list[Outcome | StoreUnavailable]:
-        """See :meth:`relay.store.base.EventStore.save_many`: one queued job per event,
-        so they share the writer's transaction and each fails alone."""
+        """See :meth:`relay.store.base.EventStore.save_many`. Each run of plain events
+        (:func:`~relay.store.sqlite_events.is_plain`) is one set-based job, any other
+        event a job of its own, all sharing the writer's transaction. A run whose job
+        fails is saved again one job per event, so each event fails alone."""
         if self._writer is None:
             raise StoreUnavailable("store is not open")
-        jobs = [functools.partial(save_event, event=event) for event in events]
-        futures = self._writer.submit(jobs, asyncio.get_running_loop())
+        runs: list[list[Event]] = []
+        for event in events:
+            if runs and self._batch_plain and is_plain(event) and is_plain(runs[-1][0]):
+                runs[-1].append(event)
+            else:
+                runs.append([event])
+        jobs = [
+            functools.partial(save_plain_events, events=run)
+            if self._batch_plain and is_plain(run[0])
+            else functools.partial(save_event, event=run[0])
+            for run in runs
+        ]
+        loop = asyncio.get_running_loop()
+        futures = self._writer.submit(jobs, loop)
         results: list[Outcome | StoreUnavailable] = []
-        for future in futures:  # all resolve in one loop callback: one suspension
+        for run, future in zip(runs, futures, strict=True):
+            # all resolve in one loop callback: one suspension
+            try:
+                value = await future
+            except Exception as exc:  # noqa: BLE001 - each event of the run alone, below
+                if len(run) == 1:
+                    results.append(_as_unavailable(exc))
+                    continue
+                results.extend(await self._save_each(run, loop))
+            else:
+                results.extend(value if isinstance(value, list) else [value])
+        return results
+
+    async def _save_each(
+        self, events: Sequence[Event], loop: asyncio.AbstractEventLoop
+    ) -> list[Outcome | StoreUnavailable]:
+        assert self._writer is not None
+        jobs = [functools.partial(save_event, event=event) for event in events]
+        results: list[Outcome | StoreUnavailable] = []
+        for future in self._writer.submit(jobs, loop):
             try:
                 results.append(await future)
-            except StoreUnavailable as exc:
-                results.append(exc)
-            except _WRITE_ERRORS as exc:
-                results.append(_write_failed(exc))
+            except Exception as exc:  # noqa: BLE001 - the event's own result
+                results.append(_as_unavailable(exc))
         return results
 
     async def query(

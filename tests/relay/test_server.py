@@ -13,6 +13,7 @@ import pytest
 from coincurve import PrivateKey
 from websockets.exceptions import ConnectionClosed, InvalidStatus
 
+from relay.app import VERIFY_IN_THREAD_MIN
 from relay.config import RateRule
 from relay.core.event import compute_id
 from relay.server import client_ip, ip_permitted
@@ -684,20 +685,25 @@ async def oks(client: RawClient, count: int) -> list[list[Any]]:
     return found
 
 
-async def test_a_bad_signature_in_a_pipelined_batch_fails_alone(running: RunningRelay) -> None:
-    """16 EVENTs in one write, one with a forged signature: that one gets OK false
-    "invalid: bad signature", the 15 others OK true in order and are stored."""
+@pytest.mark.parametrize("size", [8, VERIFY_IN_THREAD_MIN + 8])
+async def test_a_bad_signature_in_a_pipelined_batch_fails_alone(
+    running: RunningRelay, size: int
+) -> None:
+    """EVENTs in one write, one with a forged signature: that one gets OK false
+    "invalid: bad signature", the others OK true in order and are stored, whether the
+    batch was verified on the loop (small) or on the verify thread (big)."""
     client = await RawClient.open(running.url)
-    events = [ALICE.sign(1, f"batch {i}") for i in range(16)]
+    events = [ALICE.sign(1, f"batch {i}") for i in range(size)]
     forged = {**events[5].to_dict(), "sig": events[6].sig}
     frames = [["EVENT", e.to_dict()] for e in events]
     frames[5] = ["EVENT", forged]
     await client.send_many(frames)
-    answers = await oks(client, 16)
+    answers = await oks(client, size)
     assert [a[1] for a in answers] == [e.id for e in events]
     assert answers[5][2:] == [False, "invalid: bad signature"]
     assert all(a[2] is True for i, a in enumerate(answers) if i != 5)
-    assert running.relay._verifier is not None  # the batch was verified off the loop
+    # only a big batch was worth the hop to the verify thread
+    assert (running.relay._verifier is not None) == (size >= VERIFY_IN_THREAD_MIN)
     reader = await running.client()
     stored, _ = await reader.req("all", {"kinds": [1], "limit": 100})
     assert {e["id"] for e in stored} == {e.id for i, e in enumerate(events) if i != 5}

@@ -328,3 +328,35 @@ async def test_no_immediate_answers_from_a_closed_store(tmp_path: Path) -> None:
     assert s.query_raw_now([f(limit=10)], NOW) == []
     await s.close()
     assert s.query_raw_now([f(limit=10)], NOW) is None
+
+
+async def test_save_many_keeps_each_events_place_among_replacements_and_deletions(
+    store: SqliteStore,
+) -> None:
+    """Plain events are saved together, replaceable events and deletions alone, in the
+    order sent: a deletion removes an event saved just before it in the same call, and
+    that event sent again after it stays deleted."""
+    note, other = ev(content="note"), ev(content="other")
+    profile = ev(kind=0, content="profile")
+    gone = deletion(ALICE, ["e", note.id])
+    results = await store.save_many([note, other, gone, profile, note, ev(content="last")], NOW)
+    assert results == [Outcome.STORED] * 4 + [Outcome.DELETED, Outcome.STORED]
+    assert note.id not in await ids(store)
+    assert set(await ids(store, f(kinds=[0]))) == {profile.id}
+    assert len(await ids(store, f(kinds=[1]))) == 2
+
+
+async def test_a_failing_event_in_a_saved_run_fails_alone(store: SqliteStore) -> None:
+    """When the database refuses one event of a run saved together, that event gets
+    StoreUnavailable and every other event of the run is stored."""
+    events = [ev(content=f"run {i}", tags=[["t", "batch"]]) for i in range(6)]
+    bad = events[3]
+    with sqlite3.connect(store.path) as conn:
+        conn.execute(
+            "CREATE TRIGGER refuse_one BEFORE INSERT ON events"
+            f" WHEN NEW.id = '{bad.id}' BEGIN SELECT RAISE(ABORT, 'refused'); END"
+        )
+    results = await store.save_many(events, NOW)
+    assert isinstance(results[3], StoreUnavailable) and "refused" in str(results[3])
+    assert [r for i, r in enumerate(results) if i != 3] == [Outcome.STORED] * 5
+    assert set(await ids(store, f(**{"#t": ["batch"]}))) == {e.id for e in events} - {bad.id}

@@ -10,10 +10,17 @@ from hypothesis import strategies as st
 from relay.core.filters import Filter, parse_filter
 from relay.core.outcome import Outcome
 from relay.store.migrations import apply_migrations
-from relay.store.sqlite_events import count_events, query_raw, save_event
+from relay.store.sqlite_events import (
+    count_events,
+    has_json,
+    is_plain,
+    query_raw,
+    save_event,
+    save_plain_events,
+)
 from tests.support.nostr import Keys
 
-ALICE = Keys(bytes.fromhex("11" * 32))
+ALICE, BOB = Keys(bytes.fromhex("11" * 32)), Keys(bytes.fromhex("22" * 32))
 NOW = 1_700_000_000
 
 
@@ -80,3 +87,66 @@ def test_any_accepted_filter_can_be_queried(fields: dict[str, int]) -> None:
         conn = fresh_db()
         query_raw(conn, [parsed], NOW)
         count_events(conn, [parsed], NOW)
+
+
+def table_rows(conn: sqlite3.Connection) -> tuple[list[tuple[object, ...]], ...]:
+    """Every stored row, with each column's SQLite type (a raw must stay a BLOB)."""
+    events = conn.execute(
+        "SELECT seq, id, pubkey, created_at, kind, d_tag, expires_at, raw, typeof(raw),"
+        " typeof(created_at), typeof(expires_at) FROM events ORDER BY seq"
+    ).fetchall()
+    tags = conn.execute(
+        "SELECT event_seq, name, value, created_at, typeof(value) FROM tags ORDER BY rowid"
+    ).fetchall()
+    return events, tags
+
+
+@settings(suppress_health_check=[HealthCheck.too_slow], max_examples=150)
+@given(
+    st.lists(
+        st.tuples(
+            st.sampled_from([1, 7, 445, 1059]),
+            st.booleans(),
+            hostile_tags,
+            st.integers(0, 2**40),
+            st.text(max_size=20),
+        ),
+        min_size=1,
+        max_size=8,
+    ),
+    st.lists(st.integers(0, 7), max_size=4),
+    st.lists(st.integers(0, 7), max_size=3),
+)
+def test_a_run_of_plain_events_is_saved_as_one_save_each_would(
+    specs: list[tuple[int, bool, list[list[str]], int, str]],
+    repeats: list[int],
+    deleted: list[int],
+) -> None:
+    """save_plain_events gives each event the outcome save_event would, in order
+    (repeats in the run are duplicates, ids their author deleted stay deleted, another
+    author's deletion does not count), and leaves the same rows: ids, columns, row ids,
+    tags, the raw JSON as a BLOB."""
+    events = [
+        (BOB if by_bob else ALICE).sign(kind, content, tags, created_at=created_at)
+        for kind, by_bob, tags, created_at, content in specs
+    ]
+    assert all(is_plain(event) for event in events)
+    before = [ALICE.sign(1, "stored before", created_at=NOW)] + [
+        ALICE.sign(5, "", [["e", events[i % len(events)].id]], created_at=NOW) for i in deleted
+    ]
+    run = events + [events[i % len(events)] for i in repeats] + [before[0]]
+    one_by_one, together = fresh_db(), fresh_db()
+    assert has_json(together)
+    for conn in (one_by_one, together):
+        for event in before:
+            save_event(conn, event)
+    expected = [save_event(one_by_one, event) for event in run]
+    assert save_plain_events(together, run) == expected
+    assert table_rows(together) == table_rows(one_by_one)
+
+
+def test_only_events_that_neither_replace_nor_delete_are_plain() -> None:
+    """Replaceable, addressable and deletion events take the one-at-a-time path."""
+    assert is_plain(ALICE.sign(1)) and is_plain(ALICE.sign(445)) and is_plain(ALICE.sign(20001))
+    for kind in (0, 3, 5, 10002, 30023):
+        assert not is_plain(ALICE.sign(kind, "", [["d", "x"]]))
