@@ -12,7 +12,9 @@ is left to the pool.
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import functools
+import itertools
 import sqlite3
 import threading
 from collections.abc import Callable, Sequence
@@ -71,6 +73,23 @@ def _as_unavailable(exc: Exception) -> StoreUnavailable:
     if isinstance(exc, _WRITE_ERRORS):
         return _write_failed(exc)
     raise exc
+
+
+@dataclasses.dataclass(frozen=True)
+class PlainRun:
+    """A writer job: save a run of plain events together. Runs next to each other in
+    the writer's batch (from several connections) are saved as one."""
+
+    events: Sequence[Event]
+
+    def __call__(self, conn: sqlite3.Connection) -> list[Outcome]:
+        return save_plain_events(conn, self.events)
+
+    @staticmethod
+    def combine(conn: sqlite3.Connection, runs: Sequence[PlainRun]) -> list[list[Outcome]]:
+        """Each run's outcomes, all saved with one :func:`save_plain_events` call."""
+        outcomes = iter(save_plain_events(conn, [e for run in runs for e in run.events]))
+        return [list(itertools.islice(outcomes, len(run.events))) for run in runs]
 
 
 class SqliteStore:
@@ -202,7 +221,7 @@ class SqliteStore:
             else:
                 runs.append([event])
         jobs = [
-            functools.partial(save_plain_events, events=run)
+            PlainRun(run)
             if self._batch_plain and is_plain(run[0])
             else functools.partial(save_event, event=run[0])
             for run in runs

@@ -120,10 +120,14 @@ _INSERT_EVENTS = (
     " substr(?2, json_extract(value, '$[6]'), json_extract(value, '$[7]'))"
     " FROM json_each(?1)"
 )
+# Tag names and values travel as UTF-8 in one BLOB too: a JSON string cannot carry a
+# NUL character through SQLite's JSON functions.
 _INSERT_TAGS = (
     "INSERT INTO tags (event_seq, name, value, created_at)"
-    " SELECT json_extract(value, '$[0]'), json_extract(value, '$[1]'),"
-    " json_extract(value, '$[2]'), json_extract(value, '$[3]') FROM json_each(?1)"
+    " SELECT json_extract(value, '$[0]'),"
+    " CAST(substr(?2, json_extract(value, '$[1]'), json_extract(value, '$[2]')) AS TEXT),"
+    " CAST(substr(?2, json_extract(value, '$[3]'), json_extract(value, '$[4]')) AS TEXT),"
+    " json_extract(value, '$[5]') FROM json_each(?1)"
 )
 
 
@@ -148,9 +152,9 @@ def save_plain_events(conn: sqlite3.Connection, events: Sequence[Event]) -> list
     (seq,) = conn.execute("SELECT COALESCE(MAX(seq), 0) FROM events").fetchone()
     outcomes: list[Outcome] = []
     rows: list[tuple[Any, ...]] = []
+    raws = _Blob()
     tag_rows: list[tuple[Any, ...]] = []
-    raws: list[bytes] = []
-    offset = 1  # of the event's JSON in the joined raws (substr counts from 1)
+    tag_text = _Blob()
     for event in events:
         if event.id in stored:
             outcomes.append(Outcome.DUPLICATE)
@@ -160,22 +164,39 @@ def save_plain_events(conn: sqlite3.Connection, events: Sequence[Event]) -> list
             continue
         stored.add(event.id)
         seq += 1
-        raw, created_at = event.raw, event.created_at
+        created_at = event.created_at
         rows.append(
             (seq, event.id, event.pubkey, created_at, event.kind, event.expiration)
-            + (offset, len(raw))
+            + raws.add(event.raw)
         )
-        raws.append(raw)
-        offset += len(raw)
-        tag_rows.extend(
-            (seq, t[0], t[1], created_at) for t in event.tags if len(t) > 1 and len(t[0]) == 1
-        )
+        for tag in event.tags:
+            if len(tag) > 1 and len(tag[0]) == 1:
+                name, value = tag[0].encode(), tag[1].encode()
+                tag_rows.append((seq, *tag_text.add(name), *tag_text.add(value), created_at))
         outcomes.append(Outcome.STORED)
     if rows:
-        conn.execute(_INSERT_EVENTS, (orjson.dumps(rows), b"".join(raws)))
+        conn.execute(_INSERT_EVENTS, (orjson.dumps(rows), raws.joined()))
     if tag_rows:
-        conn.execute(_INSERT_TAGS, (orjson.dumps(tag_rows),))
+        conn.execute(_INSERT_TAGS, (orjson.dumps(tag_rows), tag_text.joined()))
     return outcomes
+
+
+class _Blob:
+    """Byte strings joined into one SQL parameter, each found again with
+    ``substr(blob, start, length)`` (``start`` counts from 1)."""
+
+    def __init__(self) -> None:
+        self.parts: list[bytes] = []
+        self.start = 1
+
+    def add(self, data: bytes) -> tuple[int, int]:
+        """Append ``data``; its ``(start, length)``."""
+        self.parts.append(data)
+        self.start += len(data)
+        return self.start - len(data), len(data)
+
+    def joined(self) -> bytes:
+        return b"".join(self.parts)
 
 
 def has_json(conn: sqlite3.Connection) -> bool:

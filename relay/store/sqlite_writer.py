@@ -156,6 +156,26 @@ _Job = Callable[[sqlite3.Connection], Any]
 _Item = tuple[_Job, "asyncio.Future[Any]", asyncio.AbstractEventLoop]
 
 
+def run_jobs(conn: sqlite3.Connection, jobs: Sequence[_Job]) -> list[Any]:
+    """Each job's value, running them in order on ``conn``. Consecutive jobs with the
+    same ``combine`` function (an attribute) run as one call, ``combine(conn, jobs)``,
+    which returns their values in order: a batch then costs a few statements, not a
+    few per job."""
+    values: list[Any] = []
+    i = 0
+    while i < len(jobs):
+        combine = getattr(jobs[i], "combine", None)
+        end = i + 1
+        if combine is None:
+            values.append(jobs[i](conn))
+        else:
+            while end < len(jobs) and getattr(jobs[end], "combine", None) is combine:
+                end += 1
+            values.extend(combine(conn, jobs[i:end]))
+        i = end
+    return values
+
+
 def _settle(results: list[tuple[asyncio.Future[Any], Any, BaseException | None]]) -> None:
     """Resolve a batch's futures on their loop (callers that gave up are skipped)."""
     for future, value, exc in results:
@@ -289,7 +309,7 @@ class Writer(threading.Thread):
     def _attempt(self, jobs: list[Callable[[sqlite3.Connection], Any]]) -> list[Any]:
         self.conn.execute("BEGIN IMMEDIATE")
         try:
-            values = [job(self.conn) for job in jobs]
+            values = run_jobs(self.conn, jobs)
             self.conn.execute("COMMIT")
         except BaseException:
             if self.conn.in_transaction:

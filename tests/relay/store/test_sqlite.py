@@ -360,3 +360,20 @@ async def test_a_failing_event_in_a_saved_run_fails_alone(store: SqliteStore) ->
     assert isinstance(results[3], StoreUnavailable) and "refused" in str(results[3])
     assert [r for i, r in enumerate(results) if i != 3] == [Outcome.STORED] * 5
     assert set(await ids(store, f(**{"#t": ["batch"]}))) == {e.id for e in events} - {bad.id}
+
+
+async def test_save_many_calls_in_one_commit_answer_as_if_saved_in_turn(
+    store: SqliteStore,
+) -> None:
+    """Several connections' batches sharing a writer transaction are saved together:
+    an event in two of them is stored once and a duplicate in the other."""
+    shared = ev(content="in both")
+    batches = [
+        [ev(content=f"{n}-{i}", tags=[["t", "many"]]) for i in range(4)] + [shared]
+        for n in range(5)
+    ]
+    results = await asyncio.gather(*(store.save_many(batch, NOW) for batch in batches))
+    assert all(r[:4] == [Outcome.STORED] * 4 for r in results)
+    assert [r[4] for r in results].count(Outcome.STORED) == 1
+    assert [r[4] for r in results].count(Outcome.DUPLICATE) == 4
+    assert len(await ids(store, f(**{"#t": ["many"]}))) == 20
