@@ -20,7 +20,7 @@ import threading
 from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
-from typing import TypeVar, cast
+from typing import Any, TypeVar, cast
 
 from relay.core.event import Event, event_from_raw
 from relay.core.filters import Filter
@@ -214,18 +214,16 @@ class SqliteStore:
         fails is saved again one job per event, so each event fails alone."""
         if self._writer is None:
             raise StoreUnavailable("store is not open")
-        runs: list[list[Event]] = []
-        for event in events:
-            if runs and self._batch_plain and is_plain(event) and is_plain(runs[-1][0]):
-                runs[-1].append(event)
-            else:
+        runs: list[list[Event]] = []  # what each job saves
+        jobs: list[Callable[[sqlite3.Connection], Any]] = []
+        for plain, group in itertools.groupby(events, self._saves_together):
+            if plain:
+                runs.append(list(group))
+                jobs.append(PlainRun(runs[-1]))
+                continue
+            for event in group:
                 runs.append([event])
-        jobs = [
-            PlainRun(run)
-            if self._batch_plain and is_plain(run[0])
-            else functools.partial(save_event, event=run[0])
-            for run in runs
-        ]
+                jobs.append(functools.partial(save_event, event=event))
         loop = asyncio.get_running_loop()
         futures = self._writer.submit(jobs, loop)
         results: list[Outcome | StoreUnavailable] = []
@@ -241,6 +239,9 @@ class SqliteStore:
             else:
                 results.extend(value if isinstance(value, list) else [value])
         return results
+
+    def _saves_together(self, event: Event) -> bool:
+        return self._batch_plain and is_plain(event)
 
     async def _save_each(
         self, events: Sequence[Event], loop: asyncio.AbstractEventLoop
