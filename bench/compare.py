@@ -410,6 +410,13 @@ def _cell(result: dict[str, Any] | None, row: str) -> str:
         return "failed" if row == "rate" else "—"
     if row == "rate":
         return f"{result['rate_per_s']:,.0f}"
+    if row == "spread":
+        spread = result.get("spread")
+        if not spread:
+            return "—"
+        return " / ".join(
+            "?" if v is None else f"{v:,.0f}" if v >= 100 else f"{v:.2f}" for v in spread
+        )
     if row == "latency":
         return _ms(result, "p50_ms", "p95_ms", "p99_ms")
     if row == "cpu":
@@ -477,6 +484,13 @@ class Table:
         self.results.setdefault(run.key, {})[relay] = result
 
     def _rows(self, run: Run, args: argparse.Namespace) -> list[tuple[str, str]]:
+        rows = self._figures(run, args)
+        if args.rounds > 1:
+            what = "delivery p95 (ms)" if run.mode == "fanout" else "throughput"
+            rows.insert(1, ("spread", f"{rows[0][1].split(':')[0]}: {what} of each round"))
+        return rows
+
+    def _figures(self, run: Run, args: argparse.Namespace) -> list[tuple[str, str]]:
         load = f"{args.connections}×{run.window}"
         if run.mode == "publish":
             return [
@@ -622,6 +636,14 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--quiet-wait", type=float, default=180.0, help="but no longer than this")
     parser.add_argument("--out", help="also write the Markdown report to this file")
     parser.add_argument("--json-out", help="write all raw results as JSON to this file")
+    parser.add_argument(
+        "--rounds",
+        type=int,
+        default=1,
+        help="run every cell this many times, relays taking turns within each round; the "
+        "table shows each cell's median run (by throughput, fan-out by p95 latency) and "
+        "the spread",
+    )
     parser.add_argument("--keep-logs", action="store_true", help="print relay log tails")
     return parser.parse_args(argv)
 
@@ -641,31 +663,19 @@ def main(argv: Sequence[str] | None = None) -> int:
     problems: list[str] = []
     runs = plan_runs(modes, args)
     for run in runs:
-        for name in relays:
-            if not runs_for(name, run):
-                continue
-            print(f"[compare] {name}: {run.mode} ×{run.window} ...", file=sys.stderr, flush=True)
-            relay = start_relay(name, args)
-            wait_for_quiet(args)
-            result = run_loadgen(run.mode, relay, args, run.window)
-            crashed = not relay.alive()
-            code = relay.stop()
-            _RUNNING.remove(relay)
-            for emulator in _EMULATORS:
-                emulator.stop()
-            _EMULATORS.clear()
-            what = f"{run.mode} ×{run.window}"
-            if crashed:
-                problems.append(f"{name} died during {what} (exit code {code})")
-            elif code != 0 and not (name == "nostr-relay" and code == -signal.SIGTERM):
-                problems.append(f"{name} exited {code} after SIGTERM ({what})")
-            if "failed" in result:
-                problems.append(f"{name} {what}: {result['failed']}")
-            if args.keep_logs:
-                print(relay.log.read_text()[-2000:], file=sys.stderr)
-            table.add(run, name, result)
-            rate = result.get("rate_per_s", "?")
-            print(f"[compare]   -> {rate}/s, errors {result.get('errors')}", file=sys.stderr)
+        rounds: dict[str, list[dict[str, Any]]] = {}
+        for number in range(1, args.rounds + 1):
+            for name in relays:
+                if not runs_for(name, run):
+                    continue
+                label = f"{run.mode} ×{run.window}, round {number}/{args.rounds}"
+                print(f"[compare] {name}: {label} ...", file=sys.stderr, flush=True)
+                result = measure(name, run, args, problems)
+                rounds.setdefault(name, []).append(result)
+                rate = result.get("rate_per_s", "?")
+                print(f"[compare]   -> {rate}/s, errors {result.get('errors')}", file=sys.stderr)
+        for name, results in rounds.items():
+            table.add(run, name, median_run(run, results))
     report = [
         f"Date: {time.strftime('%Y-%m-%d %H:%M %Z')}; machine: {machine()}; mlsgw at {state}",
         "",
@@ -691,6 +701,44 @@ def main(argv: Sequence[str] | None = None) -> int:
     if args.json_out:
         Path(args.json_out).write_text(json.dumps(table.results, indent=2))
     return 1 if problems else 0
+
+
+def measure(name: str, run: Run, args: argparse.Namespace, problems: list[str]) -> dict[str, Any]:
+    """One cell: a fresh ``name`` relay under ``run``'s load; what went wrong goes to
+    ``problems``."""
+    relay = start_relay(name, args)
+    wait_for_quiet(args)
+    result = run_loadgen(run.mode, relay, args, run.window)
+    crashed = not relay.alive()
+    code = relay.stop()
+    _RUNNING.remove(relay)
+    for emulator in _EMULATORS:
+        emulator.stop()
+    _EMULATORS.clear()
+    what = f"{run.mode} ×{run.window}"
+    if crashed:
+        problems.append(f"{name} died during {what} (exit code {code})")
+    elif code != 0 and not (name == "nostr-relay" and code == -signal.SIGTERM):
+        problems.append(f"{name} exited {code} after SIGTERM ({what})")
+    if "failed" in result:
+        problems.append(f"{name} {what}: {result['failed']}")
+    if args.keep_logs:
+        print(relay.log.read_text()[-2000:], file=sys.stderr)
+    return result
+
+
+def median_run(run: Run, results: list[dict[str, Any]]) -> dict[str, Any]:
+    """The run in the middle of ``results`` (by throughput; fan-out, whose rate is set,
+    by p95 latency), whole, so that its figures belong together; with more than one,
+    ``spread`` lists every run's figure in the order they ran."""
+    ok = [r for r in results if "failed" not in r]
+    if not ok:
+        return results[-1]
+    key = "p95_ms" if run.mode == "fanout" else "rate_per_s"
+    middle = dict(sorted(ok, key=lambda r: float(r[key]))[(len(ok) - 1) // 2])
+    if len(results) > 1:
+        middle["spread"] = [r.get(key) for r in results]
+    return middle
 
 
 def source_state() -> str:
