@@ -45,7 +45,7 @@ from relay.store.sqlite_events import (
     save_event,
     save_plain_events,
 )
-from relay.store.sqlite_writer import Checkpointer, Writer, connect
+from relay.store.sqlite_writer import SQLITE_ERRORS, Checkpointer, Writer, connect
 from relay.threads import name_os_thread
 
 T = TypeVar("T")
@@ -58,21 +58,6 @@ _READERS = 2
 _INLINE_MAX_EVENTS = 200
 _INLINE_STEP_CHECK = 500
 _INLINE_STEP_CHECKS = 8
-# OverflowError: an integer beyond SQLite's int64.
-_WRITE_ERRORS = (sqlite3.Error, OverflowError)
-
-
-def _write_failed(exc: BaseException) -> StoreUnavailable:
-    return StoreUnavailable(f"sqlite write failed: {exc}")
-
-
-def _as_unavailable(exc: Exception) -> StoreUnavailable:
-    """A failed save's result in :meth:`SqliteStore.save_many`."""
-    if isinstance(exc, StoreUnavailable):
-        return exc
-    if isinstance(exc, _WRITE_ERRORS):
-        return _write_failed(exc)
-    raise exc
 
 
 @dataclasses.dataclass(frozen=True)
@@ -160,10 +145,7 @@ class SqliteStore:
         if self._writer is None:
             raise StoreUnavailable("store is not open")
         (future,) = self._writer.submit((job,), asyncio.get_running_loop())
-        try:
-            return cast(T, await future)
-        except _WRITE_ERRORS as exc:
-            raise _write_failed(exc) from exc
+        return cast(T, await future)  # the writer turned SQLite errors into StoreUnavailable
 
     def _reader(self) -> sqlite3.Connection:
         conn: sqlite3.Connection | None = getattr(self._local, "conn", None)
@@ -196,7 +178,7 @@ class SqliteStore:
         loop = asyncio.get_running_loop()
         try:
             return await loop.run_in_executor(self._readers, lambda: job(self._reader()))
-        except (sqlite3.Error, OverflowError) as exc:  # OverflowError: int beyond SQLite's int64
+        except SQLITE_ERRORS as exc:
             raise StoreUnavailable(f"sqlite read failed: {exc}") from exc
 
     # --- EventStore --------------------------------------------------------------------
@@ -231,11 +213,13 @@ class SqliteStore:
             # all resolve in one loop callback: one suspension
             try:
                 value = await future
-            except Exception as exc:  # noqa: BLE001 - each event of the run alone, below
-                if len(run) == 1:
-                    results.append(_as_unavailable(exc))
-                    continue
-                results.extend(await self._save_each(run, loop))
+            except Exception as exc:  # noqa: BLE001 - a run is saved again event by event
+                if len(run) > 1:
+                    results.extend(await self._save_each(run, loop))
+                elif isinstance(exc, StoreUnavailable):
+                    results.append(exc)
+                else:
+                    raise
             else:
                 results.extend(value if isinstance(value, list) else [value])
         return results
@@ -252,8 +236,8 @@ class SqliteStore:
         for future in self._writer.submit(jobs, loop):
             try:
                 results.append(await future)
-            except Exception as exc:  # noqa: BLE001 - the event's own result
-                results.append(_as_unavailable(exc))
+            except StoreUnavailable as exc:
+                results.append(exc)
         return results
 
     async def query(
@@ -285,7 +269,7 @@ class SqliteStore:
         self._inline_checks = 0
         try:
             return query_raw(conn, filters, now)
-        except (sqlite3.Error, OverflowError):
+        except SQLITE_ERRORS:
             return None
 
     async def count(self, filters: Sequence[Filter], now: int) -> int:

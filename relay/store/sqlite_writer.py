@@ -152,6 +152,16 @@ class Checkpointer(threading.Thread):
         return int(row[0]), int(row[1]), int(row[2])
 
 
+# What the sqlite3 module raises for a failed statement (OverflowError: an integer beyond
+# SQLite's int64); the store answers StoreUnavailable for each.
+SQLITE_ERRORS = (sqlite3.Error, OverflowError)
+
+
+def write_failed(exc: BaseException) -> StoreUnavailable:
+    """The store's error for a write that raised ``exc``."""
+    return StoreUnavailable(f"sqlite write failed: {exc}")
+
+
 _Job = Callable[[sqlite3.Connection], Any]
 _Item = tuple[_Job, "asyncio.Future[Any]", asyncio.AbstractEventLoop]
 
@@ -279,8 +289,8 @@ class Writer(threading.Thread):
         for job in jobs:
             try:
                 outcomes.append((self._transaction([job])[0], None))
-            except sqlite3.Error as exc:
-                outcomes.append((None, StoreUnavailable(f"sqlite write failed: {exc}")))
+            except SQLITE_ERRORS as exc:
+                outcomes.append((None, write_failed(exc)))
             except Exception as exc:  # noqa: BLE001 - handed to the caller's future
                 outcomes.append((None, exc))
         return outcomes
