@@ -486,8 +486,10 @@ class Table:
     def _rows(self, run: Run, args: argparse.Namespace) -> list[tuple[str, str]]:
         rows = self._figures(run, args)
         if args.rounds > 1:
-            what = "delivery p95 (ms)" if run.mode == "fanout" else "throughput"
-            rows.insert(1, ("spread", f"{rows[0][1].split(':')[0]}: {what} of each round"))
+            what = "delivery p95 (ms)" if median_key(run) == "p95_ms" else "throughput"
+            load = f"{args.connections}×{run.window}"
+            name = "fanout" if run.mode == "fanout" else f"{run.mode} {load}"
+            rows.insert(1, ("spread", f"{name}: {what} of each round"))
         return rows
 
     def _figures(self, run: Run, args: argparse.Namespace) -> list[tuple[str, str]]:
@@ -727,14 +729,20 @@ def measure(name: str, run: Run, args: argparse.Namespace, problems: list[str]) 
     return result
 
 
+def median_key(run: Run) -> str:
+    """The figure ``--rounds`` takes the median of: throughput, but for fan-out (whose rate
+    is set by the load) its p95 delivery latency."""
+    return "p95_ms" if run.mode == "fanout" else "rate_per_s"
+
+
 def median_run(run: Run, results: list[dict[str, Any]]) -> dict[str, Any]:
-    """The run in the middle of ``results`` (by throughput; fan-out, whose rate is set,
-    by p95 latency), whole, so that its figures belong together; with more than one,
+    """The run in the middle of ``results`` by :func:`median_key`, whole, so that its
+    figures belong together; with more than one,
     ``spread`` lists every run's figure in the order they ran."""
     ok = [r for r in results if "failed" not in r]
     if not ok:
         return results[-1]
-    key = "p95_ms" if run.mode == "fanout" else "rate_per_s"
+    key = median_key(run)
     middle = dict(sorted(ok, key=lambda r: float(r[key]))[(len(ok) - 1) // 2])
     if len(results) > 1:
         middle["spread"] = [r.get(key) for r in results]

@@ -3,8 +3,9 @@
 minutes, while the relay's resident memory is sampled.
 
 The relay is started as ``compare.py`` starts it (fresh temporary database, this checkout's
-code, default settings but for the per-connection message cap, lifted as there). Three load generators run side by side, each in back-to-back runs
-of ``--run-seconds`` until ``--minutes`` have passed:
+code, default settings but for the per-connection message cap, lifted as there). Three
+load generators run side by side, each in back-to-back runs of ``--run-seconds`` until
+``--minutes`` have passed:
 
 * ``publish -n 4`` (1 in flight per connection),
 * ``req -n 4 --authors 50 --seed-per-author 20``,
