@@ -16,7 +16,7 @@ from tests.support.http import http_request
 from tests.support.nostr import Keys, RelayClient
 from tests.support.process import PROCESS_TIMEOUT, REPO, ServeProcess, StartServe, base_env
 
-RNOSTR_EXAMPLE = REPO / "tests" / "fixtures" / "rnostr.toml"  # copy of ../shared/examples
+RNOSTR_EXAMPLE = REPO / "tests" / "fixtures" / "rnostr.toml"  # in-repo copy of the product example
 # The rnostr example allows exactly this key (secret key 1, the secp256k1 generator).
 OPERATOR = Keys((1).to_bytes(32, "big"))
 STORE_TIMEOUT = 3.0
