@@ -1,5 +1,5 @@
 """``python -m mlsgw``."""
 
-from mlsgw.cli import main
+from mlsgw.main import main
 
 main()

@@ -2,9 +2,6 @@
 
 from __future__ import annotations
 
-import typer
-
-from mlsgw import __version__
 from mlsgw.commands import alerts as alerts_cmd
 from mlsgw.commands import audit as audit_cmd
 from mlsgw.commands import backup as backup_cmd
@@ -20,35 +17,10 @@ from mlsgw.commands import modes as modes_cmd
 from mlsgw.commands import playbook as playbook_cmd
 from mlsgw.commands import restore as restore_cmd
 from mlsgw.commands import rollback as rollback_cmd
-from mlsgw.commands import serve as serve_cmd
-from mlsgw.commands.usage import MlsgwCommand, MlsgwGroup
+from mlsgw.commands.usage import MlsgwCommand
+from mlsgw.main import new_app
 
-app = typer.Typer(
-    name="mlsgw",
-    cls=MlsgwGroup,
-    help="MLS-over-Nostr gateway: the relay (serve) and the operator's runbook as commands.",
-    no_args_is_help=True,
-    add_completion=False,
-    pretty_exceptions_enable=False,
-)
-
-
-def _version(value: bool) -> None:
-    if value:
-        typer.echo(f"mlsgw {__version__}")
-        raise typer.Exit()
-
-
-@app.callback()
-def root(
-    version: bool = typer.Option(
-        False, "--version", callback=_version, is_eager=True, help="Print the version and exit."
-    ),
-) -> None:
-    """MLS-over-Nostr gateway: the relay (serve) and the runbook as commands."""
-
-
-app.command("serve", cls=MlsgwCommand)(serve_cmd.serve)
+app = new_app()
 app.add_typer(config_cmd.app, name="config")
 app.command("healthcheck", cls=MlsgwCommand)(healthcheck_cmd.healthcheck)
 app.command("rollback", cls=MlsgwCommand)(rollback_cmd.rollback)
@@ -70,8 +42,3 @@ app.add_typer(alerts_cmd.app, name="alerts")
 app.add_typer(alerts_cmd.dashboard_app, name="dashboard")
 app.add_typer(maintenance_cmd.app, name="maintenance")
 app.command("schedule", cls=MlsgwCommand)(maintenance_cmd.schedule)
-
-
-def main() -> None:
-    """Console-script entry point."""
-    app()

@@ -14,12 +14,10 @@ from contextlib import ExitStack
 from relay.app import Relay
 from relay.bus.base import Bus
 from relay.bus.local import LocalBus
-from relay.bus.redis_bus import RedisBus
 from relay.config import Config
 from relay.datalock import DataDirLock
 from relay.server import RelayServer
 from relay.store.base import MlsStore, StoreUnavailable
-from relay.store.firestore import FirestoreStore
 from relay.store.guarded import GuardedStore
 from relay.store.sqlite import SqliteStore
 
@@ -38,6 +36,10 @@ def build_store(config: Config) -> MlsStore:
     behind the fault guard (timeouts and retries, R-S3)."""
     store: MlsStore
     if config.store_backend == "firestore":
+        # Imported here, as RedisBus below: a relay on the embedded store never loads the
+        # Google Cloud and Redis clients (tens of MB of memory and a slower cold start).
+        from relay.store.firestore import FirestoreStore
+
         store = FirestoreStore(
             config.firestore_project,
             config.data.database,
@@ -51,6 +53,8 @@ def build_store(config: Config) -> MlsStore:
 def build_bus(config: Config) -> Bus:
     """The Redis bus when ``cluster.redis_url`` is set (R-S2), else the in-process one."""
     if config.cluster.redis_url:
+        from relay.bus.redis_bus import RedisBus
+
         try:
             return RedisBus(config.cluster.redis_url, prefix=config.cluster.prefix)
         except ValueError as exc:  # redis-py's answer to a URL it cannot use

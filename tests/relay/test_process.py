@@ -192,6 +192,19 @@ async def test_health_of_the_process(serve: StartServe, tmp_path: Path) -> None:
     assert await relay.stop() == 0
 
 
+async def test_a_relay_on_the_embedded_store_loads_no_cloud_or_grpc_client(
+    serve: StartServe, tmp_path: Path
+) -> None:
+    """``mlsgw serve`` on SQLite maps none of the runbook's native Google Cloud libraries
+    (gRPC, protobuf): they cost every instance tens of MB and part of its cold start."""
+    relay = await serve()
+    await relay.wait_ready()
+    mapped = Path(f"/proc/{relay.process.pid}/maps").read_text()
+    assert "/coincurve/" in mapped  # the relay's own native code is there to be seen
+    assert "/grpc/" not in mapped and "/google/_upb/" not in mapped
+    assert await relay.stop() == 0
+
+
 # --- config check / show -------------------------------------------------------------------------
 
 
