@@ -143,6 +143,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = parse_args(argv)
     atexit.register(compare._cleanup)
     name = compare.BASELINE_RELAY if args.baseline_tree else "mlsgw"
+    # Read before the relay starts: the tree may change while the soak runs.
+    where = f"`{args.baseline_tree}`" if args.baseline_tree else compare.source_state()
     relay = compare.start_relay(name, args)
     pid = relay.proc.pid
     samples: list[tuple[float, float]] = [(0.0, rss_mb(pid))]
@@ -167,7 +169,6 @@ def main(argv: Sequence[str] | None = None) -> int:
             worker.join()
         code = relay.stop()
         compare._RUNNING.remove(relay)
-    where = f"`{args.baseline_tree}`" if args.baseline_tree else compare.source_state()
     header = "| minute | " + " | ".join(f"{m:.1f}" for m, _ in samples) + " |"
     rows = [
         f"Soak: {args.minutes:g} minutes, {time.strftime('%Y-%m-%d %H:%M %Z')}; "
