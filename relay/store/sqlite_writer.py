@@ -129,7 +129,7 @@ class Checkpointer(threading.Thread):
                 break
             dirty = True
             seen = self.commits
-            _, frames, _ = self._checkpoint_counts("PASSIVE")
+            _, frames, _ = wal_checkpoint(self.conn, "PASSIVE")
             if frames >= self.reset:
                 self.ask_writer("RESTART" if frames > self.ceiling else "PASSIVE")
             with self.progress:
@@ -140,16 +140,20 @@ class Checkpointer(threading.Thread):
         self.conn.close()
 
     def _checkpoint(self, mode: str) -> bool:
-        busy, frames, copied = self._checkpoint_counts(mode)
+        busy, frames, copied = wal_checkpoint(self.conn, mode)
         return busy == 0 and copied == frames
 
-    def _checkpoint_counts(self, mode: str) -> tuple[int, int, int]:
-        try:
-            row = self.conn.execute(f"PRAGMA wal_checkpoint({mode})").fetchone()
-        except sqlite3.Error as exc:  # the writer reports store faults; retry next round
-            log.warning("WAL checkpoint failed", extra={"mode": mode, "error": str(exc)})
-            return 1, 0, 0
-        return int(row[0]), int(row[1]), int(row[2])
+
+def wal_checkpoint(conn: sqlite3.Connection, mode: str) -> tuple[int, int, int]:
+    """Run a ``mode`` WAL checkpoint on ``conn``: SQLite's (busy, WAL frames, frames copied).
+    A failure is logged and reads as busy, ``(1, 0, 0)``: the next round tries again, and
+    the writer reports store faults to the callers of the writes themselves."""
+    try:
+        row = conn.execute(f"PRAGMA wal_checkpoint({mode})").fetchone()
+    except sqlite3.Error as exc:
+        log.warning("WAL checkpoint failed", extra={"mode": mode, "error": str(exc)})
+        return 1, 0, 0
+    return int(row[0]), int(row[1]), int(row[2])
 
 
 # What the sqlite3 module raises for a failed statement (OverflowError: an integer beyond
@@ -252,15 +256,17 @@ class Writer(threading.Thread):
 
     def _checkpoint(self, mode: str) -> None:
         # Between batches: no transaction is open and the acks are already handed back.
+        # A RESTART waits for readers at most _CHECKPOINT_BUSY_MS, not the writes' timeout.
+        if mode != "RESTART":
+            wal_checkpoint(self.conn, mode)
+            return
         try:
-            if mode == "RESTART":
-                self.conn.execute(f"PRAGMA busy_timeout = {_CHECKPOINT_BUSY_MS}")
-            self.conn.execute(f"PRAGMA wal_checkpoint({mode})").fetchone()
+            self.conn.execute(f"PRAGMA busy_timeout = {_CHECKPOINT_BUSY_MS}")
+            wal_checkpoint(self.conn, mode)
         except sqlite3.Error as exc:
             log.warning("WAL checkpoint failed", extra={"mode": mode, "error": str(exc)})
         finally:
-            if mode == "RESTART":
-                self.conn.execute(f"PRAGMA busy_timeout = {_BUSY_TIMEOUT_MS}")
+            self.conn.execute(f"PRAGMA busy_timeout = {_BUSY_TIMEOUT_MS}")
 
     @staticmethod
     def _hand_back(batch: list[_Item], outcomes: list[tuple[Any, BaseException | None]]) -> None:
