@@ -205,7 +205,7 @@ class SqliteStore:
                 continue
             for event in group:
                 runs.append([event])
-                jobs.append(functools.partial(save_event, event=event))
+                jobs.append(functools.partial(_save_alone, event=event))
         loop = asyncio.get_running_loop()
         futures = self._writer.submit(jobs, loop)
         results: list[Outcome | StoreUnavailable] = []
@@ -221,7 +221,7 @@ class SqliteStore:
                 else:
                     raise
             else:
-                results.extend(value if isinstance(value, list) else [value])
+                results.extend(value)  # one outcome per event of the run
         return results
 
     def _saves_together(self, event: Event) -> bool:
@@ -343,3 +343,9 @@ class SqliteStore:
     async def sweep_mls(self, now: int, archive_before: int) -> MlsSweep:
         """See :meth:`relay.store.base.MlsStore.sweep_mls`."""
         return await self._write(lambda conn: sqlite_mls.sweep(conn, now, archive_before))
+
+
+def _save_alone(conn: sqlite3.Connection, event: Event) -> list[Outcome]:
+    """:func:`save_event` as a job of ``save_many``: every job gives a list of outcomes,
+    one per event it saves."""
+    return [save_event(conn, event)]
