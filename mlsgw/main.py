@@ -1,9 +1,9 @@
 """The ``mlsgw`` console script, and the root of its command line.
 
 ``mlsgw serve`` runs on a command line of that one command: a relay instance then never
-imports the runbook's Google Cloud clients, which would cost it ~50 MB of memory and about
-a second of cold start on Cloud Run. Every other command line gets the whole CLI
-(:mod:`mlsgw.cli`).
+imports the runbook's Google Cloud, gRPC and Redis clients, which cost it ~45 MB of memory
+and more than half of its start-up (``bench/coldstart.py``). Every other command line gets
+the whole CLI (:mod:`mlsgw.cli`).
 """
 
 from __future__ import annotations
