@@ -18,7 +18,11 @@ from mlsgw.commands import playbook as playbook_cmd
 from mlsgw.commands import restore as restore_cmd
 from mlsgw.commands import rollback as rollback_cmd
 from mlsgw.commands.usage import MlsgwCommand
-from mlsgw.main import new_app
+from mlsgw.main import main, new_app
+
+# `main` stays importable from here for console scripts installed before the entry point
+# moved to mlsgw.main (an editable install that was not reinstalled after a pull).
+__all__ = ["app", "main"]
 
 app = new_app()
 app.add_typer(config_cmd.app, name="config")

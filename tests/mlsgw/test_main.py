@@ -66,3 +66,9 @@ def test_every_other_command_line_gets_the_whole_cli() -> None:
 def test_version_is_answered_on_the_whole_cli() -> None:
     result = run_main("--version")
     assert result["code"] == 0 and str(result["out"]).startswith("mlsgw ")
+
+
+def test_a_console_script_from_before_the_entry_point_moved_still_finds_main() -> None:
+    from mlsgw import cli, main
+
+    assert cli.main is main.main
