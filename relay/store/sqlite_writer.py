@@ -260,11 +260,9 @@ class Writer(threading.Thread):
         if mode != "RESTART":
             wal_checkpoint(self.conn, mode)
             return
+        self.conn.execute(f"PRAGMA busy_timeout = {_CHECKPOINT_BUSY_MS}")
         try:
-            self.conn.execute(f"PRAGMA busy_timeout = {_CHECKPOINT_BUSY_MS}")
-            wal_checkpoint(self.conn, mode)
-        except sqlite3.Error as exc:
-            log.warning("WAL checkpoint failed", extra={"mode": mode, "error": str(exc)})
+            wal_checkpoint(self.conn, mode)  # logs its own failure
         finally:
             self.conn.execute(f"PRAGMA busy_timeout = {_BUSY_TIMEOUT_MS}")
 
