@@ -162,8 +162,9 @@ def _on_signal(signum: int, _frame: object) -> None:
     sys.exit(128 + signum)
 
 
-def start_relay(name: str, args: argparse.Namespace) -> RelayProcess:
-    """Start a fresh ``name`` relay on a free port and wait until it answers NIP-11."""
+def start_relay(name: str, args: argparse.Namespace, *, poll: float = 0.2) -> RelayProcess:
+    """Start a fresh ``name`` relay on a free port and wait until it answers NIP-11 (asking
+    every ``poll`` seconds)."""
     workdir = Path(tempfile.mkdtemp(prefix=f"bench-{name}-"))
     _TEMPDIRS.append(workdir)
     port = free_port()
@@ -233,7 +234,7 @@ def start_relay(name: str, args: argparse.Namespace) -> RelayProcess:
             raise SystemExit(
                 f"{name} not ready after {READY_TIMEOUT} s:\n{log.read_text()[-3000:]}"
             )
-        time.sleep(0.2)
+        time.sleep(poll)
 
 
 def loadgen_command(
