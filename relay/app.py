@@ -260,10 +260,11 @@ class Relay:
 
         EVENTs among them have their signatures verified together, on the verify thread
         when there are enough to be worth it, and the events the gateway stores plainly
-        are saved in one store call before their OKs go out in one write. Any other
-        frame, and any event with MLS state or a shared rate limit, first answers what
-        came before it and then takes the one-frame path."""
-        if len(frames) == 1 or self.event_limits is not None:
+        are saved in one store call, and in cluster mode published on the bus in one
+        exchange, before their OKs go out in one write. Any other frame, and any event
+        with MLS state or a shared rate limit, first answers what came before it and then
+        takes the one-frame path."""
+        if len(frames) == 1:
             for frame in frames:
                 await self.handle_frame(peer, frame)
             return
@@ -282,17 +283,21 @@ class Relay:
             for action in session.admit(check, verified):
                 if isinstance(action, Send):
                     pending.append(action.data)
-                elif (
-                    isinstance(action, Publish)
-                    and action.store
-                    and self.gateway.saves_plainly(action.event)
-                ):
+                elif isinstance(action, Publish) and self._saves_in_batch(action):
                     pending.append(action.event)
                 else:
                     await self._answer(peer, pending)
                     pending = []
                     await self.execute(peer, action)
         await self._answer(peer, pending)
+
+    def _saves_in_batch(self, action: Publish) -> bool:
+        """Whether ``action`` may join a batch: stored plainly, and no shared rate limit
+        to check first (that check takes the one-frame path, in its place)."""
+        event = action.event
+        if self.event_limits is not None and self.event_limits.limits(event.kind):
+            return False
+        return action.store and self.gateway.saves_plainly(event)
 
     async def _verify(self, events: Sequence[Event]) -> list[bool]:
         if len(events) < VERIFY_IN_THREAD_MIN:
@@ -328,11 +333,9 @@ class Relay:
                     frames.append(session.store_failed(item, "could not store the event, retry"))
                     continue
                 if outcome in (Outcome.STORED, Outcome.EPHEMERAL):
-                    sent = await self.bus.publish(wire.encode_event(self.bus.origin, item))
-                    if self.bus.distributed:
-                        self.metrics.bus_published.labels("ok" if sent else "local_only").inc()
                     fan_out.append(item)
                 frames.append(session.published(item, outcome))
+            await self._publish_on_bus(fan_out)
         except Exception:
             log.exception("internal error", extra={"action": "Publish"})
             frames = [
@@ -343,6 +346,19 @@ class Relay:
         peer.send_many(frames)
         for event in fan_out:
             self.deliver(event)
+
+    async def _publish_on_bus(self, events: Sequence[Event]) -> None:
+        """R-P3: in cluster mode an OK follows the publish of its event; ``events`` go out
+        in one exchange. If the bus is down they reach this instance's subscribers only."""
+        if not events:
+            return
+        origin = self.bus.origin
+        if len(events) == 1:
+            sent = await self.bus.publish(wire.encode_event(origin, events[0]))
+        else:
+            sent = await self.bus.publish_many([wire.encode_event(origin, e) for e in events])
+        if self.bus.distributed:
+            self.metrics.bus_published.labels("ok" if sent else "local_only").inc(len(events))
 
     async def _save_many(self, events: Sequence[Event]) -> list[Outcome | StoreUnavailable]:
         if not events:
@@ -403,11 +419,7 @@ class Relay:
             outcome = result
         fan_out = outcome in (Outcome.STORED, Outcome.EPHEMERAL)
         if fan_out:
-            # R-P3: in cluster mode OK follows the publish; if the bus is down, publish
-            # answers False at once and the event reaches this instance's subscribers only.
-            sent = await self.bus.publish(wire.encode_event(self.bus.origin, event))
-            if self.bus.distributed:
-                self.metrics.bus_published.labels("ok" if sent else "local_only").inc()
+            await self._publish_on_bus([event])
         peer.send(peer.session.published(event, outcome))
         if fan_out:
             self.deliver(event)

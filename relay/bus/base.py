@@ -60,6 +60,12 @@ class Bus(Protocol):
         when the bus is down (the caller delivers locally only). Never raises."""
         ...
 
+    async def publish_many(self, messages: Sequence[bytes]) -> bool:
+        """:meth:`publish` each of ``messages``, in order, in one exchange with the bus.
+        True once the bus has taken them all; False when it is down or failed part-way
+        (some may have gone out: the caller delivers all of them locally). Never raises."""
+        ...
+
     async def take(self, buckets: Sequence[Bucket]) -> int | None:
         """Take one token from every bucket, atomically: None if all had one, else the
         index of the first empty bucket (and nothing is taken). Raises

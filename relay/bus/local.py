@@ -63,6 +63,12 @@ class LocalBus:
                 loop.call_soon(receive, message)
         return True
 
+    async def publish_many(self, messages: Sequence[bytes]) -> bool:
+        """:meth:`publish` each of ``messages``, in order."""
+        for message in messages:
+            await self.publish(message)
+        return True
+
     async def take(self, buckets: Sequence[Bucket]) -> int | None:
         """Token buckets in memory (see :meth:`relay.bus.base.Bus.take`)."""
         now = self.hub.now()

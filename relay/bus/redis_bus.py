@@ -173,6 +173,23 @@ class RedisBus:
             return False
         return True
 
+    async def publish_many(self, messages: Sequence[bytes]) -> bool:
+        """All of ``messages`` PUBLISHed in one pipeline (one round trip, in order on one
+        connection); False (at once while disconnected) if any failed."""
+        if not messages:
+            return True
+        if not self._connected:
+            return False
+        try:
+            async with self.client.pipeline(transaction=False) as pipe:
+                for message in messages:
+                    pipe.publish(self.channel, message)
+                await pipe.execute()
+        except (RedisError, OSError) as exc:
+            self._lost(exc)
+            return False
+        return True
+
     def _lost(self, exc: BaseException) -> None:
         if self._connected:
             log.error("bus command failed; fanning out locally", extra={"error": str(exc)})

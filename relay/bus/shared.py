@@ -33,6 +33,11 @@ class SharedKindLimiter:
         self.fallback = KindRateLimiter(rules)
         self._by_kind = {k: tuple(r for r in rules if k in r.kinds) for r in rules for k in r.kinds}
 
+    def limits(self, kind: int) -> bool:
+        """Whether any rule covers ``kind`` (:meth:`check` of any other kind is None
+        without asking the bus)."""
+        return kind in self._by_kind
+
     async def check(self, kind: int, client_key: str) -> str | None:
         """Take a token for every rule covering ``kind``; the name of the first rule over
         its limit, or None. A refused event consumes nothing. While the bus is down the

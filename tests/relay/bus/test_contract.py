@@ -76,6 +76,17 @@ async def test_messages_from_one_instance_arrive_in_order(
     assert got == [str(n).encode() for n in range(50)]
 
 
+async def test_messages_published_together_arrive_whole_and_in_order(
+    pair: tuple[Instance, Instance],
+) -> None:
+    a, b = pair
+    assert await a.bus.publish_many([]) is True
+    sent = [b"first", *(str(n).encode() for n in range(48)), b"last"]
+    assert await a.bus.publish_many(sent) is True
+    got = [await asyncio.wait_for(b.received.get(), TIMEOUT) for _ in sent]
+    assert got == sent
+
+
 async def test_each_instance_has_its_own_origin(pair: tuple[Instance, Instance]) -> None:
     a, b = pair
     assert len(a.bus.origin) == 32 and a.bus.origin != b.bus.origin

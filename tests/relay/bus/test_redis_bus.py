@@ -54,6 +54,7 @@ async def test_a_killed_redis_is_reported_and_publishing_falls_back_at_once(
     await until_status(relay_bus, "unhealthy")
     assert relay_bus.status() == "unhealthy"
     assert await relay_bus.publish(b"lost") is False
+    assert await relay_bus.publish_many([b"lost", b"too"]) is False
     with pytest.raises(BusUnavailable):
         await relay_bus.take([Bucket("k", 1, 60.0)])
     with pytest.raises(BusUnavailable):
@@ -104,3 +105,27 @@ async def test_a_bus_started_while_redis_is_down_connects_when_it_comes_up(
         await round_trip(relay_bus, listener, b"first")
     finally:
         await relay_bus.close()
+
+
+async def test_messages_published_together_to_a_hung_redis_answer_false_in_time(
+    bus: tuple[RedisBus, Listener], redis: RedisServer
+) -> None:
+    """A pipeline Redis stops answering mid-way: False after the bus timeout (the
+    relay then fans out locally), the bus is marked down, and it carries batches again
+    once Redis is back."""
+    relay_bus, listener = bus
+    redis.pause()
+    try:
+        sent = await asyncio.wait_for(relay_bus.publish_many([b"one", b"two"]), TIMEOUT)
+        assert sent is False
+        assert relay_bus.status() == "unhealthy"
+    finally:
+        redis.resume()
+    await until_status(relay_bus, "ok")
+    assert await relay_bus.publish_many([b"three", b"four"]) is True
+    got: list[bytes] = []
+    while len(got) < 2:
+        message = await asyncio.wait_for(listener.messages.get(), TIMEOUT)
+        if message not in (b"one", b"two"):  # Redis may still deliver what it read hung
+            got.append(message)
+    assert got == [b"three", b"four"]

@@ -13,7 +13,7 @@ from relay.core.event import Event
 from tests.conftest import RunningRelay, StartRelay, make_config
 from tests.support.http import http_request
 from tests.support.nip98 import auth_event, header
-from tests.support.nostr import Keys, RelayClient
+from tests.support.nostr import Keys, RawClient, RelayClient
 from tests.support.redis_server import RedisServer
 
 RELAY_URL = "ws://relay.test"
@@ -60,6 +60,44 @@ async def test_an_event_rate_limit_counts_events_on_every_instance(
     assert (await client_b.publish(alice.sign(7, "other kind")))[2] is True
     bob = await authed(b, Keys())
     assert (await bob.publish(Keys().sign(1, "another client")))[2] is True
+
+
+async def test_a_pipelined_burst_is_stored_and_published_in_batches_with_limits_in_place(
+    start_relay: StartRelay, tmp_path: Path, redis: RedisServer
+) -> None:
+    """EVENTs sent back to back to one instance: the unlimited ones are saved and put on
+    the bus in batches, a kind with a shared rate limit is still checked event by event
+    in its place, every OK comes back in order, and the other instance delivers each
+    stored event once, in order."""
+    a, b = await two_instances(
+        start_relay, tmp_path, redis, rate_limiter={"event": (RateRule("notes", 2, 3600.0, (7,)),)}
+    )
+    reader = await b.client()
+    _, end = await reader.req("live", {"kinds": [1, 7]})
+    assert end[0] == "EOSE"
+    alice = Keys()
+    events = [alice.sign(1, f"before {i}") for i in range(8)]
+    events += [alice.sign(7, f"limited {i}") for i in range(3)]
+    events += [alice.sign(1, f"after {i}") for i in range(8)]
+    publisher = await RawClient.open(a.url)
+    await publisher.send_many([["EVENT", e.to_dict()] for e in events])
+    answers: list[list[Any]] = []
+    while len(answers) < len(events):
+        frame = await publisher.recv()
+        if frame[0] == "OK":
+            answers.append(frame)
+    assert [answer[1] for answer in answers] == [e.id for e in events]
+    assert answers[10][2:] == [False, "rate-limited: notes"]
+    assert all(answer[2] is True for i, answer in enumerate(answers) if i != 10)
+    stored = [e.id for i, e in enumerate(events) if i != 10]
+    assert [(await reader.recv_until("EVENT"))[2]["id"] for _ in stored] == stored
+    assert await reader.nothing_within(0.3)
+    registry = a.relay.metrics.registry
+    published = registry.get_sample_value("nostr_relay_bus_published_total", {"result": "ok"})
+    assert published == len(stored)
+    saves = registry.get_sample_value("nostr_relay_store_seconds_count", {"op": "save"})
+    assert saves is not None and saves < len(stored)
+    publisher.close()
 
 
 async def test_the_keypackage_fetch_limit_counts_an_identity_on_every_instance(
