@@ -431,13 +431,13 @@ class Relay:
 
     def receive_from_bus(self, data: bytes) -> None:
         """A bus message: another instance's event to fan out or group change to apply."""
+        if wire.sent_by(data, self.bus.origin):
+            return
         try:
             message = wire.decode(data)
         except wire.MalformedMessage as exc:
             self.metrics.bus_received.labels("malformed").inc()
             log.error("ignoring a malformed bus message", extra={"error": str(exc)})
-            return
-        if message.origin == self.bus.origin:
             return
         if isinstance(message, wire.EventMessage):
             self.metrics.bus_received.labels("event").inc()

@@ -59,6 +59,12 @@ def encode_group(origin: str, state: GroupState) -> bytes:
     return _head(_GROUP, origin) + orjson.dumps(state.to_json())
 
 
+def sent_by(data: bytes, origin: str) -> bool:
+    """Whether ``data`` carries the header of instance ``origin``, read without decoding
+    its payload (an instance skips its own messages coming back at this cost)."""
+    return data[1 : 1 + ORIGIN_LENGTH] == origin.encode("ascii")
+
+
 def decode(data: bytes) -> BusMessage:
     """Parse a bus message; raises :class:`MalformedMessage` for anything else."""
     kind, origin_bytes, payload = data[:1], data[1 : 1 + ORIGIN_LENGTH], data[1 + ORIGIN_LENGTH :]

@@ -51,7 +51,15 @@ async def test_a_relay_ignores_its_own_messages_coming_back(
     reader = await subscribed(a)
     event = Keys().sign(1, "echo")
     a.relay.receive_from_bus(wire.encode_event(a.relay.bus.origin, event))
+    # skipped by its header, before the payload is parsed: not even counted malformed
+    a.relay.receive_from_bus(b"E" + a.relay.bus.origin.encode() + b"{not an event")
     assert await reader.nothing_within(0.3)
+    registry = a.relay.metrics.registry
+    counted = [
+        registry.get_sample_value("nostr_relay_bus_received_total", {"type": kind})
+        for kind in ("event", "malformed")
+    ]
+    assert not any(counted)
 
 
 async def test_a_malformed_bus_message_is_counted_and_the_relay_keeps_serving(

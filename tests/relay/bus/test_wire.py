@@ -20,6 +20,14 @@ def test_an_event_travels_with_its_exact_bytes_and_origin() -> None:
     assert message.event.raw == event.raw
 
 
+def test_the_sender_is_read_from_the_header_alone() -> None:
+    data = wire.encode_event(ORIGIN, Keys().sign(1, "hello"))
+    assert wire.sent_by(data, ORIGIN)
+    assert not wire.sent_by(data, "b" * 32)
+    assert wire.sent_by(b"E" + ORIGIN.encode() + b"{not an event", ORIGIN)
+    assert not wire.sent_by(b"E" + ORIGIN[:10].encode(), ORIGIN)
+
+
 def test_a_group_state_travels_whole() -> None:
     state = GroupState(
         "g1",
