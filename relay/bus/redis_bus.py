@@ -101,6 +101,9 @@ class RedisBus:
         self._lead = self.client.register_script(_LEAD)
         self._connected = False
         self._listener: asyncio.Task[None] | None = None
+        # Messages waiting for the next round trip, and the task that sends them.
+        self._outbox: list[tuple[Sequence[bytes], asyncio.Future[bool]]] = []
+        self._sender: asyncio.Task[None] | None = None
         self.reconnects = 0
 
     # --- messages ------------------------------------------------------------------------
@@ -164,27 +167,42 @@ class RedisBus:
 
     async def publish(self, message: bytes) -> bool:
         """PUBLISH on the bus channel; False (at once while disconnected) on failure."""
-        if not self._connected:
-            return False
-        try:
-            await self.client.publish(self.channel, message)
-        except (RedisError, OSError) as exc:
-            self._lost(exc)
-            return False
-        return True
+        return await self.publish_many((message,))
 
     async def publish_many(self, messages: Sequence[bytes]) -> bool:
-        """All of ``messages`` PUBLISHed in one pipeline (one round trip, in order on one
-        connection); False (at once while disconnected) if any failed."""
+        """PUBLISH each of ``messages`` on the bus channel, in order; False (at once while
+        disconnected) if any failed.
+
+        Publishes from every connection share round trips: what is queued while one
+        round trip is out goes in the next, as one pipeline on one connection, so the
+        order of the queue is the order on the bus."""
         if not messages:
             return True
         if not self._connected:
             return False
+        sent: asyncio.Future[bool] = asyncio.get_running_loop().create_future()
+        self._outbox.append((messages, sent))
+        if self._sender is None or self._sender.done():
+            self._sender = asyncio.create_task(self._send_outbox())
+        return await sent
+
+    async def _send_outbox(self) -> None:
+        while self._outbox:
+            batch, self._outbox = self._outbox, []
+            ok = self._connected and await self._send([m for queued, _ in batch for m in queued])
+            for _, sent in batch:
+                if not sent.done():  # its caller may have been cancelled
+                    sent.set_result(ok)
+
+    async def _send(self, messages: list[bytes]) -> bool:
         try:
-            async with self.client.pipeline(transaction=False) as pipe:
-                for message in messages:
-                    pipe.publish(self.channel, message)
-                await pipe.execute()
+            if len(messages) == 1:
+                await self.client.publish(self.channel, messages[0])
+            else:
+                async with self.client.pipeline(transaction=False) as pipe:
+                    for message in messages:
+                        pipe.publish(self.channel, message)
+                    await pipe.execute()
         except (RedisError, OSError) as exc:
             self._lost(exc)
             return False
@@ -254,6 +272,8 @@ class RedisBus:
         if self._listener is not None:
             self._listener.cancel()
             await asyncio.gather(self._listener, return_exceptions=True)
+        if self._sender is not None:
+            await asyncio.gather(self._sender, return_exceptions=True)
         self._connected = False
         await self.client.aclose()
 

@@ -87,6 +87,37 @@ async def test_messages_published_together_arrive_whole_and_in_order(
     assert got == sent
 
 
+async def test_concurrent_publishers_all_arrive_each_in_its_own_order(
+    pair: tuple[Instance, Instance],
+) -> None:
+    """Many tasks publishing at once (as connections do): every message arrives once, and
+    each task's messages in the order it sent them."""
+    a, b = pair
+
+    async def one_by_one(name: str) -> list[bool]:
+        return [await a.bus.publish(f"{name}-{n:02}".encode()) for n in range(20)]
+
+    async def in_fours(name: str) -> list[bool]:
+        sent = []
+        for n in range(0, 20, 4):
+            batch = [f"{name}-{k:02}".encode() for k in range(n, n + 4)]
+            sent.append(await a.bus.publish_many(batch))
+        return sent
+
+    names = ["p0", "p1", "p2", "p3", "q0", "q1"]
+    results = await asyncio.gather(
+        *(one_by_one(name) for name in names[:4]), *(in_fours(name) for name in names[4:])
+    )
+    assert all(all(outcome) for outcome in results)
+    got = [await asyncio.wait_for(b.received.get(), TIMEOUT) for _ in range(len(names) * 20)]
+    for name in names:
+        assert [m for m in got if m.startswith(f"{name}-".encode())] == [
+            f"{name}-{n:02}".encode() for n in range(20)
+        ]
+    await asyncio.sleep(0.1)
+    assert b.received.empty()
+
+
 async def test_each_instance_has_its_own_origin(pair: tuple[Instance, Instance]) -> None:
     a, b = pair
     assert len(a.bus.origin) == 32 and a.bus.origin != b.bus.origin
