@@ -49,6 +49,9 @@ BASELINE_RELAY = "baseline"
 # A ``-full`` suffix runs that mlsgw with ``data.synchronous = "full"`` (fsync on every
 # commit: survives a power loss); it only changes writes, so it runs the publish mode only.
 FULL_SUFFIX = "-full"
+# A ``-cluster`` suffix runs that mlsgw in cluster mode on a redis-server of its own (one
+# instance: what the bus costs each event; bench/cluster.py measures two).
+CLUSTER_SUFFIX = "-cluster"
 # mlsgw (and the baseline) run with this per-connection message cap instead of the
 # default 1,000/s: a benchmark measures capacity, and 10 REQ connections pass 1,000/s
 # each, so the limiter's CLOSED answers would be timed instead. --mlsgw-env overrides it.
@@ -134,6 +137,43 @@ _TEMPDIRS: list[Path] = []
 
 
 _EMULATORS: list[Any] = []
+_REDIS: list[subprocess.Popen[bytes]] = []
+
+
+def start_redis(workdir: Path) -> int:
+    """A ``redis-server`` without persistence on a free loopback port; its port."""
+    binary = shutil.which("redis-server")
+    if binary is None:
+        raise SystemExit("redis-server is missing; run scripts/install-test-services")
+    port = free_port()
+    command = [binary, "--port", str(port), "--bind", "127.0.0.1", "--save", ""]
+    _REDIS.append(subprocess.Popen(command, cwd=workdir, stdout=subprocess.DEVNULL))
+    deadline = time.monotonic() + READY_TIMEOUT
+    while not _redis_answers(port):
+        if time.monotonic() > deadline:
+            raise SystemExit(f"redis-server not ready after {READY_TIMEOUT} s")
+        time.sleep(0.05)
+    return port
+
+
+def _redis_answers(port: int) -> bool:
+    try:
+        with socket.create_connection(("127.0.0.1", port), timeout=1) as sock:
+            sock.sendall(b"PING\r\n")
+            return sock.recv(16).startswith(b"+PONG")
+    except OSError:
+        return False
+
+
+def stop_services() -> None:
+    """Stop the emulators and redis-servers started for the last relay."""
+    for emulator in _EMULATORS:
+        emulator.stop()
+    _EMULATORS.clear()
+    for proc in _REDIS:
+        proc.terminate()
+        proc.wait()
+    _REDIS.clear()
 
 
 def start_firestore_emulator() -> Any:
@@ -150,9 +190,7 @@ def _cleanup() -> None:
     for relay in list(_RUNNING):
         relay.stop()
         _RUNNING.remove(relay)
-    for emulator in list(_EMULATORS):
-        emulator.stop()
-        _EMULATORS.remove(emulator)
+    stop_services()
     for path in _TEMPDIRS:
         shutil.rmtree(path, ignore_errors=True)
 
@@ -169,7 +207,7 @@ def start_relay(name: str, args: argparse.Namespace, *, poll: float = 0.2) -> Re
     _TEMPDIRS.append(workdir)
     port = free_port()
     env = dict(os.environ)
-    base = name.removesuffix(FULL_SUFFIX)
+    base = name.removesuffix(FULL_SUFFIX).removesuffix(CLUSTER_SUFFIX)
     if base in ("mlsgw", BASELINE_RELAY, FIRESTORE_RELAY):
         env.update(PORT=str(port), MLSGW_NETWORK__HOST="127.0.0.1")
         if name == FIRESTORE_RELAY:
@@ -187,6 +225,8 @@ def start_relay(name: str, args: argparse.Namespace, *, poll: float = 0.2) -> Re
             env[key] = value
         if name.endswith(FULL_SUFFIX):
             env["MLSGW_DATA__SYNCHRONOUS"] = "full"
+        if name.endswith(CLUSTER_SUFFIX):
+            env["MLSGW_CLUSTER__REDIS_URL"] = f"redis://127.0.0.1:{start_redis(workdir)}/0"
         command = [*args.mlsgw_cmd.split(), "serve"]
         # mlsgw runs from the checkout this script is in, whatever is installed
         tree = str(HERE.parent)
@@ -556,7 +596,7 @@ class Table:
         for run in runs:
             if run.mode == "fanout":
                 continue
-            for relay in (new, f"{new}{FULL_SUFFIX}"):
+            for relay in (new, f"{new}{FULL_SUFFIX}", f"{new}{CLUSTER_SUFFIX}"):
                 base = f"{old}{relay.removeprefix(new)}"
                 if relay in self.relays and base in self.relays and runs_for(relay, run):
                     name = f"{run.mode} {args_load(run)}"
@@ -599,7 +639,8 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
         default=",".join(RELAYS),
         help="comma-separated relays: mlsgw, nostr-relay, baseline (needs --baseline-tree), "
         "mlsgw-firestore; a -full suffix on mlsgw or baseline runs it with "
-        "data.synchronous=full (publish only)",
+        "data.synchronous=full (publish only), a -cluster suffix in cluster mode on a "
+        "redis-server of its own",
     )
     parser.add_argument("--modes", default=",".join(MODES), help="comma-separated modes")
     parser.add_argument("--duration", type=float, default=10.0, help="measured seconds per run")
@@ -689,7 +730,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         "",
         table.markdown(runs, args),
     ]
-    if BASELINE_RELAY in {r.removesuffix(FULL_SUFFIX) for r in relays}:
+    if BASELINE_RELAY in {r.removesuffix(FULL_SUFFIX).removesuffix(CLUSTER_SUFFIX) for r in relays}:
         report += ["Ratios within this run:", "", table.ratios(runs)]
     if problems:
         report += ["Problems:", ""] + [f"- {p}" for p in problems] + [""]
@@ -715,9 +756,7 @@ def measure(name: str, run: Run, args: argparse.Namespace, problems: list[str]) 
     crashed = not relay.alive()
     code = relay.stop()
     _RUNNING.remove(relay)
-    for emulator in _EMULATORS:
-        emulator.stop()
-    _EMULATORS.clear()
+    stop_services()
     what = f"{run.mode} ×{run.window}"
     if crashed:
         problems.append(f"{name} died during {what} (exit code {code})")

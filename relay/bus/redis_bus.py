@@ -189,10 +189,13 @@ class RedisBus:
     async def _send_outbox(self) -> None:
         while self._outbox:
             batch, self._outbox = self._outbox, []
-            ok = self._connected and await self._send([m for queued, _ in batch for m in queued])
-            for _, sent in batch:
-                if not sent.done():  # its caller may have been cancelled
-                    sent.set_result(ok)
+            ok = False
+            try:
+                ok = self._connected and await self._send([m for q, _ in batch for m in q])
+            finally:  # even cancelled, no caller waits forever
+                for _, sent in batch:
+                    if not sent.done():  # its caller may have been cancelled
+                        sent.set_result(ok)
 
     async def _send(self, messages: list[bytes]) -> bool:
         try:
@@ -205,6 +208,9 @@ class RedisBus:
                     await pipe.execute()
         except (RedisError, OSError) as exc:
             self._lost(exc)
+            return False
+        except Exception:  # publish never raises: these events reach local subscribers only
+            log.exception("bus publish failed")
             return False
         return True
 
