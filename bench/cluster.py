@@ -21,7 +21,6 @@ import json
 import os
 import shutil
 import signal
-import socket
 import subprocess
 import sys
 import tempfile
@@ -32,15 +31,11 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
+from compare import free_port, redis_answers
+
 HERE = Path(__file__).resolve().parent
 LOADGEN = HERE / "loadgen.py"
 READY_TIMEOUT = 30.0
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
 
 
 def wait_until(check: Any, what: str) -> None:
@@ -49,15 +44,6 @@ def wait_until(check: Any, what: str) -> None:
         if time.monotonic() > deadline:
             raise SystemExit(f"{what} not ready after {READY_TIMEOUT} s")
         time.sleep(0.1)
-
-
-def redis_answers(port: int) -> bool:
-    try:
-        with socket.create_connection(("127.0.0.1", port), timeout=1) as sock:
-            sock.sendall(b"PING\r\n")
-            return sock.recv(16).startswith(b"+PONG")
-    except OSError:
-        return False
 
 
 def healthy(port: int) -> bool:

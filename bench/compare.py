@@ -149,14 +149,15 @@ def start_redis(workdir: Path) -> int:
     command = [binary, "--port", str(port), "--bind", "127.0.0.1", "--save", ""]
     _REDIS.append(subprocess.Popen(command, cwd=workdir, stdout=subprocess.DEVNULL))
     deadline = time.monotonic() + READY_TIMEOUT
-    while not _redis_answers(port):
+    while not redis_answers(port):
         if time.monotonic() > deadline:
             raise SystemExit(f"redis-server not ready after {READY_TIMEOUT} s")
         time.sleep(0.05)
     return port
 
 
-def _redis_answers(port: int) -> bool:
+def redis_answers(port: int) -> bool:
+    """Whether a Redis on loopback ``port`` answers PING."""
     try:
         with socket.create_connection(("127.0.0.1", port), timeout=1) as sock:
             sock.sendall(b"PING\r\n")

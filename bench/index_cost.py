@@ -15,8 +15,6 @@ Variants:
 * ``ascending``: the same keys ascending (``created_at, id``), read backwards;
 * ``no-id``: ``created_at`` without ``id``; the NIP-01 tie order (lowest id first) then
   costs SQLite a sort of each second's events.
-* ``ascending-no-id``: ``created_at`` ascending without ``id``: new events append at the
-  end of each index (read backwards, with the same sort of each second).
 
 Example::
 
@@ -62,13 +60,6 @@ VARIANTS: dict[str, str] = {
         CREATE INDEX tags_by_value ON tags (name, value, created_at);
     """,
     "no-id": """
-        CREATE INDEX events_by_time ON events (created_at);
-        CREATE INDEX events_by_author ON events (pubkey, created_at);
-        CREATE INDEX events_by_kind ON events (kind, created_at);
-        CREATE INDEX events_by_author_kind ON events (pubkey, kind, created_at);
-        CREATE INDEX tags_by_value ON tags (name, value, created_at);
-    """,
-    "ascending-no-id": """
         CREATE INDEX events_by_time ON events (created_at);
         CREATE INDEX events_by_author ON events (pubkey, created_at);
         CREATE INDEX events_by_kind ON events (kind, created_at);
