@@ -353,10 +353,7 @@ class Relay:
         if not events:
             return
         origin = self.bus.origin
-        if len(events) == 1:
-            sent = await self.bus.publish(wire.encode_event(origin, events[0]))
-        else:
-            sent = await self.bus.publish_many([wire.encode_event(origin, e) for e in events])
+        sent = await self.bus.publish_many([wire.encode_event(origin, e) for e in events])
         if self.bus.distributed:
             self.metrics.bus_published.labels("ok" if sent else "local_only").inc(len(events))
 
