@@ -31,7 +31,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-from compare import free_port, redis_answers
+from compare import free_port, redis_server_command, wait_for_redis
 
 HERE = Path(__file__).resolve().parent
 LOADGEN = HERE / "loadgen.py"
@@ -79,16 +79,9 @@ class Processes:
 def start_cluster(
     procs: Processes, workdir: Path, args: argparse.Namespace
 ) -> tuple[int, int, list[int]]:
-    redis_binary = shutil.which("redis-server")
-    if redis_binary is None:
-        raise SystemExit("redis-server is missing; run scripts/install-test-services")
     redis_port = free_port()
-    procs.start(
-        [redis_binary, "--port", str(redis_port), "--bind", "127.0.0.1", "--save", ""],
-        stdout=subprocess.DEVNULL,
-        cwd=workdir,
-    )
-    wait_until(lambda: redis_answers(redis_port), "redis-server")
+    procs.start(redis_server_command(redis_port), stdout=subprocess.DEVNULL, cwd=workdir)
+    wait_for_redis(redis_port)
     ports, pids = [], []
     for name in ("a", "b"):
         port = free_port()

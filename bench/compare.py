@@ -142,22 +142,31 @@ _REDIS: list[subprocess.Popen[bytes]] = []
 
 def start_redis(workdir: Path) -> int:
     """A ``redis-server`` without persistence on a free loopback port; its port."""
-    binary = shutil.which("redis-server")
-    if binary is None:
-        raise SystemExit("redis-server is missing; run scripts/install-test-services")
     port = free_port()
-    command = [binary, "--port", str(port), "--bind", "127.0.0.1", "--save", ""]
+    command = redis_server_command(port)
     _REDIS.append(subprocess.Popen(command, cwd=workdir, stdout=subprocess.DEVNULL))
-    deadline = time.monotonic() + READY_TIMEOUT
-    while not redis_answers(port):
-        if time.monotonic() > deadline:
-            raise SystemExit(f"redis-server not ready after {READY_TIMEOUT} s")
-        time.sleep(0.05)
+    wait_for_redis(port)
     return port
 
 
-def redis_answers(port: int) -> bool:
-    """Whether a Redis on loopback ``port`` answers PING."""
+def redis_server_command(port: int) -> list[str]:
+    """The command of a ``redis-server`` without persistence on loopback ``port``."""
+    binary = shutil.which("redis-server")
+    if binary is None:
+        raise SystemExit("redis-server is missing; run scripts/install-test-services")
+    return [binary, "--port", str(port), "--bind", "127.0.0.1", "--save", ""]
+
+
+def wait_for_redis(port: int) -> None:
+    """Return once the Redis on loopback ``port`` answers PING (exit after READY_TIMEOUT)."""
+    deadline = time.monotonic() + READY_TIMEOUT
+    while not _redis_answers(port):
+        if time.monotonic() > deadline:
+            raise SystemExit(f"redis-server not ready after {READY_TIMEOUT} s")
+        time.sleep(0.05)
+
+
+def _redis_answers(port: int) -> bool:
     try:
         with socket.create_connection(("127.0.0.1", port), timeout=1) as sock:
             sock.sendall(b"PING\r\n")
@@ -201,6 +210,11 @@ def _on_signal(signum: int, _frame: object) -> None:
     sys.exit(128 + signum)
 
 
+def base_relay(name: str) -> str:
+    """``name`` without its ``-full`` or ``-cluster`` suffix."""
+    return name.removesuffix(FULL_SUFFIX).removesuffix(CLUSTER_SUFFIX)
+
+
 def start_relay(name: str, args: argparse.Namespace, *, poll: float = 0.2) -> RelayProcess:
     """Start a fresh ``name`` relay on a free port and wait until it answers NIP-11 (asking
     every ``poll`` seconds)."""
@@ -208,7 +222,7 @@ def start_relay(name: str, args: argparse.Namespace, *, poll: float = 0.2) -> Re
     _TEMPDIRS.append(workdir)
     port = free_port()
     env = dict(os.environ)
-    base = name.removesuffix(FULL_SUFFIX).removesuffix(CLUSTER_SUFFIX)
+    base = base_relay(name)
     if base in ("mlsgw", BASELINE_RELAY, FIRESTORE_RELAY):
         env.update(PORT=str(port), MLSGW_NETWORK__HOST="127.0.0.1")
         if name == FIRESTORE_RELAY:
@@ -731,7 +745,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         "",
         table.markdown(runs, args),
     ]
-    if BASELINE_RELAY in {r.removesuffix(FULL_SUFFIX).removesuffix(CLUSTER_SUFFIX) for r in relays}:
+    if BASELINE_RELAY in {base_relay(r) for r in relays}:
         report += ["Ratios within this run:", "", table.ratios(runs)]
     if problems:
         report += ["Problems:", ""] + [f"- {p}" for p in problems] + [""]
