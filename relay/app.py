@@ -350,7 +350,7 @@ class Relay:
     async def _publish_on_bus(self, events: Sequence[Event]) -> None:
         """R-P3: in cluster mode an OK follows the publish of its event; ``events`` go out
         in one exchange. If the bus is down they reach this instance's subscribers only."""
-        if not events:
+        if not events or not self.bus.reaches_others():
             return
         origin = self.bus.origin
         sent = await self.bus.publish_many([wire.encode_event(origin, e) for e in events])
@@ -451,7 +451,8 @@ class Relay:
         raw = event.raw
         checks = self.subscriptions.checks
         matches = self.subscriptions.match(event)
-        self.metrics.fanout_checks.inc(self.subscriptions.checks - checks)
+        if self.subscriptions.checks != checks:  # Counter.inc takes a lock: not for 0
+            self.metrics.fanout_checks.inc(self.subscriptions.checks - checks)
         for conn_id, sub_ids in matches.items():
             peer = self.peers.get(conn_id)
             if peer is None or not peer.is_open:

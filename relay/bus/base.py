@@ -48,6 +48,12 @@ class Bus(Protocol):
     distributed: bool
     """True when other processes share this bus (limits must then live on it)."""
 
+    def reaches_others(self) -> bool:
+        """Whether a message published now could reach another instance. False only when
+        none can (an in-process bus alone in its hub): the caller may then skip building
+        and publishing messages that nobody would receive."""
+        ...
+
     async def start(self, receive: Receiver, resync: Resync) -> None:
         """Start receiving: ``receive`` gets every message the other instances publish
         (and maybe this one's own: the caller skips those by origin). ``resync`` is awaited

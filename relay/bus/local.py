@@ -54,6 +54,11 @@ class LocalBus:
         self._receiver = receive
         self.hub.receivers.append(receive)
 
+    def reaches_others(self) -> bool:
+        """Whether another bus of this hub has a receiver (never, in a single-instance
+        relay)."""
+        return any(receive is not self._receiver for receive in self.hub.receivers)
+
     async def publish(self, message: bytes) -> bool:
         """Hand ``message`` to the hub's other receivers on the next loop iteration (alone
         in its hub, as in a single-instance relay, this costs nothing)."""

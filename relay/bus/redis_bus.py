@@ -108,6 +108,10 @@ class RedisBus:
 
     # --- messages ------------------------------------------------------------------------
 
+    def reaches_others(self) -> bool:
+        """Always: any number of instances may be subscribed to the channel."""
+        return True
+
     async def start(self, receive: Receiver, resync: Resync) -> None:
         """Subscribe (waiting at most one attempt) and keep the subscription alive."""
         first = asyncio.get_running_loop().create_future()

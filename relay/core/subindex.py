@@ -138,6 +138,8 @@ class SubscriptionIndex:
     def match(self, event: Event) -> dict[int, list[str]]:
         """Subscription ids per connection with a filter matching ``event`` (read rules
         are the caller's business)."""
+        if not self._filed:  # no live subscription: nothing to build or look up
+            return {}
         view = EventView(event)
         found: dict[int, list[str]] = {}
         seen: set[Slot] = set()

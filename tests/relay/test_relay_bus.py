@@ -6,8 +6,11 @@ from __future__ import annotations
 import asyncio
 from pathlib import Path
 
+import pytest
+
 from relay.bus import wire
 from relay.bus.local import LocalBus, LocalHub
+from relay.core.event import Event
 from tests.conftest import RunningRelay, StartRelay, make_config
 from tests.support.http import http_request
 from tests.support.nostr import Keys, RelayClient
@@ -76,6 +79,42 @@ async def test_a_malformed_bus_message_is_counted_and_the_relay_keeps_serving(
         "nostr_relay_bus_received_total", {"type": "malformed"}
     )
     assert malformed == 1
+
+
+async def test_a_relay_alone_on_its_bus_builds_no_bus_messages(
+    start_relay: StartRelay, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    hub = LocalHub()
+    running = await start_relay(make_config(tmp_path / "data"), bus=LocalBus(hub))
+    encoded: list[bytes] = []
+    real_encode = wire.encode_event
+
+    def encode_event(origin: str, event: Event) -> bytes:
+        encoded.append(real_encode(origin, event))
+        return encoded[-1]
+
+    monkeypatch.setattr(wire, "encode_event", encode_event)
+    reader = await subscribed(running)
+    publisher = await running.client()
+    alone = Keys().sign(1, "nobody else listens")
+    assert (await publisher.publish(alone))[2] is True
+    assert (await reader.recv_until("EVENT"))[2]["id"] == alone.id
+    assert encoded == []
+    # an instance joining the hub later gets what is published from then on
+    listener: list[bytes] = []
+    joined = LocalBus(hub)
+    await joined.start(listener.append, _resync)
+    shared = Keys().sign(1, "now someone does")
+    assert (await publisher.publish(shared))[2] is True
+    await asyncio.sleep(0)  # the hub hands messages over on the next loop iteration
+    messages = [wire.decode(data) for data in listener]
+    assert [m.event.id for m in messages if isinstance(m, wire.EventMessage)] == [shared.id]
+    assert len(messages) == 1
+    await joined.close()
+
+
+async def _resync() -> None:
+    return None
 
 
 async def test_health_says_the_bus_is_disabled_without_a_cluster(running: RunningRelay) -> None:

@@ -66,6 +66,12 @@ async def test_a_published_message_reaches_the_other_instance_unchanged(
     assert await asyncio.wait_for(b.received.get(), TIMEOUT) == message
 
 
+async def test_each_instance_knows_its_messages_can_reach_the_other(
+    pair: tuple[Instance, Instance],
+) -> None:
+    assert all(instance.bus.reaches_others() for instance in pair)
+
+
 async def test_messages_from_one_instance_arrive_in_order(
     pair: tuple[Instance, Instance],
 ) -> None:
@@ -212,3 +218,16 @@ async def test_the_in_process_hub_forgets_refilled_buckets_and_expired_keys() ->
     now[0] += 3600.0
     assert await bus.first_use("other", 5)  # any call past the interval prunes
     assert list(hub.used) == ["other"] and hub.buckets == {}
+
+
+async def test_an_in_process_bus_reaches_others_only_while_another_shares_its_hub() -> None:
+    hub = LocalHub()
+    alone = LocalBus(hub)
+    await alone.start(lambda message: None, _nothing)
+    assert not alone.reaches_others()
+    other = LocalBus(hub)
+    await other.start(lambda message: None, _nothing)
+    assert alone.reaches_others() and other.reaches_others()
+    await other.close()
+    assert not alone.reaches_others()
+    await alone.close()
