@@ -9,6 +9,14 @@ and go; what a stream could replay after an outage was never published on it any
 One connection holds the subscription and is re-established with exponential backoff
 (and jitter) whenever it fails; meanwhile :meth:`RedisBus.publish` answers False at
 once, so the relay fans out locally without waiting for Redis on every event.
+
+What queues while a publish is out goes in the next round trip as one bundle
+(:func:`relay.bus.wire.encode_bundle`): one PUBLISH, and one message for every instance
+to receive (and the sender to skip), instead of one per event. Versions before bundles
+would drop them, so an instance sends bundles only while every subscriber of the bus
+channel also listens on a marker channel (``PUBSUB NUMSUB``, checked on subscribing and
+then every ``bundle_check_interval`` seconds): during a rollout from such a version, or a
+rollback to one, instances publish message by message.
 """
 
 from __future__ import annotations
@@ -25,9 +33,13 @@ from redis.asyncio.retry import Retry
 from redis.backoff import NoBackoff
 from redis.exceptions import RedisError
 
+from relay.bus import wire
 from relay.bus.base import Bucket, BusStatus, BusUnavailable, Receiver, Resync
 
 log = logging.getLogger("relay.bus")
+
+# A bundle holds at most this many bytes of messages (one message above it goes alone).
+BUNDLE_MAX_BYTES = 1024 * 1024
 
 # KEYS: bucket keys; ARGV: capacity and period of each, in order. Server time, so the
 # instances' clocks do not matter. Returns 0, or the 1-based index of an empty bucket.
@@ -82,10 +94,16 @@ class RedisBus:
         timeout: float = 1.0,
         min_backoff: float = 0.1,
         max_backoff: float = 5.0,
+        bundle_check_interval: float = 10.0,
     ) -> None:
         self.origin = uuid.uuid4().hex
         self.prefix = prefix
         self.channel = f"{prefix}:bus"
+        # Subscribed to (never published on) by instances that read bundles.
+        self.bundle_channel = f"{prefix}:bus:bundles"
+        self.bundle_check_interval = bundle_check_interval
+        self.bundles = False  # whether every subscriber reads bundles (last check)
+        self._bundles_checked = 0.0
         self.timeout = timeout
         self.min_backoff = min_backoff
         self.max_backoff = max_backoff
@@ -124,8 +142,9 @@ class RedisBus:
         while True:
             pubsub = self.client.pubsub(ignore_subscribe_messages=True)
             try:
-                await pubsub.subscribe(self.channel)
+                await pubsub.subscribe(self.channel, self.bundle_channel)
                 self._connected = True
+                await self.check_bundles()
                 delay = self.min_backoff
                 if lost:
                     self.reconnects += 1
@@ -152,16 +171,40 @@ class RedisBus:
             delay = min(delay * 2, self.max_backoff)
 
     async def _pump(self, pubsub: PubSub, receive: Receiver) -> None:
+        loop = asyncio.get_running_loop()
         while True:
             if not self._connected:
                 raise BusLost("a bus command failed")
+            if loop.time() - self._bundles_checked >= self.bundle_check_interval:
+                await self.check_bundles()
             message = await pubsub.get_message(timeout=1.0)
             if message is None or message.get("type") != "message":
                 continue
-            try:
-                receive(message["data"])
-            except Exception:
-                log.exception("bus message could not be handled")
+            data = message["data"]
+            if not wire.is_bundle(data):
+                _hand_over(receive, data)
+            elif not wire.sent_by(data, self.origin):
+                try:
+                    messages = wire.unbundle(data)
+                except wire.MalformedMessage as exc:
+                    log.error("ignoring a malformed bus bundle", extra={"error": str(exc)})
+                    continue
+                for one in messages:
+                    _hand_over(receive, one)
+
+    async def check_bundles(self) -> bool:
+        """Whether every subscriber of the bus channel reads bundles, asked of Redis now
+        (kept in :attr:`bundles`; False if Redis does not answer)."""
+        self._bundles_checked = asyncio.get_running_loop().time()
+        try:
+            counts = dict(await self.client.pubsub_numsub(self.channel, self.bundle_channel))
+        except (RedisError, OSError) as exc:
+            log.warning("could not count bus subscribers", extra={"error": str(exc)})
+            self.bundles = False
+            return False
+        readers = counts.get(self.bundle_channel.encode(), 0)
+        self.bundles = counts.get(self.channel.encode(), 0) == readers > 0
+        return self.bundles
 
     async def _resync(self, resync: Resync) -> None:
         try:
@@ -202,6 +245,8 @@ class RedisBus:
                         sent.set_result(ok)
 
     async def _send(self, messages: list[bytes]) -> bool:
+        if len(messages) > 1 and self.bundles:
+            messages = _bundled(self.origin, messages)
         try:
             if len(messages) == 1:
                 await self.client.publish(self.channel, messages[0])
@@ -286,6 +331,35 @@ class RedisBus:
             await asyncio.gather(self._sender, return_exceptions=True)
         self._connected = False
         await self.client.aclose()
+
+
+def _hand_over(receive: Receiver, data: bytes) -> None:
+    try:
+        receive(data)
+    except Exception:
+        log.exception("bus message could not be handled")
+
+
+def _bundled(origin: str, messages: Sequence[bytes]) -> list[bytes]:
+    """``messages`` in order, runs of them packed into bundles of at most
+    :data:`BUNDLE_MAX_BYTES` (a run of one stays a plain message)."""
+    out: list[bytes] = []
+    run: list[bytes] = []
+    size = 0
+
+    def flush() -> None:
+        if run:
+            out.append(wire.encode_bundle(origin, run) if len(run) > 1 else run[0])
+            run.clear()
+
+    for message in messages:
+        if run and size + len(message) > BUNDLE_MAX_BYTES:
+            flush()
+            size = 0
+        run.append(message)
+        size += len(message)
+    flush()
+    return out
 
 
 class BusLost(RedisError):

@@ -4,11 +4,15 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 
 import pytest
+from redis.asyncio import Redis
+from redis.asyncio.client import PubSub
 
+from relay.bus import wire
 from relay.bus.base import Bucket, BusUnavailable
-from relay.bus.redis_bus import RedisBus
+from relay.bus.redis_bus import BUNDLE_MAX_BYTES, RedisBus, _bundled
 from tests.support.redis_server import RedisServer
 
 TIMEOUT = 20.0  # failure guard only; the box is shared
@@ -129,10 +133,106 @@ async def test_messages_published_together_to_a_hung_redis_answer_false_in_time(
     finally:
         redis.resume()
     await until_status(relay_bus, "ok")
-    assert await relay_bus.publish_many([b"four", b"five"]) is True
-    got: list[bytes] = []
-    while len(got) < 2:
-        message = await asyncio.wait_for(listener.messages.get(), TIMEOUT)
-        if message not in (b"one", b"two", b"alone", b"three"):  # what it read while hung
-            got.append(message)
-    assert got == [b"four", b"five"]
+    async with started_bus(redis) as (_, other):
+        assert await relay_bus.publish_many([b"four", b"five"]) is True
+        got: list[bytes] = []
+        while len(got) < 2:
+            message = await asyncio.wait_for(other.messages.get(), TIMEOUT)
+            if message not in (b"one", b"two", b"alone", b"three"):  # sent while hung
+                got.append(message)
+        assert got == [b"four", b"five"]
+
+
+@asynccontextmanager
+async def started_bus(redis: RedisServer) -> AsyncIterator[tuple[RedisBus, Listener]]:
+    listener = Listener()
+    bus = RedisBus(redis.url)
+    await bus.start(listener.messages.put_nowait, listener.resync)
+    try:
+        yield bus, listener
+    finally:
+        await bus.close()
+
+
+@asynccontextmanager
+async def raw_subscriber(redis: RedisServer, *channels: str) -> AsyncIterator[PubSub]:
+    """A plain redis-py subscriber: an instance of another version, or a wiretap."""
+    client = Redis.from_url(redis.url)
+    pubsub = client.pubsub(ignore_subscribe_messages=True)
+    await pubsub.subscribe(*channels)
+    try:
+        yield pubsub
+    finally:
+        await pubsub.aclose()
+        await client.aclose()
+
+
+async def next_data(pubsub: PubSub) -> bytes:
+    async def wait() -> bytes:
+        while True:
+            message = await pubsub.get_message(timeout=1.0)
+            if message is not None and message["type"] == "message":
+                return bytes(message["data"])
+
+    return await asyncio.wait_for(wait(), TIMEOUT)
+
+
+async def test_messages_queued_together_travel_as_one_bundle_and_arrive_in_order(
+    bus: tuple[RedisBus, Listener], redis: RedisServer
+) -> None:
+    sender, own = bus
+    async with started_bus(redis) as (receiver, other):
+        async with raw_subscriber(redis, sender.channel, sender.bundle_channel) as tap:
+            assert await sender.check_bundles() and await receiver.check_bundles()
+            assert await sender.publish_many([b"E1", b"E2", b"E3"])
+            bundle = await next_data(tap)
+            assert wire.is_bundle(bundle) and wire.sent_by(bundle, sender.origin)
+            assert wire.unbundle(bundle) == [b"E1", b"E2", b"E3"]
+            got = [await asyncio.wait_for(other.messages.get(), TIMEOUT) for _ in range(3)]
+            assert got == [b"E1", b"E2", b"E3"]
+            assert await receiver.publish(b"after")
+            assert await next_data(tap) == b"after"  # one message alone stays plain
+    # the sender skipped its own bundle by its header; a plain message still comes back
+    assert await asyncio.wait_for(own.messages.get(), TIMEOUT) == b"after"
+    assert own.messages.empty()
+
+
+async def test_a_subscriber_that_reads_no_bundles_keeps_messages_plain(
+    bus: tuple[RedisBus, Listener], redis: RedisServer
+) -> None:
+    sender, _ = bus
+    async with raw_subscriber(redis, sender.channel) as older:
+        assert not await sender.check_bundles()
+        assert await sender.publish_many([b"E1", b"E2"])
+        assert [await next_data(older), await next_data(older)] == [b"E1", b"E2"]
+    assert await sender.check_bundles()  # it left: bundles again
+
+
+async def test_the_bus_checks_again_who_reads_bundles_while_it_runs(
+    redis: RedisServer,
+) -> None:
+    listener = Listener()
+    sender = RedisBus(redis.url, bundle_check_interval=0.1)
+    await sender.start(listener.messages.put_nowait, listener.resync)
+    try:
+        assert sender.bundles
+        async with raw_subscriber(redis, sender.channel) as older:
+
+            async def turned_off() -> None:
+                while sender.bundles:
+                    await asyncio.sleep(0.05)
+
+            await asyncio.wait_for(turned_off(), TIMEOUT)
+            assert await sender.publish_many([b"E1", b"E2"])
+            assert [await next_data(older), await next_data(older)] == [b"E1", b"E2"]
+    finally:
+        await sender.close()
+
+
+def test_bundles_stay_under_their_size_and_a_lone_message_stays_plain() -> None:
+    origin = "a" * 32
+    half = b"x" * (BUNDLE_MAX_BYTES // 2 + 1)
+    out = _bundled(origin, [b"s1", b"s2", half, half, b"s3"])
+    assert [wire.unbundle(m) for m in out] == [[b"s1", b"s2", half], [half, b"s3"]]
+    huge = b"y" * (BUNDLE_MAX_BYTES + 1)
+    assert _bundled(origin, [huge, b"s4"]) == [huge, b"s4"]

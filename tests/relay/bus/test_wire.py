@@ -63,3 +63,33 @@ def test_anything_else_is_refused_precisely(data: bytes) -> None:
 def test_an_origin_must_have_the_fixed_length() -> None:
     with pytest.raises(ValueError):
         wire.encode_event("short", Keys().sign(1))
+
+
+def test_a_bundle_carries_its_messages_whole_and_in_order() -> None:
+    events = [Keys().sign(1, f"n{i}") for i in range(3)]
+    messages = [wire.encode_event(ORIGIN, e) for e in events] + [b"E" + ORIGIN.encode()]
+    bundle = wire.encode_bundle(ORIGIN, messages)
+    assert wire.is_bundle(bundle) and wire.sent_by(bundle, ORIGIN)
+    assert not wire.is_bundle(messages[0])
+    assert wire.unbundle(bundle) == messages
+    assert wire.unbundle(wire.encode_bundle(ORIGIN, [])) == []
+
+
+@pytest.mark.parametrize(
+    "data",
+    [
+        b"B" + b"a" * 31,
+        b"B" + b"a" * 32 + b"\x00\x00\x00",
+        b"B" + b"a" * 32 + b"\x00\x00\x00\x05abc",
+        b"E" + b"a" * 32 + b"\x00\x00\x00\x00",
+    ],
+)
+def test_a_bundle_whose_lengths_do_not_add_up_is_refused(data: bytes) -> None:
+    with pytest.raises(wire.MalformedMessage):
+        wire.unbundle(data)
+
+
+def test_a_bundle_is_not_one_message() -> None:
+    bundle = wire.encode_bundle(ORIGIN, [wire.encode_event(ORIGIN, Keys().sign(1))])
+    with pytest.raises(wire.MalformedMessage):
+        wire.decode(bundle)
