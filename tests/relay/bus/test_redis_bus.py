@@ -236,3 +236,19 @@ def test_bundles_stay_under_their_size_and_a_lone_message_stays_plain() -> None:
     assert [wire.unbundle(m) for m in out] == [[b"s1", b"s2", half], [half, b"s3"]]
     huge = b"y" * (BUNDLE_MAX_BYTES + 1)
     assert _bundled(origin, [huge, b"s4"]) == [huge, b"s4"]
+
+
+async def test_a_malformed_bundle_is_skipped_and_the_bus_keeps_receiving(
+    bus: tuple[RedisBus, Listener], redis: RedisServer
+) -> None:
+    receiver, listener = bus
+    client = Redis.from_url(redis.url)
+    try:
+        other = "b" * 32
+        await client.publish(receiver.channel, b"B" + other.encode() + b"\x00\x00\x00\x09abc")
+        good = wire.encode_bundle(other, [b"E1", b"E2"])
+        await client.publish(receiver.channel, good)
+    finally:
+        await client.aclose()
+    got = [await asyncio.wait_for(listener.messages.get(), TIMEOUT) for _ in range(2)]
+    assert got == [b"E1", b"E2"]
