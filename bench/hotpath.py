@@ -29,6 +29,7 @@ import asyncio
 import json
 import os
 import re
+import shutil
 import subprocess
 import sys
 import tempfile
@@ -195,6 +196,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = parse_args(argv)
     if args.frames:
         return run_child(args)
+    if args.callgrind and shutil.which("valgrind") is None:
+        raise SystemExit("--callgrind needs valgrind: apt-get install valgrind")
     total = args.events * (2 if args.callgrind else 1)
     frames = signed_frames(total, args.connections)
     with tempfile.NamedTemporaryFile("wb", suffix=".json") as f:
