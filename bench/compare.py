@@ -317,7 +317,8 @@ def loadgen_command(
         "--subscribers",
         str(args.subscribers),
     ]
-    return command + args.loadgen_arg
+    extra: list[str] = args.loadgen_arg
+    return command + extra
 
 
 def machine_busy_cores(seconds: float) -> float:

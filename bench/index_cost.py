@@ -37,7 +37,7 @@ import orjson
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from relay.core.event import Event  # noqa: E402
+from relay.core.event import Event, EventId, Pubkey  # noqa: E402
 from relay.core.filters import Filter  # noqa: E402
 from relay.store.migrations import apply_migrations  # noqa: E402
 from relay.store.sqlite_events import query_raw, save_plain_events  # noqa: E402
@@ -82,7 +82,16 @@ def events(first: int, count: int, per_second: int) -> list[Event]:
             {**fields, "tags": [["t", "bench"]], "content": "x" * 60, "sig": "0" * 128}
         )
         made.append(
-            Event(event_id, pubkey, created_at, 1, (("t", "bench"),), "x" * 60, "0" * 128, raw)
+            Event(
+                EventId(event_id),
+                Pubkey(pubkey),
+                created_at,
+                1,
+                (("t", "bench"),),
+                "x" * 60,
+                "0" * 128,
+                raw,
+            )
         )
     return made
 

@@ -45,6 +45,7 @@ from urllib.parse import urlsplit
 import orjson
 from coincurve import PrivateKey, PublicKeyXOnly
 
+_c_apply_mask: Callable[[bytes, bytes], bytes] | None
 try:
     from websockets.speedups import apply_mask as _c_apply_mask
 except ImportError:  # pragma: no cover - websockets without its C extension
@@ -607,7 +608,7 @@ async def run_publish(args: argparse.Namespace) -> Result:
     pending: list[dict[str, float]] = [{} for _ in clients]
     remaining = [len(clients)]
 
-    def make_handler(index: int) -> Callable[[bytes], None]:
+    def make_handler(index: int) -> Callable[[], None]:
         client = clients[index]
         queue: Iterator[bytes] = iter(batches[index])
         inflight = pending[index]

@@ -88,7 +88,8 @@ class RelayClient:
             if msg[0] == "AUTH" and self.challenge is None:
                 self.challenge = msg[1]
                 continue
-            return msg
+            reply: list[Any] = msg
+            return reply
 
     async def recv_until(self, verb: str, timeout: float = TIMEOUT) -> list[Any]:
         """Receive (skipping other messages) until one starting with ``verb``."""
@@ -250,7 +251,8 @@ class RawClient:
             self._collect()
             # Drop any automatic pong websockets queued: this client stays silent.
             self.protocol.data_to_send()
-        return self._frames.pop(0)
+        frame: list[Any] = self._frames.pop(0)
+        return frame
 
     async def wait_closed(self, timeout: float = TIMEOUT) -> None:
         """Read and discard until the relay closes the TCP connection."""
