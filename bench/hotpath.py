@@ -33,14 +33,13 @@ import shutil
 import subprocess
 import sys
 import tempfile
-import threading
 import time
 from collections.abc import Iterable, Sequence
 from pathlib import Path
 from typing import Any
 
 import orjson
-from loadgen import sign_events, thread_cpu
+from loadgen import sign_events, split_by_thread, thread_cpu
 
 
 def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
@@ -115,7 +114,6 @@ async def serve_frames(frames: list[list[bytes]], window: int, data_dir: str) ->
         for start in range(0, len(mine), window):
             await relay.handle_frames(peer, mine[start : start + window])
 
-    main_tid = threading.get_native_id()
     before = thread_cpu(os.getpid())
     started = time.perf_counter()
     await asyncio.gather(*(drive(p, f) for p, f in zip(peers, frames, strict=True)))
@@ -125,10 +123,7 @@ async def serve_frames(frames: list[list[bytes]], window: int, data_dir: str) ->
         relay.unregister(peer)
     await relay.close()
     await store.close()
-    by_thread: dict[str, float] = {}
-    for tid, (name, cpu) in after.items():
-        label = "main" if tid == main_tid else name
-        by_thread[label] = by_thread.get(label, 0.0) + cpu - before.get(tid, (name, 0.0))[1]
+    by_thread = split_by_thread(os.getpid(), before, after)  # the loop runs on the main thread
     events = sum(len(f) for f in frames)
     accepted = sum(p.accepted for p in peers)
     problems = [frame for p in peers for frame in p.problems]

@@ -343,23 +343,15 @@ def _hand_over(receive: Receiver, data: bytes) -> None:
 def _bundled(origin: str, messages: Sequence[bytes]) -> list[bytes]:
     """``messages`` in order, runs of them packed into bundles of at most
     :data:`BUNDLE_MAX_BYTES` (a run of one stays a plain message)."""
-    out: list[bytes] = []
-    run: list[bytes] = []
+    runs: list[list[bytes]] = [[]]
     size = 0
-
-    def flush() -> None:
-        if run:
-            out.append(wire.encode_bundle(origin, run) if len(run) > 1 else run[0])
-            run.clear()
-
     for message in messages:
-        if run and size + len(message) > BUNDLE_MAX_BYTES:
-            flush()
+        if runs[-1] and size + len(message) > BUNDLE_MAX_BYTES:
+            runs.append([])
             size = 0
-        run.append(message)
+        runs[-1].append(message)
         size += len(message)
-    flush()
-    return out
+    return [wire.encode_bundle(origin, run) if len(run) > 1 else run[0] for run in runs if run]
 
 
 class BusLost(RedisError):

@@ -29,11 +29,8 @@ class Listener:
 
 @pytest.fixture
 async def bus(redis: RedisServer) -> AsyncIterator[tuple[RedisBus, Listener]]:
-    listener = Listener()
-    bus = RedisBus(redis.url, min_backoff=0.05, max_backoff=0.5)
-    await bus.start(listener.messages.put_nowait, listener.resync)
-    yield bus, listener
-    await bus.close()
+    async with started_bus(redis, min_backoff=0.05, max_backoff=0.5) as started:
+        yield started
 
 
 async def until_status(bus: RedisBus, wanted: str) -> None:
@@ -144,9 +141,11 @@ async def test_messages_published_together_to_a_hung_redis_answer_false_in_time(
 
 
 @asynccontextmanager
-async def started_bus(redis: RedisServer) -> AsyncIterator[tuple[RedisBus, Listener]]:
+async def started_bus(
+    redis: RedisServer, **options: float
+) -> AsyncIterator[tuple[RedisBus, Listener]]:
     listener = Listener()
-    bus = RedisBus(redis.url)
+    bus = RedisBus(redis.url, **options)
     await bus.start(listener.messages.put_nowait, listener.resync)
     try:
         yield bus, listener
@@ -211,10 +210,7 @@ async def test_a_subscriber_that_reads_no_bundles_keeps_messages_plain(
 async def test_the_bus_checks_again_who_reads_bundles_while_it_runs(
     redis: RedisServer,
 ) -> None:
-    listener = Listener()
-    sender = RedisBus(redis.url, bundle_check_interval=0.1)
-    await sender.start(listener.messages.put_nowait, listener.resync)
-    try:
+    async with started_bus(redis, bundle_check_interval=0.1) as (sender, _):
         assert sender.bundles
         async with raw_subscriber(redis, sender.channel) as older:
 
@@ -225,8 +221,6 @@ async def test_the_bus_checks_again_who_reads_bundles_while_it_runs(
             await asyncio.wait_for(turned_off(), TIMEOUT)
             assert await sender.publish_many([b"E1", b"E2"])
             assert [await next_data(older), await next_data(older)] == [b"E1", b"E2"]
-    finally:
-        await sender.close()
 
 
 def test_bundles_stay_under_their_size_and_a_lone_message_stays_plain() -> None:
