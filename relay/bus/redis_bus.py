@@ -13,10 +13,13 @@ once, so the relay fans out locally without waiting for Redis on every event.
 What queues while a publish is out goes in the next round trip as one bundle
 (:func:`relay.bus.wire.encode_bundle`): one PUBLISH, and one message for every instance
 to receive (and the sender to skip), instead of one per event. Versions before bundles
-would drop them, so an instance sends bundles only while every subscriber of the bus
-channel also listens on a marker channel (``PUBSUB NUMSUB``, checked on subscribing and
-then every ``bundle_check_interval`` seconds): during a rollout from such a version, or a
-rollback to one, instances publish message by message.
+would drop them, so bundles go out only while every subscriber of the bus channel also
+listens on a marker channel: a script counts both (``PUBSUB NUMSUB``) and publishes the
+bundles in the same atomic step, or publishes nothing, and the messages then go one by one.
+During a rollout from such a version, or a rollback to one, instances therefore publish
+message by message, and an older instance that subscribes at any moment misses nothing.
+Between two counts (on subscribing, then every ``bundle_check_interval`` seconds) an
+instance that was told bundles are not read sends plain messages without asking.
 """
 
 from __future__ import annotations
@@ -80,6 +83,17 @@ redis.call('SET', KEYS[1], ARGV[1], 'PX', ARGV[2])
 return 1
 """
 
+# ARGV: the bus channel, the marker channel, then the messages to publish on the bus. They
+# go out only if every subscriber of the bus channel also listens on the marker channel
+# (reads bundles); 1 if published, 0 if nothing was. One step: no subscriber can come in
+# between the count and the PUBLISHes.
+_PUBLISH_IF_READ = """
+local counts = redis.call('PUBSUB', 'NUMSUB', ARGV[1], ARGV[2])
+if counts[2] ~= counts[4] then return 0 end
+for i = 3, #ARGV do redis.call('PUBLISH', ARGV[1], ARGV[i]) end
+return 1
+"""
+
 
 class RedisBus:
     """:class:`relay.bus.base.Bus` over one Redis (Memorystore) instance."""
@@ -117,6 +131,7 @@ class RedisBus:
         )
         self._take = self.client.register_script(_TAKE)
         self._lead = self.client.register_script(_LEAD)
+        self._publish_if_read = self.client.register_script(_PUBLISH_IF_READ)
         self._connected = False
         self._listener: asyncio.Task[None] | None = None
         # Messages waiting for the next round trip, and the task that sends them.
@@ -245,9 +260,10 @@ class RedisBus:
                         sent.set_result(ok)
 
     async def _send(self, messages: list[bytes]) -> bool:
-        if len(messages) > 1 and self.bundles:
-            messages = _bundled(self.origin, messages)
         try:
+            if len(messages) > 1 and self.bundles:
+                if await self._publish_bundles(messages):
+                    return True
             if len(messages) == 1:
                 await self.client.publish(self.channel, messages[0])
             else:
@@ -262,6 +278,18 @@ class RedisBus:
             log.exception("bus publish failed")
             return False
         return True
+
+    async def _publish_bundles(self, messages: list[bytes]) -> bool:
+        """Publish ``messages`` bundled if every subscriber reads bundles (one atomic
+        script); otherwise publish nothing, turn bundles off until the next count, and
+        answer False."""
+        bundled = _bundled(self.origin, messages)
+        args = [self.channel, self.bundle_channel, *bundled]
+        if int(await self._publish_if_read(keys=[], args=args)) == 1:
+            return True
+        log.info("a bus subscriber reads no bundles; publishing message by message")
+        self.bundles = False
+        return False
 
     def _lost(self, exc: BaseException) -> None:
         if self._connected:

@@ -223,6 +223,20 @@ async def test_the_bus_checks_again_who_reads_bundles_while_it_runs(
             assert [await next_data(older), await next_data(older)] == [b"E1", b"E2"]
 
 
+async def test_an_older_instance_that_subscribes_between_two_counts_misses_nothing(
+    redis: RedisServer,
+) -> None:
+    async with started_bus(redis, bundle_check_interval=3600) as (sender, _):
+        assert sender.bundles  # counted once, on subscribing; not again for an hour
+        async with raw_subscriber(redis, sender.channel) as older:
+            assert await sender.publish_many([b"E1", b"E2", b"E3"])
+            got = [await next_data(older) for _ in range(3)]
+            assert got == [b"E1", b"E2", b"E3"]
+            assert not sender.bundles  # and the next publishes go plain without asking
+            assert await sender.publish_many([b"E4", b"E5"])
+            assert [await next_data(older), await next_data(older)] == [b"E4", b"E5"]
+
+
 def test_bundles_stay_under_their_size_and_a_lone_message_stays_plain() -> None:
     origin = "a" * 32
     half = b"x" * (BUNDLE_MAX_BYTES // 2 + 1)
