@@ -284,7 +284,7 @@ class RedisBus:
         script); otherwise publish nothing, turn bundles off until the next count, and
         answer False."""
         bundled = _bundled(self.origin, messages)
-        args = [self.channel, self.bundle_channel, *bundled]
+        args: list[str | bytes] = [self.channel, self.bundle_channel, *bundled]
         if int(await self._publish_if_read(keys=[], args=args)) == 1:
             return True
         log.info("a bus subscriber reads no bundles; publishing message by message")
