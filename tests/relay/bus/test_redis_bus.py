@@ -125,7 +125,7 @@ async def test_messages_published_together_to_a_hung_redis_answer_false_in_time(
             ),
             TIMEOUT,
         )
-        assert sent == [False, False, False]
+        assert list(sent) == [False, False, False]
         assert relay_bus.status() == "unhealthy"
     finally:
         redis.resume()
@@ -142,10 +142,19 @@ async def test_messages_published_together_to_a_hung_redis_answer_false_in_time(
 
 @asynccontextmanager
 async def started_bus(
-    redis: RedisServer, **options: float
+    redis: RedisServer,
+    *,
+    min_backoff: float = 0.1,
+    max_backoff: float = 5.0,
+    bundle_check_interval: float = 10.0,
 ) -> AsyncIterator[tuple[RedisBus, Listener]]:
     listener = Listener()
-    bus = RedisBus(redis.url, **options)
+    bus = RedisBus(
+        redis.url,
+        min_backoff=min_backoff,
+        max_backoff=max_backoff,
+        bundle_check_interval=bundle_check_interval,
+    )
     await bus.start(listener.messages.put_nowait, listener.resync)
     try:
         yield bus, listener
@@ -162,7 +171,7 @@ async def raw_subscriber(redis: RedisServer, *channels: str) -> AsyncIterator[Pu
     try:
         yield pubsub
     finally:
-        await pubsub.aclose()
+        await pubsub.aclose()  # type: ignore[no-untyped-call]
         await client.aclose()
 
 
