@@ -87,7 +87,7 @@ def client_ip(
 class WebSocketPeer:
     """The relay side of one open WebSocket: the Sans-I/O protocol plus the session.
 
-    Implements :class:`relay.app.Peer`. Frames are handled in order by
+    Implements :class:`relay.peer.Peer`. Frames are handled in order by
     a worker task fed through :attr:`inbox`.
     """
 

@@ -10,7 +10,7 @@ from __future__ import annotations
 import asyncio
 from pathlib import Path
 
-from relay.app import STREAM_BATCH_BYTES
+from relay.answers import STREAM_BATCH_BYTES
 from relay.core.event import Event
 from tests.conftest import RunningRelay, StartRelay, make_config
 from tests.support.nostr import Keys, RawClient, RelayClient, event_frame

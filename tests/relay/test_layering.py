@@ -13,6 +13,10 @@ PURE = ("core", "mls")
 # I/O libraries: a rule module importing any of them would run an import back up.
 FORBIDDEN = (
     "relay.app",
+    "relay.answers",
+    "relay.publisher",
+    "relay.peer",
+    "relay.policy_setup",
     "relay.server",
     "relay.gateway",
     "relay.http",

@@ -13,9 +13,9 @@ import pytest
 from coincurve import PrivateKey
 from websockets.exceptions import ConnectionClosed, InvalidStatus
 
-from relay.app import VERIFY_IN_THREAD_MIN
 from relay.config import RateRule
 from relay.core.event import compute_id
+from relay.publisher import VERIFY_IN_THREAD_MIN
 from relay.server import client_ip, ip_permitted
 from tests.conftest import RunningRelay, StartRelay, make_config
 from tests.support.http import http_request
@@ -703,7 +703,7 @@ async def test_a_bad_signature_in_a_pipelined_batch_fails_alone(
     assert answers[5][2:] == [False, "invalid: bad signature"]
     assert all(a[2] is True for i, a in enumerate(answers) if i != 5)
     # only a big batch was worth the hop to the verify thread
-    assert (running.relay._verifier is not None) == (size >= VERIFY_IN_THREAD_MIN)
+    assert (running.relay.publisher._verifier is not None) == (size >= VERIFY_IN_THREAD_MIN)
     reader = await running.client()
     stored, _ = await reader.req("all", {"kinds": [1], "limit": 100})
     assert {e["id"] for e in stored} == {e.id for i, e in enumerate(events) if i != 5}
