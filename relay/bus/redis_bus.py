@@ -34,7 +34,7 @@ from redis.asyncio import Redis
 from redis.asyncio.client import PubSub
 from redis.asyncio.retry import Retry
 from redis.backoff import NoBackoff
-from redis.exceptions import RedisError
+from redis.exceptions import RedisError, ResponseError
 
 from relay.bus import wire
 from relay.bus.base import Bucket, BusStatus, BusUnavailable, Receiver, Resync
@@ -117,6 +117,7 @@ class RedisBus:
         self.bundle_channel = f"{prefix}:bus:bundles"
         self.bundle_check_interval = bundle_check_interval
         self.bundles = False  # whether every subscriber reads bundles (last check)
+        self._bundles_refused = False  # Redis would not run the bundle script: never again
         self._bundles_checked = 0.0
         self.timeout = timeout
         self.min_backoff = min_backoff
@@ -208,8 +209,9 @@ class RedisBus:
                     _hand_over(receive, one)
 
     async def check_bundles(self) -> bool:
-        """Whether every subscriber of the bus channel reads bundles, asked of Redis now
-        (kept in :attr:`bundles`; False if Redis does not answer)."""
+        """Whether to send bundles: every subscriber of the bus channel reads them, asked
+        of Redis now, and Redis has never refused the bundle script (kept in
+        :attr:`bundles`; False if Redis does not answer)."""
         self._bundles_checked = asyncio.get_running_loop().time()
         try:
             counts = dict(await self.client.pubsub_numsub(self.channel, self.bundle_channel))
@@ -218,7 +220,8 @@ class RedisBus:
             self.bundles = False
             return False
         readers = counts.get(self.bundle_channel.encode(), 0)
-        self.bundles = counts.get(self.channel.encode(), 0) == readers > 0
+        everyone_reads = counts.get(self.channel.encode(), 0) == readers > 0
+        self.bundles = everyone_reads and not self._bundles_refused
         return self.bundles
 
     async def _resync(self, resync: Resync) -> None:
@@ -285,9 +288,18 @@ class RedisBus:
         answer False."""
         bundled = _bundled(self.origin, messages)
         args: list[str | bytes] = [self.channel, self.bundle_channel, *bundled]
-        if int(await self._publish_if_read(keys=[], args=args)) == 1:
-            return True
-        log.info("a bus subscriber reads no bundles; publishing message by message")
+        try:
+            if int(await self._publish_if_read(keys=[], args=args)) == 1:
+                return True
+            log.info("a bus subscriber reads no bundles; publishing message by message")
+        except ResponseError as exc:
+            # Redis answered but refuses the script (scripting disabled, or not allowed
+            # for this user): the bus itself works, so it goes on without bundles.
+            log.error(
+                "Redis refuses the bundle script; publishing message by message from now on",
+                extra={"error": str(exc)},
+            )
+            self._bundles_refused = True
         self.bundles = False
         return False
 

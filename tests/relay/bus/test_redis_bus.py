@@ -147,10 +147,11 @@ async def started_bus(
     min_backoff: float = 0.1,
     max_backoff: float = 5.0,
     bundle_check_interval: float = 10.0,
+    url: str | None = None,
 ) -> AsyncIterator[tuple[RedisBus, Listener]]:
     listener = Listener()
     bus = RedisBus(
-        redis.url,
+        url or redis.url,
         min_backoff=min_backoff,
         max_backoff=max_backoff,
         bundle_check_interval=bundle_check_interval,
@@ -244,6 +245,26 @@ async def test_an_older_instance_that_subscribes_between_two_counts_misses_nothi
             assert not sender.bundles  # and the next publishes go plain without asking
             assert await sender.publish_many([b"E4", b"E5"])
             assert [await next_data(older), await next_data(older)] == [b"E4", b"E5"]
+
+
+async def test_a_redis_that_refuses_the_bundle_script_gets_plain_messages_and_stays_up(
+    redis: RedisServer,
+) -> None:
+    admin = Redis.from_url(redis.url)
+    try:  # a user that may do everything but run scripts
+        await admin.execute_command(
+            "ACL", "SETUSER", "noscripts", "on", ">pw", "~*", "&*", "+@all", "-@scripting"
+        )
+    finally:
+        await admin.aclose()
+    url = f"redis://noscripts:pw@127.0.0.1:{redis.port}/0"
+    async with started_bus(redis, url=url) as (sender, _):
+        async with raw_subscriber(redis, sender.channel, sender.bundle_channel) as tap:
+            assert await sender.check_bundles()  # everyone reads bundles...
+            assert await sender.publish_many([b"E1", b"E2"])  # ...but the script is refused
+            assert [await next_data(tap), await next_data(tap)] == [b"E1", b"E2"]
+            assert await sender.health() == "ok"
+            assert not await sender.check_bundles()  # and it does not try again
 
 
 def test_bundles_stay_under_their_size_and_a_lone_message_stays_plain() -> None:
