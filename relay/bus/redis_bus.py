@@ -284,8 +284,8 @@ class RedisBus:
 
     async def _publish_bundles(self, messages: list[bytes]) -> bool:
         """Publish ``messages`` bundled if every subscriber reads bundles (one atomic
-        script); otherwise publish nothing, turn bundles off until the next count, and
-        answer False."""
+        script) and answer True; otherwise publish nothing and answer False, with bundles
+        off until the next count (for good if Redis refused the script)."""
         bundled = _bundled(self.origin, messages)
         args: list[str | bytes] = [self.channel, self.bundle_channel, *bundled]
         try:
