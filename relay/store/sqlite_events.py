@@ -104,36 +104,27 @@ def is_plain(event: Event) -> bool:
     return event.kind != DELETION_KIND and coordinate_of(event) is None
 
 
-# Each statement takes the whole run as one JSON parameter and runs in one step, so the
-# writer thread goes back for the GIL a few times per run instead of four times per
-# event: under pipelined load each of those waits for the event loop to let go of it.
+# A run is saved in a few statements, each one step of SQLite: the writer thread goes
+# back for the GIL a few times per run instead of once per row (under pipelined load
+# each of those waits for the event loop to let go of it). The ids to look up travel as
+# one JSON array; the rows go in as multi-row VALUES of a few sizes (powers of two up to
+# _VALUES_ROWS), so SQLite parses no JSON per row and the statement texts stay few
+# enough for the connection's statement cache.
 _KNOWN = (
     "SELECT id, NULL FROM events WHERE id IN (SELECT value FROM json_each(?1))"
     " UNION ALL SELECT event_id, pubkey FROM deletions"
     " WHERE event_id IN (SELECT value FROM json_each(?1))"
 )
-_INSERT_EVENTS = (
-    "INSERT INTO events (seq, id, pubkey, created_at, kind, d_tag, expires_at, raw)"
-    " SELECT json_extract(value, '$[0]'), json_extract(value, '$[1]'),"
-    " json_extract(value, '$[2]'), json_extract(value, '$[3]'), json_extract(value, '$[4]'),"
-    " NULL, json_extract(value, '$[5]'),"
-    " substr(?2, json_extract(value, '$[6]'), json_extract(value, '$[7]'))"
-    " FROM json_each(?1)"
-)
-# Tag names and values travel as UTF-8 in one BLOB too: a JSON string cannot carry a
-# NUL character through SQLite's JSON functions.
-_INSERT_TAGS = (
-    "INSERT INTO tags (event_seq, name, value, created_at)"
-    " SELECT json_extract(value, '$[0]'),"
-    " CAST(substr(?2, json_extract(value, '$[1]'), json_extract(value, '$[2]')) AS TEXT),"
-    " CAST(substr(?2, json_extract(value, '$[3]'), json_extract(value, '$[4]')) AS TEXT),"
-    " json_extract(value, '$[5]') FROM json_each(?1)"
-)
+_INSERT_EVENTS = "INSERT INTO events (seq, id, pubkey, created_at, kind, d_tag, expires_at, raw)"
+_INSERT_TAGS = "INSERT INTO tags (event_seq, name, value, created_at)"
+# 64 rows of 8 values stay under the 999 parameters of SQLite before 3.32.
+_VALUES_ROWS = 64
 
 
 def save_plain_events(conn: sqlite3.Connection, events: Sequence[Event]) -> list[Outcome]:
     """:func:`save_event` of each of ``events`` in order, all of them plain
-    (:func:`is_plain`), in four statements whatever their number.
+    (:func:`is_plain`), in a few statements: two lookups, then one insert per
+    power of two in the number of rows (up to :data:`_VALUES_ROWS` rows each).
 
     The outcomes are those of saving them one by one: an id already stored, or earlier
     in ``events``, is a duplicate; an id its author deleted stays deleted. Needs
@@ -151,10 +142,8 @@ def save_plain_events(conn: sqlite3.Connection, events: Sequence[Event]) -> list
     # transaction holds the write lock, so nothing else takes them meanwhile.
     (seq,) = conn.execute("SELECT COALESCE(MAX(seq), 0) FROM events").fetchone()
     outcomes: list[Outcome] = []
-    rows: list[tuple[Any, ...]] = []
-    raws = _Blob()
-    tag_rows: list[tuple[Any, ...]] = []
-    tag_text = _Blob()
+    event_values: list[Any] = []
+    tag_values: list[Any] = []
     for event in events:
         if event.id in stored:
             outcomes.append(Outcome.DUPLICATE)
@@ -165,38 +154,39 @@ def save_plain_events(conn: sqlite3.Connection, events: Sequence[Event]) -> list
         stored.add(event.id)
         seq += 1
         created_at = event.created_at
-        rows.append(
-            (seq, event.id, event.pubkey, created_at, event.kind, event.expiration)
-            + raws.add(event.raw)
+        event_values += (
+            seq,
+            event.id,
+            event.pubkey,
+            created_at,
+            event.kind,
+            None,
+            event.expiration,
+            event.raw,
         )
         for tag in event.tags:
             if len(tag) > 1 and len(tag[0]) == 1:
-                name, value = tag[0].encode(), tag[1].encode()
-                tag_rows.append((seq, *tag_text.add(name), *tag_text.add(value), created_at))
+                tag_values += (seq, tag[0], tag[1], created_at)
         outcomes.append(Outcome.STORED)
-    if rows:
-        conn.execute(_INSERT_EVENTS, (orjson.dumps(rows), raws.joined()))
-    if tag_rows:
-        conn.execute(_INSERT_TAGS, (orjson.dumps(tag_rows), tag_text.joined()))
+    _insert_values(conn, _INSERT_EVENTS, 8, event_values)
+    _insert_values(conn, _INSERT_TAGS, 4, tag_values)
     return outcomes
 
 
-class _Blob:
-    """Byte strings joined into one SQL parameter, each found again with
-    ``substr(blob, start, length)`` (``start`` counts from 1)."""
+def _insert_values(conn: sqlite3.Connection, insert: str, width: int, values: list[Any]) -> None:
+    """Run ``insert`` for the rows of ``width`` consecutive ``values`` each, in order, as
+    multi-row VALUES statements of at most :data:`_VALUES_ROWS` rows."""
+    done, rows = 0, len(values) // width
+    while done < rows:
+        size = min(_VALUES_ROWS, 1 << ((rows - done).bit_length() - 1))
+        conn.execute(_values_sql(insert, width, size), values[done * width : (done + size) * width])
+        done += size
 
-    def __init__(self) -> None:
-        self.parts: list[bytes] = []
-        self.start = 1
 
-    def add(self, data: bytes) -> tuple[int, int]:
-        """Append ``data``; its ``(start, length)``."""
-        self.parts.append(data)
-        self.start += len(data)
-        return self.start - len(data), len(data)
-
-    def joined(self) -> bytes:
-        return b"".join(self.parts)
+@functools.lru_cache(maxsize=64)
+def _values_sql(insert: str, width: int, rows: int) -> str:
+    row = "(" + ",".join("?" * width) + ")"
+    return f"{insert} VALUES {','.join([row] * rows)}"
 
 
 def has_json(conn: sqlite3.Connection) -> bool:

@@ -145,6 +145,20 @@ def test_a_run_of_plain_events_is_saved_as_one_save_each_would(
     assert table_rows(together) == table_rows(one_by_one)
 
 
+def test_a_run_longer_than_one_insert_statement_is_saved_as_one_save_each_would() -> None:
+    """Runs of more rows than one multi-row insert takes (events and tags alike) are
+    split across statements without losing, repeating or reordering a row."""
+    for count in (1, 63, 64, 65, 150, 256):
+        run = [
+            ALICE.sign(1, f"event {i}", [["t", f"t{i}"], ["p", BOB.pubkey], ["e", "x"]])
+            for i in range(count)
+        ]
+        one_by_one, together = fresh_db(), fresh_db()
+        expected = [save_event(one_by_one, event) for event in run]
+        assert save_plain_events(together, run) == expected == [Outcome.STORED] * count
+        assert table_rows(together) == table_rows(one_by_one)
+
+
 def test_only_events_that_neither_replace_nor_delete_are_plain() -> None:
     """Replaceable, addressable and deletion events take the one-at-a-time path."""
     assert is_plain(ALICE.sign(1)) and is_plain(ALICE.sign(445)) and is_plain(ALICE.sign(20001))
