@@ -107,9 +107,9 @@ def is_plain(event: Event) -> bool:
 # A run is saved in a few statements, each one step of SQLite: the writer thread goes
 # back for the GIL a few times per run instead of once per row (under pipelined load
 # each of those waits for the event loop to let go of it). The ids to look up travel as
-# one JSON array; the rows go in as multi-row VALUES of a few sizes (powers of two up to
-# _VALUES_ROWS), so SQLite parses no JSON per row and the statement texts stay few
-# enough for the connection's statement cache.
+# one JSON array; the rows go in as multi-row VALUES (one statement per _VALUES_ROWS
+# rows), so SQLite parses no JSON per row. Each row count has its own statement text:
+# the writer's connection caches them all (STATEMENT_CACHE_SIZE).
 _KNOWN = (
     "SELECT id, NULL FROM events WHERE id IN (SELECT value FROM json_each(?1))"
     " UNION ALL SELECT event_id, pubkey FROM deletions"
@@ -131,8 +131,8 @@ _VALUES_ROWS = 64
 
 def save_plain_events(conn: sqlite3.Connection, events: Sequence[Event]) -> list[Outcome]:
     """:func:`save_event` of each of ``events`` in order, all of them plain
-    (:func:`is_plain`), in a few statements: two lookups, then one insert per
-    power of two in the number of rows (up to :data:`_VALUES_ROWS` rows each).
+    (:func:`is_plain`), in a few statements: two lookups, then one insert of events and
+    one of tags per :data:`_VALUES_ROWS` rows.
 
     The outcomes are those of saving them one by one: an id already stored, or earlier
     in ``events``, is a duplicate; an id its author deleted stays deleted. Needs
@@ -187,15 +187,14 @@ def _insert_values(
     """Run ``insert`` (the statement and its row of ``width`` parameters) for the rows of
     ``width`` consecutive ``values`` each, in order, as multi-row VALUES statements of at
     most :data:`_VALUES_ROWS` rows."""
-    done, rows = 0, len(values) // width
-    while done < rows:
-        size = min(_VALUES_ROWS, 1 << ((rows - done).bit_length() - 1))
-        conn.execute(_values_sql(insert, width, size), values[done * width : (done + size) * width])
-        done += size
+    rows = len(values) // width
+    for start in range(0, rows, _VALUES_ROWS):
+        size = min(_VALUES_ROWS, rows - start)
+        conn.execute(_values_sql(insert, size), values[start * width : (start + size) * width])
 
 
-@functools.lru_cache(maxsize=64)
-def _values_sql(insert: tuple[str, str], width: int, rows: int) -> str:
+@functools.lru_cache(maxsize=2 * _VALUES_ROWS)
+def _values_sql(insert: tuple[str, str], rows: int) -> str:
     statement, row = insert
     return f"{statement} VALUES {','.join([row] * rows)}"
 

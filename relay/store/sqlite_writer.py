@@ -46,13 +46,22 @@ CHECKPOINT_CEILING = 64_000  # frames, about 256 MB
 CHECKPOINT_IDLE = 1.0  # seconds
 _CHECKPOINT_BUSY_MS = 200
 _WAL_SIZE_LIMIT = 128 * 1024 * 1024
+# Prepared statements kept per connection: the writer's pipelined inserts alone have one
+# text per row count, up to 2 x 64 (sqlite_events._VALUES_ROWS), and a miss re-parses it.
+STATEMENT_CACHE_SIZE = 256
 
 
 def connect(path: str, *, readonly: bool, synchronous: str) -> sqlite3.Connection:
     """A connection to the database at ``path`` with the store's settings: WAL, no automatic
     checkpoints and ``synchronous`` on a writable one; ``readonly`` opens it read-only."""
     uri = f"file:{path}?mode=ro" if readonly else f"file:{path}?mode=rwc"
-    conn = sqlite3.connect(uri, uri=True, check_same_thread=False, isolation_level=None)
+    conn = sqlite3.connect(
+        uri,
+        uri=True,
+        check_same_thread=False,
+        isolation_level=None,
+        cached_statements=STATEMENT_CACHE_SIZE,
+    )
     conn.execute(f"PRAGMA busy_timeout = {_BUSY_TIMEOUT_MS}")
     if not readonly:
         conn.execute("PRAGMA journal_mode = WAL")
