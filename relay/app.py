@@ -119,6 +119,7 @@ class Relay:
             self.bus,
             self.metrics,
             event_limits=self.event_limits,
+            allowlist=config.auth.allowed_pubkeys,
             clock=clock,
             deliver=self.deliver,
         )

@@ -57,7 +57,7 @@ def build_policy(
         passive_rules += gateway.passive_rules()
         scope_rules += gateway.scope_rules()
     if config.rate_limiter.enabled and limiter.rules and not shared_rate_limits:
-        event_rules.append(rules.limit_event_rate(limiter, clock))
+        event_rules.append(rules.limit_event_rate(limiter, clock, auth.allowed_pubkeys))
     return Policy(
         tuple(event_rules),
         tuple(req_rules),

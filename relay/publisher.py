@@ -48,6 +48,7 @@ class Publisher:
         metrics: RelayMetrics,
         *,
         event_limits: SharedKindLimiter | None,
+        allowlist: frozenset[str] = frozenset(),
         clock: Callable[[], float],
         deliver: Callable[[Event], None],
     ) -> None:
@@ -55,6 +56,7 @@ class Publisher:
         self.bus = bus
         self.metrics = metrics
         self.event_limits = event_limits
+        self.allowlist = allowlist  # whose keys a connection's events are charged to
         self.clock = clock
         self.deliver = deliver  # fans an accepted event out on this instance
         self._verifier: ThreadPoolExecutor | None = None
@@ -124,7 +126,8 @@ class Publisher:
         outcome = Outcome.EPHEMERAL
         if self.event_limits is not None:
             viewer = peer.session.viewer
-            name = await self.event_limits.check(event.kind, viewer.rate_key(event.pubkey))
+            keys = viewer.rate_keys(event.pubkey, self.allowlist)
+            name = await self.event_limits.check(event.kind, keys)
             if name is not None:
                 self.metrics.rate_limited(name)
                 peer.send(peer.session.published(event, rate_limited(name)))

@@ -38,20 +38,23 @@ class SharedKindLimiter:
         without asking the bus)."""
         return kind in self._by_kind
 
-    async def check(self, kind: int, client_key: str) -> str | None:
-        """Take a token for every rule covering ``kind``; the name of the first rule over
-        its limit, or None. A refused event consumes nothing. While the bus is down the
-        instance's own buckets decide (limits then hold per instance)."""
+    async def check(self, kind: int, client_keys: str | Sequence[str]) -> str | None:
+        """Take a token for every rule covering ``kind`` from the bucket of every client
+        key (one key, or all a connection is charged under); the name of the first rule
+        over its limit, or None. A refused event consumes nothing. While the bus is down
+        the instance's own buckets decide (limits then hold per instance)."""
         rules = self._by_kind.get(kind)
         if not rules:
             return None
-        # The hash tag keeps one client's buckets in one Redis Cluster slot (one script).
-        buckets = [Bucket(f"{r.name}:{{{client_key}}}", r.limit, r.period) for r in rules]
+        keys = (client_keys,) if isinstance(client_keys, str) else tuple(dict.fromkeys(client_keys))
+        # The hash tag keeps one client's buckets in one Redis Cluster slot; the names are
+        # those of a single key's buckets, so instances of any version share them.
+        buckets = [Bucket(f"{r.name}:{{{key}}}", r.limit, r.period) for r in rules for key in keys]
         try:
             empty = await self.bus.take(buckets)
         except BusUnavailable:
-            return self.fallback.check(kind, client_key, self.clock())
-        return None if empty is None else rules[empty].name
+            return self.fallback.check(kind, keys, self.clock())
+        return None if empty is None else rules[empty // len(keys)].name
 
     def prune(self) -> None:
         """Forget refilled fallback buckets (bounded memory)."""

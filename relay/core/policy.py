@@ -85,14 +85,18 @@ class Viewer:
             return tuple(sorted(listed))
         return (f"conn:{self.ip}#{self.conn_id}",)
 
-    def rate_key(self, author: str | None = None) -> str:
-        """Whose bucket an action counts against: the author if authenticated, else any
-        authenticated pubkey, else the client IP."""
-        if author is not None and author in self.pubkeys:
-            return author
-        if self.pubkeys:
-            return min(self.pubkeys)
-        return f"ip:{self.ip}"
+    def rate_keys(self, author: str, allowlist: frozenset[str]) -> tuple[str, ...]:
+        """Whose buckets an event counts against (R-A5): its author when this connection
+        authenticated as that author; otherwise every key the connection is charged
+        under, so authenticating one more key never adds budget. With a non-empty
+        allowlist those are its listed keys (an unlisted key costs nothing to mint),
+        with an empty one all its keys; with none, the client IP."""
+        owned = self.pubkeys & allowlist if allowlist else self.pubkeys
+        if author in owned:
+            return (author,)
+        if owned:
+            return tuple(sorted(owned))
+        return (f"ip:{self.ip}",)
 
 
 IpNetwork = ipaddress.IPv4Network | ipaddress.IPv6Network
@@ -277,11 +281,14 @@ def require_author_for_protected() -> EventRule:
     return rule
 
 
-def limit_event_rate(limiter: KindRateLimiter, clock: Callable[[], float]) -> EventRule:
-    """R-A5: per-kind token buckets keyed by authenticated pubkey, else client IP."""
+def limit_event_rate(
+    limiter: KindRateLimiter, clock: Callable[[], float], allowlist: frozenset[str] = frozenset()
+) -> EventRule:
+    """R-A5: per-kind token buckets keyed by authenticated pubkey, else client IP
+    (:meth:`Viewer.rate_keys`)."""
 
     def rule(event: Event, viewer: Viewer, now: int) -> Rejection | None:
-        name = limiter.check(event.kind, viewer.rate_key(event.pubkey), clock())
+        name = limiter.check(event.kind, viewer.rate_keys(event.pubkey, allowlist), clock())
         return rate_limited(name) if name is not None else None
 
     return rule

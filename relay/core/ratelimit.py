@@ -6,6 +6,7 @@ consistent), so tests drive time by hand.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 
 
@@ -59,21 +60,24 @@ class KindRateLimiter:
         kinds = {k for rule in self.rules for k in rule.kinds}
         self._by_kind = {k: tuple(r for r in self.rules if k in r.kinds) for k in kinds}
 
-    def check(self, kind: int, client_key: str, now: float) -> str | None:
-        """Take a token for every rule covering ``kind``; the name of the first rule over
-        its limit, or None if the event may pass. A refused event consumes nothing."""
+    def check(self, kind: int, client_keys: str | Sequence[str], now: float) -> str | None:
+        """Take a token for every rule covering ``kind`` from the bucket of every client
+        key (one key, or all a connection is charged under); the name of the first rule
+        over its limit, or None if the event may pass. A refused event consumes nothing."""
         rules = self._by_kind.get(kind)
         if not rules:
             return None
+        keys = (client_keys,) if isinstance(client_keys, str) else tuple(dict.fromkeys(client_keys))
         buckets = []
         for rule in rules:
-            bucket = self._buckets.get((rule.name, client_key))
-            if bucket is None:
-                bucket = TokenBucket(float(rule.limit), rule.limit / rule.period)
-                self._buckets[(rule.name, client_key)] = bucket
-            if not bucket.take(now, 0.0) or bucket.tokens < 1.0:
-                return rule.name
-            buckets.append(bucket)
+            for key in keys:
+                bucket = self._buckets.get((rule.name, key))
+                if bucket is None:
+                    bucket = TokenBucket(float(rule.limit), rule.limit / rule.period)
+                    self._buckets[(rule.name, key)] = bucket
+                if not bucket.take(now, 0.0) or bucket.tokens < 1.0:
+                    return rule.name
+                buckets.append(bucket)
         for bucket in buckets:
             bucket.take(now)
         return None

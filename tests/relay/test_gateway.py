@@ -11,7 +11,7 @@ from typing import Any
 from relay.core.event import Event
 from tests.conftest import RunningRelay, StartRelay, make_config
 from tests.support.http import http_request
-from tests.support.nostr import Keys, RelayClient
+from tests.support.nostr import Keys, RelayClient, lower_than
 
 DAY = 86400
 
@@ -196,14 +196,6 @@ async def test_fetch_rate_limit_closes_with_rate_limited(
     assert ids == [] and end == ["CLOSED", "kp", "rate-limited: keypackage_fetch"]
     assert len((await fetch(rc, bob))[0]) == 1
     assert len((await fetch(await authed(running, Keys()), alice))[0]) == 1
-
-
-def lower_than(keys: Keys) -> Keys:
-    """A fresh key whose pubkey sorts before ``keys``' (the old limit keyed on the lowest)."""
-    while True:
-        candidate = Keys()
-        if candidate.pubkey < keys.pubkey:
-            return candidate
 
 
 async def test_fetch_rate_limit_is_per_listed_identity_not_per_key(

@@ -19,7 +19,7 @@ from relay.publisher import VERIFY_IN_THREAD_MIN
 from relay.server import client_ip, ip_permitted
 from tests.conftest import RunningRelay, StartRelay, make_config
 from tests.support.http import http_request
-from tests.support.nostr import TIMEOUT, Keys, RawClient, RelayClient
+from tests.support.nostr import TIMEOUT, Keys, RawClient, RelayClient, lower_than
 from tests.support.stores import FlakyStore
 
 ALICE, BOB = Keys(), Keys()
@@ -345,6 +345,32 @@ async def test_rate_limits_fall_back_to_the_client_ip(
     await same_ip.authenticate(BOB)
     assert (await same_ip.publish(BOB.sign(1, "d")))[2] is True  # BOB's own bucket
     assert (await same_ip.publish(BOB.sign(1, "e")))[3] == "rate-limited: notes"
+
+
+async def test_event_rate_limit_is_per_listed_identity_not_per_key(
+    start_relay: StartRelay, tmp_path: Path
+) -> None:
+    """With an allowlist an event counts against the connection's listed identity:
+    authenticating one more (unlisted, lower) key and signing with it gives no fresh
+    bucket; another listed user has their own."""
+    alice, bob = Keys(), Keys()
+    running = await started_with(
+        start_relay,
+        tmp_path,
+        auth={"pubkey_whitelist": (alice.pubkey, bob.pubkey)},
+        rate_limiter={"event": (RateRule("notes", 2, 3600.0, (1,)),)},
+    )
+    client = await running.client()
+    assert (await client.authenticate(alice))[2] is True
+    for i in range(2):
+        assert (await client.publish(alice.sign(1, str(i))))[2] is True
+    assert (await client.publish(alice.sign(1, "third")))[3] == "rate-limited: notes"
+    extra = lower_than(alice)
+    assert (await client.authenticate(extra))[2] is True
+    assert (await client.publish(extra.sign(1, "fresh key")))[3] == "rate-limited: notes"
+    other = await running.client()
+    assert (await other.authenticate(bob))[2] is True
+    assert (await other.publish(bob.sign(1, "bob's own")))[2] is True
 
 
 # --- emergency modes (R-C3) ----------------------------------------------------------------------

@@ -53,6 +53,14 @@ class Keys:
         return self.sign(22242, "", [["relay", relay_url], ["challenge", challenge]])
 
 
+def lower_than(keys: Keys) -> Keys:
+    """A fresh key whose pubkey sorts before ``keys``' (limits once keyed on the lowest)."""
+    while True:
+        candidate = Keys()
+        if candidate.pubkey < keys.pubkey:
+            return candidate
+
+
 def event_frame(event: Event) -> str:
     return '["EVENT",' + event.raw.decode() + "]"
 

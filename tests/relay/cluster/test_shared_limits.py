@@ -13,7 +13,7 @@ from relay.core.event import Event
 from tests.conftest import RunningRelay, StartRelay, make_config
 from tests.support.http import http_request
 from tests.support.nip98 import auth_event, header
-from tests.support.nostr import Keys, RawClient, RelayClient
+from tests.support.nostr import Keys, RawClient, RelayClient, lower_than
 from tests.support.redis_server import RedisServer
 
 RELAY_URL = "ws://relay.test"
@@ -60,6 +60,34 @@ async def test_an_event_rate_limit_counts_events_on_every_instance(
     assert (await client_b.publish(alice.sign(7, "other kind")))[2] is True
     bob = await authed(b, Keys())
     assert (await bob.publish(Keys().sign(1, "another client")))[2] is True
+
+
+async def test_an_extra_key_gives_no_fresh_bucket_on_any_instance(
+    start_relay: StartRelay, tmp_path: Path, redis: RedisServer
+) -> None:
+    """With an allowlist the shared buckets are the listed identity's: after alice spends
+    hers on one instance, a connection to the other that also holds an unlisted lower key
+    is refused for an event signed with that key, and the refusal takes nothing from
+    bob, whose key the same connection holds too."""
+    alice, bob = Keys(), Keys()
+    a, b = await two_instances(
+        start_relay,
+        tmp_path,
+        redis,
+        auth={"pubkey_whitelist": (alice.pubkey, bob.pubkey)},
+        rate_limiter={"event": (RateRule("notes", 2, 3600.0, (1,)),)},
+    )
+    client_a = await authed(a, alice)
+    for i in range(2):
+        assert (await client_a.publish(alice.sign(1, str(i))))[2] is True
+    client_b = await authed(b, alice)
+    extra = lower_than(alice)
+    assert (await client_b.authenticate(extra, RELAY_URL))[2] is True
+    assert (await client_b.authenticate(bob, RELAY_URL))[2] is True
+    assert (await client_b.publish(extra.sign(1, "fresh key")))[3] == "rate-limited: notes"
+    bob_only = await authed(a, bob)
+    for i in range(2):
+        assert (await bob_only.publish(bob.sign(1, f"bob {i}")))[2] is True
 
 
 async def test_a_pipelined_burst_is_stored_and_published_in_batches_with_limits_in_place(

@@ -32,13 +32,27 @@ def note(keys: Keys = ALICE, kind: int = 1, tags: list[list[str]] | None = None)
 # --- Viewer --------------------------------------------------------------------------------
 
 
-def test_viewer_rate_key_prefers_the_author_then_any_pubkey_then_the_ip() -> None:
-    """Buckets are per authenticated pubkey, falling back to the client IP."""
+def test_viewer_rate_keys_are_the_author_then_every_key_then_the_ip() -> None:
+    """Buckets are per authenticated pubkey, falling back to the client IP; an event its
+    connection did not author counts against every key the connection holds."""
     viewer = as_(ALICE, BOB)
-    assert viewer.rate_key(BOB.pubkey) == BOB.pubkey
-    assert viewer.rate_key(MALLORY.pubkey) == min(ALICE.pubkey, BOB.pubkey)
-    assert ANON.rate_key(ALICE.pubkey) == "ip:10.0.0.1"
+    assert viewer.rate_keys(BOB.pubkey, frozenset()) == (BOB.pubkey,)
+    assert viewer.rate_keys(MALLORY.pubkey, frozenset()) == tuple(
+        sorted((ALICE.pubkey, BOB.pubkey))
+    )
+    assert ANON.rate_keys(ALICE.pubkey, frozenset()) == ("ip:10.0.0.1",)
     assert not ANON.authenticated and viewer.authenticated
+
+
+def test_viewer_rate_keys_with_an_allowlist_are_its_listed_keys_only() -> None:
+    """An unlisted key costs nothing to mint: authenticating one, or signing with it,
+    never moves an event to a fresh bucket (the point-7 hole, for writes)."""
+    listed = frozenset({ALICE.pubkey})
+    with_extra = as_(ALICE, MALLORY)
+    assert with_extra.rate_keys(ALICE.pubkey, listed) == (ALICE.pubkey,)
+    assert with_extra.rate_keys(MALLORY.pubkey, listed) == (ALICE.pubkey,)
+    assert with_extra.rate_keys(BOB.pubkey, listed) == (ALICE.pubkey,)
+    assert as_(MALLORY).rate_keys(MALLORY.pubkey, listed) == ("ip:10.0.0.1",)
 
 
 def test_viewer_limit_keys_are_its_listed_identities_else_the_connection() -> None:
@@ -201,6 +215,19 @@ def test_event_rate_rule_answers_rate_limited_with_the_rule_name() -> None:
     assert rule(note(ALICE, kind=1), as_(ALICE), NOW) is None  # kind without a rule
     clock[0] = 60.0
     assert rule(note(ALICE, kind=446), as_(ALICE), NOW) is None
+
+
+def test_event_rate_rule_charges_an_unauthored_event_to_the_listed_identity() -> None:
+    """Authenticating one more (unlisted) key, even one that sorts first, or signing with
+    it gives no fresh bucket: the event still counts against the listed pubkey."""
+    limiter = KindRateLimiter((KindLimit("mls_group_messages", 1, 60.0, frozenset({445})),))
+    rule = rules.limit_event_rate(limiter, lambda: 0.0, frozenset({BOB.pubkey}))
+    assert rule(note(MALLORY, kind=445), as_(BOB), NOW) is None
+    extra = Keys(bytes.fromhex("01" * 32))
+    assert extra.pubkey < BOB.pubkey
+    for author in (MALLORY, extra):
+        rejection = rule(note(author, kind=445), as_(BOB, extra), NOW)
+        assert msg(rejection) == "rate-limited: mls_group_messages"
 
 
 def test_guards_tells_which_filters_need_event_by_event_read_checks() -> None:

@@ -94,6 +94,17 @@ def test_an_event_refused_by_one_rule_consumes_no_tokens_of_another() -> None:
     assert limiter.check(445, "a", 60.0) is None  # GROUP was not drained by the refusals
 
 
+def test_an_event_charged_to_several_keys_takes_from_each_or_from_none() -> None:
+    """One key over its limit refuses the event for all of them, and consumes nothing
+    from the others: a connection gains no budget by holding one more key."""
+    limiter = KindRateLimiter((GROUP,))
+    assert limiter.check(445, "alice", 0.0) is None
+    assert limiter.check(445, ("alice", "bob"), 0.0) is None  # alice 0 left, bob 1 left
+    assert limiter.check(445, ("bob", "alice"), 0.0) == "mls_group_messages"
+    assert limiter.check(445, "bob", 0.0) is None  # the refusal took nothing from bob
+    assert limiter.check(445, "bob", 0.0) == "mls_group_messages"
+
+
 def test_prune_forgets_only_refilled_buckets() -> None:
     """prune drops full buckets (bounded memory) and keeps partly used ones."""
     limiter = KindRateLimiter((GROUP,))
