@@ -34,7 +34,7 @@ from redis.asyncio import Redis
 from redis.asyncio.client import PubSub
 from redis.asyncio.retry import Retry
 from redis.backoff import NoBackoff
-from redis.exceptions import RedisError, ResponseError
+from redis.exceptions import NoPermissionError, RedisError, ResponseError
 
 from relay.bus import wire
 from relay.bus.base import Bucket, BusStatus, BusUnavailable, Receiver, Resync
@@ -118,6 +118,7 @@ class RedisBus:
         self.bundle_check_interval = bundle_check_interval
         self.bundles = False  # whether every subscriber reads bundles (last check)
         self._bundles_refused = False  # Redis would not run the bundle script: never again
+        self._refused_scripts: set[str] = set()  # scripts this user may not run (logged)
         self._bundles_checked = 0.0
         self.timeout = timeout
         self.min_backoff = min_backoff
@@ -303,6 +304,18 @@ class RedisBus:
         self.bundles = False
         return False
 
+    def _refused(self, what: str, exc: NoPermissionError) -> BusUnavailable:
+        """Redis answered, but this user may not run ``what``'s script (an ACL without
+        ``@scripting``): the bus itself works and stays up, only this shared state falls
+        back to the instance's own. Logged once per script."""
+        if what not in self._refused_scripts:
+            self._refused_scripts.add(what)
+            log.error(
+                "Redis refuses a script; what it shares now holds per instance",
+                extra={"script": what, "error": str(exc)},
+            )
+        return BusUnavailable(f"{what}: Redis refuses the script: {exc}")
+
     def _lost(self, exc: BaseException) -> None:
         if self._connected:
             log.error("bus command failed; fanning out locally", extra={"error": str(exc)})
@@ -320,6 +333,8 @@ class RedisBus:
         keys = [f"{self.prefix}:rl:{b.key}" for b in buckets]
         try:
             empty = int(await self._take(keys=keys, args=args))
+        except NoPermissionError as exc:
+            raise self._refused("rate limit", exc) from exc
         except (RedisError, OSError) as exc:
             self._lost(exc)
             raise BusUnavailable(f"rate limit check failed: {exc}") from exc
@@ -340,6 +355,8 @@ class RedisBus:
             held = await self._lead(
                 keys=[f"{self.prefix}:lease:{role}"], args=[self.origin, int(ttl * 1000)]
             )
+        except NoPermissionError as exc:
+            raise self._refused("lease", exc) from exc
         except (RedisError, OSError) as exc:
             self._lost(exc)
             raise BusUnavailable(f"lease renewal failed: {exc}") from exc

@@ -13,6 +13,8 @@ from redis.asyncio.client import PubSub
 from relay.bus import wire
 from relay.bus.base import Bucket, BusUnavailable
 from relay.bus.redis_bus import BUNDLE_MAX_BYTES, RedisBus, _bundled
+from relay.bus.shared import SharedKindLimiter
+from relay.core.ratelimit import KindLimit
 from tests.support.redis_server import RedisServer
 
 TIMEOUT = 20.0  # failure guard only; the box is shared
@@ -247,17 +249,22 @@ async def test_an_older_instance_that_subscribes_between_two_counts_misses_nothi
             assert [await next_data(older), await next_data(older)] == [b"E4", b"E5"]
 
 
-async def test_a_redis_that_refuses_the_bundle_script_gets_plain_messages_and_stays_up(
-    redis: RedisServer,
-) -> None:
+async def no_scripts_url(redis: RedisServer) -> str:
+    """The URL of a user that may do everything but run scripts."""
     admin = Redis.from_url(redis.url)
-    try:  # a user that may do everything but run scripts
+    try:
         await admin.execute_command(
             "ACL", "SETUSER", "noscripts", "on", ">pw", "~*", "&*", "+@all", "-@scripting"
         )
     finally:
         await admin.aclose()
-    url = f"redis://noscripts:pw@127.0.0.1:{redis.port}/0"
+    return f"redis://noscripts:pw@127.0.0.1:{redis.port}/0"
+
+
+async def test_a_redis_that_refuses_the_bundle_script_gets_plain_messages_and_stays_up(
+    redis: RedisServer,
+) -> None:
+    url = await no_scripts_url(redis)
     async with started_bus(redis, url=url) as (sender, _):
         async with raw_subscriber(redis, sender.channel, sender.bundle_channel) as tap:
             assert await sender.check_bundles()  # everyone reads bundles...
@@ -265,6 +272,27 @@ async def test_a_redis_that_refuses_the_bundle_script_gets_plain_messages_and_st
             assert [await next_data(tap), await next_data(tap)] == [b"E1", b"E2"]
             assert await sender.health() == "ok"
             assert not await sender.check_bundles()  # and it does not try again
+
+
+async def test_a_redis_that_refuses_scripts_leaves_limits_and_lease_per_instance_and_stays_up(
+    redis: RedisServer, caplog: pytest.LogCaptureFixture
+) -> None:
+    """Shared rate limits and the sweeper lease are scripts too: refused, they fall back
+    to the instance's own (logged once each) while the bus stays up."""
+    url = await no_scripts_url(redis)
+    async with started_bus(redis, url=url) as (bus, _):
+        for _ in range(2):
+            with pytest.raises(BusUnavailable):
+                await bus.take([Bucket("notes:{alice}", 1, 3600.0)])
+            with pytest.raises(BusUnavailable):
+                await bus.lead("sweeper:test", 10.0)
+        assert bus.status() == "ok" and await bus.health() == "ok"
+        limiter = SharedKindLimiter((KindLimit("notes", 1, 3600.0, frozenset({1})),), bus)
+        assert await limiter.check(1, "alice") is None
+        assert await limiter.check(1, "alice") == "notes"  # the instance's own bucket
+        assert bus.status() == "ok"
+    refused = [r for r in caplog.records if r.getMessage().startswith("Redis refuses a script")]
+    assert sorted(r.__dict__["script"] for r in refused) == ["lease", "rate limit"]
 
 
 def test_bundles_stay_under_their_size_and_a_lone_message_stays_plain() -> None:
