@@ -10,7 +10,7 @@ from collections.abc import Callable, Sequence
 
 from relay.bus.base import Bucket, Bus, BusUnavailable
 from relay.core.auth import ReplayGuard
-from relay.core.ratelimit import KindLimit, KindRateLimiter
+from relay.core.ratelimit import KindLimit, KindRateLimiter, client_key_tuple
 from relay.limiter.memory import MemoryLimiter
 
 log = logging.getLogger("relay.bus")
@@ -46,7 +46,7 @@ class SharedKindLimiter:
         rules = self._by_kind.get(kind)
         if not rules:
             return None
-        keys = (client_keys,) if isinstance(client_keys, str) else tuple(dict.fromkeys(client_keys))
+        keys = client_key_tuple(client_keys)
         # The hash tag keeps one client's buckets in one Redis Cluster slot; the names are
         # those of a single key's buckets, so instances of any version share them.
         buckets = [Bucket(f"{r.name}:{{{key}}}", r.limit, r.period) for r in rules for key in keys]

@@ -86,11 +86,11 @@ class Viewer:
         return (f"conn:{self.ip}#{self.conn_id}",)
 
     def rate_keys(self, author: str, allowlist: frozenset[str]) -> tuple[str, ...]:
-        """Whose buckets an event counts against (R-A5): its author when this connection
-        authenticated as that author; otherwise every key the connection is charged
-        under, so authenticating one more key never adds budget. With a non-empty
-        allowlist those are its listed keys (an unlisted key costs nothing to mint),
-        with an empty one all its keys; with none, the client IP."""
+        """Whose buckets an event counts against (R-A5): its author, when this connection
+        authenticated as that author; otherwise every key the connection holds, so
+        authenticating one more key never adds budget; with none, the client IP. With a
+        non-empty allowlist only listed keys count (an unlisted one costs nothing to
+        mint)."""
         owned = self.pubkeys & allowlist if allowlist else self.pubkeys
         if author in owned:
             return (author,)

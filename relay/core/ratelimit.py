@@ -38,6 +38,13 @@ class TokenBucket:
         return self.tokens + (now - self.updated) * self.rate >= self.capacity
 
 
+def client_key_tuple(client_keys: str | Sequence[str]) -> tuple[str, ...]:
+    """One client key, or several (each once, in order), as a tuple."""
+    if isinstance(client_keys, str):
+        return (client_keys,)
+    return tuple(dict.fromkeys(client_keys))
+
+
 @dataclass(frozen=True, slots=True)
 class KindLimit:
     """At most ``limit`` events of ``kinds`` per ``period`` seconds, per client key."""
@@ -67,7 +74,7 @@ class KindRateLimiter:
         rules = self._by_kind.get(kind)
         if not rules:
             return None
-        keys = (client_keys,) if isinstance(client_keys, str) else tuple(dict.fromkeys(client_keys))
+        keys = client_key_tuple(client_keys)
         buckets = []
         for rule in rules:
             for key in keys:
