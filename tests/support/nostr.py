@@ -124,22 +124,24 @@ class RelayClient:
                 self._pending.append(msg)
         return self.challenge
 
-    async def _answer(self, is_answer: Callable[[list[Any]], bool]) -> list[Any]:
+    async def _answer(
+        self, is_answer: Callable[[list[Any]], bool], timeout: float = TIMEOUT
+    ) -> list[Any]:
         """The first message (pending ones first) for which ``is_answer`` is true; the
         others are kept, in order, for later reads."""
         skipped: list[list[Any]] = []
         try:
             while True:
-                msg = await self.recv()
+                msg = await self.recv(timeout)
                 if is_answer(msg):
                     return msg
                 skipped.append(msg)
         finally:
             self._pending[:0] = skipped
 
-    async def publish(self, event: Event) -> list[Any]:
+    async def publish(self, event: Event, timeout: float = TIMEOUT) -> list[Any]:
         await self.send_raw(event_frame(event))
-        return await self._answer(lambda msg: msg[0] == "OK" and msg[1] == event.id)
+        return await self._answer(lambda msg: msg[0] == "OK" and msg[1] == event.id, timeout)
 
     async def authenticate(self, keys: Keys, relay_url: str | None = None) -> list[Any]:
         challenge = await self.get_challenge()
