@@ -24,7 +24,7 @@ async def uniffi_loop() -> AsyncIterator[None]:
     """nostr-sdk's Python callbacks (the NIP-42 signer) run on this test's event loop."""
     sdk.uniffi_set_event_loop(asyncio.get_running_loop())
     yield
-    sdk.uniffi_set_event_loop(None)  # type: ignore[arg-type]
+    sdk.uniffi_set_event_loop(None)  # type: ignore[arg-type, unused-ignore]
 
 
 async def sdk_client(url: str, keys: sdk.Keys | None = None) -> sdk.Client:
