@@ -65,8 +65,10 @@ def test_a_short_run_measures_every_mode_and_splits_the_relay_cpu_by_thread(
         assert result["errors"] == 0, (cell, result["error_kinds"])
         assert result["operations"] > 0, cell
         assert 0 < result["p50_ms"] <= result["p95_ms"] <= result["p99_ms"] <= result["max_ms"]
-        assert result["relay_cpu_s"] > 0, cell
-    assert {"main", "sqlite-writer"} <= set(cells["publish@4"]["mlsgw"]["relay_threads"])
+        assert result["relay_cpu_s"] is not None, cell  # measured (a short fan-out may be 0.0)
+    publish = cells["publish@4"]["mlsgw"]
+    assert publish["relay_cpu_s"] > 0
+    assert {"main", "sqlite-writer"} <= set(publish["relay_threads"])
     row = "| publish 2×4: relay CPU by thread (cores) | "
     split = next(line for line in report.read_text().splitlines() if line.startswith(row))
     assert "main " in split and "sqlite-writer " in split  # e.g. "main 0.40, sqlite-writer 0.30"
