@@ -48,7 +48,7 @@ class Publisher:
         metrics: RelayMetrics,
         *,
         event_limits: SharedKindLimiter | None,
-        allowlist: frozenset[str] = frozenset(),
+        allowlist: frozenset[str],
         clock: Callable[[], float],
         deliver: Callable[[Event], None],
     ) -> None:
@@ -124,7 +124,7 @@ class Publisher:
         """One event: shared rate limit, store, bus, then its OK and local fan-out."""
         event = action.event
         outcome = Outcome.EPHEMERAL
-        if self.event_limits is not None:
+        if self.event_limits is not None and self.event_limits.limits(event.kind):
             viewer = peer.session.viewer
             keys = viewer.rate_keys(event.pubkey, self.allowlist)
             name = await self.event_limits.check(event.kind, keys)

@@ -31,19 +31,18 @@ class SharedKindLimiter:
         self.bus = bus
         self.clock = clock
         self.fallback = KindRateLimiter(rules)
-        self._by_kind = {k: tuple(r for r in rules if k in r.kinds) for r in rules for k in r.kinds}
 
     def limits(self, kind: int) -> bool:
         """Whether any rule covers ``kind`` (:meth:`check` of any other kind is None
         without asking the bus)."""
-        return kind in self._by_kind
+        return bool(self.fallback.rules_for(kind))
 
     async def check(self, kind: int, client_keys: str | Sequence[str]) -> str | None:
         """Take a token for every rule covering ``kind`` from the bucket of every client
         key (one key, or all a connection is charged under); the name of the first rule
         over its limit, or None. A refused event consumes nothing. While the bus is down
         the instance's own buckets decide (limits then hold per instance)."""
-        rules = self._by_kind.get(kind)
+        rules = self.fallback.rules_for(kind)
         if not rules:
             return None
         keys = client_key_tuple(client_keys)

@@ -288,6 +288,8 @@ def limit_event_rate(
     (:meth:`Viewer.rate_keys`)."""
 
     def rule(event: Event, viewer: Viewer, now: int) -> Rejection | None:
+        if not limiter.rules_for(event.kind):
+            return None  # most kinds: no need to work out whose buckets they would use
         name = limiter.check(event.kind, viewer.rate_keys(event.pubkey, allowlist), clock())
         return rate_limited(name) if name is not None else None
 

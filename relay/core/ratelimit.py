@@ -67,6 +67,10 @@ class KindRateLimiter:
         kinds = {k for rule in self.rules for k in rule.kinds}
         self._by_kind = {k: tuple(r for r in self.rules if k in r.kinds) for k in kinds}
 
+    def rules_for(self, kind: int) -> tuple[KindLimit, ...]:
+        """The rules covering ``kind`` (empty if none: :meth:`check` then passes it)."""
+        return self._by_kind.get(kind, ())
+
     def check(self, kind: int, client_keys: str | Sequence[str], now: float) -> str | None:
         """Take a token for every rule covering ``kind`` from the bucket of every client
         key (one key, or all a connection is charged under); the name of the first rule
