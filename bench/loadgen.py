@@ -58,13 +58,26 @@ CONNECT_TIMEOUT = 10.0
 # --- signing ---------------------------------------------------------------------------
 
 
-def _sign_chunk(args: tuple[bytes, int, int, int, str]) -> list[bytes]:
+_Chunk = tuple[bytes, int, int, int, str, int, int]
+
+
+def stamp(created_at: int, index: int, total: int, stamp_rate: int) -> int:
+    """``created_at`` of a key's event number ``index`` of ``total``: the signing time for
+    all of them when ``stamp_rate`` is 0, else one second more every ``stamp_rate``
+    events, the last one stamped ``created_at`` (none in the future)."""
+    if stamp_rate <= 0:
+        return created_at
+    return created_at - (total - 1 - index) // stamp_rate
+
+
+def _sign_chunk(args: _Chunk) -> list[bytes]:
     """Sign ``count`` kind-1 events with one key; returns the EVENT client messages."""
-    secret, start, count, created_at, nonce = args
+    secret, start, count, signed_at, nonce, total, stamp_rate = args
     key = PrivateKey(secret)
     pubkey = PublicKeyXOnly.from_secret(secret).format().hex()
     out: list[bytes] = []
     for i in range(start, start + count):
+        created_at = stamp(signed_at, i, total, stamp_rate)
         content = f"mlsgw bench {nonce} #{i}: the quick brown fox jumps over the lazy dog"
         tags: list[list[str]] = [["t", "bench"]]
         serial = orjson.dumps([0, pubkey, created_at, 1, tags, content])
@@ -87,16 +100,20 @@ def pubkey_of(secret: bytes) -> str:
     return PublicKeyXOnly.from_secret(secret).format().hex()
 
 
-def sign_events(secrets: Sequence[bytes], per_key: int, workers: int) -> list[list[bytes]]:
-    """``per_key`` signed EVENT messages for each secret (in parallel above a few thousand)."""
-    created_at = int(time.time())
+def sign_events(
+    secrets: Sequence[bytes], per_key: int, workers: int, stamp_rate: int = 0
+) -> list[list[bytes]]:
+    """``per_key`` signed EVENT messages for each secret (in parallel above a few thousand),
+    stamped as :func:`stamp` says."""
+    signed_at = int(time.time())
     nonce = os.urandom(6).hex()
     chunk = 2000
-    jobs: list[tuple[bytes, int, int, int, str]] = []
+    jobs: list[_Chunk] = []
     owners: list[int] = []
     for k, secret in enumerate(secrets):
         for start in range(0, per_key, chunk):
-            jobs.append((secret, start, min(chunk, per_key - start), created_at, nonce))
+            size = min(chunk, per_key - start)
+            jobs.append((secret, start, size, signed_at, nonce, per_key, stamp_rate))
             owners.append(k)
     result: list[list[bytes]] = [[] for _ in secrets]
     if workers > 1 and len(secrets) * per_key > 4000:
@@ -601,7 +618,7 @@ async def run_publish(args: argparse.Namespace) -> Result:
     per_key = args.events // args.connections + 1
     secrets = [os.urandom(32) for _ in range(args.connections)]
     _log(args, f"signing {per_key * args.connections} events ...")
-    batches = sign_events(secrets, per_key, args.sign_workers)
+    batches = sign_events(secrets, per_key, args.sign_workers, args.stamp_rate)
     clients = await open_clients(args.url, args.connections)
     meter = Meter(args.warmup, args.duration, args.pid)
     done = asyncio.get_running_loop().create_future()
@@ -1037,6 +1054,14 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
     parser.add_argument(
         "--events", type=int, default=150_000, help="publish: events to pre-sign (upper bound)"
     )
+    parser.add_argument(
+        "--stamp-rate",
+        type=int,
+        default=0,
+        help="publish: a connection's created_at advances one second every this many "
+        "events, ending at the signing time, as a client sending that many a second would "
+        "stamp them; 0 stamps every event with the signing time (one busy second)",
+    )
     parser.add_argument("--authors", type=int, default=100, help="req: authors to seed")
     parser.add_argument("--seed-per-author", type=int, default=100, help="req: events per author")
     parser.add_argument("--subscribers", "-m", type=int, default=50, help="fanout: subscribers")
@@ -1062,6 +1087,8 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
     args = parser.parse_args(argv)
     if args.connections < 1 or args.window < 1 or args.subscribers < 1 or args.rate <= 0:
         parser.error("--connections, --window, --subscribers and --rate must be positive")
+    if args.stamp_rate < 0:
+        parser.error("--stamp-rate must be 0 or positive")
     return args
 
 
