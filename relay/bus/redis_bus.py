@@ -304,10 +304,10 @@ class RedisBus:
         self.bundles = False
         return False
 
-    def _refused(self, what: str, exc: NoPermissionError) -> BusUnavailable:
-        """Redis answered, but this user may not run ``what``'s script (an ACL without
-        ``@scripting``): the bus itself works and stays up, only this shared state falls
-        back to the instance's own. Logged once per script."""
+    def _refused(self, what: str, exc: BaseException) -> BusUnavailable:
+        """Redis answered, but will not run ``what``'s script for this client (see
+        :func:`refuses_command`): the bus itself works and stays up, only this shared
+        state falls back to the instance's own. Logged once per script."""
         if what not in self._refused_scripts:
             self._refused_scripts.add(what)
             log.error(
@@ -333,9 +333,9 @@ class RedisBus:
         keys = [f"{self.prefix}:rl:{b.key}" for b in buckets]
         try:
             empty = int(await self._take(keys=keys, args=args))
-        except NoPermissionError as exc:
-            raise self._refused("rate limit", exc) from exc
         except (RedisError, OSError) as exc:
+            if refuses_command(exc):
+                raise self._refused("rate limit", exc) from exc
             self._lost(exc)
             raise BusUnavailable(f"rate limit check failed: {exc}") from exc
         return None if empty == 0 else empty - 1
@@ -355,9 +355,9 @@ class RedisBus:
             held = await self._lead(
                 keys=[f"{self.prefix}:lease:{role}"], args=[self.origin, int(ttl * 1000)]
             )
-        except NoPermissionError as exc:
-            raise self._refused("lease", exc) from exc
         except (RedisError, OSError) as exc:
+            if refuses_command(exc):
+                raise self._refused("lease", exc) from exc
             self._lost(exc)
             raise BusUnavailable(f"lease renewal failed: {exc}") from exc
         return int(held) == 1
@@ -395,6 +395,16 @@ def _hand_over(receive: Receiver, data: bytes) -> None:
         receive(data)
     except Exception:
         log.exception("bus message could not be handled")
+
+
+def refuses_command(exc: BaseException) -> bool:
+    """Whether Redis answered ``exc`` because it will not run the command for this client,
+    not because it is down or failing over: an ACL user without the permission
+    (``NOPERM``), or a command renamed or disabled away (``rename-command``: "unknown
+    command"). Asking again gets the same answer, so reconnecting would not help."""
+    if isinstance(exc, NoPermissionError):
+        return True
+    return isinstance(exc, ResponseError) and str(exc).startswith("unknown command")
 
 
 def _bundled(origin: str, messages: Sequence[bytes]) -> list[bytes]:

@@ -8,7 +8,7 @@ from __future__ import annotations
 import asyncio
 import shutil
 import signal
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Sequence
 from contextlib import asynccontextmanager
 from pathlib import Path
 
@@ -22,13 +22,17 @@ INSTALL_HINT = f"redis-server is not installed; run {REPO / 'scripts/install-tes
 class RedisServer:
     """One redis-server process; :meth:`stop` and :meth:`start` keep the port."""
 
-    def __init__(self, workdir: Path, port: int | None = None) -> None:
+    def __init__(
+        self, workdir: Path, port: int | None = None, settings: Sequence[str] = ()
+    ) -> None:
+        """``settings``: more ``redis-server`` arguments (e.g. ``--rename-command``)."""
         binary = shutil.which("redis-server")
         if binary is None:
             pytest.fail(INSTALL_HINT)
         self.binary = binary
         self.workdir = workdir
         self.port = port or free_port()
+        self.settings = tuple(settings)
         self.process: asyncio.subprocess.Process | None = None
 
     @property
@@ -50,6 +54,7 @@ class RedisServer:
             "no",
             "--dir",
             str(self.workdir),
+            *self.settings,
             stdout=asyncio.subprocess.DEVNULL,
             stderr=asyncio.subprocess.DEVNULL,
         )

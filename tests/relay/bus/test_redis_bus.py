@@ -5,14 +5,17 @@ from __future__ import annotations
 import asyncio
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
+from pathlib import Path
 
 import pytest
 from redis.asyncio import Redis
 from redis.asyncio.client import PubSub
+from redis.exceptions import ConnectionError as RedisConnectionError
+from redis.exceptions import NoPermissionError, ReadOnlyError, ResponseError
 
 from relay.bus import wire
 from relay.bus.base import Bucket, BusUnavailable
-from relay.bus.redis_bus import BUNDLE_MAX_BYTES, RedisBus, _bundled
+from relay.bus.redis_bus import BUNDLE_MAX_BYTES, RedisBus, _bundled, refuses_command
 from relay.bus.shared import SharedKindLimiter
 from relay.core.ratelimit import KindLimit
 from tests.support.redis_server import RedisServer
@@ -293,6 +296,42 @@ async def test_a_redis_that_refuses_scripts_leaves_limits_and_lease_per_instance
         assert bus.status() == "ok"
     refused = [r for r in caplog.records if r.getMessage().startswith("Redis refuses a script")]
     assert sorted(r.__dict__["script"] for r in refused) == ["lease", "rate limit"]
+
+
+async def test_a_redis_with_the_script_commands_renamed_away_leaves_limits_and_lease_per_instance(
+    tmp_path: Path,
+) -> None:
+    """``rename-command EVALSHA ""`` (and EVAL): Redis answers "unknown command" to every
+    script. Like a refusing ACL, that is no outage: the shared state falls back to the
+    instance's own and the bus stays up, instead of being marked lost on every use."""
+    renamed = RedisServer(
+        tmp_path / "renamed",
+        settings=["--rename-command", "EVALSHA", "", "--rename-command", "EVAL", ""],
+    )
+    await renamed.start()
+    try:
+        async with started_bus(renamed) as (bus, listener):
+            for _ in range(2):
+                with pytest.raises(BusUnavailable, match="refuses the script"):
+                    await bus.take([Bucket("notes:{alice}", 1, 3600.0)])
+                with pytest.raises(BusUnavailable, match="refuses the script"):
+                    await bus.lead("sweeper:test", 10.0)
+            assert bus.status() == "ok" and await bus.health() == "ok"
+            await round_trip(bus, listener, b"still fanning out")
+    finally:
+        await renamed.stop()
+
+
+def test_only_a_command_redis_will_not_run_for_this_client_counts_as_refused() -> None:
+    assert refuses_command(NoPermissionError("this user has no permissions to run 'evalsha'"))
+    assert refuses_command(ResponseError("unknown command 'EVALSHA', with args beginning with:"))
+    # Answers that a reconnect or a failover can change are outages, not refusals.
+    assert not refuses_command(ReadOnlyError("You can't write against a read only replica."))
+    assert not refuses_command(
+        ResponseError("OOM command not allowed when used memory > 'maxmemory'.")
+    )
+    assert not refuses_command(RedisConnectionError("Connection refused"))
+    assert not refuses_command(OSError("unreachable"))
 
 
 def test_bundles_stay_under_their_size_and_a_lone_message_stays_plain() -> None:
