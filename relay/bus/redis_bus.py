@@ -286,7 +286,8 @@ class RedisBus:
     async def _publish_bundles(self, messages: list[bytes]) -> bool:
         """Publish ``messages`` bundled if every subscriber reads bundles (one atomic
         script) and answer True; otherwise publish nothing and answer False, with bundles
-        off until the next count (for good if Redis refused the script)."""
+        off until the next count (for good if Redis refuses the script, as
+        :func:`refuses_command` tells)."""
         bundled = _bundled(self.origin, messages)
         args: list[str | bytes] = [self.channel, self.bundle_channel, *bundled]
         try:
@@ -294,13 +295,15 @@ class RedisBus:
                 return True
             log.info("a bus subscriber reads no bundles; publishing message by message")
         except ResponseError as exc:
-            # Redis answered but refuses the script (scripting disabled, or not allowed
-            # for this user): the bus itself works, so it goes on without bundles.
-            log.error(
-                "Redis refuses the bundle script; publishing message by message from now on",
-                extra={"error": str(exc)},
-            )
-            self._bundles_refused = True
+            if refuses_command(exc):
+                # Asking again gets the same answer: the bus goes on without bundles.
+                log.error(
+                    "Redis refuses the bundle script; publishing message by message from now on",
+                    extra={"error": str(exc)},
+                )
+                self._bundles_refused = True
+            else:  # e.g. READONLY in a failover: plain messages until the next count
+                log.warning("the bundle script failed", extra={"error": str(exc)})
         self.bundles = False
         return False
 

@@ -11,7 +11,7 @@ import pytest
 from redis.asyncio import Redis
 from redis.asyncio.client import PubSub
 from redis.exceptions import ConnectionError as RedisConnectionError
-from redis.exceptions import NoPermissionError, ReadOnlyError, ResponseError
+from redis.exceptions import NoPermissionError, ReadOnlyError, RedisError, ResponseError
 
 from relay.bus import wire
 from relay.bus.base import Bucket, BusUnavailable
@@ -275,6 +275,43 @@ async def test_a_redis_that_refuses_the_bundle_script_gets_plain_messages_and_st
             assert [await next_data(tap), await next_data(tap)] == [b"E1", b"E2"]
             assert await sender.health() == "ok"
             assert not await sender.check_bundles()  # and it does not try again
+
+
+async def until_busy(client: Redis) -> None:
+    """Until Redis answers ``client`` BUSY (a script runs past ``busy-reply-threshold``)."""
+    while True:
+        try:
+            await client.ping()
+        except RedisError:
+            return
+        await asyncio.sleep(0.02)
+
+
+async def test_a_redis_busy_with_a_long_script_turns_bundles_off_only_until_it_is_over(
+    redis: RedisServer,
+) -> None:
+    """BUSY (someone else's script runs too long) is an outage, not a refusal: the
+    publish fails, and once Redis answers again, so do bundles."""
+    admin, blocker = Redis.from_url(redis.url), Redis.from_url(redis.url)
+    try:
+        await admin.config_set("busy-reply-threshold", "50")
+        async with started_bus(redis, min_backoff=0.05, max_backoff=0.5) as (sender, _):
+            assert await sender.check_bundles()
+
+            async def spin() -> object:
+                return await blocker.eval("while true do end", 0)
+
+            spinning = asyncio.create_task(spin())
+            await asyncio.wait_for(until_busy(admin), TIMEOUT)
+            assert not await sender.publish_many([b"E1", b"E2"])
+            await admin.script_kill()
+            with pytest.raises(ResponseError):
+                await spinning
+            await until_status(sender, "ok")
+            assert await sender.check_bundles()
+    finally:
+        await admin.aclose()
+        await blocker.aclose()
 
 
 async def test_a_redis_that_refuses_scripts_leaves_limits_and_lease_per_instance_and_stays_up(
