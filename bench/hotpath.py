@@ -50,6 +50,13 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--events", type=int, default=20000, help="EVENTs answered")
     parser.add_argument("-n", "--connections", type=int, default=10)
     parser.add_argument("-w", "--window", type=int, default=16, help="frames per batch")
+    parser.add_argument(
+        "--stamp-rate",
+        type=int,
+        default=0,
+        help="created_at advances a second every this many events of a connection "
+        "(loadgen.py's option); 0: all in one second",
+    )
     parser.add_argument("--tree", help="source tree of the relay to run (default: this one)")
     parser.add_argument(
         "--callgrind", action="store_true", help="count instructions under valgrind instead"
@@ -59,10 +66,10 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
     return parser.parse_args(argv)
 
 
-def signed_frames(events: int, connections: int) -> list[list[bytes]]:
+def signed_frames(events: int, connections: int, stamp_rate: int = 0) -> list[list[bytes]]:
     """``events`` EVENT frames spread over ``connections`` authors, one list each."""
     per_key = -(-events // connections)
-    return sign_events([os.urandom(32) for _ in range(connections)], per_key, 2)
+    return sign_events([os.urandom(32) for _ in range(connections)], per_key, 2, stamp_rate)
 
 
 class CountingPeer:
@@ -194,7 +201,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     if args.callgrind and shutil.which("valgrind") is None:
         raise SystemExit("--callgrind needs valgrind: apt-get install valgrind")
     total = args.events * (2 if args.callgrind else 1)
-    frames = signed_frames(total, args.connections)
+    frames = signed_frames(total, args.connections, args.stamp_rate)
     with tempfile.NamedTemporaryFile("wb", suffix=".json") as f:
         f.write(orjson.dumps([[frame.hex() for frame in conn] for conn in frames]))
         f.flush()
