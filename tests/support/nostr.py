@@ -150,15 +150,16 @@ class RelayClient:
         return await self._answer(lambda msg: msg[0] == "OK" and msg[1] == event.id)
 
     async def req(
-        self, sub_id: str, *filters: dict[str, Any]
+        self, sub_id: str, *filters: dict[str, Any], timeout: float = TIMEOUT
     ) -> tuple[list[dict[str, Any]], list[Any]]:
-        """Send REQ; return (stored events, the EOSE or CLOSED message that ended them)."""
+        """Send REQ; return (stored events, the EOSE or CLOSED message that ended them),
+        each message awaited at most ``timeout`` seconds."""
         await self.send("REQ", sub_id, *filters)
         events: list[dict[str, Any]] = []
         skipped: list[list[Any]] = []
         try:
             while True:
-                msg = await self.recv()
+                msg = await self.recv(timeout)
                 if msg[0] == "EVENT" and msg[1] == sub_id:
                     events.append(msg[2])
                 elif msg[0] in ("EOSE", "CLOSED") and msg[1] == sub_id:
