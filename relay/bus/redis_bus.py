@@ -302,7 +302,7 @@ class RedisBus:
                     extra={"error": str(exc)},
                 )
                 self._bundles_refused = True
-            else:  # e.g. READONLY in a failover: plain messages until the next count
+            else:  # e.g. BUSY while another script runs: plain messages until the next count
                 log.warning("the bundle script failed", extra={"error": str(exc)})
         self.bundles = False
         return False
@@ -403,7 +403,7 @@ def _hand_over(receive: Receiver, data: bytes) -> None:
 def refuses_command(exc: BaseException) -> bool:
     """Whether Redis answered ``exc`` because it will not run the command for this client,
     not because it is down or failing over: an ACL user without the permission
-    (``NOPERM``), or a command renamed or disabled away (``rename-command``: "unknown
+    (``NOPERM``), or a command renamed away or disabled with ``rename-command`` ("unknown
     command"). Asking again gets the same answer, so reconnecting would not help."""
     if isinstance(exc, NoPermissionError):
         return True
