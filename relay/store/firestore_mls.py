@@ -141,12 +141,15 @@ async def take_keypackages(
     served: list[ServedKeyPackage] = []
     writes = Writes()
     for docs in owned.values():
-        candidates = [
-            _stored(event_id, doc)
-            for event_id, doc in docs.items()
-            if event_id in events and (where is None or where.matches(events[event_id]))
-        ]
-        plan = plan_fetch(candidates, per_author=per_author, now=now, consume=consume)
+        # Every key package the owner holds counts for the last-resort rule; the filter
+        # only narrows what may be served (plan_fetch's ``matching``).
+        held = [_stored(event_id, doc) for event_id, doc in docs.items() if event_id in events]
+        matching = (
+            None
+            if where is None
+            else {kp.event_id for kp in held if where.matches(events[kp.event_id])}
+        )
+        plan = plan_fetch(held, per_author=per_author, now=now, consume=consume, matching=matching)
         consumed = set(plan.consume)
         served += [ServedKeyPackage(events[i], i in consumed) for i in plan.serve]
         for event_id in plan.consume:

@@ -135,6 +135,29 @@ async def test_take_respects_the_filter(store: MlsStore) -> None:
     assert [s.event.id for s in served] == [new.id]
 
 
+async def test_a_narrowed_take_still_consumes_when_the_owner_has_others(
+    store: MlsStore,
+) -> None:
+    """A filter that matches one of three key packages (``ids``) gets that one consumed:
+    the last-resort rule counts every key package the owner holds, not only those the
+    filter matched, so narrowing cannot turn one into a reusable last resort."""
+    kps = [keypackage(age=3, n=1), keypackage(age=2, n=2), keypackage(age=1, n=3)]
+    for kp in kps:
+        await save_kp(store, kp)
+    narrowed = Filter(ids=frozenset({kps[2].id}))
+    served = await store.take_keypackages(
+        [ALICE.pubkey], per_author=1, consume=True, now=NOW, where=narrowed
+    )
+    assert [(s.event.id, s.consumed) for s in served] == [(kps[2].id, True)]
+    assert await stored_ids(store, 443) == {kps[0].id, kps[1].id}
+    again = await store.take_keypackages(
+        [ALICE.pubkey], per_author=1, consume=True, now=NOW, where=narrowed
+    )
+    assert again == []
+    # Not a last resort either: the owner's next key package schedules nothing.
+    assert (await save_kp(store, keypackage(age=0, n=4)))[2] == 0
+
+
 async def test_take_without_consume_deletes_nothing(store: MlsStore) -> None:
     """``consume=False`` serves without deleting or marking a last resort."""
     kps = [keypackage(age=2, n=1), keypackage(age=1, n=2)]
