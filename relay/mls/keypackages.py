@@ -51,8 +51,8 @@ def keypackage_expiry(event: Event, *, now: int, ttl: int) -> int | Rejection:
 
     ``expires_at`` is the ``exp`` tag capped at ``now + ttl``, or ``now + ttl``.
     """
-    owner = event.first_tag_value("p")
-    if owner is not None and owner != event.pubkey:
+    # Every p tag, not only the first: a second one naming someone else is the same lie.
+    if any(owner != event.pubkey for owner in event.tag_values("p")):
         return invalid("keypackage owner mismatch")
     cap = now + ttl
     expires_at = cap

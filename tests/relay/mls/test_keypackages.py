@@ -129,6 +129,12 @@ def test_keypackage_owner_tag_must_be_the_author() -> None:
     assert expiry(kp(tags=[["p", ALICE.pubkey]])) == NOW + TTL
 
 
+def test_a_second_p_tag_naming_someone_else_is_an_owner_mismatch_too() -> None:
+    both = [["p", ALICE.pubkey], ["p", BOB.pubkey]]
+    assert expiry(kp(tags=both)) == "invalid: keypackage owner mismatch"
+    assert expiry(kp(tags=[["p", ALICE.pubkey], ["p", ALICE.pubkey]])) == NOW + TTL
+
+
 def test_keypackage_owner_is_checked_before_content() -> None:
     """The owner mismatch is reported even when the content is also bad."""
     assert expiry(kp("", [["p", BOB.pubkey]])) == "invalid: keypackage owner mismatch"
