@@ -543,7 +543,8 @@ def redacted_dict(config: Config) -> dict[str, Any]:
 def _redact_url(url: str) -> str:
     """Hide the password in ``scheme://user:password@host`` URLs; in a secret URL without
     one (an incoming webhook) the path is the credential, so it is hidden instead."""
-    hidden = re.sub(r"(//[^:/@]*:)[^@]*@", r"\1" + _REDACTED + "@", url)
+    # The userinfo runs to the last "@" before the path, as redis-py and urllib read it.
+    hidden = re.sub(r"(//[^:/@?#]*:)[^/?#]*@", r"\1" + _REDACTED + "@", url, count=1)
     if hidden != url:
         return hidden
     return re.sub(r"^([a-z][a-z0-9+.-]*://[^/?#]*)[/?#].+$", r"\1/" + _REDACTED, url, flags=re.I)

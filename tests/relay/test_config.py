@@ -425,6 +425,15 @@ def test_redacted_dict_hides_secrets() -> None:
     assert document["extensions"]["mls_gateway"]["delivery"] == "enforce"
 
 
+def test_a_redis_password_with_an_at_sign_is_hidden_whole() -> None:
+    """redis-py takes the userinfo up to the last ``@`` of the host part: so does
+    ``config show``, or the password's tail would be printed as if it were the host."""
+    config = load_config(
+        None, {"MLSGW_CLUSTER__REDIS_URL": "redis://default:p@ss@w0rd@10.0.0.3:6379/0"}
+    )
+    assert redacted_dict(config)["cluster"]["redis_url"] == "redis://default:***@10.0.0.3:6379/0"
+
+
 def test_redacted_dict_hides_the_path_of_a_webhook_url() -> None:
     """An incoming-webhook URL's path is its credential: only scheme and host are shown."""
     config = load_config(
