@@ -61,12 +61,14 @@ class Malformed:
 
     ``sub_id`` is set when the frame named a subscription (answer with CLOSED);
     ``event_id`` when it carried an event id (answer with OK false); else a NOTICE.
+    ``verb`` is the frame's command when it was a REQ or COUNT.
     """
 
     detail: str
     sub_id: SubId | None = None
     event_id: str | None = None
     rejection: Rejection | None = None
+    verb: str | None = None
 
 
 ClientMessage = EventMessage | ReqMessage | CountMessage | CloseMessage | AuthMessage | Malformed
@@ -80,12 +82,12 @@ def _parse_filters(
     verb: str, sub_id: SubId, raw_filters: list[object]
 ) -> tuple[Filter, ...] | Malformed:
     if not raw_filters:
-        return Malformed(f"{verb} needs at least one filter", sub_id=sub_id)
+        return Malformed(f"{verb} needs at least one filter", sub_id=sub_id, verb=verb)
     filters = []
     for raw in raw_filters:
         parsed = parse_filter(raw)
         if isinstance(parsed, Rejection):
-            return Malformed(parsed.detail, sub_id=sub_id, rejection=parsed)
+            return Malformed(parsed.detail, sub_id=sub_id, rejection=parsed, verb=verb)
         filters.append(parsed)
     return tuple(filters)
 

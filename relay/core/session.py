@@ -201,15 +201,21 @@ class Session:
         return self._refuse(msg, msg.rejection or invalid(msg.detail))
 
     def _refuse(self, msg: m.ClientMessage, rejection: Rejection) -> list[Action]:
-        """Answer in the form the client is waiting for: OK, CLOSED or NOTICE."""
+        """Answer in the form the client is waiting for: OK, CLOSED or NOTICE. A refused
+        REQ also ends the subscription it would have replaced (NIP-01: CLOSED means the
+        relay ended it), whatever refused it."""
         if isinstance(msg, (m.EventMessage, m.AuthMessage)):
             event_id = m.event_id_hint(msg.event)
             if event_id is not None:
                 return [Send(m.encode_ok(event_id, False, rejection.message()))]
         elif isinstance(msg, (m.ReqMessage, m.CountMessage)):
+            if isinstance(msg, m.ReqMessage):
+                self.unsubscribe(msg.sub_id)
             return [Send(m.encode_closed(msg.sub_id, rejection.message()))]
         elif isinstance(msg, m.Malformed):
             if msg.sub_id is not None:
+                if msg.verb == "REQ":
+                    self.unsubscribe(msg.sub_id)
                 return [Send(m.encode_closed(msg.sub_id, rejection.message()))]
             if msg.event_id is not None:
                 return [Send(m.encode_ok(msg.event_id, False, rejection.message()))]

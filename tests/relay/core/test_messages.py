@@ -81,7 +81,7 @@ def test_unknown_command_is_truncated_in_the_notice() -> None:
 def test_req_without_filters_names_the_subscription() -> None:
     """A REQ with no filter is Malformed with the sub id, so it is answered by CLOSED."""
     msg = m.parse_client_message('["REQ","s"]')
-    assert msg == m.Malformed("REQ needs at least one filter", sub_id=m.SubId("s"))
+    assert msg == m.Malformed("REQ needs at least one filter", sub_id=m.SubId("s"), verb="REQ")
 
 
 def test_req_with_a_bad_filter_carries_the_invalid_rejection() -> None:

@@ -448,6 +448,36 @@ def test_rejected_req_drops_the_subscription_it_would_have_replaced() -> None:
     assert session.subscriptions == {}
 
 
+@pytest.mark.parametrize(
+    ("limits", "refused_req", "prefix"),
+    [
+        (SessionLimits(), ["REQ", "s", {"kinds": ["x"]}], "invalid:"),
+        (SessionLimits(), ["REQ", "s"], "invalid:"),
+        (SessionLimits(max_message_length=64), ["REQ", "s", {"#t": ["x" * 80]}], "invalid:"),
+        (SessionLimits(messages_per_second=1), ["REQ", "s", {"kinds": [2]}], "rate-limited:"),
+    ],
+    ids=["bad filter", "no filter", "oversize", "rate-limited"],
+)
+def test_a_req_refused_before_its_filters_are_checked_also_ends_the_old_subscription(
+    limits: SessionLimits, refused_req: list[Any], prefix: str
+) -> None:
+    """CLOSED ends the subscription whatever refused the REQ: a malformed or missing
+    filter, an oversize frame, the message rate (NIP-01; R-P5's replacement)."""
+    session = make_session(limits=limits)
+    feed(session, "REQ", "s", {"kinds": [1]})
+    assert set(session.subscriptions) == {"s"}
+    closed = only_frame(feed(session, *refused_req))
+    assert closed[:2] == ["CLOSED", "s"] and closed[2].startswith(prefix)
+    assert session.subscriptions == {}
+
+
+def test_a_refused_count_leaves_a_live_req_of_that_id_alone() -> None:
+    session = make_session()
+    feed(session, "REQ", "s", {"kinds": [1]})
+    assert only_frame(feed(session, "COUNT", "s", {"kinds": ["x"]}))[0] == "CLOSED"
+    assert set(session.subscriptions) == {"s"}
+
+
 def test_limit_is_clamped_to_max_limit_and_defaults_to_it() -> None:
     """Absent or too-large limits become max_limit; smaller ones are kept."""
     session = make_session(limits=SessionLimits(max_limit=10))
