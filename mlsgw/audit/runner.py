@@ -7,6 +7,7 @@ audit never passes for a clean one (R-O3: exit 3).
 
 from __future__ import annotations
 
+import os
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
@@ -28,6 +29,15 @@ from relay.config import ConfigError, load_config
 
 LOG_LIMIT = 2000
 """Log entries read per query: enough for the top lists, bounded in time and memory."""
+
+
+def config_under_review(config: Path | None) -> Path | None:
+    """``--config``, else ``$MLSGW_CONFIG``: the relay config file the audit reviews (the
+    same for ``mlsgw audit`` and the monthly security audit)."""
+    if config is not None:
+        return config
+    named = os.environ.get("MLSGW_CONFIG")
+    return Path(named) if named else None
 
 
 def _no_scanner() -> dependencies.ScanRun:

@@ -4,13 +4,12 @@ from __future__ import annotations
 
 import functools
 import os
-from pathlib import Path
 from typing import Annotated
 
 import typer
 
 from mlsgw.audit import pip_audit
-from mlsgw.audit.runner import AREA_NAMES, AuditSettings, run
+from mlsgw.audit.runner import AREA_NAMES, AuditSettings, config_under_review, run
 from mlsgw.commands.certcheck import CafileOpt
 from mlsgw.commands.common import (
     CommandOptions,
@@ -23,14 +22,6 @@ from mlsgw.commands.common import (
 from mlsgw.errors import MlsgwError, UsageError
 
 AUDIT_FIELDS = ("project", "region", "service", "url", "endpoint", "timeout")
-
-
-def config_under_review(config: Path | None) -> Path | None:
-    """``--config``, else ``$MLSGW_CONFIG``: the relay config file the audit reviews."""
-    if config is not None:
-        return config
-    named = os.environ.get("MLSGW_CONFIG")
-    return Path(named) if named else None
 
 
 @runbook_command(AUDIT_FIELDS)

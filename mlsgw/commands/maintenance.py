@@ -21,6 +21,7 @@ from mlsgw.commands.common import (
 )
 from mlsgw.commands.usage import MlsgwGroup
 from mlsgw.errors import UsageError
+from mlsgw.maintenance.audit_tasks import security_audit
 from mlsgw.maintenance.crontab import crontab, entries
 from mlsgw.maintenance.restore_drill import restore_drill
 from mlsgw.maintenance.schedules import SCHEDULES, run_schedule, select
@@ -101,7 +102,8 @@ def weekly(task: TaskOpt = None, *, options: CommandOptions) -> None:
 @runbook_command(MAINTENANCE_FIELDS)
 def monthly(task: TaskOpt = None, *, options: CommandOptions) -> None:
     """Monthly tasks: TLS certificate check, capacity review (instances and concurrency
-    against their limits, CPU), base image vulnerabilities (Artifact Analysis), security audit.
+    against their limits, CPU), base image vulnerabilities (Artifact Analysis), security audit
+    (as mlsgw audit: it reviews the relay config given by --config, else $MLSGW_CONFIG).
 
     Exit 0 all ok, 1 a warning, 2 a critical finding, 3 a task could not run.
 
@@ -110,7 +112,9 @@ def monthly(task: TaskOpt = None, *, options: CommandOptions) -> None:
 
     Example: mlsgw maintenance monthly --json
     """
-    _run("monthly", task, options)
+    _run(
+        "monthly", task, options, {"security_audit": partial(security_audit, config=options.config)}
+    )
 
 
 @app.command("quarterly", cls=RunbookCommand)

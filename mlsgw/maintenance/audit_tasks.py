@@ -10,7 +10,7 @@ from collections.abc import Callable
 from pathlib import Path
 
 from mlsgw.audit import pip_audit
-from mlsgw.audit.runner import AuditSettings
+from mlsgw.audit.runner import AuditSettings, config_under_review
 from mlsgw.audit.runner import run as audit_run
 from mlsgw.report import CheckResult, Status, Verdict
 from mlsgw.runbook.context import RunContext
@@ -24,11 +24,13 @@ _STATUS = {
 SECURITY_AREAS = ("access-logs", "relay-access", "project-iam", "service", "config", "firestore")
 
 
-def _audit_task(name: str, areas: tuple[str, ...]) -> Callable[[RunContext], CheckResult]:
-    def task(ctx: RunContext) -> CheckResult:
+def _audit_task(name: str, areas: tuple[str, ...]) -> Callable[..., CheckResult]:
+    # ``config``: the maintenance command's ``--config``, which the config area reviews
+    # (else $MLSGW_CONFIG), as ``mlsgw audit`` does.
+    def task(ctx: RunContext, config: Path | None = None) -> CheckResult:
         mirror = os.environ.get("MLSGW_OSV_URL") or None
         settings = AuditSettings(
-            config_path=Path(named) if (named := os.environ.get("MLSGW_CONFIG")) else None,
+            config_path=config_under_review(config),
             scan=functools.partial(pip_audit.run_scan, mirror),
             only=areas,
         )

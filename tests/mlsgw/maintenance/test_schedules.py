@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Iterator
+from pathlib import Path
 
 import pytest
 
@@ -159,6 +160,33 @@ def test_monthly_security_audit_reports_the_audit_findings(
     audit = _findings(result.stdout)["security_audit"]
     assert audit["status"] in ("warning", "unknown", "critical"), audit
     assert any("service.public-invoker" in d for d in audit["details"])  # type: ignore[union-attr]
+
+
+def test_the_monthly_security_audit_reviews_the_config_given_by_config(
+    cli: Cli,
+    google: GoogleStandIn,
+    monitoring: MonitoringStandIn,
+    relay: RelayProcess,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """``mlsgw schedule -c FILE`` writes the monthly line with ``--config FILE``: the
+    security audit reviews that file, as ``mlsgw audit -c FILE`` does."""
+    monkeypatch.delenv("MLSGW_CONFIG", raising=False)
+    google.run.add_service(PROJECT, REGION, SERVICE, ["img:1"])
+    config = tmp_path / "relay.toml"
+    config.write_text("[auth]\nenabled = false\n")
+    result = cli(
+        "maintenance",
+        "monthly",
+        "--task",
+        "security_audit",
+        "--config",
+        str(config),
+        *_args(google, monitoring, relay),
+    )
+    audit = _findings(result.stdout)["security_audit"]
+    assert any("config.auth-disabled" in d for d in audit["details"]), audit  # type: ignore[union-attr]
 
 
 def test_a_dependency_audit_that_cannot_reach_its_database_is_unknown(
