@@ -23,6 +23,7 @@ from mlsgw.commands.usage import MlsgwCommand
 from mlsgw.errors import LedgerError, MlsgwError, Refused, UsageError
 from mlsgw.gcp.clients import Cloud
 from mlsgw.ledger import Ledger
+from mlsgw.probes import parse_secret_key
 from mlsgw.report import ActionReport, CheckReport, Report
 from mlsgw.runbook.context import RunContext
 from mlsgw.runbook.engine import record, refusal_code
@@ -279,6 +280,13 @@ def emit(report: Report, target: Target, *, as_json: bool, nagios: bool = False)
         output.emit_json(output.document(report, target.redacted()))
     else:
         output.render(report, output.stdout_console(), target)
+
+
+def check_probe_key(target: Target) -> None:
+    """A ``prepare`` for commands that probe with ``--probe-key``: a malformed key is a
+    usage error before the command runs, not a failure half-way through it."""
+    if target.probe_key:
+        parse_secret_key(target.probe_key)
 
 
 def run_command(

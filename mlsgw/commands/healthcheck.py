@@ -12,6 +12,7 @@ from mlsgw.checks import CHECKS, CheckContext
 from mlsgw.commands.common import (
     PANEL_OUTPUT,
     CommandOptions,
+    check_probe_key,
     fail_early,
     refuse_two_formats,
     run_command,
@@ -19,7 +20,6 @@ from mlsgw.commands.common import (
 )
 from mlsgw.errors import MlsgwError, UsageError
 from mlsgw.gcp.clients import Cloud
-from mlsgw.probes import parse_secret_key
 from mlsgw.report import CheckReport, CheckResult, Status
 from mlsgw.runbook.context import RunContext
 from mlsgw.target import Target
@@ -103,11 +103,6 @@ HEALTHCHECK_FIELDS = (
 )
 
 
-def _check_probe_key(target: Target) -> None:
-    if target.probe_key:
-        parse_secret_key(target.probe_key)
-
-
 @runbook_command(HEALTHCHECK_FIELDS)
 def healthcheck(
     nagios: Annotated[
@@ -144,5 +139,5 @@ def healthcheck(
         needs_service=False,
         records=False,
         nagios=nagios,
-        prepare=_check_probe_key,
+        prepare=check_probe_key,
     )

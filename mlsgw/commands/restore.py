@@ -13,6 +13,7 @@ from mlsgw.backups.restore_new import DATABASE_ENV, run_restore_new
 from mlsgw.commands.common import (
     SERVICE_FIELDS,
     CommandOptions,
+    check_probe_key,
     fail_early,
     run_command,
     runbook_command,
@@ -123,4 +124,4 @@ def restore(
         assert path is not None
         return run_restore(ctx, path, database=database, validate_url=validate_url, resume=resume)
 
-    run_command("restore", options, body)
+    run_command("restore", options, body, prepare=check_probe_key)

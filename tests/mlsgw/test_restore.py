@@ -86,6 +86,27 @@ def test_restore_stops_traffic_for_the_import_and_reopens_it(
     assert cli("ledger", "verify").exit_code == 0
 
 
+def test_a_malformed_probe_key_is_refused_before_traffic_stops(
+    cli: Cli,
+    world: GoogleStandIn,
+    export: str,
+    target_args: list[str],
+    relay: RelayProcess,
+) -> None:
+    """The probe key is only used to validate, after the import: a bad one is refused
+    first (exit 3), with the service and the data untouched."""
+    at_import = record_ingress_at_import(world)
+    result = cli(
+        "restore", export, *target_args, "--validate-url", relay.url,
+        "--probe-key", "not-a-key", "--yes", "--json",
+    )  # fmt: skip
+    assert result.exit_code == 3, result.stdout
+    assert "probe key" in result.stdout
+    assert at_import == []
+    assert world.run.service(SERVICE).ingress_history == []
+    assert world.backups.database(PROJECT).collections["events"] == 55  # type: ignore[union-attr]
+
+
 def test_confirmation_names_the_backup_and_its_age(
     world: GoogleStandIn, tmp_path: Path, relay: RelayProcess
 ) -> None:
