@@ -505,6 +505,15 @@ def _cluster_problems(config: Config, origin: str) -> list[str]:
             problems.append(
                 f"{origin}: cluster.redis_url: expected a redis://, rediss:// or unix:// URL"
             )
+        else:
+            # The client's own parse (port, db, query options), so that `config check`
+            # refuses what `serve` would; only loaded when a bus is configured.
+            from redis.connection import parse_url
+
+            try:
+                parse_url(url)
+            except ValueError as exc:
+                problems.append(f"{origin}: cluster.redis_url: {exc}")
     prefix = config.cluster.prefix
     if not prefix or any(c.isspace() for c in prefix):
         problems.append(f"{origin}: cluster.prefix: expected a non-empty name without spaces")

@@ -27,6 +27,22 @@ def test_other_urls_are_refused_without_echoing_them(url: str) -> None:
     assert url not in problems
 
 
+@pytest.mark.parametrize(
+    ("url", "said"),
+    [
+        ("redis://:s3cret@10.0.0.3:notaport/0", "Port could not be cast"),
+        ("redis://:s3cret@10.0.0.3:6379/0?socket_timeout=soon", "socket_timeout"),
+    ],
+)
+def test_a_redis_url_the_client_cannot_use_is_refused_as_serve_would(url: str, said: str) -> None:
+    """``config check`` runs the client's own parse: what it passes, ``serve`` starts with."""
+    with pytest.raises(ConfigError) as caught:
+        load(MLSGW_CLUSTER__REDIS_URL=url)
+    problems = "\n".join(caught.value.problems)
+    assert "cluster.redis_url:" in problems and said in problems
+    assert "s3cret" not in problems
+
+
 @pytest.mark.parametrize("prefix", ["", "two words"])
 def test_a_prefix_must_name_a_channel(prefix: str) -> None:
     with pytest.raises(ConfigError) as caught:
