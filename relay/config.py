@@ -20,6 +20,7 @@ import typing
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any, Literal
+from urllib.parse import urlsplit
 
 from relay.core.bech32 import normalise_pubkey
 from relay.settings import (
@@ -475,6 +476,12 @@ def _check_consistency(config: Config) -> None:
         problems.append(
             f"{origin}: extensions.mls_gateway.max_keypackages_per_query: expected 1 or 2"
         )
+    if config.information.relay_url and not _names_a_host(config.information.relay_url):
+        problems.append(
+            f"{origin}: information.relay_url: expected the relay's public URL with its"
+            " scheme, e.g. wss://relay.example.com (AUTH's relay tag is checked against its"
+            " host)"
+        )
     if config.mls_gateway.enable_api and not config.information.relay_url:
         problems.append(
             f"{origin}: extensions.mls_gateway.enable_api needs information.relay_url: NIP-98"
@@ -489,6 +496,16 @@ def _check_consistency(config: Config) -> None:
     problems += _cluster_problems(config, origin)
     if problems:
         raise ConfigError(problems)
+
+
+def _names_a_host(url: str) -> bool:
+    """A ws, wss, http or https URL with a host and a valid port."""
+    try:
+        parts = urlsplit(url.strip())
+        _ = parts.port  # ValueError for a non-numeric or out-of-range port
+    except ValueError:
+        return False
+    return parts.scheme.lower() in ("ws", "wss", "http", "https") and bool(parts.hostname)
 
 
 _REDIS_SCHEMES = ("redis", "rediss", "unix")
@@ -511,7 +528,7 @@ def _cluster_problems(config: Config, origin: str) -> list[str]:
             from redis.connection import parse_url
 
             try:
-                parse_url(url)
+                parse_url(url)  # type: ignore[no-untyped-call]
             except ValueError as exc:
                 problems.append(f"{origin}: cluster.redis_url: {exc}")
     prefix = config.cluster.prefix

@@ -270,6 +270,23 @@ def test_rest_api_needs_the_public_relay_url(tmp_path: Path) -> None:
     assert load_config(path, {}).mls_gateway.enable_api is True
 
 
+@pytest.mark.parametrize("url", ["relay.example.com", "wss://", "ftp://relay.example.com"])
+def test_a_relay_url_without_a_scheme_and_host_is_refused(tmp_path: Path, url: str) -> None:
+    """Every AUTH's relay tag is checked against this URL's host: one that names no host
+    would refuse every AUTH, so the config says so at once."""
+    path = write(tmp_path, f'[information]\nrelay_url = "{url}"\n')
+    (problem,) = problems_of(path)
+    assert "information.relay_url: expected the relay's public URL" in problem
+
+
+@pytest.mark.parametrize(
+    "url", ["wss://relay.example.com", "ws://10.0.0.3:8080", "https://relay.example.com/"]
+)
+def test_a_relay_url_with_a_scheme_and_host_is_accepted(tmp_path: Path, url: str) -> None:
+    path = write(tmp_path, f'[information]\nrelay_url = "{url}"\n')
+    assert load_config(path, {}).information.relay_url == url
+
+
 # --- environment ---------------------------------------------------------------------------------
 
 
