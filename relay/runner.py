@@ -8,7 +8,7 @@ import os
 import signal
 import socket
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Awaitable, Callable, Mapping
 from contextlib import ExitStack
 
 from relay.app import Relay
@@ -119,22 +119,33 @@ async def _serve(
     ready: Callable[[RelayServer], None] | None,
     stop: asyncio.Event,
 ) -> None:
-    bus = build_bus(config)
-    await store.open()
-    relay = Relay(config, store, bus=bus, sweep_scope=store_scope(config))
-    try:
-        await relay.start()
-    except BaseException:
-        await relay.close()
-        await store.close()
-        raise
-    server = RelayServer(relay)
+    # From here on SIGTERM/SIGINT stop the relay cleanly (R-C2), also while it starts:
+    # opening a store that does not answer can take a while.
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGTERM, signal.SIGINT):
         try:
             loop.add_signal_handler(sig, stop.set)
         except (NotImplementedError, RuntimeError):  # not the main thread
             pass
+    bus = build_bus(config)
+    log.info("opening the event store", extra={"store": config.store_backend})
+    if not await _unless_stopped(store.open(), stop):
+        await store.close()
+        log.info("stopped while starting")
+        return
+    relay = Relay(config, store, bus=bus, sweep_scope=store_scope(config))
+    try:
+        started = await _unless_stopped(relay.start(), stop)
+    except BaseException:
+        await relay.close()
+        await store.close()
+        raise
+    if not started:
+        await relay.close()
+        await store.close()
+        log.info("stopped while starting")
+        return
+    server = RelayServer(relay)
     try:
         await server.start(config.network.host, config.network.port)
     except OSError:
@@ -165,6 +176,24 @@ async def _serve(
     await relay.close()
     await store.close()
     log.info("relay stopped")
+
+
+async def _unless_stopped(step: Awaitable[None], stop: asyncio.Event) -> bool:
+    """Run ``step`` to its end (True), or cancel it when ``stop`` is set first (False).
+    Its errors are raised as they are."""
+    task = asyncio.ensure_future(step)
+    stopped = asyncio.ensure_future(stop.wait())
+    try:
+        await asyncio.wait({task, stopped}, return_when=asyncio.FIRST_COMPLETED)
+    finally:  # also when serve itself is cancelled: no step is left running
+        stopped.cancel()
+        if not task.done():
+            task.cancel()
+            await asyncio.gather(task, return_exceptions=True)
+    if task.cancelled():
+        return False
+    task.result()
+    return True
 
 
 def run(config: Config) -> None:

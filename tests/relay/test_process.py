@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import json
 import signal
+import socket
 import sys
 from pathlib import Path
 
@@ -89,6 +90,34 @@ async def test_sigterm_with_busy_connections_exits_0(serve: StartServe, tmp_path
     for i, client in enumerate(clients):
         await client.req(f"live{i}", {})
     assert await relay.stop() == 0
+
+
+async def test_sigterm_while_the_store_is_still_opening_exits_0(
+    serve: StartServe, tmp_path: Path
+) -> None:
+    """R-C2 holds during start-up too: with a Firestore that accepts connections but never
+    answers, serve waits in "opening the event store"; SIGTERM then ends it with exit 0,
+    not a death by signal."""
+    with socket.socket() as silent:
+        silent.bind(("127.0.0.1", 0))
+        silent.listen()
+        env = {
+            **base_env(tmp_path),
+            "FIRESTORE_EMULATOR_HOST": f"127.0.0.1:{silent.getsockname()[1]}",
+            "MLSGW_DATA__BACKEND": "firestore",
+            "MLSGW_DATA__PROJECT_ID": "demo-silent",
+            "MLSGW_DATA__STORE_TIMEOUT": "60",
+        }
+        relay = await serve(env=env)
+
+        async def opening() -> None:
+            while "opening the event store" not in relay.log.read_text():
+                assert relay.process.returncode is None, relay.log.read_text()
+                await asyncio.sleep(0.05)
+
+        await asyncio.wait_for(opening(), PROCESS_TIMEOUT)
+        assert await relay.stop() == 0, relay.log.read_text()
+    assert "stopped while starting" in relay.log.read_text()
 
 
 async def test_invalid_config_exits_2_and_prints_the_problem(
