@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
+import logging
 import os
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, NoReturn
 
 import typer
 
@@ -63,25 +64,27 @@ def serve(
     except ValueError as exc:
         typer.echo(f"mlsgw: {exc}", err=True)
         raise typer.Exit(USAGE_EXIT) from None
+    # Logging first: why serve does not start is a log record like any other (one JSON
+    # object with its severity on Cloud Run), not a bare line beside them.
+    configure_logging(level, log_format)
     try:
         settings = load_config(config, environ)
     except ConfigError as exc:
-        typer.echo("mlsgw: invalid configuration, not starting:", err=True)
-        for problem in exc.problems:
-            typer.echo(f"  {problem}", err=True)
-        raise typer.Exit(2) from None
-    configure_logging(level, log_format)
+        problems = "".join(f"\n  {problem}" for problem in exc.problems)
+        _not_starting(f"invalid configuration, not starting:{problems}", 2)
     try:
         run(settings)
     except UnsupportedBackend as exc:
-        typer.echo(f"mlsgw: {exc}", err=True)
-        raise typer.Exit(2) from None
+        _not_starting(str(exc), 2)
     except DataDirLocked as exc:
-        typer.echo(f"mlsgw: not starting: {exc}", err=True)
-        raise typer.Exit(1) from None
+        _not_starting(f"not starting: {exc}", 1)
     except StoreUnavailable as exc:
-        typer.echo(f"mlsgw: the event store is unavailable: {exc}", err=True)
-        raise typer.Exit(1) from None
+        _not_starting(f"the event store is unavailable: {exc}", 1)
     except OSError as exc:
-        typer.echo(f"mlsgw: cannot listen: {exc}", err=True)
-        raise typer.Exit(1) from None
+        _not_starting(f"cannot listen: {exc}", 1)
+
+
+def _not_starting(reason: str, code: int) -> NoReturn:
+    """Log why the relay does not start (CRITICAL) and exit with ``code``."""
+    logging.getLogger("relay").critical(reason)
+    raise typer.Exit(code)

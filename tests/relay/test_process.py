@@ -133,6 +133,21 @@ async def test_invalid_config_exits_2_and_prints_the_problem(
     assert str(bad) in output
 
 
+async def test_why_serve_does_not_start_is_a_json_log_record_like_the_others(
+    serve: StartServe, tmp_path: Path
+) -> None:
+    """On Cloud Run (JSON logs) the reason a start fails is one record with its severity,
+    not a bare line among the JSON ones (R-C2)."""
+    bad = tmp_path / "bad.toml"
+    bad.write_text("[network]\nprot = 8080\n")
+    relay = await serve("--config", str(bad), "--log-format", "json")
+    assert await asyncio.wait_for(relay.process.wait(), PROCESS_TIMEOUT) == 2
+    (record,) = [json.loads(line) for line in relay.log_lines()]
+    assert record["severity"] == "CRITICAL"
+    assert "invalid configuration" in record["message"]
+    assert "unknown key 'network.prot'" in record["message"]
+
+
 async def test_invalid_environment_exits_2(serve: StartServe, tmp_path: Path) -> None:
     """A wrong MLSGW_* type is refused the same way."""
     env = {**base_env(tmp_path), "MLSGW_AUTH__ENABLED": "maybe"}
