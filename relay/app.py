@@ -28,7 +28,7 @@ from relay.config import Config
 from relay.core import messages as m
 from relay.core.auth import new_challenge
 from relay.core.event import Event
-from relay.core.ratelimit import KindLimit, KindRateLimiter
+from relay.core.ratelimit import KindRateLimiter
 from relay.core.recent import RecentIds
 from relay.core.session import (
     Action,
@@ -43,7 +43,7 @@ from relay.core.subindex import SubscriptionIndex
 from relay.gateway import FETCH_PERIOD, FETCH_RULE, MlsGateway
 from relay.metrics import RelayMetrics
 from relay.peer import Peer
-from relay.policy_setup import build_policy, session_limits
+from relay.policy_setup import build_policy, kind_limit, session_limits
 from relay.publisher import Publisher
 from relay.store.base import MlsStore, StoreUnavailable
 from relay.store.guarded import GuardedStore
@@ -82,12 +82,7 @@ class Relay:
         self.recent = RecentIds(RECENT_EVENT_IDS)
         self.version = __version__
         self.started = time.monotonic()
-        self.kind_limiter = KindRateLimiter(
-            tuple(
-                KindLimit(r.name, r.limit, r.period, frozenset(r.kinds))
-                for r in config.rate_limiter.rules
-            )
-        )
+        self.kind_limiter = KindRateLimiter(tuple(kind_limit(r) for r in config.rate_limiter.rules))
         fetch_limiter = (
             BusLimiter(FETCH_RULE, config.mls_gateway.keypackage_fetch_rate, FETCH_PERIOD, self.bus)
             if self.bus.distributed
@@ -300,8 +295,8 @@ class Relay:
 
     async def sweep(self, now: int, *, lease: float = 180.0) -> bool:
         """One background pass: MLS archive/key packages and expired events (only on the
-        instance holding the sweeper lease for this store, for ``lease`` seconds), then
-        this instance's refilled rate buckets. True if this instance swept the store."""
+        instance holding the sweeper lease for this store, for ``lease`` seconds). True if
+        this instance swept the store."""
         try:
             leads = await self.bus.lead(f"sweeper:{self.sweep_scope}", lease)
         except BusUnavailable:
@@ -309,10 +304,14 @@ class Relay:
         if leads:
             await self.gateway.sweep(now)
             await self.store.delete_expired(now)
+        return leads
+
+    def clear_rate_buckets(self) -> None:
+        """Forget this instance's rate buckets that have refilled (bounded memory; run
+        every ``rate_limiter.clear_interval``)."""
         self.kind_limiter.prune(self.clock())
         if self.event_limits is not None:
             self.event_limits.prune()
-        return leads
 
     async def health(self, timeout: float = 1.0) -> dict[str, object]:
         """The ``/health`` document (R-H1): ``status`` is ``healthy`` only if the store

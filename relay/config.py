@@ -139,6 +139,13 @@ def _type_name(tp: Any, meta: Mapping[str, bool]) -> str:
     return {bool: "boolean", int: "integer", float: "number", str: "string"}.get(tp, str(tp))
 
 
+MAX_KIND = 65535
+
+
+def _is_int(value: object) -> typing.TypeGuard[int]:
+    return isinstance(value, int) and not isinstance(value, bool)
+
+
 class _Coercer:
     """Converts raw TOML/env values to field types, collecting problems instead of raising."""
 
@@ -160,6 +167,8 @@ class _Coercer:
                 return None
             inner = [a for a in typing.get_args(tp) if a is not type(None)][0]
             return self.value(key, inner, meta, raw)
+        if meta.get("kinds"):
+            return self.kinds(key, raw)
         if meta.get("duration"):
             try:
                 return parse_duration(raw)
@@ -216,6 +225,29 @@ class _Coercer:
                     self.fail(key, "an IP address or CIDR range", cidr)
                     return None
         return tuple(items)
+
+    def kinds(self, key: str, raw: object) -> tuple[int | tuple[int, int], ...] | None:
+        """rnostr's rule kinds: ``[1, 2, [30000, 40000]]``, each a kind or a range from
+        ``start`` (included) to ``end`` (excluded)."""
+        expected = "an array of kinds and [start, end] ranges, e.g. [1, [30000, 40000]]"
+        if not isinstance(raw, list):
+            self.fail(key, expected, raw)
+            return None
+        out: list[int | tuple[int, int]] = []
+        for item in raw:
+            if _is_int(item) and 0 <= item <= MAX_KIND:
+                out.append(item)
+            elif (
+                isinstance(item, list)
+                and len(item) == 2
+                and all(_is_int(k) for k in item)
+                and 0 <= item[0] < item[1] <= MAX_KIND + 1
+            ):
+                out.append((item[0], item[1]))
+            else:
+                self.fail(key, expected, item)
+                return None
+        return tuple(out)
 
     def pubkeys(self, key: str, items: list[str]) -> tuple[str, ...] | None:
         out = []

@@ -87,6 +87,9 @@ async def handle_http(relay: Relay, request: HttpRequest) -> HttpResponse:
             return HttpResponse(
                 200, orjson.dumps(relay_information(relay)), "application/nostr+json", CORS_HEADERS
             )
+        redirect = relay.config.network.index_redirect_to
+        if redirect:
+            return HttpResponse(302, b"", "text/plain; charset=utf-8", (("Location", redirect),))
         return HttpResponse(
             200,
             b"This is a Nostr relay. Connect with a Nostr client over WebSocket.\n",

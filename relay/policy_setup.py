@@ -3,14 +3,16 @@
 from __future__ import annotations
 
 import dataclasses
+import ipaddress
 from collections.abc import Callable
 
 from relay.config import Config
 from relay.core import policy as rules
 from relay.core.policy import Policy
-from relay.core.ratelimit import KindRateLimiter
+from relay.core.ratelimit import KindLimit, KindRateLimiter
 from relay.core.session import SessionLimits
 from relay.gateway import MlsGateway
+from relay.settings import RateRule
 
 
 def build_policy(
@@ -72,3 +74,16 @@ def session_limits(config: Config) -> SessionLimits:
     """The per-connection limits from ``[limitation]`` and ``[rate_limiter]``."""
     per_second = config.rate_limiter.messages_per_second if config.rate_limiter.enabled else 0
     return SessionLimits(**dataclasses.asdict(config.limitation), messages_per_second=per_second)
+
+
+def kind_limit(rule: RateRule) -> KindLimit:
+    """The limiter's rule for a ``[[rate_limiter.event]]`` table (kinds and ranges apart,
+    the IP whitelist parsed)."""
+    return KindLimit(
+        rule.name,
+        rule.limit,
+        rule.period,
+        frozenset(k for k in rule.kinds if isinstance(k, int)),
+        tuple(k for k in rule.kinds if not isinstance(k, int)),
+        tuple(ipaddress.ip_network(cidr, strict=False) for cidr in rule.ip_whitelist),
+    )

@@ -127,7 +127,7 @@ class Publisher:
         if self.event_limits is not None and self.event_limits.limits(event.kind):
             viewer = peer.session.viewer
             keys = viewer.rate_keys(event.pubkey, self.allowlist)
-            name = await self.event_limits.check(event.kind, keys)
+            name = await self.event_limits.check(event.kind, keys, viewer.ip)
             if name is not None:
                 self.metrics.rate_limited(name)
                 peer.send(peer.session.published(event, rate_limited(name)))

@@ -25,6 +25,7 @@ log = logging.getLogger("relay")
 
 SHUTDOWN_BUDGET_SECONDS = 8.0
 SWEEP_INTERVAL_SECONDS = 60.0
+CLEAR_INTERVAL_SECONDS = 60.0  # rate_limiter.clear_interval = 0 means this (rnostr)
 
 
 class UnsupportedBackend(Exception):
@@ -68,6 +69,12 @@ def store_scope(config: Config) -> str:
     if config.store_backend == "sqlite":
         return f"sqlite:{socket.gethostname()}:{config.sqlite_path.resolve()}"
     return f"firestore:{config.firestore_project or ''}/{config.data.database}"
+
+
+async def _clear_rate_buckets(relay: Relay, interval: float) -> None:
+    while True:
+        await asyncio.sleep(interval)
+        relay.clear_rate_buckets()
 
 
 async def _sweep(relay: Relay, interval: float) -> None:
@@ -153,6 +160,9 @@ async def _serve(
         await store.close()
         raise
     sweeper = asyncio.create_task(_sweep(relay, SWEEP_INTERVAL_SECONDS))
+    clearer = asyncio.create_task(
+        _clear_rate_buckets(relay, config.rate_limiter.clear_interval or CLEAR_INTERVAL_SECONDS)
+    )
     data = str(config.sqlite_path) if config.store_backend == "sqlite" else config.store_backend
     log.info(
         "relay listening",
@@ -172,6 +182,7 @@ async def _serve(
     await stop.wait()
     log.info("shutting down: draining connections")
     sweeper.cancel()
+    clearer.cancel()
     await server.shutdown(SHUTDOWN_BUDGET_SECONDS - 1.5)
     await relay.close()
     await store.close()

@@ -14,9 +14,20 @@ from typing import Any, Literal
 
 
 def _meta(
-    *, duration: bool = False, secret: bool = False, pubkeys: bool = False, cidrs: bool = False
+    *,
+    duration: bool = False,
+    secret: bool = False,
+    pubkeys: bool = False,
+    cidrs: bool = False,
+    kinds: bool = False,
 ) -> dict[str, bool]:
-    return {"duration": duration, "secret": secret, "pubkeys": pubkeys, "cidrs": cidrs}
+    return {
+        "duration": duration,
+        "secret": secret,
+        "pubkeys": pubkeys,
+        "cidrs": cidrs,
+        "kinds": kinds,
+    }
 
 
 def _f(default: Any, **meta: bool) -> Any:
@@ -48,6 +59,8 @@ class NetworkSettings:
     host: str = "0.0.0.0"
     port: int = 8080
     real_ip_header: str | None = None
+    # Where a browser opening the relay's page (GET / without the NIP-11 Accept) is sent.
+    index_redirect_to: str | None = None
     trusted_proxy_hops: int = 1
     heartbeat_interval: float = _f(60.0, duration=True)
     heartbeat_timeout: float = _f(120.0, duration=True)
@@ -130,15 +143,38 @@ class AuthSettings:
         return tuple(ipaddress.ip_network(c, strict=False) for c in self._merged("ip_blacklist"))
 
 
+KindSpec = int | tuple[int, int]
+"""A kind, or kinds from ``start`` (included) to ``end`` (excluded): rnostr's ``[0, 10000]``."""
+
+
+def _covers(kinds: tuple[KindSpec, ...], kind: int) -> bool:
+    if not kinds:
+        return True
+    return any(k == kind if isinstance(k, int) else k[0] <= kind < k[1] for k in kinds)
+
+
+def _listed(rule: RateRule) -> tuple[int, ...]:
+    """The single kinds a (default) rule lists."""
+    return tuple(k for k in rule.kinds if isinstance(k, int))
+
+
 @dataclass(frozen=True)
 class RateRule:
-    """``[[rate_limiter.event]]``: at most ``limit`` events of ``kinds`` per ``period``."""
+    """``[[rate_limiter.event]]``: at most ``limit`` events of ``kinds`` per ``period``.
+
+    As in rnostr, ``kinds`` lists kinds and ``[start, end]`` ranges (end excluded), and a
+    rule without ``kinds`` limits every kind; clients from ``ip_whitelist`` skip it."""
 
     name: str
     limit: int
     period: float = _f(60.0, duration=True)
-    kinds: tuple[int, ...] = ()
+    kinds: tuple[KindSpec, ...] = _f((), kinds=True)
     description: str = ""
+    ip_whitelist: tuple[str, ...] = _f((), cidrs=True)
+
+    def covers(self, kind: int) -> bool:
+        """Whether this rule limits ``kind``."""
+        return _covers(self.kinds, kind)
 
 
 DEFAULT_RATE_RULES = (
@@ -154,14 +190,19 @@ class RateLimiterSettings:
 
     enabled: bool = True
     messages_per_second: int = 1000
+    # How often buckets that have refilled are forgotten (rnostr's name; 0: the default).
+    clear_interval: float = _f(60.0, duration=True)
     event: tuple[RateRule, ...] = DEFAULT_RATE_RULES
 
     @property
     def rules(self) -> tuple[RateRule, ...]:
         """The configured rules, plus each default rule whose kinds no configured rule
         covers: an rnostr file that limits only 445 and 446 keeps the 443 limit."""
-        covered = {kind for rule in self.event for kind in rule.kinds}
-        extra = tuple(r for r in DEFAULT_RATE_RULES if not covered & set(r.kinds))
+        extra = tuple(
+            default
+            for default in DEFAULT_RATE_RULES
+            if not any(rule.covers(kind) for rule in self.event for kind in _listed(default))
+        )
         return self.event + extra
 
 

@@ -10,7 +10,7 @@ from collections.abc import Callable, Sequence
 
 from relay.bus.base import Bucket, Bus, BusUnavailable
 from relay.core.auth import ReplayGuard
-from relay.core.ratelimit import KindLimit, KindRateLimiter, client_key_tuple
+from relay.core.ratelimit import KindLimit, KindRateLimiter, applying, client_key_tuple
 from relay.limiter.memory import MemoryLimiter
 
 log = logging.getLogger("relay.bus")
@@ -37,12 +37,13 @@ class SharedKindLimiter:
         without asking the bus)."""
         return bool(self.fallback.rules_for(kind))
 
-    async def check(self, kind: int, client_keys: str | Sequence[str]) -> str | None:
-        """Take a token for every rule covering ``kind`` from the bucket of every client
-        key (one key, or all a connection is charged under); the name of the first rule
-        over its limit, or None. A refused event consumes nothing. While the bus is down
-        the instance's own buckets decide (limits then hold per instance)."""
-        rules = self.fallback.rules_for(kind)
+    async def check(self, kind: int, client_keys: str | Sequence[str], ip: str = "") -> str | None:
+        """Take a token for every rule covering ``kind`` (and not exempting ``ip``) from
+        the bucket of every client key (one key, or all a connection is charged under);
+        the name of the first rule over its limit, or None. A refused event consumes
+        nothing. While the bus is down the instance's own buckets decide (limits then
+        hold per instance)."""
+        rules = applying(self.fallback.rules_for(kind), ip)
         if not rules:
             return None
         keys = client_key_tuple(client_keys)
@@ -52,7 +53,7 @@ class SharedKindLimiter:
         try:
             empty = await self.bus.take(buckets)
         except BusUnavailable:
-            return self.fallback.check(kind, keys, self.clock())
+            return self.fallback.check(kind, keys, self.clock(), ip)
         return None if empty is None else rules[empty // len(keys)].name
 
     def prune(self) -> None:

@@ -25,7 +25,7 @@ from dataclasses import dataclass, field, replace
 
 from relay.core.event import Event
 from relay.core.filters import Filter
-from relay.core.ratelimit import KindRateLimiter
+from relay.core.ratelimit import IpNetwork, KindRateLimiter
 from relay.core.reasons import Rejection, auth_required, blocked, invalid, rate_limited, restricted
 
 # Kinds whose authors are throw-away keys (R-A2): the allowlist applies to the connection.
@@ -97,9 +97,6 @@ class Viewer:
         if owned:
             return tuple(sorted(owned))
         return (f"ip:{self.ip}",)
-
-
-IpNetwork = ipaddress.IPv4Network | ipaddress.IPv6Network
 
 
 def ip_permitted(ip: str, allowed: tuple[IpNetwork, ...], blocked: tuple[IpNetwork, ...]) -> bool:
@@ -290,7 +287,8 @@ def limit_event_rate(
     def rule(event: Event, viewer: Viewer, now: int) -> Rejection | None:
         if not limiter.rules_for(event.kind):
             return None  # most kinds: no need to work out whose buckets they would use
-        name = limiter.check(event.kind, viewer.rate_keys(event.pubkey, allowlist), clock())
+        keys = viewer.rate_keys(event.pubkey, allowlist)
+        name = limiter.check(event.kind, keys, clock(), viewer.ip)
         return rate_limited(name) if name is not None else None
 
     return rule

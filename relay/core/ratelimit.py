@@ -6,8 +6,11 @@ consistent), so tests drive time by hand.
 
 from __future__ import annotations
 
+import ipaddress
 from collections.abc import Sequence
 from dataclasses import dataclass, field
+
+IpNetwork = ipaddress.IPv4Network | ipaddress.IPv6Network
 
 
 @dataclass(slots=True)
@@ -45,14 +48,44 @@ def client_key_tuple(client_keys: str | Sequence[str]) -> tuple[str, ...]:
     return tuple(dict.fromkeys(client_keys))
 
 
+KindRange = tuple[int, int]
+"""Kinds from ``start`` (included) to ``end`` (excluded), as rnostr's ``[[0, 10000]]``."""
+
+
 @dataclass(frozen=True, slots=True)
 class KindLimit:
-    """At most ``limit`` events of ``kinds`` per ``period`` seconds, per client key."""
+    """At most ``limit`` events of ``kinds`` (and of ``ranges``; neither given: of every
+    kind, as in rnostr) per ``period`` seconds, per client key; clients whose IP is in
+    ``exempt`` are not limited by it."""
 
     name: str
     limit: int
     period: float
     kinds: frozenset[int]
+    ranges: tuple[KindRange, ...] = ()
+    exempt: tuple[IpNetwork, ...] = ()
+
+    def covers(self, kind: int) -> bool:
+        """Whether this rule limits ``kind``."""
+        if not self.kinds and not self.ranges:
+            return True
+        return kind in self.kinds or any(start <= kind < end for start, end in self.ranges)
+
+    def exempts(self, ip: str) -> bool:
+        """Whether a client at ``ip`` is outside this rule (rnostr's per-rule
+        ``ip_whitelist``)."""
+        if not self.exempt:
+            return False
+        try:
+            address = ipaddress.ip_address(ip)
+        except ValueError:
+            return False
+        return any(address in net for net in self.exempt)
+
+
+def applying(rules: Sequence[KindLimit], ip: str) -> tuple[KindLimit, ...]:
+    """``rules`` less those that exempt a client at ``ip``."""
+    return tuple(r for r in rules if not r.exempts(ip))
 
 
 @dataclass
@@ -61,21 +94,25 @@ class KindRateLimiter:
 
     rules: tuple[KindLimit, ...]
     _buckets: dict[tuple[str, str], TokenBucket] = field(default_factory=dict)
+    # Which rules cover a kind, worked out on first sight of the kind (there are at most
+    # 65,536 kinds, and a relay sees a few).
     _by_kind: dict[int, tuple[KindLimit, ...]] = field(default_factory=dict)
-
-    def __post_init__(self) -> None:
-        kinds = {k for rule in self.rules for k in rule.kinds}
-        self._by_kind = {k: tuple(r for r in self.rules if k in r.kinds) for k in kinds}
 
     def rules_for(self, kind: int) -> tuple[KindLimit, ...]:
         """The rules covering ``kind`` (empty if none: :meth:`check` then passes it)."""
-        return self._by_kind.get(kind, ())
-
-    def check(self, kind: int, client_keys: str | Sequence[str], now: float) -> str | None:
-        """Take a token for every rule covering ``kind`` from the bucket of every client
-        key (one key, or all a connection is charged under); the name of the first rule
-        over its limit, or None if the event may pass. A refused event consumes nothing."""
         rules = self._by_kind.get(kind)
+        if rules is None:
+            rules = self._by_kind[kind] = tuple(r for r in self.rules if r.covers(kind))
+        return rules
+
+    def check(
+        self, kind: int, client_keys: str | Sequence[str], now: float, ip: str = ""
+    ) -> str | None:
+        """Take a token for every rule covering ``kind`` (and not exempting ``ip``) from
+        the bucket of every client key (one key, or all a connection is charged under);
+        the name of the first rule over its limit, or None if the event may pass. A
+        refused event consumes nothing."""
+        rules = applying(self.rules_for(kind), ip)
         if not rules:
             return None
         keys = client_key_tuple(client_keys)

@@ -117,6 +117,58 @@ def test_default_rate_rules_stay_for_kinds_the_file_does_not_limit() -> None:
     ]
 
 
+RNOSTR_RULES = """
+[rate_limiter]
+clear_interval = "30s"
+
+[[rate_limiter.event]]
+name = "all"
+description = "allow only ten events per minute"
+period = "1m"
+limit = 10
+kinds = [[0, 40000]]
+ip_whitelist = ["127.0.0.1"]
+
+[[rate_limiter.event]]
+name = "mixed"
+period = "60s"
+limit = 5
+kinds = [1, 2, [30000, 40000]]
+
+[[rate_limiter.event]]
+name = "everything"
+limit = 100
+"""
+
+
+def test_rnostr_rate_rules_load_with_ranges_ip_whitelists_and_clear_interval(
+    tmp_path: Path,
+) -> None:
+    """rnostr's documented rule keys load unchanged (R-C1): kind ranges (end excluded),
+    mixed lists, a rule without kinds (every kind), a per-rule ip_whitelist."""
+    config = load_config(write(tmp_path, RNOSTR_RULES), {})
+    rules = config.rate_limiter.event
+    assert [(r.name, r.kinds, r.ip_whitelist) for r in rules] == [
+        ("all", ((0, 40000),), ("127.0.0.1",)),
+        ("mixed", (1, 2, (30000, 40000)), ()),
+        ("everything", (), ()),
+    ]
+    assert config.rate_limiter.clear_interval == 30.0
+    assert [r.covers(k) for r in rules for k in (445, 39999, 40000)] == [
+        True, True, False, False, True, False, True, True, True,
+    ]  # fmt: skip
+    # They cover 443, 445 and 446: no default rule is added beside them.
+    assert config.rate_limiter.rules == rules
+
+
+def test_a_configured_range_replaces_only_the_defaults_it_covers(tmp_path: Path) -> None:
+    config = load_config(
+        write(tmp_path, "[[rate_limiter.event]]\nname = 'r'\nlimit = 1\nkinds = [[440, 446]]\n"),
+        {},
+    )
+    assert [r.name for r in config.rate_limiter.rules] == ["r", "noise_dms"]
+
+
 def test_auth_req_and_event_whitelists_merge_into_the_allowlist(tmp_path: Path) -> None:
     """[auth], [auth.req] and [auth.event] pubkey lists together form the R-A2 allowlist."""
     path = write(
@@ -180,7 +232,11 @@ def test_typo_in_a_nested_table_and_unknown_sections_are_errors(tmp_path: Path) 
         ),
         (
             "[[rate_limiter.event]]\nname = 'x'\nlimit = 1\nkinds = ['1']",
-            "rate_limiter.event[0].kinds: expected integer, got '1'",
+            "rate_limiter.event[0].kinds: expected an array of kinds and [start, end] ranges",
+        ),
+        (
+            "[[rate_limiter.event]]\nname = 'x'\nlimit = 1\nkinds = [[5, 3]]",
+            "rate_limiter.event[0].kinds: expected an array of kinds and [start, end] ranges",
         ),
         ("network = 5", "network: expected a table, got 5"),
     ],

@@ -123,6 +123,20 @@ async def test_nip11_reports_auth_required_with_an_allowlist(
     assert limitation["auth_required"] is True and limitation["restricted_writes"] is True
 
 
+async def test_the_index_page_redirects_where_index_redirect_to_says(
+    start_relay: StartRelay, tmp_path: Path
+) -> None:
+    """rnostr's ``network.index_redirect_to``: a browser opening the relay's page is sent
+    there; NIP-11 clients (Accept: application/nostr+json) still get the document."""
+    running: RunningRelay = await start_relay(
+        make_config(tmp_path / "data", network={"index_redirect_to": "https://example.com/"})
+    )
+    reply = await get(running, "/")
+    assert reply.status == 302 and reply.headers["location"] == "https://example.com/"
+    nip11 = await get(running, "/", headers={"Accept": "application/nostr+json"})
+    assert nip11.status == 200 and nip11.json()["name"]  # type: ignore[index]
+
+
 async def test_cors_preflight(running: RunningRelay) -> None:
     """OPTIONS answers 204 with the CORS headers (browsers preflight NIP-11 fetches)."""
     reply = await get(running, "/", method="OPTIONS")

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import ipaddress
 import time
 from pathlib import Path
@@ -318,6 +319,27 @@ async def test_message_rate_cap_replies_rate_limited(
     ]
     fresh = await running.client()  # the cap is per connection
     assert (await fresh.req("d", {}))[1] == ["EOSE", "d"]
+
+
+async def test_an_rnostr_range_rule_limits_over_sockets_and_skips_its_whitelisted_ips(
+    start_relay: StartRelay, tmp_path: Path
+) -> None:
+    """``kinds = [[0, 40000]]`` limits kind 1; the same rule with ``ip_whitelist`` naming
+    the client's address lets it through (rnostr semantics, R-C1/R-A5)."""
+    ranged = RateRule("all", 1, 3600.0, ((0, 40000),))
+    running = await started_with(start_relay, tmp_path, rate_limiter={"event": (ranged,)})
+    client = await running.client()
+    assert (await client.publish(ALICE.sign(1, "a")))[2] is True
+    assert (await client.publish(ALICE.sign(30023, "b", [["d", "x"]])))[3] == "rate-limited: all"
+    assert (await client.publish(ALICE.sign(40000, "c")))[2] is True  # the end is excluded
+
+    exempt = dataclasses.replace(ranged, ip_whitelist=("127.0.0.0/8",))
+    running = await started_with(
+        start_relay, tmp_path / "exempt", rate_limiter={"event": (exempt,)}
+    )
+    client = await running.client()
+    for i in range(3):
+        assert (await client.publish(ALICE.sign(1, f"free {i}")))[2] is True
 
 
 async def test_rate_limits_fall_back_to_the_client_ip(

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import ipaddress
+
 from hypothesis import given
 from hypothesis import strategies as st
 
@@ -123,3 +125,28 @@ def test_never_more_than_limit_plus_refill(times: list[float]) -> None:
     accepted = sum(1 for t in times if limiter.check(445, "k", t) is None)
     if times:
         assert accepted <= GROUP.limit + (times[-1] - times[0]) * GROUP.limit / GROUP.period + 1e-9
+
+
+def test_a_rule_covers_its_kinds_and_its_ranges_with_the_end_excluded() -> None:
+    rule = KindLimit("mixed", 1, 60.0, frozenset({1, 2}), ((30000, 40000),))
+    assert [rule.covers(k) for k in (1, 2, 3, 29999, 30000, 39999, 40000)] == [
+        True, True, False, False, True, True, False,
+    ]  # fmt: skip
+
+
+def test_a_rule_without_kinds_or_ranges_covers_every_kind() -> None:
+    """As in rnostr: ``kinds`` only narrows a rule."""
+    everything = KindLimit("all", 1, 60.0, frozenset())
+    limiter = KindRateLimiter((everything,))
+    assert limiter.check(1, "alice", 0.0) is None
+    assert limiter.check(30023, "alice", 0.0) == "all"
+
+
+def test_a_client_in_a_rules_ip_whitelist_is_not_limited_by_it() -> None:
+    exempt = (ipaddress.ip_network("10.0.0.0/8"),)
+    rule = KindLimit("notes", 1, 60.0, frozenset({1}), exempt=exempt)
+    limiter = KindRateLimiter((rule,))
+    for _ in range(3):
+        assert limiter.check(1, "ip:10.1.2.3", 0.0, "10.1.2.3") is None
+    assert limiter.check(1, "ip:192.0.2.1", 0.0, "192.0.2.1") is None
+    assert limiter.check(1, "ip:192.0.2.1", 0.0, "192.0.2.1") == "notes"
