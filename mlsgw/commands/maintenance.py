@@ -102,8 +102,10 @@ def weekly(task: TaskOpt = None, *, options: CommandOptions) -> None:
 @runbook_command(MAINTENANCE_FIELDS)
 def monthly(task: TaskOpt = None, *, options: CommandOptions) -> None:
     """Monthly tasks: TLS certificate check, capacity review (instances and concurrency
-    against their limits, CPU), base image vulnerabilities (Artifact Analysis), security audit
-    (as mlsgw audit: it reviews the relay config given by --config, else $MLSGW_CONFIG).
+    against their limits, CPU), base image vulnerabilities (Artifact Analysis), security audit.
+
+    The security audit reviews what mlsgw audit does, including the relay config given by
+    --config, else $MLSGW_CONFIG.
 
     Exit 0 all ok, 1 a warning, 2 a critical finding, 3 a task could not run.
 
