@@ -27,7 +27,12 @@ from mlsgw.backups.plan import (
 )
 from mlsgw.backups.safety import recorded, unwritable_ledger
 from mlsgw.backups.service_writes import set_ingress
-from mlsgw.backups.validate import healthcheck_steps, probe_steps, validation_url
+from mlsgw.backups.validate import (
+    collection_counts_step,
+    healthcheck_steps,
+    probe_steps,
+    validation_url,
+)
 from mlsgw.errors import MlsgwError, Refused
 from mlsgw.gcp.backup_api import OperationStatus
 from mlsgw.gcp.base import ServiceChange
@@ -188,6 +193,8 @@ def run_restore(
     )
     ctx.reporter.step("validating the restored data")
     checks = [count_step(source.documents, imported.progress.documents, source.counted_by)]
+    per_collection, result["collection_counts"] = collection_counts_step(ctx, db)
+    checks.append(per_collection)
     checks.extend(probe_steps(ctx, plan.validate_url))
     steps.extend(checks)
     bad = [s for s in checks if s.status is Status.CRITICAL]

@@ -18,7 +18,7 @@ from mlsgw.backups.inventory import format_age
 from mlsgw.backups.naming import database_name
 from mlsgw.backups.safety import recorded, unwritable_ledger
 from mlsgw.backups.service_writes import update_service
-from mlsgw.backups.validate import probe_steps
+from mlsgw.backups.validate import collection_counts_step, probe_steps
 from mlsgw.commands.deploy import no_traffic_split
 from mlsgw.errors import MlsgwError, NotFound, Refused, UsageError
 from mlsgw.gcp.backup_api import DatabaseInfo, OperationStatus
@@ -191,6 +191,9 @@ def run_restore_new(
         steps.append(Step(CHECK_DB, Status.CRITICAL, str(exc)))
         return failed(CHECK_DB, str(exc))
     steps.append(Step(CHECK_DB, Status.OK, checked))
+    ctx.reporter.step(f"counting the documents of {new_name}")
+    counted, result["collection_counts"] = collection_counts_step(ctx, new_name)
+    steps.append(counted)
     ctx.reporter.step(f"deploying {revision} with no traffic")
     try:
         deployed = update_service(

@@ -77,9 +77,14 @@ def test_restore_stops_traffic_for_the_import_and_reopens_it(
     service = world.run.service(SERVICE)
     assert service.ingress == INGRESS_ALL and service.ingress_history == [2, 1]
     assert world.backups.database(PROJECT).collections["events"] == 40  # type: ignore[union-attr]
-    steps = {s["name"]: s["status"] for s in json.loads(result.stdout)["steps"]}
+    document = json.loads(result.stdout)
+    steps = {s["name"]: s["status"] for s in document["steps"]}
     assert steps["validate counts"] == "ok" and steps["validate REQ"] == "ok"
     assert steps["reopen traffic"] == "ok" and steps["healthcheck"] == "ok"
+    # The documents of each collection after the import, reported (R-K5).
+    (counted,) = [s for s in document["steps"] if s["name"] == "collection counts"]
+    assert counted["status"] == "ok" and counted["detail"] == "events 40, groups 2"
+    assert document["data"]["result"]["collection_counts"] == {"events": 40, "groups": 2}
     outcomes = [line["result"]["outcome"] for line in ledger_lines(ledger_path)]  # type: ignore[index]
     assert outcomes[-2:] == ["started", "done"]
     assert ledger_lines(ledger_path)[-2]["pre_state"]["ingress"] == "all"  # type: ignore[index]
@@ -242,6 +247,8 @@ def test_to_database_restores_a_managed_backup_then_switches_after_validation(
     assert service.serving() == {f"{SERVICE}-restored-1": 100}
     document = json.loads(result.stdout)
     assert "(default) is kept" in document["summary"]
+    (counted,) = [s for s in document["steps"] if s["name"] == "collection counts"]
+    assert counted["status"] == "ok" and counted["detail"] == "events 40, groups 2", counted
     order = [r.path for r in world.server.requests if r.method in ("POST", "PATCH")]
     restore_at = next(i for i, p in enumerate(order) if p.endswith("databases:restore"))
     first_patch = next(i for i, p in enumerate(order) if "/services/" in p)
