@@ -16,6 +16,7 @@ from mlsgw.commands.common import (
     CommandOptions,
     RunbookCommand,
     fail_early,
+    new_run_id,
     run_command,
     runbook_command,
 )
@@ -25,7 +26,7 @@ from mlsgw.maintenance.audit_tasks import security_audit
 from mlsgw.maintenance.crontab import crontab, entries
 from mlsgw.maintenance.restore_drill import restore_drill
 from mlsgw.maintenance.schedules import SCHEDULES, run_schedule, select
-from mlsgw.report import CheckResult
+from mlsgw.report import ActionReport, CheckResult, Outcome
 from mlsgw.runbook.context import RunContext
 
 app = typer.Typer(
@@ -183,8 +184,13 @@ def schedule(
         log_dir=log_dir,
     )
     if as_json:
-        output.emit_json(
-            {"command": "schedule", "entries": [{**asdict(e), "line": e.line()} for e in lines]}
+        report = ActionReport(
+            "schedule",
+            Outcome.DONE,
+            f"{len(lines)} crontab lines; nothing was changed",
+            new_run_id(),
+            data={"entries": [{**asdict(e), "line": e.line()} for e in lines]},
         )
+        output.emit_json(output.document(report))
     else:
         typer.echo(crontab(lines), nl=False)

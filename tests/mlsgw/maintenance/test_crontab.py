@@ -61,4 +61,7 @@ def test_the_cli_prints_every_shipped_task_in_a_line(cli: Cli) -> None:
         for task in tasks:
             assert task.name in result.stdout, (schedule, task.name)
     doc = json.loads(cli("schedule", "--mlsgw", "mlsgw", "--json").stdout)
-    assert doc["entries"][0]["when"] == "0 9 * * *"
+    # The common --json shape (R-O2), the lines under data.
+    assert {"command", "ok", "status", "steps", "run_id"} <= set(doc)
+    assert doc["command"] == "schedule" and doc["ok"] is True and doc["run_id"]
+    assert doc["data"]["entries"][0]["when"] == "0 9 * * *"
