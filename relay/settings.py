@@ -12,6 +12,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
 
+from relay.core.ratelimit import kind_covered
+
 
 def _meta(
     *,
@@ -147,12 +149,6 @@ KindSpec = int | tuple[int, int]
 """A kind, or kinds from ``start`` (included) to ``end`` (excluded): rnostr's ``[0, 10000]``."""
 
 
-def _covers(kinds: tuple[KindSpec, ...], kind: int) -> bool:
-    if not kinds:
-        return True
-    return any(k == kind if isinstance(k, int) else k[0] <= kind < k[1] for k in kinds)
-
-
 def _listed(rule: RateRule) -> tuple[int, ...]:
     """The single kinds a (default) rule lists."""
     return tuple(k for k in rule.kinds if isinstance(k, int))
@@ -174,7 +170,8 @@ class RateRule:
 
     def covers(self, kind: int) -> bool:
         """Whether this rule limits ``kind``."""
-        return _covers(self.kinds, kind)
+        ranges = (k for k in self.kinds if not isinstance(k, int))
+        return kind_covered(kind, _listed(self), ranges)
 
 
 DEFAULT_RATE_RULES = (

@@ -7,7 +7,7 @@ consistent), so tests drive time by hand.
 from __future__ import annotations
 
 import ipaddress
-from collections.abc import Sequence
+from collections.abc import Collection, Iterable, Sequence
 from dataclasses import dataclass, field
 
 IpNetwork = ipaddress.IPv4Network | ipaddress.IPv6Network
@@ -52,6 +52,15 @@ KindRange = tuple[int, int]
 """Kinds from ``start`` (included) to ``end`` (excluded), as rnostr's ``[[0, 10000]]``."""
 
 
+def kind_covered(kind: int, kinds: Collection[int], ranges: Iterable[KindRange]) -> bool:
+    """Whether a rule of ``kinds`` and ``ranges`` limits ``kind``: one of them holds it,
+    or the rule names none at all (every kind, as in rnostr)."""
+    ranges = tuple(ranges)
+    if not kinds and not ranges:
+        return True
+    return kind in kinds or any(start <= kind < end for start, end in ranges)
+
+
 @dataclass(frozen=True, slots=True)
 class KindLimit:
     """At most ``limit`` events of ``kinds`` (and of ``ranges``; neither given: of every
@@ -67,9 +76,7 @@ class KindLimit:
 
     def covers(self, kind: int) -> bool:
         """Whether this rule limits ``kind``."""
-        if not self.kinds and not self.ranges:
-            return True
-        return kind in self.kinds or any(start <= kind < end for start, end in self.ranges)
+        return kind_covered(kind, self.kinds, self.ranges)
 
     def exempts(self, ip: str) -> bool:
         """Whether a client at ``ip`` is outside this rule (rnostr's per-rule
