@@ -186,7 +186,8 @@ def test_the_monthly_security_audit_reviews_the_config_given_by_config(
         *_args(google, monitoring, relay),
     )
     audit = _findings(result.stdout)["security_audit"]
-    assert any("config.auth-disabled" in d for d in audit["details"]), audit  # type: ignore[union-attr]
+    details = audit["details"]
+    assert isinstance(details, list) and any("config.auth-disabled" in d for d in details), audit
 
 
 def test_a_dependency_audit_that_cannot_reach_its_database_is_unknown(
