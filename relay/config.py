@@ -17,7 +17,7 @@ import re
 import tomllib
 import types
 import typing
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any, Literal
 from urllib.parse import urlsplit
@@ -479,7 +479,7 @@ def load_config(path: str | Path | None = None, environ: Mapping[str, str] | Non
     config = Config(
         **kwargs, source=str(config_path) if config_path else None, ignored=tuple(ignored)
     )
-    _check_consistency(config)
+    _check_consistency(config, env_tables)
     return config
 
 
@@ -493,39 +493,47 @@ def _merge(base: dict[str, Any], over: dict[str, Any]) -> dict[str, Any]:
     return out
 
 
-def _check_consistency(config: Config) -> None:
-    problems = []
-    origin = config.source or "defaults"
-    if config.network.port > 65535:
-        problems.append(f"{origin}: network.port: expected a port number (0-65535)")
-    if config.network.heartbeat_timeout <= config.network.heartbeat_interval:
-        problems.append(
-            f"{origin}: network.heartbeat_timeout must be longer than network.heartbeat_interval"
-        )
-    if config.network.trusted_proxy_hops < 1:
-        problems.append(f"{origin}: network.trusted_proxy_hops: expected at least 1")
-    if not 1 <= config.mls_gateway.max_keypackages_per_query <= 2:
-        problems.append(
-            f"{origin}: extensions.mls_gateway.max_keypackages_per_query: expected 1 or 2"
-        )
+def _check_consistency(
+    config: Config, from_env: Mapping[str, Mapping[str, Any]] | None = None
+) -> None:
+    """Problems between values. Each names where its value came from: the environment
+    (``from_env``: section -> the keys it set), else the file, else the defaults."""
+    problems: list[str] = []
+
+    def problem(section: str, key: str, text: str) -> None:
+        """``<origin>: <section>.<key><text>``."""
+        env = "environment" if key in (from_env or {}).get(section, {}) else None
+        problems.append(f"{env or config.source or 'defaults'}: {section}.{key}{text}")
+
+    network, gateway = config.network, config.mls_gateway
+    if network.port > 65535:
+        problem("network", "port", ": expected a port number (0-65535)")
+    if network.heartbeat_timeout <= network.heartbeat_interval:
+        problem("network", "heartbeat_timeout", " must be longer than network.heartbeat_interval")
+    if network.trusted_proxy_hops < 1:
+        problem("network", "trusted_proxy_hops", ": expected at least 1")
+    if not 1 <= gateway.max_keypackages_per_query <= 2:
+        problem("extensions.mls_gateway", "max_keypackages_per_query", ": expected 1 or 2")
     if config.information.relay_url and not _names_a_host(config.information.relay_url):
-        problems.append(
-            f"{origin}: information.relay_url: expected the relay's public URL with its"
-            " scheme, e.g. wss://relay.example.com (AUTH's relay tag is checked against its"
-            " host)"
+        problem(
+            "information",
+            "relay_url",
+            ": expected the relay's public URL with its scheme, e.g. wss://relay.example.com"
+            " (AUTH's relay tag is checked against its host)",
         )
-    if config.mls_gateway.enable_api and not config.information.relay_url:
-        problems.append(
-            f"{origin}: extensions.mls_gateway.enable_api needs information.relay_url: NIP-98"
-            " tokens are checked against the relay's public URL, and without it the request's"
-            " Host header (which a caller can forge) would decide, making a token signed for"
-            " another service valid here"
+    if gateway.enable_api and not config.information.relay_url:
+        problem(
+            "extensions.mls_gateway",
+            "enable_api",
+            " needs information.relay_url: NIP-98 tokens are checked against the relay's"
+            " public URL, and without it the request's Host header (which a caller can"
+            " forge) would decide, making a token signed for another service valid here",
         )
-    if not config.mls_gateway.api_prefix.startswith("/"):
-        problems.append(f"{origin}: extensions.mls_gateway.api_prefix: must start with '/'")
+    if not gateway.api_prefix.startswith("/"):
+        problem("extensions.mls_gateway", "api_prefix", ": must start with '/'")
     if config.limitation.max_limit < 1:
-        problems.append(f"{origin}: limitation.max_limit: expected at least 1")
-    problems += _cluster_problems(config, origin)
+        problem("limitation", "max_limit", ": expected at least 1")
+    _cluster_problems(config, problem)
     if problems:
         raise ConfigError(problems)
 
@@ -543,17 +551,14 @@ def _names_a_host(url: str) -> bool:
 _REDIS_SCHEMES = ("redis", "rediss", "unix")
 
 
-def _cluster_problems(config: Config, origin: str) -> list[str]:
+def _cluster_problems(config: Config, problem: Callable[[str, str, str], None]) -> None:
     """``[cluster]``: a URL the Redis client accepts (never echoed: it may hold the
     password) and a prefix that names a channel."""
-    problems = []
     url = config.cluster.redis_url
     if url is not None:
         scheme = url.split("://", 1)[0].lower() if "://" in url else ""
         if scheme not in _REDIS_SCHEMES:
-            problems.append(
-                f"{origin}: cluster.redis_url: expected a redis://, rediss:// or unix:// URL"
-            )
+            problem("cluster", "redis_url", ": expected a redis://, rediss:// or unix:// URL")
         else:
             # The client's own parse (port, db, query options), so that `config check`
             # refuses what `serve` would; only loaded when a bus is configured.
@@ -562,11 +567,10 @@ def _cluster_problems(config: Config, origin: str) -> list[str]:
             try:
                 parse_url(url)  # type: ignore[no-untyped-call]
             except ValueError as exc:
-                problems.append(f"{origin}: cluster.redis_url: {exc}")
+                problem("cluster", "redis_url", f": {exc}")
     prefix = config.cluster.prefix
     if not prefix or any(c.isspace() for c in prefix):
-        problems.append(f"{origin}: cluster.prefix: expected a non-empty name without spaces")
-    return problems
+        problem("cluster", "prefix", ": expected a non-empty name without spaces")
 
 
 _REDACTED = "***"

@@ -311,6 +311,16 @@ def test_consistency_checks(tmp_path: Path) -> None:
     assert "network.trusted_proxy_hops: expected at least 1" in problems_of(path)[0]
 
 
+def test_a_problem_names_the_environment_when_the_value_came_from_it(tmp_path: Path) -> None:
+    """``PORT=70000`` (as Cloud Run or an operator sets it) is reported against the
+    environment, not against the file that did not say it."""
+    path = write(tmp_path, "[network]\nheartbeat_interval = 30\n")
+    (problem,) = problems_of(path, {"PORT": "70000"})
+    assert problem.startswith("environment: network.port: expected a port number")
+    (problem,) = problems_of(write(tmp_path, "[network]\nport = 70000\n", "port.toml"))
+    assert problem.startswith(f"{tmp_path / 'port.toml'}: network.port")
+
+
 def test_rest_api_needs_the_public_relay_url(tmp_path: Path) -> None:
     """``enable_api`` without ``information.relay_url`` is refused, saying why (a forged
     Host would otherwise make a NIP-98 token signed for another service valid)."""
