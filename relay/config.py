@@ -186,7 +186,7 @@ class _Coercer:
             if isinstance(raw, bool):
                 return raw
         elif tp is int:
-            if isinstance(raw, int) and not isinstance(raw, bool):
+            if _is_int(raw):
                 if raw < 0:
                     self.fail(key, "a non-negative integer", raw)
                     return None
@@ -493,16 +493,14 @@ def _merge(base: dict[str, Any], over: dict[str, Any]) -> dict[str, Any]:
     return out
 
 
-def _check_consistency(
-    config: Config, from_env: Mapping[str, Mapping[str, Any]] | None = None
-) -> None:
+def _check_consistency(config: Config, from_env: Mapping[str, Mapping[str, Any]]) -> None:
     """Problems between values. Each names where its value came from: the environment
     (``from_env``: section -> the keys it set), else the file, else the defaults."""
     problems: list[str] = []
 
     def problem(section: str, key: str, text: str) -> None:
         """``<origin>: <section>.<key><text>``."""
-        env = "environment" if key in (from_env or {}).get(section, {}) else None
+        env = "environment" if key in from_env.get(section, {}) else None
         problems.append(f"{env or config.source or 'defaults'}: {section}.{key}{text}")
 
     network, gateway = config.network, config.mls_gateway

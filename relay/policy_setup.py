@@ -83,7 +83,7 @@ def kind_limit(rule: RateRule) -> KindLimit:
         rule.name,
         rule.limit,
         rule.period,
-        frozenset(k for k in rule.kinds if isinstance(k, int)),
-        tuple(k for k in rule.kinds if not isinstance(k, int)),
+        rule.single_kinds,
+        rule.kind_ranges,
         tuple(ipaddress.ip_network(cidr, strict=False) for cidr in rule.ip_whitelist),
     )

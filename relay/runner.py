@@ -137,8 +137,7 @@ async def _serve(
     bus = build_bus(config)
     log.info("opening the event store", extra={"store": config.store_backend})
     if not await _unless_stopped(store.open(), stop):
-        await store.close()
-        log.info("stopped while starting")
+        await _stopped_while_starting(store)
         return
     relay = Relay(config, store, bus=bus, sweep_scope=store_scope(config))
     try:
@@ -149,8 +148,7 @@ async def _serve(
         raise
     if not started:
         await relay.close()
-        await store.close()
-        log.info("stopped while starting")
+        await _stopped_while_starting(store)
         return
     server = RelayServer(relay)
     try:
@@ -187,6 +185,11 @@ async def _serve(
     await relay.close()
     await store.close()
     log.info("relay stopped")
+
+
+async def _stopped_while_starting(store: MlsStore) -> None:
+    await store.close()
+    log.info("stopped while starting")
 
 
 async def _unless_stopped(step: Awaitable[None], stop: asyncio.Event) -> bool:

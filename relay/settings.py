@@ -149,11 +149,6 @@ KindSpec = int | tuple[int, int]
 """A kind, or kinds from ``start`` (included) to ``end`` (excluded): rnostr's ``[0, 10000]``."""
 
 
-def _listed(rule: RateRule) -> tuple[int, ...]:
-    """The single kinds a (default) rule lists."""
-    return tuple(k for k in rule.kinds if isinstance(k, int))
-
-
 @dataclass(frozen=True)
 class RateRule:
     """``[[rate_limiter.event]]``: at most ``limit`` events of ``kinds`` per ``period``.
@@ -168,10 +163,19 @@ class RateRule:
     description: str = ""
     ip_whitelist: tuple[str, ...] = _f((), cidrs=True)
 
+    @property
+    def single_kinds(self) -> frozenset[int]:
+        """The kinds ``kinds`` names one by one."""
+        return frozenset(k for k in self.kinds if isinstance(k, int))
+
+    @property
+    def kind_ranges(self) -> tuple[tuple[int, int], ...]:
+        """The ``[start, end]`` ranges ``kinds`` names."""
+        return tuple(k for k in self.kinds if not isinstance(k, int))
+
     def covers(self, kind: int) -> bool:
         """Whether this rule limits ``kind``."""
-        ranges = (k for k in self.kinds if not isinstance(k, int))
-        return kind_covered(kind, _listed(self), ranges)
+        return kind_covered(kind, self.single_kinds, self.kind_ranges)
 
 
 DEFAULT_RATE_RULES = (
@@ -198,7 +202,7 @@ class RateLimiterSettings:
         extra = tuple(
             default
             for default in DEFAULT_RATE_RULES
-            if not any(rule.covers(kind) for rule in self.event for kind in _listed(default))
+            if not any(rule.covers(k) for rule in self.event for k in default.single_kinds)
         )
         return self.event + extra
 

@@ -18,6 +18,9 @@ def validation_url(service: ServiceState, given: str | None) -> str | None:
     return next((t.uri for t in service.traffic_statuses if t.tag and t.uri), None)
 
 
+COLLECTION_COUNTS = "collection counts"
+
+
 def collection_counts_step(ctx: RunContext, database: str) -> tuple[Step, dict[str, int]]:
     """The documents of each top-level collection of ``database``, counted on the server
     after the import. Reported, not compared: an in-place import keeps the documents
@@ -28,9 +31,6 @@ def collection_counts_step(ctx: RunContext, database: str) -> tuple[Step, dict[s
         return Step(COLLECTION_COUNTS, Status.WARNING, f"could not count: {exc}"), {}
     listed = ", ".join(f"{name} {n}" for name, n in sorted(counts.items()))
     return Step(COLLECTION_COUNTS, Status.OK, listed or "no collections"), counts
-
-
-COLLECTION_COUNTS = "collection counts"
 
 
 def probe_steps(ctx: RunContext, url: str | None) -> list[Step]:

@@ -7,7 +7,7 @@ consistent), so tests drive time by hand.
 from __future__ import annotations
 
 import ipaddress
-from collections.abc import Collection, Iterable, Sequence
+from collections.abc import Collection, Sequence
 from dataclasses import dataclass, field
 
 IpNetwork = ipaddress.IPv4Network | ipaddress.IPv6Network
@@ -52,10 +52,9 @@ KindRange = tuple[int, int]
 """Kinds from ``start`` (included) to ``end`` (excluded), as rnostr's ``[[0, 10000]]``."""
 
 
-def kind_covered(kind: int, kinds: Collection[int], ranges: Iterable[KindRange]) -> bool:
+def kind_covered(kind: int, kinds: Collection[int], ranges: Sequence[KindRange]) -> bool:
     """Whether a rule of ``kinds`` and ``ranges`` limits ``kind``: one of them holds it,
     or the rule names none at all (every kind, as in rnostr)."""
-    ranges = tuple(ranges)
     if not kinds and not ranges:
         return True
     return kind in kinds or any(start <= kind < end for start, end in ranges)
