@@ -151,7 +151,19 @@ def document(report: Report, target: Mapping[str, object] | None = None) -> dict
 
     ``status`` is the verdict or outcome, ``exit_code`` the process's exit code, ``findings``
     the checks or findings, ``steps`` what an action did, ``data`` command-specific results.
+    ``checks`` is the same list as ``findings``, under the name R-O2 gives it.
     """
+    findings = [
+        {
+            "name": c.name,
+            "status": c.status.value,
+            "summary": c.summary,
+            "details": list(c.details),
+            "metrics": {p.label: p.value for p in c.perf},
+            "data": dict(c.data),
+        }
+        for c in report.findings
+    ]
     return {
         "command": report.command,
         "run_id": report.run_id,
@@ -160,17 +172,8 @@ def document(report: Report, target: Mapping[str, object] | None = None) -> dict
         "exit_code": report.exit_code,
         "summary": report.summary,
         "target": dict(target or {}),
-        "findings": [
-            {
-                "name": c.name,
-                "status": c.status.value,
-                "summary": c.summary,
-                "details": list(c.details),
-                "metrics": {p.label: p.value for p in c.perf},
-                "data": dict(c.data),
-            }
-            for c in report.findings
-        ],
+        "findings": findings,
+        "checks": findings,
         "plan": [vars(c) for c in report.plan],
         "steps": [
             {"name": s.name, "status": s.status.value, "detail": s.detail} for s in report.steps
@@ -197,6 +200,7 @@ def error_document(
         "summary": str(error),
         "target": dict(target or {}),
         "findings": [],
+        "checks": [],
         "plan": [],
         "steps": [],
         "tables": [],
@@ -285,7 +289,7 @@ def render(report: Report, console: Console, target: Target | None = None) -> No
         console.print(findings)
     if report.plan:
         render_plan(report.plan, console)
-    for step in report.steps:
+    for step in () if getattr(report, "steps_in_table", False) else report.steps:
         # One grid per step: a long detail wraps under its own text, and short lines are
         # not padded to the width of the longest.
         line = RichTable.grid(padding=(0, 1))

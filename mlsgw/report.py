@@ -192,6 +192,8 @@ class ActionReport:
     notices: tuple[str, ...] = ()
     data: Mapping[str, object] = field(default_factory=dict)
     findings: tuple[CheckResult, ...] = ()
+    steps_in_table: bool = False
+    """The steps are also one of :attr:`tables`: the human view does not list them twice."""
 
     @property
     def status(self) -> str:

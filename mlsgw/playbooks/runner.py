@@ -21,6 +21,7 @@ from mlsgw.errors import LedgerError, Refused
 from mlsgw.playbooks.invoke import Invocation
 from mlsgw.playbooks.schema import Playbook, Step, StepKind
 from mlsgw.report import ActionReport, Outcome, Status, Table
+from mlsgw.report import Step as ReportStep
 from mlsgw.runbook.context import RunContext
 
 Invoke = Callable[[Sequence[str]], Invocation]
@@ -307,6 +308,13 @@ def _report(
         outcome,
         f"{playbook.name}: {summary}",
         ctx.run_id,
+        steps=tuple(ReportStep(f"{s.number}. {s.name}", r.status, r.detail) for s, r in done)
+        + tuple(
+            ReportStep(f"{s.number}. {s.name}", Status.SKIPPED, "not run")
+            for s in playbook.steps
+            if s.number not in ran
+        ),
+        steps_in_table=True,
         tables=(Table(playbook.title, ("#", "kind", "step", "status", "result"), tuple(rows)),),
         notices=tuple(notices),
         data={

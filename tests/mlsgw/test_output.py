@@ -17,6 +17,7 @@ KEYS = [
     "summary",
     "target",
     "findings",
+    "checks",
     "plan",
     "steps",
     "tables",
@@ -47,4 +48,17 @@ def test_every_command_prints_the_same_top_level_keys(
         assert list(document) == KEYS, args
         assert document["exit_code"] == result.exit_code, args
         assert isinstance(document["findings"], list) and isinstance(document["steps"], list)
+        assert document["checks"] == document["findings"], args
     assert json.loads(cli(*runs[-1], "--json").stdout)["status"] == "error"
+
+
+def test_a_check_commands_results_are_under_checks_as_the_spec_names_them(
+    cli: Cli, google: GoogleStandIn, target_args: list[str]
+) -> None:
+    """R-O2: ``{"command", "ok", "status", "checks"|"steps", "run_id"}``: the healthcheck's
+    checks are listed under ``checks`` (and, as before, ``findings``)."""
+    google.run.add_service(PROJECT, REGION, SERVICE, ["img:1"])
+    document = json.loads(cli("healthcheck", *target_args, "--json").stdout)
+    names = {c["name"] for c in document["checks"]}
+    assert {"service", "health"} <= names
+    assert all({"name", "status", "summary"} <= set(c) for c in document["checks"])

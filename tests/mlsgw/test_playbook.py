@@ -83,6 +83,16 @@ def test_a_failing_step_stops_the_run_with_what_to_do_next(
     assert "4 later step(s) were not run." in doc["notices"]
     statuses = [row["status"] for row in doc["tables"][0]["rows"]]
     assert statuses == ["OK", "CRITICAL", "NOT RUN", "NOT RUN", "NOT RUN", "NOT RUN"]
+    steps = [(s["name"].split(".")[0], s["status"], s["detail"]) for s in doc["steps"]]
+    assert [(n, st) for n, st, _ in steps] == [
+        ("1", "ok"),
+        ("2", "critical"),
+        ("3", "skipped"),
+        ("4", "skipped"),
+        ("5", "skipped"),
+        ("6", "skipped"),
+    ]
+    assert steps[1][2] == doc["data"]["steps"][1]["detail"] and steps[5][2] == "not run"
     lines = ledger_lines(ledger_path)
     assert [r["command"] for r in lines] == ["playbook step", "playbook step", "playbook run"]
     assert lines[1]["result"]["outcome"] == "failed"  # type: ignore[index]
@@ -100,6 +110,8 @@ def test_the_human_report_shows_live_progress_and_the_steps(
     assert result.exit_code == 1
     assert "[1/6]" in result.output and "[2/6]" in result.output
     assert "Morning health check" in result.stdout and "FAILED" in result.stdout
+    # The steps are the table's rows: not listed a second time below it.
+    assert result.stdout.count("Backups present") == 1
 
 
 def test_dry_run_lists_the_steps_and_changes_nothing(
