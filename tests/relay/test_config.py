@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import dataclasses
+import re
 from pathlib import Path
 
 import pytest
@@ -70,6 +72,19 @@ def test_shipped_config_file_is_valid_and_equals_the_defaults() -> None:
     for section in sections:
         assert getattr(config, section) == getattr(Config(), section), section
     assert config.mls_gateway == Config().mls_gateway
+
+
+def test_shipped_config_file_names_every_key() -> None:
+    """Every setting of every section appears in config/mlsgw.toml, set or commented out
+    (rnostr's sub-tables, [auth.req] and [[rate_limiter.event]], are described there)."""
+    text = SHIPPED.read_text()
+    config = Config()
+    tables = {("auth", "req"), ("auth", "event"), ("rate_limiter", "event")}
+    sections = ("information", "network", "limitation", "auth", "rate_limiter", "data")
+    for section in (*sections, "cluster", "mls_gateway"):
+        for f in dataclasses.fields(getattr(config, section)):
+            if (section, f.name) not in tables:
+                assert re.search(rf"^#? ?{f.name} =", text, re.MULTILINE), (section, f.name)
 
 
 def test_rnostr_example_loads_unchanged_and_reports_ignored_keys() -> None:
