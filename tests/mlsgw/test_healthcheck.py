@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import re
 from datetime import UTC, datetime, timedelta
+from typing import TypedDict
 
 import pytest
 
@@ -25,6 +26,14 @@ NAGIOS = re.compile(
     r"^MLSGW (OK|WARNING|CRITICAL|UNKNOWN) - (?P<text>[^|\n]+?)(?: \| (?P<perf>[^\n]+))?\n$"
 )
 PERF = re.compile(r"^'(?P<label>[^']+)'=(?P<value>-?[\d.]+)(?P<unit>ms|%|s|)(;[\d.]*){0,4}$")
+
+
+class MetricsSeed(TypedDict, total=False):
+    """The :meth:`MonitoringStandIn.seed_cloud_run` metrics a threshold test overrides."""
+
+    error_ratio: float
+    p95_ms: float
+    memory: float
 
 
 @pytest.fixture
@@ -162,7 +171,7 @@ def test_metrics_over_the_runbook_thresholds(
     monitoring: MonitoringStandIn,
     relay: RelayProcess,
     target_args: list[str],
-    seed: dict[str, float],
+    seed: MetricsSeed,
     status: str,
     exit_code: int,
 ) -> None:

@@ -141,9 +141,11 @@ def test_appending_gives_up_after_a_bounded_number_of_conflicts(
 ) -> None:
     """When every upload loses the race, the store stops after APPEND_ATTEMPTS uploads."""
     for n in range(APPEND_ATTEMPTS):
-        google.storage.before_next_upload(
-            lambda _, n=n: other_writer_appends(google, tmp_path, f"other-{n}")
-        )
+
+        def other_writer_wins(_: bytes, n: int = n) -> None:
+            other_writer_appends(google, tmp_path, f"other-{n}")
+
+        google.storage.before_next_upload(other_writer_wins)
     store = GcsLedgerStore(Cloud(Target(endpoint=google.url)).storage(), URL, timeout=5, backoff=0)
     with pytest.raises(LedgerError, match="gave up appending .* other writers"):
         Ledger(store).append(command="mine", run_id="r", args={}, plan=[], pre_state={}, result={})

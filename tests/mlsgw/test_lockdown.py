@@ -93,12 +93,13 @@ def test_lockdown_removes_public_invokers_and_the_flag_and_keeps_evidence(
     saved = json.loads((evidence / "iam-policy.json").read_text())
     assert saved["bindings"] == PUBLIC_BINDINGS
 
-    (line,) = ledger_lines(ledger_path)
-    pre = line["pre_state"]
-    assert pre["iam_policy"]["bindings"] == PUBLIC_BINDINGS  # type: ignore[index]
-    assert base64.b64decode(pre["iam_policy"]["etag"]) == base64.b64decode(etag_before)  # type: ignore[index]
-    assert pre["service"]["invoker_iam_disabled"] is True  # type: ignore[index]
-    assert pre["service"]["ingress"] == "all"  # type: ignore[index]
+    (entry,) = ledger_lines(ledger_path)
+    pre = entry["pre_state"]
+    assert isinstance(pre, dict)
+    assert pre["iam_policy"]["bindings"] == PUBLIC_BINDINGS
+    assert base64.b64decode(pre["iam_policy"]["etag"]) == base64.b64decode(etag_before)
+    assert pre["service"]["invoker_iam_disabled"] is True
+    assert pre["service"]["ingress"] == "all"
     document = json.loads(result.stdout)
     assert document["data"]["result"]["evidence"]["log_entries"] == 2
     assert any(f"lockdown --revert {document['run_id']}" in n for n in document["notices"])

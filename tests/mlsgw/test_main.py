@@ -60,7 +60,9 @@ def test_every_other_command_line_gets_the_whole_cli() -> None:
     assert result["code"] == 0
     for command in ("serve", "healthcheck", "backup", "maintenance"):
         assert command in str(result["out"])
-    assert "mlsgw.cli" in result["loaded"] and "grpc" in result["loaded"]
+    loaded = result["loaded"]
+    assert isinstance(loaded, list)
+    assert "mlsgw.cli" in loaded and "grpc" in loaded
 
 
 def test_version_is_answered_on_the_whole_cli() -> None:

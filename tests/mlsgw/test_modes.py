@@ -54,8 +54,10 @@ def test_readonly_on_makes_a_new_serving_revision_with_the_env_var(
     }.items() <= doc["plan"][0].items()
     assert "`mlsgw readonly off`" in " ".join(doc["notices"])
     (line,) = ledger_lines(ledger_path)
-    assert line["command"] == "readonly" and line["args"]["state"] == "on"
-    assert line["result"]["outcome"] == "done"
+    line_args, line_result = line["args"], line["result"]
+    assert isinstance(line_args, dict) and isinstance(line_result, dict)
+    assert line["command"] == "readonly" and line_args["state"] == "on"
+    assert line_result["outcome"] == "done"
 
 
 def test_readonly_on_twice_writes_nothing_the_second_time_and_off_turns_it_off(
@@ -134,7 +136,8 @@ def test_pinned_traffic_is_refused_with_the_reason(
     assert code == 3 and doc["status"] == "refused"
     assert f"traffic is pinned to {pinned}" in str(doc["summary"])
     assert "--move-traffic" in str(doc["summary"]) and writes(google) == []
-    assert ledger_lines(ledger_path)[-1]["result"]["outcome"] == "refused"
+    last_result = ledger_lines(ledger_path)[-1]["result"]
+    assert isinstance(last_result, dict) and last_result["outcome"] == "refused"
 
 
 def test_pinned_traffic_moves_to_the_new_revision_with_move_traffic(

@@ -71,7 +71,7 @@ async def test_nostr_sdk_subscription_receives_live_events(serve: StartServe) ->
             notification = await notifications.next()
             assert notification is not None
             if notification.is_NEW_EVENT():
-                return notification.event  # type: ignore[no-any-return, union-attr]
+                return notification.event
 
     received = await asyncio.wait_for(next_event(), TIMEOUT)
     assert received.id().to_hex() == event.id().to_hex()

@@ -13,11 +13,13 @@ import orjson
 import pytest
 from coincurve import PrivateKey
 from websockets.exceptions import ConnectionClosed, InvalidStatus
+from websockets.frames import Frame
 
 from relay.config import RateRule
 from relay.core.event import compute_id
+from relay.core.policy import ip_permitted
 from relay.publisher import VERIFY_IN_THREAD_MIN
-from relay.server import client_ip, ip_permitted
+from relay.server import client_ip
 from tests.conftest import RunningRelay, StartRelay, make_config
 from tests.support.http import http_request
 from tests.support.nostr import TIMEOUT, Keys, RawClient, RelayClient, lower_than
@@ -699,7 +701,7 @@ async def test_heartbeat_pings_idle_connections(start_relay: StartRelay, tmp_pat
             assert data, "connection closed before any ping"
             client.protocol.receive_data(data)
             for event in client.protocol.events_received():
-                if getattr(event, "opcode", None) is not None and event.opcode.name == "PING":
+                if isinstance(event, Frame) and event.opcode.name == "PING":
                     return bytes(event.data)
 
     assert await asyncio.wait_for(first_ping(), TIMEOUT) == b"mlsgw"

@@ -75,7 +75,11 @@ def _env(revision: RevisionRecord) -> dict[str, str]:
 
 
 def _enum(value: Any) -> int:
-    return _ENUM_NAMES.get(value, value) if isinstance(value, str) else int(value or 0)
+    if not isinstance(value, str):
+        return int(value or 0)
+    if value not in _ENUM_NAMES:
+        raise ApiError(400, f"Invalid value for enum field: {value!r}.")
+    return _ENUM_NAMES[value]
 
 
 @dataclass
@@ -279,7 +283,7 @@ class CloudRunStandIn:
         prefix = f"{record.name}/revisions/"
         statuses = []
         for t in record.traffic:
-            status = {"type": _enum(t.get("type")), "percent": int(t.get("percent", 0))}
+            status: Json = {"type": _enum(t.get("type")), "percent": int(t.get("percent", 0))}
             if t.get("revision"):
                 status["revision"] = t["revision"]
             if t.get("tag"):

@@ -406,7 +406,7 @@ class FirestoreBackupsStandIn:
         if "dailyRecurrence" in body and any("dailyRecurrence" in s for s in existing):
             raise ApiError(409, "A daily backup schedule already exists for this database.")
         now = ts(datetime.now(UTC))
-        schedule = {
+        schedule: Json = {
             "name": f"{record.name}/backupSchedules/{uuid.uuid4()}",
             "createTime": now,
             "updateTime": now,

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import re
 from datetime import UTC, datetime, timedelta
-from typing import Any
+from typing import Any, TypeVar
 
 from tests.stand_ins.rest import ApiError, Json, RestServer
 
@@ -26,6 +26,7 @@ SEVERITIES = [
     "EMERGENCY",
 ]
 _TERM = re.compile(r'^\s*([A-Za-z_.]+)\s*(>=|<=|=|<|>)\s*"?([^"]*)"?\s*$')
+_Ordered = TypeVar("_Ordered", int, datetime)
 
 
 def _field(entry: Json, path: str) -> Any:
@@ -43,18 +44,24 @@ def _matches(entry: Json, term: str) -> bool:
     actual = _field(entry, path)
     if path == "severity":
         rank = SEVERITIES.index
-        left, right = rank(str(actual or "DEFAULT")), rank(expected)
+        return _compare(op, rank(str(actual or "DEFAULT")), rank(expected))
     elif path == "httpRequest.status":
         if actual is None:
             return False
-        left, right = int(actual), int(expected)
+        return _compare(op, int(actual), int(expected))
     elif path == "timestamp":
-        left = datetime.fromisoformat(str(actual).replace("Z", "+00:00"))
-        right = datetime.fromisoformat(expected.replace("Z", "+00:00"))
+        return _compare(
+            op,
+            datetime.fromisoformat(str(actual).replace("Z", "+00:00")),
+            datetime.fromisoformat(expected.replace("Z", "+00:00")),
+        )
     elif op == "=":
-        return actual == expected
+        return bool(actual == expected)
     else:
         raise ApiError(400, f"stand-in supports only = on {path}")
+
+
+def _compare(op: str, left: _Ordered, right: _Ordered) -> bool:
     return {
         ">=": left >= right,
         "<=": left <= right,

@@ -16,10 +16,10 @@ import threading
 import uuid
 from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
-from typing import Any, TypeVar
+from typing import Any, TypeVar, cast
 
 import grpc
-import proto  # type: ignore[import-untyped]
+import proto
 from google.cloud import monitoring_dashboard_v1 as dash
 from google.cloud import monitoring_v3 as mon
 from google.protobuf import empty_pb2
@@ -39,7 +39,8 @@ class Abort(Exception):
 
 
 def _copy(message: M) -> M:
-    return type(message).deserialize(type(message).serialize(message))
+    # proto-plus is untyped: deserialize of the message's own class gives that class back.
+    return cast(M, type(message).deserialize(type(message).serialize(message)))
 
 
 def _page(items: list[Any], size: int, token: str) -> tuple[list[Any], str]:
@@ -104,7 +105,7 @@ class MonitoringConfigStandIn:
         for index, condition in enumerate(policy.conditions):
             if not condition.name:
                 condition.name = f"{policy.name}/conditions/{uuid.uuid4().hex[:12]}{index}"
-        policy.mutation_record = {"mutate_time": self._now(), "mutated_by": "stand-in"}
+        policy.mutation_record = mon.MutationRecord(mutate_time=self._now(), mutated_by="stand-in")
 
     def list_policies(self, r: mon.ListAlertPoliciesRequest) -> mon.ListAlertPoliciesResponse:
         project = self._project(r.name)
@@ -126,7 +127,7 @@ class MonitoringConfigStandIn:
         project = self._project(r.name)
         policy = _copy(r.alert_policy)
         policy.name = f"projects/{project}/alertPolicies/{uuid.uuid4().int % 10**19}"
-        policy.creation_record = {"mutate_time": self._now(), "mutated_by": "stand-in"}
+        policy.creation_record = mon.MutationRecord(mutate_time=self._now(), mutated_by="stand-in")
         self._stamp_policy(policy)
         self.policies[policy.name] = policy
         return policy

@@ -41,7 +41,9 @@ _PRECONDITION = "At least one of the pre-conditions you specified did not hold."
 
 
 def _crc32c(data: bytes) -> str:
-    return base64.b64encode(google_crc32c.Checksum(data).digest()).decode()
+    # google_crc32c ships py.typed but leaves Checksum's methods unannotated.
+    digest: bytes = google_crc32c.Checksum(data).digest()  # type: ignore[no-untyped-call]
+    return base64.b64encode(digest).decode()
 
 
 def _md5(data: bytes) -> str:
@@ -65,7 +67,7 @@ class StorageStandIn:
     def __init__(self, server: RestServer) -> None:
         self.buckets: dict[str, dict[str, StoredObject]] = {}
         self._generations = itertools.count(1_700_000_000_000_001)
-        self._before_upload: list[Callable[[bytes], None]] = []
+        self._before_upload: list[Callable[[bytes], object]] = []
         self.denied: set[str] = set()
         """Permissions testIamPermissions reports as not held."""
         server.route("GET", _BUCKET, self._get_bucket)
@@ -99,7 +101,7 @@ class StorageStandIn:
         """The object as stored, or ``None``."""
         return self.buckets.get(bucket, {}).get(name)
 
-    def before_next_upload(self, action: Callable[[bytes], None]) -> None:
+    def before_next_upload(self, action: Callable[[bytes], object]) -> None:
         """Run ``action(uploaded bytes)`` when the next upload arrives, before its
         precondition is checked: a concurrent writer getting in between read and write.
         Actions queue up, one per upload."""

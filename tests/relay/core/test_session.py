@@ -20,6 +20,7 @@ from relay.core import messages as m
 from relay.core import policy as rules
 from relay.core.event import Event
 from relay.core.filters import Filter
+from relay.core.outcome import Outcome
 from relay.core.policy import Policy
 from relay.core.ratelimit import KindLimit, KindRateLimiter
 from relay.core.reasons import invalid
@@ -27,7 +28,6 @@ from relay.core.session import (
     Action,
     AuthOptions,
     Count,
-    Outcome,
     Publish,
     Query,
     Send,
@@ -46,7 +46,7 @@ RELAY_URL = "wss://relay.example.com"
 class RecordingObserver:
     """Stand-in Observer that keeps every call."""
 
-    calls: list[tuple[str, object, ...]] = field(default_factory=list)
+    calls: list[tuple[str, object, *tuple[object, ...]]] = field(default_factory=list)
 
     def message(self, command: str) -> None:
         self.calls.append(("message", command))
@@ -95,7 +95,9 @@ def sent(actions: list[Action]) -> list[list[Any]]:
 
 def only_frame(actions: list[Action]) -> list[Any]:
     assert len(actions) == 1 and isinstance(actions[0], Send), actions
-    return json.loads(actions[0].data)
+    frame = json.loads(actions[0].data)
+    assert isinstance(frame, list)
+    return frame
 
 
 def note(keys: Keys = ALICE, kind: int = 1, **kwargs: Any) -> Event:
@@ -510,6 +512,7 @@ def test_close_stops_live_matches_and_unknown_close_is_silent() -> None:
     """CLOSE removes the subscription; closing an unknown id sends nothing."""
     session = make_session()
     (query,) = feed(session, "REQ", "s", {})
+    assert isinstance(query, Query)
     assert session.live_matches(note()) == ["s"]
     assert feed(session, "CLOSE", "s") == []
     assert session.live_matches(note()) == [] and not session.is_current(query.subscription)

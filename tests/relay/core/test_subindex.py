@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+from typing import TypeVar
+
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
@@ -37,7 +40,13 @@ def as_sets(found: dict[int, list[str]]) -> dict[int, set[str]]:
     return {conn: set(subs) for conn, subs in found.items()}
 
 
-maybe_set = lambda pool: st.none() | st.frozensets(st.sampled_from(pool), max_size=3)  # noqa: E731
+T = TypeVar("T")
+
+
+def maybe_set(pool: Sequence[T]) -> st.SearchStrategy[frozenset[T] | None]:
+    return st.none() | st.frozensets(st.sampled_from(pool), max_size=3)
+
+
 filters = st.builds(
     Filter,
     ids=maybe_set(IDS),

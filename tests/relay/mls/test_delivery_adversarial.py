@@ -216,7 +216,11 @@ async def test_authenticated_kindless_queries_never_harvest_others_keypackages(
     fanned out live (R-M1b); the relay list (10051) is readable by any authenticated
     connection."""
     outsider = world.clients["outsider"]
-    filters = [{}, {"authors": [OWNER.pubkey]}, {"ids": [world.events["keypackage"].id]}]
+    filters: list[dict[str, Any]] = [
+        {},
+        {"authors": [OWNER.pubkey]},
+        {"ids": [world.events["keypackage"].id]},
+    ]
     got = await stored(outsider, filters)
     assert world.events["keypackage"].id not in got
     assert world.events["kp_relays"].id in got

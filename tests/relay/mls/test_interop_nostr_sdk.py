@@ -46,7 +46,8 @@ def as_dict(event: sdk.Event) -> dict[str, object]:
 
 
 async def fetch(client: sdk.Client, query: sdk.Filter) -> list[sdk.Event]:
-    return await client.fetch_events(sdk.ReqTarget.auto([query]), WAIT)
+    events: list[sdk.Event] = await client.fetch_events(sdk.ReqTarget.auto([query]), WAIT)
+    return events
 
 
 async def test_nostr_sdk_fetches_the_original_verifiable_keypackage(
@@ -107,7 +108,7 @@ async def test_nostr_sdk_receives_a_gift_wrap_addressed_to_it(running: RunningRe
             notification = await notifications.next()
             assert notification is not None
             if notification.is_NEW_EVENT():
-                return notification.event  # type: ignore[no-any-return, union-attr]
+                return notification.event
 
     live = await asyncio.wait_for(next_event(), TIMEOUT)
     assert live.id().to_hex() == wrap.id().to_hex()

@@ -167,9 +167,9 @@ def test_keypackage_base64_content_is_accepted_with_its_encoding_tag() -> None:
 def test_keypackage_protocol_version_must_be_1_0() -> None:
     """``mls_protocol_version`` 1.0 is accepted, anything else refused."""
     assert expiry(kp(tags=[["mls_protocol_version", "1.0"]])) == NOW + TTL
-    assert expiry(kp(tags=[["mls_protocol_version", "2.0"]])).startswith(
-        "invalid: unsupported mls_protocol_version"
-    )
+    refused = expiry(kp(tags=[["mls_protocol_version", "2.0"]]))
+    assert isinstance(refused, str)
+    assert refused.startswith("invalid: unsupported mls_protocol_version")
 
 
 def test_keypackage_metadata_tags_are_accepted() -> None:

@@ -148,7 +148,8 @@ def in_group(group: MarmotGroup, since: int | None = None) -> sdk.Filter:
 
 
 async def fetch(client: sdk.Client, *filters: sdk.Filter) -> list[sdk.Event]:
-    return await client.fetch_events(sdk.ReqTarget.auto(list(filters)), WAIT)
+    events: list[sdk.Event] = await client.fetch_events(sdk.ReqTarget.auto(list(filters)), WAIT)
+    return events
 
 
 async def send(client: sdk.Client, event: sdk.Event) -> None:
@@ -168,7 +169,7 @@ class Live:
                 notification = await self.notifications.next()
                 assert notification is not None
                 if notification.is_NEW_EVENT():
-                    event: sdk.Event = notification.event  # type: ignore[union-attr]
+                    event: sdk.Event = notification.event
                     if accept(event):
                         return event
 

@@ -99,7 +99,7 @@ async def test_a_request_that_does_not_name_the_group_finds_nothing_of_it(
     assert await accepted(alice, second)
     sentinel = group_event(marmot_id())
     assert await accepted(eve, sentinel)
-    seen = []
+    seen: list[str] = []
     while len([s for s in seen if s == sentinel.id]) < 2:
         msg = await eve.recv_until("EVENT")
         seen.append(msg[2]["id"])

@@ -361,7 +361,7 @@ async def test_count_of_one_filter_matches_the_query_it_counts(store: MlsStore) 
     ]
     for event in events:
         await store.save(event, NOW)
-    shapes = [
+    shapes: list[dict[str, Any]] = [
         {},
         {"kinds": [1]},
         {"kinds": [1, 7]},

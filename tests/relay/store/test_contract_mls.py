@@ -3,6 +3,8 @@ against SQLite and against Firestore over the wire (emulator)."""
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 import pytest
 
 from relay.core.event import Event
@@ -222,19 +224,19 @@ async def test_save_group_event_passes_the_stored_state_to_the_transition(
     seen: list[GroupState | None] = []
     first = GroupState("g1", owner=ALICE.pubkey, last_epoch=1)
 
-    def record(result: GroupState) -> object:
+    def record(result: GroupState) -> Callable[[GroupState | None], GroupState]:
         def transition(before: GroupState | None) -> GroupState:
             seen.append(before)
             return result
 
         return transition
 
-    await store.save_group_event(group_msg(), record(first), NOW)  # type: ignore[arg-type]
+    await store.save_group_event(group_msg(), record(first), NOW)
     second = GroupState("g1", owner=ALICE.pubkey, last_epoch=2)
     await store.save_group_event(
         CAROL.sign(445, "2", [["h", "g1"]], created_at=NOW),
         record(second),
-        NOW,  # type: ignore[arg-type]
+        NOW,
     )
     assert seen == [None, first]
 

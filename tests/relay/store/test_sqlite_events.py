@@ -65,7 +65,9 @@ hostile_tags = st.lists(
         max_size=5,
     )
 )
-def test_saving_any_valid_event_returns_an_outcome(events: list[tuple[int, list, int]]) -> None:
+def test_saving_any_valid_event_returns_an_outcome(
+    events: list[tuple[int, list[list[str]], int]],
+) -> None:
     """Whatever the tags hold, save_event answers with an Outcome and queries keep working."""
     conn = fresh_db()
     for kind, tags, created_at in events:

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import sqlite3
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
 from relay.store.sqlite_writer import run_jobs
@@ -36,6 +36,11 @@ def test_neighbouring_combinable_jobs_run_as_one_call_and_keep_their_values_in_o
         calls.append("plain")
         return "plain"
 
-    jobs = [Together("a", calls), Together("b", calls), plain, Together("c", calls)]
+    jobs: list[Callable[[sqlite3.Connection], str]] = [
+        Together("a", calls),
+        Together("b", calls),
+        plain,
+        Together("c", calls),
+    ]
     assert run_jobs(conn, jobs) == ["A", "B", "plain", "C"]
     assert calls == ["together a+b", "plain", "together c"]
