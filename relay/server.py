@@ -29,6 +29,7 @@ import typing
 from collections.abc import Awaitable, Callable, Iterable
 from http import HTTPStatus
 
+from websockets.exceptions import PayloadTooBig
 from websockets.frames import CloseCode, Frame, Opcode
 from websockets.http11 import Request
 from websockets.protocol import State
@@ -105,6 +106,7 @@ class WebSocketPeer:
         self.fragment_opcode: Opcode | None = None
         self.reading_paused = False
         self.closing = False
+        self.told_too_big = False
         self.written = 0
         self.writable = asyncio.Event()
         self.writable.set()
@@ -148,7 +150,19 @@ class WebSocketPeer:
         for event in self.ws.events_received():
             if isinstance(event, Frame):
                 self._on_frame(event)
+        if isinstance(self.ws.parser_exc, PayloadTooBig) and not self.told_too_big:
+            self._tell_too_big(self.ws.parser_exc)
         self.flush()
+
+    def _tell_too_big(self, exc: PayloadTooBig) -> None:
+        """A frame far beyond ``max_message_length`` was refused unread, and the protocol
+        queued its close (1009): a NOTICE saying why goes out just before it."""
+        self.told_too_big = True
+        limit = self.relay.config.limitation.max_message_length
+        total = None if exc.size is None else exc.size + (exc.current_size or 0)  # fragments
+        size = f"is {total} bytes" if total is not None else "is too large"
+        notice = m.encode_notice(f"invalid: message {size}, the limit is {limit}")
+        self.transport.write(text_frame_header(len(notice)) + notice)
 
     def receive_eof(self) -> None:
         """The client half-closed the TCP connection."""

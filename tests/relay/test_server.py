@@ -215,10 +215,13 @@ async def test_too_many_tags_and_oversize_messages(start_relay: StartRelay, tmp_
 async def test_frames_far_beyond_the_limit_close_the_connection_politely(
     start_relay: StartRelay, tmp_path: Path
 ) -> None:
-    """A frame over twice max_message_length is refused by the WebSocket layer (1009)."""
+    """A frame over twice max_message_length is refused unread by the WebSocket layer:
+    a NOTICE names its size and the limit, then the connection closes with 1009."""
     running = await started_with(start_relay, tmp_path, limitation={"max_message_length": 1000})
     client = await running.client(max_size=None)
     await client.send_raw("x" * 200_000)
+    notice = await client.recv()
+    assert notice == ["NOTICE", "invalid: message is 200000 bytes, the limit is 1000"]
     with pytest.raises(ConnectionClosed) as closed:
         await client.recv()
     assert closed.value.rcvd is not None and closed.value.rcvd.code == 1009
