@@ -107,8 +107,12 @@ def days_left(certificate: Certificate, now: datetime) -> float:
     return (certificate.not_after - now).total_seconds() / 86400
 
 
-def grade(probe: CertProbe, now: datetime) -> CheckResult:
-    """The ``certificate`` check: days left, issuer and SANs, graded WARN < 21, CRIT < 7."""
+def grade(probe: CertProbe, now: datetime, *, require_trust: bool = False) -> CheckResult:
+    """The ``certificate`` check: days left, issuer and SANs, graded WARN < 21, CRIT < 7.
+
+    A certificate that does not verify (an unknown CA, another host name) is graded by its
+    days left like any other, with the reason in its summary and details; with
+    ``require_trust`` (a CA file was given to verify against) it is CRITICAL."""
     where = f"{probe.host}:{probe.port}"
     cert = probe.certificate
     if cert is None:
@@ -119,7 +123,7 @@ def grade(probe: CertProbe, now: datetime) -> CheckResult:
             data={"host": probe.host, "port": probe.port, "error": probe.error},
         )
     left = days_left(cert, now)
-    details = (
+    details: tuple[str, ...] = (
         f"issuer: {cert.issuer}",
         f"subject: {cert.subject}",
         f"SANs: {', '.join(cert.sans) or '(none)'}",
@@ -135,6 +139,7 @@ def grade(probe: CertProbe, now: datetime) -> CheckResult:
         "subject": cert.subject,
         "sans": list(cert.sans),
         "error": probe.error,
+        "verified": probe.error is None,
     }
     perf = (Perf("days_left", math.floor(left * 10) / 10, "d"),)
     expiry = (
@@ -142,15 +147,16 @@ def grade(probe: CertProbe, now: datetime) -> CheckResult:
         if left < 0
         else f"{int(left)} days left (expires {cert.not_after:%Y-%m-%d} UTC)"
     )
-    if probe.error:
+    if left < CRIT_DAYS:
         status = Status.CRITICAL
-        summary = f"{where}: {probe.error}; {expiry}"
+    elif left < WARN_DAYS:
+        status = Status.WARNING
     else:
-        if left < CRIT_DAYS:
+        status = Status.OK
+    summary = f"{where}: {expiry}, issuer {cert.issuer}"
+    if probe.error:
+        details = (*details, f"not verified: {probe.error}")
+        summary = f"{where}: {probe.error}; {expiry}"
+        if require_trust:
             status = Status.CRITICAL
-        elif left < WARN_DAYS:
-            status = Status.WARNING
-        else:
-            status = Status.OK
-        summary = f"{where}: {expiry}, issuer {cert.issuer}"
     return CheckResult("certificate", status, summary, details, perf, data)

@@ -193,14 +193,16 @@ def area_tls(ctx: AuditContext) -> list[Finding]:
     if not url.startswith(("https://", "wss://")):
         return [skipped("tls", f"{url} is not https")]
     host, port = parse_endpoint(url)
-    result = grade(probe_certificate(host, port, ctx.target.timeout, ctx.settings.cafile), ctx.now)
-    if result.status is Status.OK:
+    cafile = ctx.settings.cafile
+    probe = probe_certificate(host, port, ctx.target.timeout, cafile)
+    result = grade(probe, ctx.now, require_trust=cafile is not None)
+    if result.status is Status.OK and probe.error is None:
         return [clean("tls", result.summary)]
-    return [
-        Finding(
-            "tls", "tls.certificate", result.status, result.summary, result.details, result.data
-        )
-    ]
+    if result.status is Status.OK:  # time left, but not verified (no --cafile to require it)
+        code, severity = "tls.unverified", Status.INFO
+    else:
+        code, severity = "tls.certificate", result.status
+    return [Finding("tls", code, severity, result.summary, result.details, result.data)]
 
 
 AREAS: tuple[tuple[str, Callable[[AuditContext], list[Finding]]], ...] = (

@@ -25,7 +25,7 @@ CafileOpt = Annotated[
     typer.Option(
         "--cafile",
         help="Trust only the CA certificates in this PEM file (a private CA) instead of the "
-        "system's.",
+        "system's, and require the certificate to verify against them (CRITICAL if not).",
     ),
 ]
 
@@ -34,7 +34,7 @@ def run(ctx: RunContext, host: str, port: int, cafile: str | None = None) -> Che
     """One handshake with ``host:port`` (bounded by the target's timeout), graded."""
     ctx.reporter.step(f"TLS handshake with {host}:{port}")
     probe = probe_certificate(host, port, ctx.target.timeout, cafile)
-    result = grade(probe, ctx.clock())
+    result = grade(probe, ctx.clock(), require_trust=cafile is not None)
     return CheckReport("certcheck", (result,), ctx.run_id, title=f"mlsgw certcheck — {host}:{port}")
 
 
@@ -51,7 +51,9 @@ def certcheck(
     """Check a server's TLS certificate: days left, issuer, SANs.
 
     WARNING under 21 days, CRITICAL under 7, and CRITICAL with the reason when the
-    connection is refused, the handshake fails or the certificate does not verify.
+    connection is refused or the handshake fails. A certificate that does not verify
+    against the system's CAs (a private CA, another host name) is graded by its days left,
+    with the reason shown; with --cafile it must verify against that file, else CRITICAL.
     --timeout bounds the connection and the handshake.
 
     Exit codes: 0 OK, 1 WARNING, 2 CRITICAL, 3 UNKNOWN (bad arguments). With --nagios every

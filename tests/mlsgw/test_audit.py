@@ -397,6 +397,27 @@ def test_certificate_of_the_service_url_close_to_expiry(cli: Cli, tmp_path: Path
     )
 
 
+def test_a_certificate_that_does_not_verify_without_cafile_is_an_info_finding(
+    cli: Cli, tmp_path: Path
+) -> None:
+    """90 days left from a CA the system does not know, no --cafile: reported as worth
+    knowing (info, exit 0) with the reason; with --cafile of another CA it is CRITICAL."""
+    pki, other = make_pki(tmp_path / "pki", 90), make_pki(tmp_path / "other", 90)
+    server = TlsServer(pki).start()
+    try:
+        url = f"https://127.0.0.1:{server.port}"
+        code, findings, _ = audit(cli, "--url", url, "--only", "tls")
+        strict, strict_findings, _ = audit(
+            cli, "--url", url, "--cafile", str(other.ca_file), "--only", "tls"
+        )
+    finally:
+        server.stop()
+    assert code == 0
+    unverified = findings["tls.unverified"]
+    assert unverified["status"] == "info" and "verification failed" in unverified["summary"]
+    assert strict == 2 and strict_findings["tls.certificate"]["status"] == "critical"
+
+
 # --- dependencies (real pip-audit, loopback only) -------------------------------------------
 
 

@@ -64,17 +64,31 @@ def test_refused_connection_is_critical_with_the_reason(cli: Cli) -> None:
     assert "refused" in check["summary"].lower()
 
 
-def test_untrusted_certificate_is_critical_but_still_described(
-    cli: Cli, serve_cert: ServeCert
+@pytest.mark.parametrize(("days", "code"), [(5, 2), (15, 1), (90, 0)])
+def test_a_certificate_of_an_unknown_ca_is_graded_by_its_days_with_the_reason(
+    cli: Cli, serve_cert: ServeCert, days: int, code: int
 ) -> None:
-    """Without the private CA the handshake fails verification: CRITICAL with the reason, and
-    the certificate that was presented is still shown."""
-    endpoint, _ = serve_cert(90)
+    """Without --cafile, a certificate the system CAs do not know still gets the exit code
+    of its days left; the summary says it did not verify, and the certificate is described."""
+    endpoint, _ = serve_cert(days)
     result = cli("certcheck", endpoint, "--json")
-    assert result.exit_code == 2
+    assert result.exit_code == code, result.output
     check = json.loads(result.output)["findings"][0]
     assert "certificate verification failed" in check["summary"]
+    assert check["data"]["verified"] is False
     assert check["data"]["issuer"] == "mlsgw test CA (mlsgw tests)"
+
+
+def test_with_cafile_a_certificate_that_does_not_verify_is_critical(
+    cli: Cli, serve_cert: ServeCert, tmp_path: Path
+) -> None:
+    """--cafile names the CA to trust: a certificate from another CA is CRITICAL (exit 2)."""
+    endpoint, _ = serve_cert(90)
+    _, other_ca = serve_cert(90)
+    result = cli("certcheck", endpoint, "--cafile", other_ca, "--json")
+    assert result.exit_code == 2, result.output
+    check = json.loads(result.output)["findings"][0]
+    assert check["status"] == "critical" and "verification failed" in check["summary"]
 
 
 def test_nagios_line_has_the_summary_and_days_left_perfdata(

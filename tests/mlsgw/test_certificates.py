@@ -41,11 +41,27 @@ def test_expired_certificate_says_so() -> None:
     assert "expired 3 days ago" in grade(probe(-3), NOW).summary
 
 
-def test_verification_error_is_critical_even_with_time_left() -> None:
-    """An untrusted certificate is CRITICAL, with the reason and the days left."""
-    result = grade(probe(90, "certificate verification failed: self-signed certificate"), NOW)
+def test_a_certificate_that_does_not_verify_is_graded_by_its_days_with_the_reason() -> None:
+    """An unknown CA: graded by the days left like any other; the reason is shown."""
+    error = "certificate verification failed: self-signed certificate"
+    for days, status in ((90, Status.OK), (15, Status.WARNING), (5, Status.CRITICAL)):
+        result = grade(probe(days, error), NOW)
+        assert result.status is status, days
+        assert "self-signed" in result.summary and f"{days} days left" in result.summary
+        assert f"not verified: {error}" in result.details
+        assert result.data["verified"] is False
+
+
+def test_a_certificate_that_must_verify_and_does_not_is_critical() -> None:
+    """require_trust (a CA file was given): not verifying is CRITICAL, whatever the days."""
+    result = grade(
+        probe(90, "certificate verification failed: self-signed certificate"),
+        NOW,
+        require_trust=True,
+    )
     assert result.status is Status.CRITICAL
     assert "self-signed" in result.summary and "90 days left" in result.summary
+    assert grade(probe(90), NOW, require_trust=True).status is Status.OK
 
 
 @pytest.mark.parametrize(
