@@ -227,6 +227,15 @@ def check_backups(ctx: CheckContext) -> CheckResult:
     bucket = backup_bucket(ctx.target.project, None, ctx.target.backup_bucket)
     managed = ctx.cloud.skip_reason("firestore") is None
     entries, problems = collect_entries(ctx.cloud, ctx.target.project, bucket, managed=managed)
+    if not entries and problems == [f"gs://{bucket} does not exist (no exports)"]:
+        if ctx.target.backup_bucket is None:
+            # Nothing was ever set up (the audit reports that); a named bucket that is
+            # missing is a problem, below.
+            return skipped(
+                name,
+                f"no backups are set up (no bucket gs://{bucket}, no managed backups):"
+                " `mlsgw backup schedule` or `mlsgw backup` starts them",
+            )
     result = rpo_result(entries, ctx.now, ctx.target.rpo_hours)
     unread = [p for p in problems if not p.endswith("(no exports)")]
     if unread and result.status is not Status.OK:  # a fresh backup may be where we cannot look

@@ -258,6 +258,8 @@ def collect_entries(
     if managed:
         try:
             entries.extend(managed_entries(cloud.firestore_backups().list_backups(project)))
+        except NotFound:
+            pass  # no database or location holds any: there are none
         except MlsgwError as exc:
             problems.append(f"managed backups: {exc}")
     return newest_first(entries), problems

@@ -92,6 +92,28 @@ def test_all_green_exits_0(cli: Cli, healthy: list[str]) -> None:
     assert health["data"]["version"]
 
 
+def test_a_project_with_no_backups_set_up_is_green_with_the_backups_check_skipped(
+    cli: Cli,
+    google: GoogleStandIn,
+    monitoring: MonitoringStandIn,
+    relay: RelayProcess,
+    target_args: list[str],
+) -> None:
+    """No backup bucket and no managed backups (nothing was ever set up; the audit reports
+    that): the backups check is skipped with how to start them, and the verdict is green."""
+    google.run.add_service(PROJECT, REGION, SERVICE, ["img:1", "img:2"])
+    google.firestore.add_operation(PROJECT)
+    monitoring.seed_cloud_run(PROJECT, SERVICE, error_ratio=0.001, p95_ms=150, memory=0.45)
+    args = [*target_args, "--monitoring-endpoint", monitoring.address, "--url", relay.url]
+    result = cli("healthcheck", *args, "--json")
+    assert result.exit_code == 0, result.stdout
+    backups = next(c for c in json.loads(result.stdout)["findings"] if c["name"] == "backups")
+    assert backups["status"] == "skipped" and "mlsgw backup schedule" in backups["summary"]
+    google.storage.add_bucket(f"{PROJECT}-backups")  # set up, but empty: a warning
+    empty = cli("healthcheck", *args, "--json")
+    assert empty.exit_code == 1 and statuses(empty.stdout)["backups"] == "warning"
+
+
 def test_rich_report_shows_every_check_and_the_verdict(cli: Cli, healthy: list[str]) -> None:
     """The human report lists every check and ends with the verdict line."""
     result = cli(*healthy)
