@@ -114,6 +114,12 @@ class NullObserver:
         """Ignore."""
 
 
+# The per-connection message cap holds this many seconds' worth: a client may send a
+# burst (a backlog flushed on reconnect, a batch of key packages) as long as its rate
+# over a few seconds stays under the cap.
+MESSAGE_BURST_SECONDS = 5
+
+
 @dataclass(frozen=True)
 class SessionLimits(LimitationSettings):
     """The ``[limitation]`` values a session enforces, plus the per-connection message
@@ -162,7 +168,9 @@ class Session:
         self.index = index
         self._filter_values = 0
         rate = limits.messages_per_second
-        self._message_bucket = TokenBucket(float(rate), float(rate)) if rate > 0 else None
+        self._message_bucket = (
+            TokenBucket(float(rate * MESSAGE_BURST_SECONDS), float(rate)) if rate > 0 else None
+        )
 
     # --- lifecycle ---------------------------------------------------------------------
 

@@ -25,6 +25,7 @@ from relay.core.policy import Policy
 from relay.core.ratelimit import KindLimit, KindRateLimiter
 from relay.core.reasons import invalid
 from relay.core.session import (
+    MESSAGE_BURST_SECONDS,
     Action,
     AuthOptions,
     Count,
@@ -86,6 +87,12 @@ def make_session(
 
 def feed(session: Session, *message: Any) -> list[Action]:
     return session.receive(orjson.dumps(list(message)))
+
+
+def spend_messages(session: Session, count: int) -> None:
+    """Send ``count`` harmless messages (CLOSEs of nothing): tokens of the message cap."""
+    for _ in range(count):
+        feed(session, "CLOSE", "nothing")
 
 
 def sent(actions: list[Action]) -> list[list[Any]]:
@@ -320,14 +327,14 @@ def test_kind_rate_limit_is_rate_limited_with_the_rule_name() -> None:
 
 
 def test_messages_per_second_cap_answers_in_the_form_of_each_message() -> None:
-    """Over the connection cap: EVENT → OK, REQ → CLOSED, others → NOTICE, all rate-limited."""
+    """Over the connection cap (its burst spent): EVENT → OK, REQ → CLOSED, others →
+    NOTICE, all rate-limited; a second later there are tokens again."""
     clock = [float(NOW)]
     observer = RecordingObserver()
     session = make_session(
         limits=SessionLimits(messages_per_second=2), clock=lambda: clock[0], observer=observer
     )
-    feed(session, "CLOSE", "a")
-    feed(session, "CLOSE", "b")
+    spend_messages(session, 2 * MESSAGE_BURST_SECONDS)  # the burst the cap holds
     event = note()
     reason = "rate-limited: too many messages per second"
     assert only_frame(publish(session, event)) == ["OK", event.id, False, reason]
@@ -468,6 +475,8 @@ def test_a_req_refused_before_its_filters_are_checked_also_ends_the_old_subscrip
     session = make_session(limits=limits)
     feed(session, "REQ", "s", {"kinds": [1]})
     assert set(session.subscriptions) == {"s"}
+    if prefix == "rate-limited:":
+        spend_messages(session, limits.messages_per_second * MESSAGE_BURST_SECONDS - 1)
     closed = only_frame(feed(session, *refused_req))
     assert closed[:2] == ["CLOSED", "s"] and closed[2].startswith(prefix)
     assert session.subscriptions == {}
@@ -885,6 +894,10 @@ def test_check_event_then_admit_answers_as_receive_does() -> None:
     one_by_one, checked_ahead = RecordingObserver(), RecordingObserver()
     plain = make_session(observer=one_by_one, limits=SessionLimits(messages_per_second=2))
     ahead = make_session(observer=checked_ahead, limits=SessionLimits(messages_per_second=2))
+    for session in (plain, ahead):  # two tokens left: the third frame is over the cap
+        spend_messages(session, 2 * MESSAGE_BURST_SECONDS - 2)
+    one_by_one.calls.clear()
+    checked_ahead.calls.clear()
     expected = [plain.receive(frame) for frame in frames]
     checks = [ahead.check_event(frame) for frame in frames]
     assert checked_ahead.calls == []  # checking changes nothing
@@ -903,3 +916,11 @@ def test_check_event_leaves_other_and_oversize_frames_to_receive() -> None:
     big = event_frame(note(content="x" * 3000)).encode()
     for frame in (b'["REQ","s",{}]', b'["CLOSE","s"]', b"not json", big):
         assert session.check_event(frame) is None
+
+
+def test_the_message_cap_lets_a_burst_of_a_few_seconds_through() -> None:
+    """A burst of MESSAGE_BURST_SECONDS' worth passes at once; one more is rate-limited."""
+    session = make_session(limits=SessionLimits(messages_per_second=3), clock=lambda: NOW)
+    for _ in range(3 * MESSAGE_BURST_SECONDS):
+        assert feed(session, "CLOSE", "nothing") == []
+    assert only_frame(feed(session, "CLOSE", "nothing"))[0] == "NOTICE"
