@@ -107,6 +107,12 @@ async def serve(
         await _serve(config, store or build_store(config), ready, stop or asyncio.Event())
 
 
+def _sources(config: Config) -> dict[str, str]:
+    """Where this relay's settings and data come from, for its start-up lines."""
+    data = str(config.sqlite_path) if config.store_backend == "sqlite" else config.store_backend
+    return {"config": config.source or "built-in defaults", "data": data}
+
+
 def warn_ephemeral_storage(config: Config, environ: Mapping[str, str]) -> bool:
     """Log a WARNING when SQLite runs on Cloud Run, where the file dies with the instance."""
     if config.store_backend != "sqlite" or not environ.get("K_SERVICE"):
@@ -135,7 +141,7 @@ async def _serve(
         except (NotImplementedError, RuntimeError):  # not the main thread
             pass
     bus = build_bus(config)
-    log.info("opening the event store", extra={"store": config.store_backend})
+    log.info("opening the event store", extra={"store": config.store_backend, **_sources(config)})
     if not await _unless_stopped(store.open(), stop):
         await _stopped_while_starting(store)
         return
@@ -161,15 +167,13 @@ async def _serve(
     clearer = asyncio.create_task(
         _clear_rate_buckets(relay, config.rate_limiter.clear_interval or CLEAR_INTERVAL_SECONDS)
     )
-    data = str(config.sqlite_path) if config.store_backend == "sqlite" else config.store_backend
     log.info(
         "relay listening",
         extra={
             "host": config.network.host,
             "port": server.port,
             "store": config.store_backend,
-            "config": config.source or "built-in defaults",
-            "data": data,
+            **_sources(config),
             "bus": "redis" if relay.bus.distributed else "local",
             "version": relay.version,
         },

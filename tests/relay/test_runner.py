@@ -63,9 +63,11 @@ async def test_start_line_names_the_config_file_and_the_data_path(
     relay = await serve("--config", str(config))
     await relay.wait_ready()
     assert await relay.stop() == 0
-    listening = [json.loads(x) for x in relay.log_lines() if "relay listening" in x]
-    assert listening and listening[0]["config"] == str(config)
-    assert listening[0]["data"] == str(tmp_path / "data" / "relay.db")
+    lines = [json.loads(x) for x in relay.log_lines() if x.startswith("{")]
+    listening = [x for x in lines if x["message"] == "relay listening"]
+    for line in (lines[0], listening[0]):  # the very first line, and the one saying "ready"
+        assert line["config"] == str(config), line
+        assert line["data"] == str(tmp_path / "data" / "relay.db"), line
 
 
 async def test_text_log_format_prints_readable_lines(serve: StartServe, tmp_path: Path) -> None:
