@@ -39,6 +39,15 @@ ENV_NAMES: dict[str, str] = {
     name: _ENV_EXCEPTIONS.get(name, f"MLSGW_{name.upper()}") for name in OPS_FIELDS
 }
 """Field -> its environment variable."""
+FLAG_NAMES: dict[str, str] = {"backup_bucket": "--bucket", "incident_webhook": "--webhook"}
+"""Flags whose name is not the field's (``--bucket`` for ``[ops] backup_bucket``)."""
+
+
+def flag_name(field_name: str) -> str:
+    """The command-line flag of a target field."""
+    return FLAG_NAMES.get(field_name, "--" + field_name.replace("_", "-"))
+
+
 SECRET_FIELDS = frozenset(
     f.name for f in dataclasses.fields(OpsSettings) if f.metadata.get("secret")
 )
@@ -244,7 +253,7 @@ def resolve_target(
         flag = flags.get(name)
         env_name = ENV_NAMES[name]
         if flag is not None and flag != "":
-            values[name], sources[name] = flag, "--" + name.replace("_", "-")
+            values[name], sources[name] = flag, flag_name(name)
         elif env.get(env_name):
             try:
                 values[name] = coerce(name, env[env_name], from_env=True)

@@ -27,7 +27,7 @@ from mlsgw.probes import parse_secret_key
 from mlsgw.report import ActionReport, CheckReport, Report
 from mlsgw.runbook.context import RunContext
 from mlsgw.runbook.engine import record, refusal_code
-from mlsgw.target import ENV_NAMES, OPS_FIELDS, Target, resolve_target
+from mlsgw.target import ENV_NAMES, OPS_FIELDS, Target, flag_name, resolve_target
 from relay.settings import OpsSettings
 
 PANEL_TARGET = "Target"
@@ -94,8 +94,6 @@ FIELD_HELP: dict[str, str] = {
     "contacts": "Escalation contacts ('sev1: who', 'sev1/sev2: who', or 'who' for all).",
 }
 """Help of each ``[ops]`` field; the env variable and ``[ops]`` key are appended."""
-FLAG_NAMES: dict[str, str] = {"backup_bucket": "--bucket", "incident_webhook": "--webhook"}
-"""Flags whose name is not the field's (``--bucket`` for ``[ops] backup_bucket``)."""
 FIELD_PANEL: dict[str, str | None] = {
     "ledger": PANEL_LEDGER,
     "timeout": None,
@@ -110,11 +108,6 @@ FALLBACK_HELP = {
 
 SERVICE_FIELDS = ("project", "region", "service", "url", "endpoint", "ledger", "timeout")
 """The target fields of every command that changes a Cloud Run service."""
-
-
-def flag_name(field_name: str) -> str:
-    """The command-line flag of a target field."""
-    return FLAG_NAMES.get(field_name, "--" + field_name.replace("_", "-"))
 
 
 def _target_parameter(name: str) -> inspect.Parameter:

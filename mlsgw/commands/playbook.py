@@ -17,7 +17,6 @@ from mlsgw.commands.common import (
     RunbookCommand,
     confirm,
     fail_early,
-    flag_name,
     run_command,
     runbook_command,
     stdin_is_tty,
@@ -30,7 +29,7 @@ from mlsgw.playbooks.runner import RunOptions, run_playbook
 from mlsgw.playbooks.schema import Playbook, PlaybookError, load_all, load_playbook
 from mlsgw.report import ActionReport, Outcome, Report, Table
 from mlsgw.runbook.context import RunContext
-from mlsgw.target import OPS_FIELDS, SECRET_FIELDS
+from mlsgw.target import OPS_FIELDS, SECRET_FIELDS, flag_name
 
 app = typer.Typer(
     help="The runbook's procedures as playbooks: list, show, run step by step.",

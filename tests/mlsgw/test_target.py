@@ -164,6 +164,10 @@ def test_the_report_names_where_each_value_came_from(
     assert sources["project"] == "gcloud configuration 'ops' (core/project)"
     assert sources["region"] == "env CLOUDSDK_RUN_REGION"
     assert sources["service"] == "--service"
+    backup = cli(
+        "backup", "list", "--project", PROJECT, "--bucket", "b", "--endpoint", google.url, "--json"
+    )
+    assert json.loads(backup.stdout)["target"]["sources"]["backup_bucket"] == "--bucket"
     human = cli(*args)
     assert "gcloud configuration 'ops'" in human.stdout
     assert "CLOUDSDK_RUN_REGION" in human.stdout
