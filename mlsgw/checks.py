@@ -216,7 +216,7 @@ def check_firestore(ctx: CheckContext) -> CheckResult:
 
 def check_backups(ctx: CheckContext) -> CheckResult:
     """The newest backup (export or managed) is younger than the RPO (``[ops] rpo_hours``)."""
-    from mlsgw.backups.backup import collect_entries
+    from mlsgw.backups.backup import collect_entries, never_set_up, not_set_up
     from mlsgw.backups.inventory import rpo_result
     from mlsgw.backups.naming import backup_bucket
 
@@ -227,15 +227,9 @@ def check_backups(ctx: CheckContext) -> CheckResult:
     bucket = backup_bucket(ctx.target.project, None, ctx.target.backup_bucket)
     managed = ctx.cloud.skip_reason("firestore") is None
     entries, problems = collect_entries(ctx.cloud, ctx.target.project, bucket, managed=managed)
-    if not entries and problems == [f"gs://{bucket} does not exist (no exports)"]:
-        if ctx.target.backup_bucket is None:
-            # Nothing was ever set up (the audit reports that); a named bucket that is
-            # missing is a problem, below.
-            return skipped(
-                name,
-                f"no backups are set up (no bucket gs://{bucket}, no managed backups):"
-                " `mlsgw backup schedule` or `mlsgw backup` starts them",
-            )
+    if not entries and never_set_up(ctx.target.backup_bucket, bucket, problems):
+        # The audit reports that; a named bucket that is missing is a problem, below.
+        return skipped(name, not_set_up(bucket))
     result = rpo_result(entries, ctx.now, ctx.target.rpo_hours)
     unread = [p for p in problems if not p.endswith("(no exports)")]
     if unread and result.status is not Status.OK:  # a fresh backup may be where we cannot look

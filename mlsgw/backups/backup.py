@@ -234,6 +234,26 @@ def list_entries(
     return collect_entries(ctx.cloud, project, name, managed=managed)
 
 
+def bucket_missing(name: str) -> str:
+    """What :func:`collect_entries` reports when the backup bucket does not exist."""
+    return f"gs://{name} does not exist (no exports)"
+
+
+def never_set_up(ctx_bucket: str | None, name: str, problems: list[str]) -> bool:
+    """Whether no backup was ever set up: no bucket was named (``ctx_bucket``, the flag or
+    ``[ops] backup_bucket``), the default one (``name``) is missing, and nothing else was
+    found or failed (``problems`` from :func:`collect_entries` with no entries)."""
+    return ctx_bucket is None and problems == [bucket_missing(name)]
+
+
+def not_set_up(name: str) -> str:
+    """How a report says that no backup was ever set up (:func:`never_set_up`)."""
+    return (
+        f"no backups are set up (no bucket gs://{name}, no managed backups):"
+        " `mlsgw backup schedule` or `mlsgw backup` starts them"
+    )
+
+
 def collect_entries(
     cloud: Cloud, project: str, name: str, *, managed: bool = True
 ) -> tuple[list[BackupEntry], list[str]]:
@@ -250,7 +270,7 @@ def collect_entries(
         }
         entries.extend(exports_in(name, listing, manifests))
     except NotFound:
-        problems.append(f"gs://{name} does not exist (no exports)")
+        problems.append(bucket_missing(name))
         if not managed:
             return [], problems
     except MlsgwError as exc:

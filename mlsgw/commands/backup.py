@@ -6,7 +6,8 @@ from typing import Annotated
 
 import typer
 
-from mlsgw.backups.backup import list_entries, list_table, run_backup
+from mlsgw.backups.backup import list_entries, list_table, never_set_up, not_set_up, run_backup
+from mlsgw.backups.naming import backup_bucket
 from mlsgw.backups.schedule import run_schedule
 from mlsgw.commands.common import (
     SERVICE_FIELDS,
@@ -76,6 +77,10 @@ def list_backups(
     def body(run: RunContext) -> ActionReport:
         entries, problems = list_entries(run, managed=not exports_only)
         now = run.clock()
+        notices: tuple[str, ...] = ()
+        bucket = backup_bucket(run.target.project or "", None, run.target.backup_bucket)
+        if not entries and never_set_up(run.target.backup_bucket, bucket, problems):
+            problems, notices = [], (not_set_up(bucket),)
         not_read = f"; not read: {'; '.join(problems)}" if problems else ""
         return ActionReport(
             "backup list",
@@ -83,6 +88,7 @@ def list_backups(
             f"{len(entries)} backup(s){not_read}",
             run.run_id,
             tables=(list_table(entries, now),),
+            notices=notices,
             data={"backups": [e.as_dict(now) for e in entries], "problems": problems},
         )
 

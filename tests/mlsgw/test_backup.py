@@ -181,6 +181,23 @@ def test_healthcheck_warns_when_the_newest_backup_is_older_than_the_rpo(
     assert fresh["status"] == "ok" and "0 min old" in str(fresh["summary"])
 
 
+def test_list_says_no_backups_are_set_up_when_there_is_no_bucket_and_none_was_named(
+    cli: Cli, google: GoogleStandIn, target_args: list[str]
+) -> None:
+    """No default bucket, no managed backup, no --bucket: an empty list (exit 0) that says how
+    to start backups; a --bucket that does not exist is still a failure (exit 1)."""
+    google.run.add_service(PROJECT, REGION, SERVICE, ["img:1"])
+    result = cli("backup", "list", *target_args, "--json")
+    assert result.exit_code == 0, result.stdout
+    document = json.loads(result.stdout)
+    assert document["data"]["backups"] == [] and document["data"]["problems"] == []
+    assert "no backups are set up" in document["notices"][0]
+    named = cli("backup", "list", *target_args, "--bucket", "nope", "--json")
+    assert (
+        named.exit_code == 1 and "gs://nope does not exist" in json.loads(named.stdout)["summary"]
+    )
+
+
 def test_schedule_is_created_then_left_alone_then_updated(
     cli: Cli, data: GoogleStandIn, target_args: list[str]
 ) -> None:

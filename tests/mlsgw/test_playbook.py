@@ -68,6 +68,23 @@ def test_morning_playbook_runs_end_to_end_against_the_stand_in(
     assert lines[-1]["result"]["outcome"] == "done"  # type: ignore[index]
 
 
+def test_morning_playbook_passes_on_a_project_with_no_backups_set_up(
+    cli: Cli,
+    google: GoogleStandIn,
+    monitoring: MonitoringStandIn,
+    relay: RelayProcess,
+    target_args: list[str],
+) -> None:
+    """Only a service and a relay (no backup bucket, no managed backup): the healthcheck
+    skips its backups check and `backup list` lists none, so every step passes."""
+    google.run.add_service(PROJECT, REGION, SERVICE, ["img:1"])
+    monitoring.seed_cloud_run(PROJECT, SERVICE, error_ratio=0.001, p95_ms=150, memory=0.45)
+    args = [*target_args, "--monitoring-endpoint", monitoring.address, "--url", relay.url]
+    code, doc = run_json(cli, "run", "morning-health-check", "--yes", *args)
+    assert code == 0, doc
+    assert [s["status"] for s in doc["data"]["steps"]] == ["ok"] * 6
+
+
 def test_a_failing_step_stops_the_run_with_what_to_do_next(
     cli: Cli, google: GoogleStandIn, target_args: list[str], ledger_path: Path
 ) -> None:
