@@ -51,7 +51,17 @@ NoteDryRun = Annotated[
     bool,
     typer.Option(
         "--dry-run",
-        help="Print the notice; record and send nothing.",
+        help="Print the notice and the webhook it would go to; record and send nothing.",
+        rich_help_panel=PANEL_SAFETY,
+    ),
+]
+NeverAsksYes = Annotated[
+    bool,
+    typer.Option(
+        "--yes",
+        "-y",
+        help="Accepted for scripts, and changes nothing: these commands change no cloud "
+        "resource, so they never ask for confirmation (and need no terminal).",
         rich_help_panel=PANEL_SAFETY,
     ),
 ]
@@ -103,8 +113,10 @@ def _run(
     body: Callable[[RunContext], Report],
     *,
     dry_run: bool = False,
+    yes: bool = False,
 ) -> None:
-    run_command(command, dataclasses.replace(options, dry_run=dry_run), body, needs_service=False)
+    options = dataclasses.replace(options, dry_run=dry_run, yes=yes)
+    run_command(command, options, body, needs_service=False)
 
 
 @app.command("open", cls=RunbookCommand)
@@ -121,6 +133,7 @@ def open_(
     next_update: NextUpdateOpt = None,
     commander: CommanderOpt = None,
     dry_run: NoteDryRun = False,
+    yes: NeverAsksYes = False,
     *,
     options: CommandOptions,
 ) -> None:
@@ -149,6 +162,7 @@ def open_(
         options,
         lambda ctx: open_run(ctx, fields, webhook_notifier),
         dry_run=dry_run,
+        yes=yes,
     )
 
 
@@ -164,6 +178,7 @@ def update(
     next_update: NextUpdateOpt = None,
     commander: CommanderOpt = None,
     dry_run: NoteDryRun = False,
+    yes: NeverAsksYes = False,
     *,
     options: CommandOptions,
 ) -> None:
@@ -192,6 +207,7 @@ def update(
         options,
         lambda ctx: update_run(ctx, incident_id, fields, webhook_notifier),
         dry_run=dry_run,
+        yes=yes,
     )
 
 
@@ -209,6 +225,7 @@ def resolve(
         typer.Option("--end", help="When it ended: ISO 8601, HH:MM (UTC) (default: now)."),
     ] = None,
     dry_run: NoteDryRun = False,
+    yes: NeverAsksYes = False,
     *,
     options: CommandOptions,
 ) -> None:
@@ -236,6 +253,7 @@ def resolve(
             make_notifier=webhook_notifier,
         ),
         dry_run=dry_run,
+        yes=yes,
     )
 
 

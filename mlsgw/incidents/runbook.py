@@ -17,6 +17,7 @@ from mlsgw.errors import LedgerError, Refused, UsageError
 from mlsgw.incidents.model import Incident, IncidentStatus, Timeline, timelines
 from mlsgw.incidents.severity import SEVERITIES
 from mlsgw.incidents.templates import notification, resolution
+from mlsgw.incidents.when import utc_text, utc_text_of
 from mlsgw.ledger.chain import principal
 from mlsgw.notify.base import Delivery, Notifier
 from mlsgw.report import ActionReport, Outcome, Status, Step, Table
@@ -79,14 +80,7 @@ def _publish(
     data: dict[str, object] = {"incident": incident.to_fields(), "notice": text}
     notices = (text,)
     if ctx.dry_run:
-        return ActionReport(
-            command,
-            Outcome.PLANNED,
-            f"dry run: {incident.id} would be {verb}; nothing recorded or sent",
-            ctx.run_id,
-            notices=notices,
-            data=data,
-        )
+        return _dry_run(ctx, command, incident.id, verb, make_notifier(ctx), notices, data)
     summary = f"{incident.id} {verb}: {SEVERITIES[incident.severity].label} {incident.title}"
     try:
         ctx.ledger.append(
@@ -150,6 +144,37 @@ def _publish(
     )
 
 
+def _dry_run(
+    ctx: RunContext,
+    command: str,
+    incident_id: str,
+    verb: str,
+    notifier: Notifier | None,
+    notices: tuple[str, ...],
+    data: dict[str, object],
+) -> ActionReport:
+    """The planned report: the notice and the webhook it would go to (its host only: the
+    URL is the credential); nothing recorded or sent."""
+    where = notifier.where if notifier is not None else None
+    goes = (
+        f"would be posted to {where}"
+        if where
+        else "would not be posted (no --webhook or [ops] incident_webhook)"
+    )
+    return ActionReport(
+        command,
+        Outcome.PLANNED,
+        f"dry run: {incident_id} would be {verb}; the notice {goes}; nothing recorded or sent",
+        ctx.run_id,
+        steps=(
+            Step("ledger", Status.SKIPPED, f"dry run: not recorded in {ctx.ledger.location}"),
+            Step("webhook", Status.SKIPPED, f"dry run: {goes}"),
+        ),
+        notices=notices,
+        data={**data, "webhook": where},
+    )
+
+
 def _record_delivery(ctx: RunContext, incident_id: str, delivery: Delivery) -> str | None:
     """Append the delivery's outcome; the reason when that could not be written."""
     outcome = "done" if delivery.ok else "failed"
@@ -200,9 +225,9 @@ def open_run(ctx: RunContext, fields: OpenFields, make_notifier: MakeNotifier) -
 def _open_one(ctx: RunContext, incident_id: str, what: str) -> Incident:
     incident = find(ctx, incident_id).incident
     if incident.resolved:
+        when = f" at {utc_text(incident.ended)}" if incident.ended else ""
         raise Refused(
-            f"{incident_id} was resolved at {incident.ended:%Y-%m-%d %H:%M} UTC; "
-            f"cannot {what} it (open a new incident instead)"
+            f"{incident_id} was resolved{when}; cannot {what} it (open a new incident instead)"
         )
     return incident
 
@@ -258,13 +283,30 @@ def resolve_run(
     return _publish(ctx, "incident resolve", resolved, text, {}, make_notifier, "resolved")
 
 
+def timeline_data(timeline: Timeline) -> list[dict[str, object]]:
+    """The timeline's entries, oldest first, as ``--json`` gives them (``show`` and ``list``
+    alike): time (ISO 8601, as recorded), event, summary, principal, run id, and the
+    incident's fields after the entry (``None`` for a delivery line)."""
+    return [
+        {
+            "time": e.time,
+            "event": e.event,
+            "summary": e.summary,
+            "principal": e.principal,
+            "run_id": e.run_id,
+            "incident": e.incident.to_fields() if e.incident else None,
+        }
+        for e in timeline.entries
+    ]
+
+
 def show_run(ctx: RunContext, incident_id: str) -> ActionReport:
     """The incident's timeline, oldest first, with its current fields."""
     timeline = find(ctx, incident_id)
     incident = timeline.incident
     rows = tuple(
         (
-            e.time.replace("T", " ").removesuffix("+00:00"),
+            utc_text_of(e.time),
             e.event,
             e.incident.status.value if e.incident else "",
             e.summary.removeprefix(f"{incident.id} "),
@@ -285,20 +327,7 @@ def show_run(ctx: RunContext, incident_id: str) -> ActionReport:
                 rows,
             ),
         ),
-        data={
-            "incident": incident.to_fields(),
-            "timeline": [
-                {
-                    "time": e.time,
-                    "event": e.event,
-                    "summary": e.summary,
-                    "principal": e.principal,
-                    "run_id": e.run_id,
-                    "incident": e.incident.to_fields() if e.incident else None,
-                }
-                for e in timeline.entries
-            ],
-        },
+        data={"incident": incident.to_fields(), "timeline": timeline_data(timeline)},
     )
 
 
@@ -312,7 +341,7 @@ def list_run(ctx: RunContext, only_open: bool) -> ActionReport:
             t.incident.id,
             SEVERITIES[t.incident.severity].label,
             t.incident.status.value,
-            f"{t.incident.started:%m-%d %H:%M}",
+            utc_text(t.incident.started),
             t.incident.title,
         )
         for t in found
@@ -330,5 +359,10 @@ def list_run(ctx: RunContext, only_open: bool) -> ActionReport:
                 rows,
             ),
         ),
-        data={"incidents": [{**t.incident.to_fields(), "entries": len(t.entries)} for t in found]},
+        data={
+            "incidents": [
+                {**t.incident.to_fields(), "entries": len(t.entries), "timeline": timeline_data(t)}
+                for t in found
+            ]
+        },
     )

@@ -4,11 +4,12 @@ from __future__ import annotations
 
 from mlsgw.incidents.model import Incident
 from mlsgw.incidents.severity import SEVERITIES, contacts_for, duration_text
+from mlsgw.incidents.when import utc_text
 
 
 def _when(incident: Incident, which: str) -> str:
     value = getattr(incident, which)
-    return "—" if value is None else f"{value:%Y-%m-%d %H:%M} UTC"
+    return "—" if value is None else utc_text(value)
 
 
 def _escalation(incident: Incident, contacts: tuple[str, ...]) -> str:

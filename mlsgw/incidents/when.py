@@ -1,4 +1,5 @@
-"""Times given on the command line: ISO 8601, ``HH:MM`` today (UTC), or ``+30m`` from now."""
+"""Times given on the command line (ISO 8601, ``HH:MM`` today (UTC), or ``+30m`` from now)
+and times shown to people (``2026-12-03 14:20 UTC``: always with the year and the zone)."""
 
 from __future__ import annotations
 
@@ -33,3 +34,20 @@ def parse_when(text: str, now: datetime) -> datetime:
     if moment.tzinfo is None:
         moment = moment.replace(tzinfo=UTC)
     return moment.astimezone(UTC)
+
+
+def utc_text(moment: datetime) -> str:
+    """``2026-12-03 14:20 UTC``: ``moment`` in UTC to the minute, with the year and the zone
+    (a time without a zone is taken as UTC)."""
+    if moment.tzinfo is None:
+        moment = moment.replace(tzinfo=UTC)
+    return f"{moment.astimezone(UTC):%Y-%m-%d %H:%M} UTC"
+
+
+def utc_text_of(stamp: str) -> str:
+    """An ISO 8601 ``stamp`` (a ledger line's time) as :func:`utc_text` shows it; a stamp that
+    does not parse is returned unchanged, so nothing recorded is hidden."""
+    try:
+        return utc_text(datetime.fromisoformat(stamp.replace("Z", "+00:00")))
+    except ValueError:
+        return stamp

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 import socket
 import threading
 from collections.abc import Iterator
@@ -182,3 +183,122 @@ def test_unknown_incident_and_bad_times_are_refused(cli: Cli) -> None:
     assert code == 3 and "no incident INC-nope" in doc["summary"]
     code, doc = run(cli, *OPEN, "--start", "yesterday-ish")
     assert code == 3 and "--start" in doc["summary"]
+
+
+UTC_TIME = re.compile(r"\d{4}-\d{2}-\d{2} \d{2}:\d{2} UTC")
+
+
+def test_show_and_list_print_every_time_with_its_year_and_zone(
+    cli: Cli, webhook: Webhook, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """`list` shows the start as `2026-12-03 09:00 UTC` and `show` each entry's time the same
+    way (never a bare `12-03 09:00` or a raw `+00:00`)."""
+    monkeypatch.setenv("COLUMNS", "250")
+    monkeypatch.setenv("MLSGW_INCIDENT_WEBHOOK", webhook.url)
+    _, doc = run(cli, *OPEN, "--start", "2026-12-03T10:00+01:00")
+    incident_id = doc["data"]["incident"]["id"]
+    listed = cli("incident", "list")
+    assert listed.exit_code == 0 and "2026-12-03 09:00 UTC" in listed.stdout
+    shown = cli("incident", "show", incident_id)
+    assert shown.exit_code == 0 and "+00:00" not in shown.stdout
+    rows = [line for line in shown.stdout.splitlines() if " open " in f" {line} "]
+    rows += [line for line in shown.stdout.splitlines() if " notify " in f" {line} "]
+    assert len(rows) == 2 and all(UTC_TIME.search(row) for row in rows), shown.stdout
+
+
+def test_list_json_gives_each_incident_its_timeline_as_show_does(
+    cli: Cli, webhook: Webhook, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """`list --json`: each incident keeps `entries` (the count) and has `timeline`, the same
+    list `show --json` gives."""
+    monkeypatch.setenv("MLSGW_INCIDENT_WEBHOOK", webhook.url)
+    ids = [run(cli, *OPEN)[1]["data"]["incident"]["id"] for _ in range(2)]
+    run(cli, "update", ids[0], "--note", "store quota exhausted")
+    code, listed = run(cli, "list")
+    assert code == 0
+    for incident_id, listed_one in zip(ids, listed["data"]["incidents"], strict=True):
+        shown = run(cli, "show", incident_id)[1]["data"]["timeline"]
+        assert listed_one["id"] == incident_id
+        assert listed_one["timeline"] == shown and listed_one["entries"] == len(shown)
+    assert [e["event"] for e in listed["data"]["incidents"][0]["timeline"]] == [
+        "open",
+        "notify",
+        "update",
+        "notify",
+    ]
+
+
+@pytest.mark.parametrize("flag", ["--yes", "-y"])
+def test_open_update_and_resolve_accept_yes_and_work_the_same(
+    cli: Cli, webhook: Webhook, ledger_path: Path, monkeypatch: pytest.MonkeyPatch, flag: str
+) -> None:
+    """`--yes` (or `-y`) is accepted by the three notice commands (no terminal here) and
+    changes nothing: each notice is posted and recorded as without it."""
+    monkeypatch.setenv("MLSGW_INCIDENT_WEBHOOK", webhook.url)
+    code, doc = run(cli, *OPEN, flag)
+    assert code == 0, doc
+    incident_id = doc["data"]["incident"]["id"]
+    code, doc = run(cli, "update", incident_id, "--note", "found it", flag)
+    assert code == 0, doc
+    code, doc = run(cli, "resolve", incident_id, "--root-cause", "x", "--resolution", "y", flag)
+    assert code == 0, doc
+    assert len(webhook.posts) == 3
+    assert [r["command"] for r in ledger_lines(ledger_path)] == [
+        "incident open",
+        "incident notify",
+        "incident update",
+        "incident notify",
+        "incident resolve",
+        "incident notify",
+    ]
+
+
+@pytest.mark.parametrize("command", ["open", "update", "resolve"])
+def test_notice_commands_help_says_they_never_ask(
+    cli: Cli, command: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The help of `--yes` says why it changes nothing: no cloud resource, no question."""
+    monkeypatch.setenv("COLUMNS", "250")
+    text = " ".join(cli("incident", command, "--help").stdout.split())
+    assert "--yes" in text and "never ask for confirmation" in text
+    assert "the webhook it would go to" in text
+
+
+def test_dry_run_names_the_webhook_without_its_secret(
+    cli: Cli, webhook: Webhook, ledger_path: Path
+) -> None:
+    """`open --dry-run` says where the notice would be posted (scheme and host only: the URL
+    is the credential)."""
+    code, doc = run(cli, *OPEN, "--webhook", webhook.url, "--dry-run")
+    assert code == 0 and doc["status"] == "planned"
+    host = webhook.url.split("/services/")[0]
+    assert doc["data"]["webhook"] == f"{host}/…" and f"{host}/…" in doc["summary"]
+    assert "secret" not in json.dumps(doc)
+    assert webhook.posts == [] and not ledger_path.exists()
+
+
+def test_dry_run_without_a_webhook_says_it_would_not_be_posted(cli: Cli, ledger_path: Path) -> None:
+    """No webhook configured: the dry run says the notice would only be printed."""
+    code, doc = run(cli, *OPEN, "--dry-run")
+    assert code == 0 and doc["data"]["webhook"] is None
+    assert "would not be posted" in doc["summary"] and not ledger_path.exists()
+
+
+def test_update_and_resolve_dry_runs_post_and_record_nothing(
+    cli: Cli, webhook: Webhook, ledger_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """After a real open, `update --dry-run` and `resolve --dry-run` print their notices and
+    the webhook; nothing more is posted and the ledger is unchanged (still open)."""
+    monkeypatch.setenv("MLSGW_INCIDENT_WEBHOOK", webhook.url)
+    incident_id = run(cli, *OPEN)[1]["data"]["incident"]["id"]
+    before = ledger_path.read_text()
+    code, doc = run(cli, "update", incident_id, "--note", "found it", "--dry-run")
+    assert code == 0 and doc["status"] == "planned"
+    assert "Update: found it" in doc["notices"][0] and doc["data"]["webhook"]
+    code, doc = run(
+        cli, "resolve", incident_id, "--root-cause", "x", "--resolution", "y", "--dry-run"
+    )
+    assert code == 0 and doc["status"] == "planned"
+    assert doc["notices"][0].startswith("✅ RESOLVED") and doc["data"]["webhook"]
+    assert len(webhook.posts) == 1 and ledger_path.read_text() == before
+    assert run(cli, "show", incident_id)[1]["data"]["incident"]["status"] == "investigating"

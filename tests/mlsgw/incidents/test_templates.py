@@ -2,14 +2,14 @@
 
 from __future__ import annotations
 
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime, timedelta, timezone
 
 import pytest
 
 from mlsgw.incidents.model import Incident, IncidentStatus, timelines
 from mlsgw.incidents.severity import SEVERITIES, contacts_for, duration_text
 from mlsgw.incidents.templates import notification, resolution
-from mlsgw.incidents.when import parse_when
+from mlsgw.incidents.when import parse_when, utc_text, utc_text_of
 
 NOW = datetime(2026, 12, 1, 7, 15, tzinfo=UTC)
 CONTACTS = (
@@ -141,3 +141,22 @@ def test_timelines_follow_the_ledger_lines_in_order() -> None:
     assert [e.event for e in timeline.entries] == ["open", "notify", "update"]
     assert timeline.incident.status is IncidentStatus.IDENTIFIED
     assert Incident.from_fields(opened) == INCIDENT
+
+
+def test_shown_times_carry_the_year_and_the_zone_in_utc() -> None:
+    """`2026-12-03 14:20 UTC`: converted to UTC, a zoneless time taken as UTC, a ledger
+    stamp that does not parse shown as recorded."""
+    east = timezone(timedelta(hours=1))
+    assert utc_text(datetime(2026, 12, 3, 15, 20, 46, tzinfo=east)) == "2026-12-03 14:20 UTC"
+    assert utc_text(datetime(2026, 12, 3, 14, 20)) == "2026-12-03 14:20 UTC"
+    assert utc_text_of("2026-12-03T14:20:46+00:00") == "2026-12-03 14:20 UTC"
+    assert utc_text_of("2026-12-03T14:20:46Z") == "2026-12-03 14:20 UTC"
+    assert utc_text_of("not a time") == "not a time"
+
+
+def test_notices_show_their_times_in_utc_whatever_zone_they_were_given_in() -> None:
+    """A start recorded with another offset is shown converted, never relabelled as UTC."""
+    east = timezone(timedelta(hours=1))
+    started = datetime(2026, 12, 1, 8, 10, tzinfo=east)
+    text = notification(Incident(**{**INCIDENT.__dict__, "started": started}), ())
+    assert "Start Time: 2026-12-01 07:10 UTC" in text
