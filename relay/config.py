@@ -323,8 +323,15 @@ def _sections_of(data: dict[str, Any], origin: str, problems: list[str]) -> dict
                     problems.append(f"{origin}: unknown section [extensions.{ext}]")
         elif name in _SECTIONS:
             out[name] = value
-        else:
+        elif name != "mls_gateway" or not isinstance(value, dict):
             problems.append(f"{origin}: unknown section [{name}]")
+    if isinstance(data.get("mls_gateway"), dict):
+        # The short name the environment also takes (MLSGW_MLS_GATEWAY__…).
+        if "extensions.mls_gateway" in out:
+            problems.append(
+                f"{origin}: [mls_gateway] and [extensions.mls_gateway] both given; keep one"
+            )
+        out["extensions.mls_gateway"] = data["mls_gateway"]
     return out
 
 
@@ -510,8 +517,8 @@ def _check_consistency(config: Config, from_env: Mapping[str, Mapping[str, Any]]
         problem("network", "heartbeat_timeout", " must be longer than network.heartbeat_interval")
     if network.trusted_proxy_hops < 1:
         problem("network", "trusted_proxy_hops", ": expected at least 1")
-    if not 1 <= gateway.max_keypackages_per_query <= 2:
-        problem("extensions.mls_gateway", "max_keypackages_per_query", ": expected 1 or 2")
+    if gateway.max_keypackages_per_query < 1:
+        problem("extensions.mls_gateway", "max_keypackages_per_query", ": expected at least 1")
     if config.information.relay_url and not _names_a_host(config.information.relay_url):
         problem(
             "information",

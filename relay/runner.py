@@ -77,6 +77,13 @@ async def _clear_rate_buckets(relay: Relay, interval: float) -> None:
         relay.clear_rate_buckets()
 
 
+def sweep_interval(config: Config) -> float:
+    """How often the sweeper runs: every minute, or twice per last-resort grace period when
+    that is shorter, so a due deletion never waits much past its grace (at least 1 s)."""
+    grace = config.mls_gateway.last_resort_grace
+    return max(1.0, min(SWEEP_INTERVAL_SECONDS, grace / 2))
+
+
 async def _sweep(relay: Relay, interval: float) -> None:
     while True:
         try:
@@ -163,7 +170,7 @@ async def _serve(
         await relay.close()
         await store.close()
         raise
-    sweeper = asyncio.create_task(_sweep(relay, SWEEP_INTERVAL_SECONDS))
+    sweeper = asyncio.create_task(_sweep(relay, sweep_interval(config)))
     clearer = asyncio.create_task(
         _clear_rate_buckets(relay, config.rate_limiter.clear_interval or CLEAR_INTERVAL_SECONDS)
     )

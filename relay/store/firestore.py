@@ -99,7 +99,12 @@ class FirestoreStore:
                 from google.auth.credentials import AnonymousCredentials
 
                 kwargs["credentials"] = AnonymousCredentials()  # type: ignore[no-untyped-call]
-                kwargs["project"] = self.project or "demo-mlsgw"
+                kwargs["project"] = (
+                    self.project
+                    or os.environ.get("GOOGLE_CLOUD_PROJECT")
+                    or os.environ.get("GCLOUD_PROJECT")
+                    or "demo-mlsgw"
+                )
             try:
                 self._client = firestore.AsyncClient(**kwargs)
             except (gexc.GoogleAPIError, GoogleAuthError, ValueError) as exc:

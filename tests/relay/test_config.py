@@ -546,3 +546,30 @@ def test_config_mlsgw_toml_in_the_working_directory_is_the_default(elsewhere: Pa
     (elsewhere / "config" / "mlsgw.toml").write_text("[network]\nport = 4321\n")
     config = load_config(None, {})
     assert config.network.port == 4321 and config.source == "config/mlsgw.toml"
+
+
+def test_mls_gateway_section_is_also_read_under_its_short_name(tmp_path: Path) -> None:
+    """``[mls_gateway]`` (the name the environment takes too) is ``[extensions.mls_gateway]``;
+    both at once is refused, naming them."""
+    short = write(tmp_path, '[mls_gateway]\ndelivery = "open"\n', "short.toml")
+    assert load_config(short, {}).mls_gateway.delivery == "open"
+    both = write(
+        tmp_path,
+        '[mls_gateway]\ndelivery = "open"\n[extensions.mls_gateway]\ndelivery = "enforce"\n',
+        "both.toml",
+    )
+    with pytest.raises(ConfigError) as refused:
+        load_config(both, {})
+    assert "[mls_gateway] and [extensions.mls_gateway] both given" in str(refused.value.problems)
+
+
+def test_max_keypackages_per_query_above_the_hard_cap_loads_and_is_served_as_two(
+    tmp_path: Path,
+) -> None:
+    """Any value of at least 1 loads (the gateway serves at most 2 per author); 0 is refused."""
+    config = write(tmp_path, "[extensions.mls_gateway]\nmax_keypackages_per_query = 5\n")
+    assert load_config(config, {}).mls_gateway.max_keypackages_per_query == 5
+    zero = write(tmp_path, "[extensions.mls_gateway]\nmax_keypackages_per_query = 0\n", "z.toml")
+    with pytest.raises(ConfigError) as refused:
+        load_config(zero, {})
+    assert "max_keypackages_per_query: expected at least 1" in str(refused.value.problems)

@@ -99,6 +99,20 @@ async def test_fetch_per_author_limit_two_and_filter_limit(
     assert ids == [alice_kps[2].id]
 
 
+async def test_a_configured_per_query_above_the_hard_cap_still_serves_two(
+    start_relay: StartRelay, tmp_path: Path
+) -> None:
+    """max_keypackages_per_query = 5 loads, and a fetch serves at most 2 per author."""
+    running = await relay_with(start_relay, tmp_path, max_keypackages_per_query=5)
+    alice = Keys()
+    ac, rc = await authed(running, alice), await authed(running, Keys())
+    alice_kps = [kp(alice, age) for age in (40, 30, 20, 10)]
+    for event in alice_kps:
+        await publish_ok(ac, event)
+    ids, _ = await fetch(rc, alice)
+    assert set(ids) == {alice_kps[0].id, alice_kps[1].id}
+
+
 async def test_fetch_of_max_per_query_above_the_hard_cap_serves_two(
     start_relay: StartRelay, tmp_path: Path
 ) -> None:

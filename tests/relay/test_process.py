@@ -7,6 +7,7 @@ import json
 import signal
 import socket
 import sys
+import time
 from pathlib import Path
 
 import pytest
@@ -319,4 +320,35 @@ async def test_port_env_wins_over_the_configured_port(serve: StartServe, tmp_pat
     env = {**base_env(tmp_path), "MLSGW_NETWORK__PORT": str(free_port())}
     relay = await serve(env=env)
     await relay.wait_ready()  # polls /health on PORT
+    assert await relay.stop() == 0
+
+
+async def test_a_due_last_resort_is_deleted_without_a_restart(
+    serve: StartServe, tmp_path: Path
+) -> None:
+    """``last_resort_grace = 2`` (s): the sweeper runs often enough that the old last resort
+    is gone a few seconds after fresh key packages arrived, with no restart."""
+    owner, requester = Keys(), Keys()
+    relay = await serve(env={**base_env(tmp_path), "MLSGW_MLS_GATEWAY__LAST_RESORT_GRACE": "2"})
+    await relay.wait_ready()
+    oc, rc = await RelayClient.open(relay.url), await RelayClient.open(relay.url)
+    for client, keys in ((oc, owner), (rc, requester)):
+        assert (await client.authenticate(keys))[2] is True
+    now = int(time.time())
+    last = owner.sign(443, "01", [], created_at=now - 100)
+    assert (await oc.publish(last))[2] is True
+    events, _ = await rc.req("kp", {"kinds": [443], "authors": [owner.pubkey]})
+    assert [e["id"] for e in events] == [last.id]  # served as the last resort, kept
+    fresh = owner.sign(443, "02", [], created_at=now - 50)
+    assert (await oc.publish(fresh))[2] is True  # the last resort's deletion is now due in 2 s
+
+    async def own() -> set[str]:
+        events, _ = await oc.req(f"own{time.monotonic()}", {"kinds": [443]})
+        return {e["id"] for e in events}
+
+    deadline = time.monotonic() + 20  # a failure guard; the sweep runs every second here
+    while last.id in await own():
+        assert time.monotonic() < deadline, "the due last resort was never deleted"
+        await asyncio.sleep(0.5)
+    assert await own() == {fresh.id}
     assert await relay.stop() == 0

@@ -182,3 +182,20 @@ async def test_two_instances_see_the_same_groups(
     message: Event = BOB.sign(445, "c", [["h", "g1"]], created_at=NOW)
     await a.save_group_event(message, lambda before: state, NOW)
     assert await b.load_groups() == [state]
+
+
+async def test_on_the_emulator_without_project_id_the_environments_project_is_used(
+    firestore: FirestoreEmulator, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """No ``project_id``: ``GOOGLE_CLOUD_PROJECT`` names the emulator's project, so what the
+    relay writes is where a client of that project reads it."""
+    monkeypatch.setenv("GOOGLE_CLOUD_PROJECT", firestore.project)
+    store = FirestoreStore(None)
+    await store.open()
+    try:
+        event = Keys().sign(1, "env project")
+        assert await store.save(event, now=event.created_at) is Outcome.STORED
+    finally:
+        await store.close()
+    reader = gfs.Client(project=firestore.project, credentials=AnonymousCredentials())
+    assert reader.collection(EVENTS).document(event.id).get().exists
