@@ -267,6 +267,30 @@ def test_a_deleted_uptime_check_is_recreated_with_the_health_check_rule_and_its_
     assert _json(cli, "alerts", "plan", *args)[1]["plan"] == []
 
 
+def test_a_new_host_recreates_the_uptime_check_and_the_policy_follows_its_new_id(
+    cli: Cli, args: list[str], monitoring: MonitoringStandIn
+) -> None:
+    assert cli("alerts", "apply", *args, "--yes").exit_code == 0
+    (old,) = monitoring.config.uptime_checks
+    moved = [a if a != "https://relay.example.org" else "https://relay.example.net" for a in args]
+
+    code, doc = _json(cli, "alerts", "plan", *moved)
+    assert code == 0, doc
+    ((resource, field, after),) = _lines(doc, "resource", "field", "after")
+    assert (resource, field) == ("alert policy health_check", "uptime check host")
+    assert after.startswith("relay.example.net (the check is recreated")
+    assert cli("alerts", "apply", *moved, "--yes").exit_code == 0
+    (new,) = monitoring.config.uptime_checks
+    assert new != old
+    assert monitoring.config.uptime_checks[new].monitored_resource.labels["host"] == (
+        "relay.example.net"
+    )
+    by_rule = {p.user_labels["mlsgw_rule_id"]: p for p in monitoring.config.policies.values()}
+    query = by_rule["health_check"].conditions[0].condition_prometheus_query_language.query
+    assert f'check_id="{new.rsplit("/", 1)[-1]}"' in query
+    assert _json(cli, "alerts", "plan", *moved)[1]["plan"] == []
+
+
 def test_policies_without_the_label_are_never_touched(
     cli: Cli, args: list[str], monitoring: MonitoringStandIn
 ) -> None:
