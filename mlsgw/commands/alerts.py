@@ -46,12 +46,14 @@ RulesOpt = Annotated[
 @runbook_command(MONITOR_FIELDS)
 def plan(rules: RulesOpt = None, *, options: CommandOptions) -> None:
     """Show how the alert policies labelled mlsgw_rule_id differ from the rules: creations,
-    drift (a policy edited by hand), nothing to do. Changes nothing.
+    drift (a policy or uptime check edited by hand), nothing to do. Changes nothing.
 
-    Exit 0, 3 when the rules or the target are unusable.
+    One entry per rule; the health-check rule's uptime check on /health is part of its entry.
+    Without --url (or a service whose URL can be read) a missing uptime check is planned with
+    its host unknown.
 
-    Exit codes: 0 planned (the plan lists any changes), 1 the API failed, 3 usage error or no
-    credentials.
+    Exit codes: 0 planned (the plan lists any changes), 1 the Monitoring API failed, 3 the rules
+    or the target are unusable, permission denied, or no credentials.
 
     Example: mlsgw alerts plan --project my-proj --service mlsgw --url https://relay.example
     """
@@ -65,10 +67,13 @@ def apply(rules: RulesOpt = None, *, options: CommandOptions) -> None:
     """Create or update the alert policies (and the uptime check on /health) so they match
     the rules; policies without the label are never touched. Applying twice changes nothing.
 
-    Exit 0 done or already so, 1 failed, 3 refused (no TTY and no --yes, no ledger).
+    The uptime check probes the host of --url, else of the service's URL, else keeps the host
+    of the existing check; with none of these, nothing is changed.
 
-    Exit codes: 0 done (or dry run), 1 failed, 3 refused (not confirmed, no terminal and no
-    --yes) or no credentials.
+    Exit codes: 0 done, already so, or dry run; 1 a change failed; 3 refused before any change
+    (not confirmed, no terminal and no --yes, the ledger cannot be written, the rules or the
+    target are unusable, no host for a missing uptime check, permission denied, no
+    credentials).
 
     Example: mlsgw alerts apply --yes
     """
@@ -82,10 +87,11 @@ def apply(rules: RulesOpt = None, *, options: CommandOptions) -> None:
 @runbook_command(MONITOR_FIELDS)
 def list_(rules: RulesOpt = None, *, options: CommandOptions) -> None:
     """Each rule with its severity, response time and state in the project (in sync, drift,
-    missing). Exit 0 all in sync, 1 some missing or drifted, 3 unusable.
+    missing).
 
-    Exit codes: 0 every rule in sync, 1 a rule missing or drifted, 3 could not list (usage error
-    or no credentials).
+    Exit codes: 0 every rule in sync, 1 a rule missing or drifted (or its uptime check missing),
+    3 could not list (the rules or the target are unusable, the API failed, permission denied,
+    no credentials).
 
     Example: mlsgw alerts list --json
     """
@@ -118,10 +124,9 @@ def dashboard_plan(*, options: CommandOptions) -> None:
 def dashboard_apply(*, options: CommandOptions) -> None:
     """Create or replace the primary dashboard (etag-guarded). Applying twice changes nothing.
 
-    Exit 0 done or already so, 1 failed, 3 refused.
-
-    Exit codes: 0 done (or dry run), 1 failed, 3 refused (not confirmed, no terminal and no
-    --yes) or no credentials.
+    Exit codes: 0 done, already so, or dry run; 1 the change failed; 3 refused before any
+    change (not confirmed, no terminal and no --yes, the ledger cannot be written, no
+    --project or --service, permission denied, no credentials).
 
     Example: mlsgw dashboard apply --yes
     """

@@ -89,10 +89,8 @@ def weekly(task: TaskOpt = None, *, options: CommandOptions) -> None:
     rate, error rate, p95, memory), sweep counts from the relay's /metrics, images of the last
     revisions in Artifact Registry, log bucket retention.
 
-    Exit 0 all ok, 1 a warning, 2 a critical finding, 3 a task could not run.
-
-    Exit codes: the worst task decides: 0 all ok, 1 a warning, 2 critical, 3 a task could not
-    run (or usage error).
+    Exit codes: the worst task decides: 0 all ok, 1 a warning, 2 a critical finding, 3 a task
+    could not run and none was critical (or a usage error).
 
     Example: mlsgw maintenance weekly --metrics-key $KEY
     """
@@ -108,10 +106,8 @@ def monthly(task: TaskOpt = None, *, options: CommandOptions) -> None:
     The security audit reviews what mlsgw audit does, including the relay config given by
     --config, else $MLSGW_CONFIG.
 
-    Exit 0 all ok, 1 a warning, 2 a critical finding, 3 a task could not run.
-
-    Exit codes: the worst task decides: 0 all ok, 1 a warning, 2 critical, 3 a task could not
-    run (or usage error).
+    Exit codes: the worst task decides: 0 all ok, 1 a warning, 2 a critical finding, 3 a task
+    could not run and none was critical (or a usage error).
 
     Example: mlsgw maintenance monthly --json
     """

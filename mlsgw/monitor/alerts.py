@@ -11,7 +11,7 @@ from typing import Any
 from urllib.parse import urlparse
 
 from mlsgw.errors import UsageError
-from mlsgw.gcp.monitoring_config import MonitoringConfigApi, PolicyState, UptimeState
+from mlsgw.gcp.monitoring_config import MonitoringConfigApi, UptimeState
 from mlsgw.monitor.rules import (
     UPTIME_PLACEHOLDER,
     AlertRule,
@@ -23,6 +23,7 @@ from mlsgw.monitor.rules import (
 )
 from mlsgw.report import ActionReport, Change, CheckReport, CheckResult, Status
 from mlsgw.resources.alert_policy import AlertPolicy
+from mlsgw.resources.alert_rule import AlertRuleResources, RuleChange, RuleState
 from mlsgw.resources.base import Mutation
 from mlsgw.resources.uptime_check import UptimeCheck
 from mlsgw.runbook.context import RunContext
@@ -37,15 +38,24 @@ def _require_project(ctx: RunContext) -> str:
     return ctx.target.project
 
 
-def relay_host(ctx: RunContext) -> str:
-    """The host the uptime check probes: ``--url``'s, else the Cloud Run service's URL's."""
+def relay_host(ctx: RunContext) -> str | None:
+    """The host the uptime check probes: ``--url``'s, else the Cloud Run service's URL's when
+    the service is named and Cloud Run can be reached; ``None`` when neither is known."""
     url = ctx.target.url
-    if not url and ctx.target.has_service:
+    if not url and ctx.target.has_service and ctx.cloud.skip_reason("run") is None:
         url = ctx.run.get_service(ctx.target.service_name).uri
-    host = urlparse(url or "").hostname
-    if not host:
-        raise UsageError("no host for the uptime check: give --url (or --region and --service)")
-    return host
+    return urlparse(url or "").hostname or None
+
+
+def _unknown_host(ctx: RunContext, rule_ids: list[str]) -> str:
+    """Why the uptime check of ``rule_ids`` has no host, and what to give."""
+    reason = f"no host for the uptime check of {', '.join(rule_ids)}: give --url"
+    skipped = ctx.cloud.skip_reason("run")
+    if not ctx.target.has_service:
+        return reason + " (or --region and --service to use the service's URL)"
+    if skipped:
+        return reason + f" (the service's URL cannot be read: {skipped})"
+    return reason
 
 
 def template_values(ctx: RunContext) -> dict[str, str]:
@@ -54,33 +64,47 @@ def template_values(ctx: RunContext) -> dict[str, str]:
     return {"project": t.project or "", "region": t.region or "", "service": t.service or ""}
 
 
-def _policy_changes(
-    rule_id: str, before: PolicyState | None, after: PolicySpec
-) -> tuple[Change, ...]:
+def _where(check: UptimeSpec) -> str:
+    if not check.host:
+        return f"{check.path} (host unknown: give --url)"
+    return f"https://{check.host}{check.path}"
+
+
+def _uptime_changes(resource: str, before: UptimeState | None, after: UptimeSpec) -> list[Change]:
+    if before is None:
+        return [Change(resource, "(uptime check)", NEW, f"create {_where(after)}")]
+    lines = []
+    for name in after.__dataclass_fields__:
+        old, new = getattr(before.spec, name), getattr(after, name)
+        if old == new:
+            continue
+        shown = str(new)
+        if name == "host":
+            shown += " (the check is recreated; the policy follows its new id)"
+        lines.append(Change(resource, f"uptime check {name}", str(old), shown))
+    return lines
+
+
+def _rule_changes(rule_id: str, before: RuleState, change: RuleChange) -> tuple[Change, ...]:
+    """The plan lines of one rule, all under ``alert policy RULE``: one creation line when
+    nothing exists yet (naming the uptime check it comes with), else what differs."""
     resource = f"alert policy {rule_id}"
-    if before is None:
-        return (
-            Change(resource, "(policy)", NEW, f"create {after.display_name!r} ({after.severity})"),
-        )
-    return tuple(
-        Change(resource, field, _short(old), _short(new))
-        for field, new, old in after.differences(before.spec)
-    )
-
-
-def _uptime_changes(
-    rule_id: str, before: UptimeState | None, after: UptimeSpec
-) -> tuple[Change, ...]:
-    resource = f"uptime check {rule_id}"
-    if before is None:
-        return (
-            Change(resource, "(uptime check)", NEW, f"create https://{after.host}{after.path}"),
-        )
-    return tuple(
-        Change(resource, name, str(getattr(before.spec, name)), str(getattr(after, name)))
-        for name in after.__dataclass_fields__
-        if getattr(before.spec, name) != getattr(after, name)
-    )
+    lines: list[Change] = []
+    check = change.uptime
+    if before.policy is None and change.policy is not None:
+        created = f"create {change.policy.display_name!r} ({change.policy.severity})"
+        if check is not None and before.uptime is None:
+            created += f" with its uptime check on {_where(check)}"
+            check = None
+        lines.append(Change(resource, "(policy)", NEW, created))
+    elif before.policy is not None and change.policy is not None:
+        lines += [
+            Change(resource, field, _short(old), _short(new))
+            for field, new, old in change.policy.differences(before.policy.spec)
+        ]
+    if check is not None:
+        lines += _uptime_changes(resource, before.uptime, check)
+    return tuple(lines)
 
 
 def _short(text: str, limit: int = 120) -> str:
@@ -88,90 +112,65 @@ def _short(text: str, limit: int = 120) -> str:
     return flat if len(flat) <= limit else flat[: limit - 1] + "…"
 
 
-def _mutations(
-    ctx: RunContext, api: MonitoringConfigApi, rules: tuple[AlertRule, ...]
-) -> list[Mutation[Any, Any]]:
-    project = _require_project(ctx)
-    values = template_values(ctx)
-    mutations: list[Mutation[Any, Any]] = []
-    host: str | None = None
-    for rule in rules:
-        uptime_resource: UptimeCheck | None = None
-        wanted_check = None
-        if rule.uptime is not None:
-            host = host or relay_host(ctx)
-            wanted_check = uptime_spec(rule, host)
-        if wanted_check is not None:
-            uptime_resource = UptimeCheck(api, project, rule.id)
-            mutations.append(
-                Mutation(
-                    label=f"apply uptime check {rule.id}",
-                    resource=uptime_resource,
-                    compute=_uptime_compute(wanted_check),
-                    describe=_uptime_describer(rule.id),
-                )
-            )
-        wanted = _policy_builder(rule, values, uptime_resource)
-        mutations.append(
-            Mutation(
-                label=f"apply alert policy {rule.id}",
-                resource=AlertPolicy(api, project, rule.id, resolve=_resolver(wanted)),
-                compute=_policy_compute(wanted),
-                describe=_policy_describer(rule.id),
-            )
-        )
-    return mutations
+def _policy_for(rule: AlertRule, values: dict[str, str]) -> Callable[[str], PolicySpec]:
+    """The wanted policy for an uptime check id (``""`` when the check is not there yet)."""
 
-
-def _uptime_describer(
-    rule_id: str,
-) -> Callable[[UptimeState | None, UptimeSpec], tuple[Change, ...]]:
-    return lambda state, change: _uptime_changes(rule_id, state, change)
-
-
-def _policy_describer(
-    rule_id: str,
-) -> Callable[[PolicyState | None, PolicySpec], tuple[Change, ...]]:
-    return lambda state, change: _policy_changes(rule_id, state, change)
-
-
-def _resolver(wanted: Callable[[], PolicySpec]) -> Callable[[PolicySpec], PolicySpec]:
-    """At apply time the policy is built again: an uptime check created by the same action
-    has its id only now."""
-    return lambda _planned: wanted()
-
-
-def _uptime_compute(wanted: UptimeSpec) -> Callable[[UptimeState | None], UptimeSpec | None]:
-    def compute(state: UptimeState | None) -> UptimeSpec | None:
-        return None if state is not None and state.spec == wanted else wanted
-
-    return compute
-
-
-def _policy_builder(
-    rule: AlertRule, values: dict[str, str], uptime: UptimeCheck | None
-) -> Callable[[], PolicySpec]:
-    """The wanted policy, built on demand: the uptime check's id is read when needed, since
-    the same action may just have created it."""
-
-    def build() -> PolicySpec:
-        check_id = ""
-        if uptime is not None:
-            state = uptime.read()
-            check_id = state.check_id if state is not None else UPTIME_PLACEHOLDER
-        return policy_spec(rule, values, check_id)
+    def build(check_id: str) -> PolicySpec:
+        if rule.uptime is None:
+            return policy_spec(rule, values, "")
+        return policy_spec(rule, values, check_id or UPTIME_PLACEHOLDER)
 
     return build
 
 
-def _policy_compute(
-    wanted: Callable[[], PolicySpec],
-) -> Callable[[PolicyState | None], PolicySpec | None]:
-    def compute(state: PolicyState | None) -> PolicySpec | None:
-        spec = wanted()
-        return None if state is not None and state.spec == spec else spec
+def _rule_compute(
+    rule: AlertRule, policy_for: Callable[[str], PolicySpec], host: str | None
+) -> Callable[[RuleState], RuleChange | None]:
+    """What the rule needs written; ``None`` when its policy and uptime check match. Without
+    a known ``host`` an existing check keeps its own, and a missing one gets none (``""``)."""
+
+    def compute(state: RuleState) -> RuleChange | None:
+        check = None
+        if rule.uptime is not None:
+            kept = state.uptime.spec.host if state.uptime is not None else ""
+            check = uptime_spec(rule, host or kept)
+            if state.uptime is not None and state.uptime.spec == check:
+                check = None
+        policy: PolicySpec | None = policy_for(state.uptime.check_id if state.uptime else "")
+        if state.policy is not None and state.policy.spec == policy:
+            policy = None
+        return None if policy is None and check is None else RuleChange(policy, check)
 
     return compute
+
+
+def _rule_describer(
+    rule_id: str,
+) -> Callable[[RuleState, RuleChange], tuple[Change, ...]]:
+    return lambda state, change: _rule_changes(rule_id, state, change)
+
+
+def _mutations(
+    api: MonitoringConfigApi,
+    project: str,
+    rules: tuple[AlertRule, ...],
+    values: dict[str, str],
+    host: str | None,
+) -> tuple[Mutation[Any, Any], ...]:
+    """One mutation per rule: its policy, with its uptime check when it has one."""
+    mutations: list[Mutation[Any, Any]] = []
+    for rule in rules:
+        policy_for = _policy_for(rule, values)
+        check = UptimeCheck(api, project, rule.id) if rule.uptime is not None else None
+        mutations.append(
+            Mutation(
+                label=f"apply alert policy {rule.id}",
+                resource=AlertRuleResources(AlertPolicy(api, project, rule.id), check, policy_for),
+                compute=_rule_compute(rule, policy_for, host),
+                describe=_rule_describer(rule.id),
+            )
+        )
+    return tuple(mutations)
 
 
 def _unmanaged_notice(
@@ -195,16 +194,29 @@ def _unmanaged_notice(
 
 
 def alerts_action(ctx: RunContext, rules_file: Path) -> Action:
-    """The action that makes the project's labelled policies match ``rules_file``."""
+    """The action that makes the project's labelled policies (and the uptime check of a rule
+    that has one) match ``rules_file``. When the check's host is unknown and the check does
+    not exist yet, a dry run plans it without a host (with a notice) and a real run refuses
+    (:class:`UsageError`) before anything is written."""
     rules = load_rules(rules_file)
     api = ctx.cloud.monitoring_config()
     project = _require_project(ctx)
+    notices = _unmanaged_notice(api, project, rules)
+    watched = [r.id for r in rules if r.uptime is not None]
+    host = relay_host(ctx) if watched else None
+    if watched and host is None:
+        hostless = [r for r in watched if UptimeCheck(api, project, r).read() is None]
+        if hostless:
+            reason = _unknown_host(ctx, hostless)
+            if not ctx.dry_run:
+                raise UsageError(f"{reason}; nothing was changed")
+            notices.append(f"{reason}; apply refuses to create the check without one")
     return Action(
         command=ctx.command,
         args={"project": project, "rules": str(rules_file), "rule_ids": [r.id for r in rules]},
-        mutations=tuple(_mutations(ctx, api, rules)),
+        mutations=_mutations(api, project, rules, template_values(ctx), host),
         question=f"Apply the alert rules of {rules_file} to project {project}?",
-        notices=tuple(_unmanaged_notice(api, project, rules)),
+        notices=tuple(notices),
         unchanged=f"all {len(rules)} alert policies already match {rules_file}; nothing written",
         done=f"the alert policies of project {project} now match {rules_file}",
     )
@@ -212,7 +224,8 @@ def alerts_action(ctx: RunContext, rules_file: Path) -> Action:
 
 def plan_run(ctx: RunContext, rules_file: Path) -> ActionReport:
     """``alerts plan``: the changes ``apply`` would make; writes nothing, not the ledger."""
-    return execute(dataclasses.replace(ctx, dry_run=True), alerts_action(ctx, rules_file))
+    dry = dataclasses.replace(ctx, dry_run=True)
+    return execute(dry, alerts_action(dry, rules_file))
 
 
 def apply_run(ctx: RunContext, rules_file: Path) -> ActionReport:

@@ -4,7 +4,6 @@
 from __future__ import annotations
 
 import dataclasses
-from collections.abc import Callable
 
 from mlsgw.gcp.monitoring_config import MonitoringConfigApi, PolicyState
 from mlsgw.monitor.rules import PolicySpec
@@ -21,24 +20,16 @@ class AlertPolicy:
     """:class:`~mlsgw.resources.base.Resource` over the policy labelled ``rule_id``.
 
     The state is ``None`` when no such policy exists; the change is the whole wanted
-    :class:`PolicySpec`. ``resolve`` fills in what is only known at apply time (the id of an
-    uptime check created by the same action)."""
+    :class:`PolicySpec`."""
 
     kind = "alert policy"
 
-    def __init__(
-        self,
-        api: MonitoringConfigApi,
-        project: str,
-        rule_id: str,
-        resolve: Callable[[PolicySpec], PolicySpec] | None = None,
-    ) -> None:
+    def __init__(self, api: MonitoringConfigApi, project: str, rule_id: str) -> None:
         self.api = api
         self.project = project
         self.rule_id = rule_id
         self.key = f"alert_policy:{rule_id}"
         self.name = f"alert policy {rule_id}"
-        self._resolve = resolve or (lambda spec: spec)
 
     def read(self) -> PolicyState | None:
         """The labelled policy (the first one, if someone duplicated it by hand)."""
@@ -59,7 +50,6 @@ class AlertPolicy:
 
     def apply(self, state: PolicyState | None, change: PolicySpec) -> PolicyState:
         """Create the policy, or update it guarded by the last mutation time read."""
-        spec = self._resolve(change)
         if state is None:
-            return self.api.create_policy(self.project, spec)
-        return self.api.update_policy(state, spec)
+            return self.api.create_policy(self.project, change)
+        return self.api.update_policy(state, change)

@@ -51,6 +51,14 @@ def test_command_has_help_and_a_readme_mention(cli: Cli, command: tuple[str, ...
     assert f"mlsgw {' '.join(command)}" in README.read_text()
 
 
+@pytest.mark.parametrize("command", COMMANDS, ids=[" ".join(c) for c in COMMANDS])
+def test_command_help_states_its_exit_codes_once(command: tuple[str, ...]) -> None:
+    """One "Exit codes: …" statement, no second sentence about exits that could disagree."""
+    text = dict(ALL)[command].help or ""
+    assert len(re.findall(r"\bExit\b", text)) == 1, text
+    assert text.count("Exit codes:") == 1, text
+
+
 @pytest.mark.parametrize(
     "path", [*GROUPS, *COMMANDS], ids=[" ".join(p) or "mlsgw" for p in [*GROUPS, *COMMANDS]]
 )

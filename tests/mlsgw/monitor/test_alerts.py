@@ -51,33 +51,99 @@ def _json(cli: Cli, *argv: str) -> tuple[int, dict[str, object]]:
     return result.exit_code, json.loads(result.stdout)
 
 
-def _plan_resources(doc: dict[str, object]) -> list[str]:
+RULE_IDS = (
+    "error_rate",
+    "health_check",
+    "firestore_errors",
+    "latency_p95",
+    "memory",
+    "traffic_spike",
+)
+
+
+def _plan(doc: dict[str, object]) -> dict[str, dict[str, str]]:
+    """The plan's lines by resource (each resource once)."""
     plan = doc["plan"]
     assert isinstance(plan, list)
-    return [str(line["resource"]) for line in plan]
+    by_resource = {str(line["resource"]): line for line in plan}
+    assert len(by_resource) == len(plan), plan
+    return by_resource
 
 
-def test_plan_on_an_empty_project_lists_six_policy_creations_and_the_uptime_check(
+def _lines(doc: dict[str, object], *fields: str) -> list[tuple[str, ...]]:
+    """The plan's lines, each as the tuple of ``fields``."""
+    plan = doc["plan"]
+    assert isinstance(plan, list)
+    return [tuple(str(line[f]) for f in fields) for line in plan]
+
+
+def test_plan_on_an_empty_project_lists_six_creations_one_per_rule(
     cli: Cli, args: list[str], monitoring: MonitoringStandIn
 ) -> None:
+    """The uptime check the health-check rule needs is part of that rule's creation."""
     code, doc = _json(cli, "alerts", "plan", *args)
     assert code == 0, doc
-    resources = _plan_resources(doc)
-    policies = [r for r in resources if r.startswith("alert policy ")]
-    assert len(policies) == 6
-    assert set(policies) == {
-        f"alert policy {r}"
-        for r in (
-            "error_rate",
-            "health_check",
-            "firestore_errors",
-            "latency_p95",
-            "memory",
-            "traffic_spike",
-        )
-    }
-    assert [r for r in resources if r.startswith("uptime check")] == ["uptime check health_check"]
+    assert len(_lines(doc)) == 6
+    plan = _plan(doc)
+    assert set(plan) == {f"alert policy {r}" for r in RULE_IDS}
+    assert {line["field"] for line in plan.values()} == {"(policy)"}
+    health = plan["alert policy health_check"]["after"]
+    assert health == (
+        "create 'mlsgw: Health check failing' (critical) with its uptime check on "
+        "https://relay.example.org/health"
+    )
+    assert "uptime check" not in plan["alert policy memory"]["after"]
     assert monitoring.config.writes() == []
+
+
+@pytest.mark.parametrize(
+    "where",
+    [[], ["--region", REGION, "--service", SERVICE]],
+    ids=["project only", "service without the Cloud Run endpoint"],
+)
+def test_plan_with_only_the_monitoring_stand_in_plans_the_uptime_check_with_an_unknown_host(
+    cli: Cli, monitoring: MonitoringStandIn, where: list[str]
+) -> None:
+    monitoring.projects.add(PROJECT)
+    only = ["--project", PROJECT, *where, "--monitoring-endpoint", monitoring.address]
+    code, doc = _json(cli, "alerts", "plan", *only, "--rules", str(RULES))
+    assert code == 0, doc
+    assert len(_lines(doc)) == 6
+    health = _plan(doc)["alert policy health_check"]["after"]
+    assert health.endswith("with its uptime check on /health (host unknown: give --url)")
+    notices = " ".join(doc["notices"])  # type: ignore[arg-type]
+    assert "no host for the uptime check of health_check: give --url" in notices
+    assert "apply refuses to create the check without one" in notices
+    assert monitoring.config.writes() == []
+
+
+def test_apply_without_a_host_for_a_missing_uptime_check_is_refused_before_any_write(
+    cli: Cli, monitoring: MonitoringStandIn, ledger_path: Path
+) -> None:
+    monitoring.projects.add(PROJECT)
+    only = ["--project", PROJECT, "--monitoring-endpoint", monitoring.address]
+    code, doc = _json(cli, "alerts", "apply", *only, "--rules", str(RULES), "--yes")
+    assert code == 3, doc
+    assert "no host for the uptime check of health_check: give --url" in str(doc["summary"])
+    assert "nothing was changed" in str(doc["summary"])
+    assert monitoring.config.writes() == []
+    assert [json.loads(line)["command"] for line in ledger_path.read_text().splitlines()] == [
+        "alerts apply"
+    ]
+
+
+def test_without_a_url_an_existing_uptime_check_keeps_its_host_and_nothing_changes(
+    cli: Cli, args: list[str], monitoring: MonitoringStandIn
+) -> None:
+    assert cli("alerts", "apply", *args, "--yes").exit_code == 0
+    writes = len(monitoring.config.writes())
+    # the service named, but neither --url nor the Cloud Run endpoint to read its URL from
+    only = [*args[:6], "--monitoring-endpoint", monitoring.address]
+    code, doc = _json(cli, "alerts", "plan", *only, "--rules", str(RULES))
+    assert code == 0 and doc["plan"] == [] and doc["notices"] == [], doc
+    code, doc = _json(cli, "alerts", "apply", *only, "--rules", str(RULES), "--yes")
+    assert code == 0 and "nothing written" in str(doc["summary"]), doc
+    assert len(monitoring.config.writes()) == writes
 
 
 def test_apply_then_plan_shows_no_change_and_a_second_apply_writes_nothing(
@@ -154,6 +220,75 @@ def test_a_policy_edited_by_hand_shows_as_drift_and_apply_restores_it(
     assert cli("alerts", "apply", *args, "--yes").exit_code == 0
     code, doc = _json(cli, "alerts", "plan", *args)
     assert doc["plan"] == []
+
+
+def test_an_uptime_check_edited_by_hand_shows_as_a_change_of_the_health_check_rule(
+    cli: Cli, args: list[str], monitoring: MonitoringStandIn
+) -> None:
+    assert cli("alerts", "apply", *args, "--yes").exit_code == 0
+    (check,) = monitoring.config.uptime_checks.values()
+    check.http_check.path = "/elsewhere"
+
+    code, doc = _json(cli, "alerts", "plan", *args)
+    assert code == 0, doc
+    assert _lines(doc, "resource", "field", "before", "after") == [
+        ("alert policy health_check", "uptime check path", "/elsewhere", "/health")
+    ]
+    assert cli("alerts", "apply", *args, "--yes").exit_code == 0
+    assert check.name in monitoring.config.uptime_checks  # updated in place, same id
+    assert monitoring.config.uptime_checks[check.name].http_check.path == "/health"
+    assert _json(cli, "alerts", "plan", *args)[1]["plan"] == []
+
+
+def test_a_deleted_uptime_check_is_recreated_with_the_health_check_rule_and_its_policy_follows(
+    cli: Cli, args: list[str], monitoring: MonitoringStandIn
+) -> None:
+    assert cli("alerts", "apply", *args, "--yes").exit_code == 0
+    (old,) = monitoring.config.uptime_checks
+    del monitoring.config.uptime_checks[old]
+
+    code, doc = _json(cli, "alerts", "plan", *args)
+    assert code == 0, doc
+    assert _lines(doc, "resource", "field", "after")[1:] == [
+        ("alert policy health_check", "(uptime check)", "create https://relay.example.org/health")
+    ]
+    assert _lines(doc, "resource", "field")[0] == ("alert policy health_check", "query")
+    assert len(_lines(doc)) == 2
+    code, listed = _json(cli, "alerts", "list", *args)
+    states = {f["name"]: f["summary"] for f in listed["findings"]}  # type: ignore[attr-defined]
+    assert code == 1 and states["health_check"].endswith("uptime check missing")
+
+    assert cli("alerts", "apply", *args, "--yes").exit_code == 0
+    (new,) = monitoring.config.uptime_checks
+    assert new != old
+    by_rule = {p.user_labels["mlsgw_rule_id"]: p for p in monitoring.config.policies.values()}
+    query = by_rule["health_check"].conditions[0].condition_prometheus_query_language.query
+    assert f'check_id="{new.rsplit("/", 1)[-1]}"' in query
+    assert _json(cli, "alerts", "plan", *args)[1]["plan"] == []
+
+
+def test_a_new_host_recreates_the_uptime_check_and_the_policy_follows_its_new_id(
+    cli: Cli, args: list[str], monitoring: MonitoringStandIn
+) -> None:
+    assert cli("alerts", "apply", *args, "--yes").exit_code == 0
+    (old,) = monitoring.config.uptime_checks
+    moved = [a if a != "https://relay.example.org" else "https://relay.example.net" for a in args]
+
+    code, doc = _json(cli, "alerts", "plan", *moved)
+    assert code == 0, doc
+    ((resource, field, after),) = _lines(doc, "resource", "field", "after")
+    assert (resource, field) == ("alert policy health_check", "uptime check host")
+    assert after.startswith("relay.example.net (the check is recreated")
+    assert cli("alerts", "apply", *moved, "--yes").exit_code == 0
+    (new,) = monitoring.config.uptime_checks
+    assert new != old
+    assert monitoring.config.uptime_checks[new].monitored_resource.labels["host"] == (
+        "relay.example.net"
+    )
+    by_rule = {p.user_labels["mlsgw_rule_id"]: p for p in monitoring.config.policies.values()}
+    query = by_rule["health_check"].conditions[0].condition_prometheus_query_language.query
+    assert f'check_id="{new.rsplit("/", 1)[-1]}"' in query
+    assert _json(cli, "alerts", "plan", *moved)[1]["plan"] == []
 
 
 def test_policies_without_the_label_are_never_touched(
