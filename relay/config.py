@@ -3,7 +3,8 @@
 :func:`load_config` is the only place that reads the file and ``os.environ``-style
 mappings. Everything downstream receives the frozen :class:`Config`.
 
-Precedence: built-in defaults < TOML file < ``MLSGW_<SECTION>__<KEY>`` < ``PORT``.
+Precedence: built-in defaults < TOML file < ``MLSGW_<SECTION>__<KEY>`` < ``PORT``. On Cloud
+Run (``K_SERVICE`` set) an unset ``network.real_ip_header`` is ``x-forwarded-for``.
 Unknown keys and wrong types raise :class:`ConfigError` naming the file, the key and
 the expected type; keys of the rnostr format that mlsgw does not use are accepted and
 listed in :attr:`Config.ignored`.
@@ -393,6 +394,10 @@ def _env_target(section: str) -> tuple[str, str | None, Any] | None:
     return None
 
 
+CLOUD_RUN_IP_HEADER = "x-forwarded-for"
+"""``network.real_ip_header`` when running on Cloud Run (``K_SERVICE`` set) and unset."""
+
+
 def _apply_env(
     tables: dict[str, dict[str, Any]], environ: Mapping[str, str], problems: list[str]
 ) -> None:
@@ -462,6 +467,13 @@ def load_config(path: str | Path | None = None, environ: Mapping[str, str] | Non
     env_problems: list[str] = []
     env_tables: dict[str, dict[str, Any]] = {}
     _apply_env(env_tables, environ, env_problems)
+    if environ.get("K_SERVICE") and not any(
+        "real_ip_header" in t.get("network", {}) for t in (tables, env_tables)
+    ):
+        # On Cloud Run every connection comes from Google's front end, which appends the
+        # client's address to X-Forwarded-For: without it the per-IP connection cap, rate
+        # limits and IP rules would all see the proxy. A value set anywhere ("" = off) wins.
+        env_tables.setdefault("network", {})["real_ip_header"] = CLOUD_RUN_IP_HEADER
 
     file_coercer = _Coercer(origin)
     env_coercer = _Coercer("environment")

@@ -573,3 +573,18 @@ def test_max_keypackages_per_query_above_the_hard_cap_loads_and_is_served_as_two
     with pytest.raises(ConfigError) as refused:
         load_config(zero, {})
     assert "max_keypackages_per_query: expected at least 1" in str(refused.value.problems)
+
+
+def test_on_cloud_run_the_client_ip_comes_from_x_forwarded_for_unless_set(
+    tmp_path: Path,
+) -> None:
+    """``K_SERVICE`` set (Cloud Run) and ``real_ip_header`` unset: ``x-forwarded-for`` (the
+    front end appends the client's address). A value in the file or environment wins, and
+    ``""`` turns it off; off Cloud Run nothing changes."""
+    cloud_run = {"K_SERVICE": "mlsgw"}
+    assert load_config(None, cloud_run).network.real_ip_header == "x-forwarded-for"
+    assert load_config(None, {}).network.real_ip_header is None
+    off = write(tmp_path, '[network]\nreal_ip_header = ""\n')
+    assert load_config(off, cloud_run).network.real_ip_header == ""
+    env = {**cloud_run, "MLSGW_NETWORK__REAL_IP_HEADER": "x-real-ip"}
+    assert load_config(None, env).network.real_ip_header == "x-real-ip"
