@@ -13,6 +13,7 @@ import time
 from collections.abc import Callable, Iterable
 from dataclasses import replace
 
+from relay.answer_pages import answer_pages, is_large
 from relay.core import messages as m
 from relay.core.event import Event
 from relay.core.filters import Filter
@@ -80,6 +81,9 @@ class Answers:
     async def _query_raw(self, peer: Peer, sub: Subscription) -> None:
         """A REQ no rule can refuse, narrow or consume anything of: the stored JSON is
         the answer, unparsed; read on the event loop when the store can answer at once."""
+        if is_large(sub.filters):
+            await self._query_pages(peer, sub)
+            return
         started = time.perf_counter()
         now = int(self.clock())
         raws = self.store.query_raw_now(sub.filters, now)
@@ -98,12 +102,36 @@ class Answers:
         peer.session.unsubscribe(sub.sub_id)
         peer.send(m.encode_closed(sub.sub_id, "error: could not query the store, retry"))
 
+    async def _query_pages(self, peer: Peer, sub: Subscription) -> None:
+        """A REQ that may have more than a page of answer (see :mod:`relay.answer_pages`):
+        each page is read from the store once the client has read the last one, so the
+        connection holds about one page, however large the answer."""
+        try:
+            async for page in answer_pages(self.store, sub.filters, int(self.clock())):
+                if not await self._send_events(peer, sub, page):
+                    return
+                await peer.drain()
+        except StoreUnavailable as exc:
+            self._query_failed(peer, sub, exc)
+            return
+        if peer.is_open and peer.session.is_current(sub):
+            peer.send(m.encode_eose(sub.sub_id))
+
     async def _stream(self, peer: Peer, sub: Subscription, raws: Iterable[bytes]) -> None:
         """Send a REQ answer (events as stored JSON, then EOSE) in batches, waiting for
         the client to read while its buffer is full (R-P7): a large answer reaches a slow
         reader instead of dropping it. Nothing more is sent once the REQ is replaced."""
+        await self._send_events(peer, sub, raws, eose=True)
+
+    async def _send_events(
+        self, peer: Peer, sub: Subscription, raws: Iterable[bytes], *, eose: bool = False
+    ) -> bool:
+        """Send ``raws`` as EVENT frames (then EOSE if ``eose``) in batches of about
+        :data:`STREAM_BATCH_BYTES`, waiting after each for the client to read while its
+        buffer is full. False (and nothing more sent) once the peer is gone or the REQ
+        was replaced or closed."""
         if not (peer.is_open and peer.session.is_current(sub)):
-            return
+            return False
         batch: list[bytes] = []
         size = 0
         for frame in m.encode_events(sub.sub_id, raws):
@@ -112,11 +140,13 @@ class Answers:
                 batch, size = [], 0
                 await peer.drain()
                 if not (peer.is_open and peer.session.is_current(sub)):
-                    return
+                    return False
             batch.append(frame)
             size += len(frame)
-        batch.append(m.encode_eose(sub.sub_id))
+        if eose:
+            batch.append(m.encode_eose(sub.sub_id))
         peer.send_many(batch)
+        return True
 
     def _readable(self, viewer: Viewer, events: Iterable[Event]) -> Iterable[Event]:
         if not self.policy.read_rules:

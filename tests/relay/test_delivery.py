@@ -8,10 +8,14 @@ bound waits; nothing asserts a duration.
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Sequence
 from pathlib import Path
 
+from relay.answer_pages import FIRST_PAGE_EVENTS
 from relay.answers import STREAM_BATCH_BYTES
 from relay.core.event import Event
+from relay.core.filters import Filter
+from relay.store.sqlite import SqliteStore
 from tests.conftest import RunningRelay, StartRelay, make_config
 from tests.support.nostr import Keys, RawClient, RelayClient, event_frame
 
@@ -199,6 +203,50 @@ async def test_a_client_that_stops_reading_a_req_answer_is_dropped_and_others_se
     other = await running.client(max_size=None)
     events, end = await other.req("again", {"kinds": [1], "limit": 5})
     assert len(events) == 5 and end == ["EOSE", "again"]
+
+
+class ReadCountingStore(SqliteStore):
+    """The SQLite store, counting the events its queries have returned."""
+
+    events_read = 0
+
+    def query_raw_now(self, filters: Sequence[Filter], now: int) -> list[bytes] | None:
+        raws = super().query_raw_now(filters, now)
+        self.events_read += len(raws or [])
+        return raws
+
+    async def query_raw(
+        self, filters: Sequence[Filter], now: int, *, oldest_first: bool = False
+    ) -> list[bytes]:
+        raws = await super().query_raw(filters, now, oldest_first=oldest_first)
+        self.events_read += len(raws)
+        return raws
+
+
+async def test_a_large_req_answer_is_read_from_the_store_only_as_the_client_reads(
+    start_relay: StartRelay, tmp_path: Path
+) -> None:
+    """400 stored events of 100 KB and a client that reads nothing: the relay reads on only
+    while the client's socket takes data (its buffers and the kernel's, a few MB), not the
+    40 MB answer; a reading client gets them all, in order."""
+    config = make_config(tmp_path / "data", network={"send_high_water": 256 * 1024})
+    store = ReadCountingStore(config.sqlite_path)
+    running: RunningRelay = await start_relay(config, store=store)
+    events = big_events(400, 100_000, "stored")
+    await publish_all(await running.client(), events)
+    stalled = await RawClient.open(running.url, receive_buffer=4096)
+    await stalled.send("REQ", "big", {"kinds": [1], "limit": 1000})
+    deadline = asyncio.get_running_loop().time() + DELIVERY_TIMEOUT
+    while store.events_read == 0:
+        assert asyncio.get_running_loop().time() < deadline, "the REQ was never read"
+        await asyncio.sleep(0.02)
+    await asyncio.sleep(1.0)  # time enough to read on, had it not waited for the client
+    assert FIRST_PAGE_EVENTS <= store.events_read <= len(events) // 2, store.events_read
+    stalled.close()
+    reader = await running.client(max_size=None)
+    await reader.send("REQ", "all", {"kinds": [1], "limit": 1000})
+    received = await asyncio.wait_for(read_paced(reader, "all", "EOSE"), DELIVERY_TIMEOUT)
+    assert received == [e.id for e in sorted(events, key=lambda e: (-e.created_at, e.id))]
 
 
 async def test_total_unsent_data_is_bounded_by_dropping_the_largest_backlog(
