@@ -50,11 +50,9 @@ def run_task(ctx: RunContext, task: Task, credentials_reported: bool = False) ->
     ctx.reporter.step(task.title)
     try:
         return task.run(ctx)
-    except NoCredentials as exc:
-        if credentials_reported:
-            return CheckResult(task.name, Status.SKIPPED, f"skipped: {NO_CREDENTIALS}")
-        return CheckResult(task.name, Status.UNKNOWN, f"could not run: {exc}")
     except MlsgwError as exc:
+        if credentials_reported and isinstance(exc, NoCredentials):
+            return CheckResult(task.name, Status.SKIPPED, f"skipped: {NO_CREDENTIALS}")
         return CheckResult(task.name, Status.UNKNOWN, f"could not run: {exc}")
     except Exception as exc:  # a bug in one task must not hide the others' results
         return CheckResult(task.name, Status.UNKNOWN, f"failed: {type(exc).__name__}: {exc}")
