@@ -1,5 +1,6 @@
 """Dependency vulnerabilities from pip-audit's JSON: "vulnerable", "clean" and "scan failed"
-are three different results, and a scan that failed is never reported as clean."""
+are three different results, and a scan that failed, or audited (almost) nothing, is never
+reported as clean."""
 
 from __future__ import annotations
 
@@ -40,26 +41,61 @@ def _document(stdout: str) -> dict[str, Any] | None:
     return None
 
 
+def _unaudited(dep: dict[str, Any]) -> str:
+    """``name: reason`` for a package pip-audit skipped (just the reason when it names it)."""
+    name, reason = str(dep.get("name")), str(dep["skip_reason"])
+    return reason if name.lower() in reason.lower() else f"{name}: {reason}"
+
+
+def _capped(lines: list[str]) -> tuple[str, ...]:
+    if len(lines) > SHOWN:
+        lines = [*lines[:SHOWN], f"… and {len(lines) - SHOWN} more (see --json)"]
+    return tuple(lines)
+
+
+def incomplete(audited: int, unaudited: list[str]) -> str | None:
+    """Why a scan that ran is still no result, or ``None``: it listed no packages, audited
+    none, or skipped more than it audited (the vulnerability service did not know most of
+    them: a proxy or mirror answering "not found"). A few skips are normal: a package that is
+    not on PyPI (the editable ``mlsgw`` itself, a private one) cannot be looked up."""
+    total = audited + len(unaudited)
+    if total == 0:
+        return "pip-audit listed no installed packages"
+    if len(unaudited) <= audited:
+        return None
+    scope = "none" if audited == 0 else f"only {audited}"
+    return (
+        f"pip-audit audited {scope} of {total} installed package(s), {len(unaudited)} "
+        f"skipped (first: {unaudited[0]})"
+    )
+
+
 def review_scan(run: ScanRun) -> list[Finding]:
-    """``deps.vulnerable``, a clean result, or UNKNOWN when the scan did not complete."""
+    """``deps.vulnerable``, a clean result, or UNKNOWN when the scan did not complete: it
+    failed, or it audited none or fewer than half of the packages (see :func:`incomplete`).
+    Vulnerabilities found by an incomplete scan are still reported, beside the UNKNOWN."""
     document = _document(run.stdout) if run.returncode in (0, 1) else None
     if document is None:
         return [could_not(AREA, _reason(run))]
     deps = [d for d in document["dependencies"] if isinstance(d, dict)]
     vulnerable = [d for d in deps if d.get("vulns")]
-    unaudited = sorted(f"{d.get('name')}: {d['skip_reason']}" for d in deps if d.get("skip_reason"))
+    unaudited = [_unaudited(d) for d in deps if d.get("skip_reason")]
     audited = len(deps) - len(unaudited)
     if run.returncode == 1 and not vulnerable:
         return [could_not(AREA, _reason(run))]
+    figures = {"audited": audited, "not_audited": unaudited}
+    skips = _capped([f"not audited: {u}" for u in unaudited])
+    failure = incomplete(audited, unaudited)
+    findings = [] if failure is None else [could_not(AREA, failure, skips, figures)]
     if not vulnerable:
-        return [
+        return findings or [
             Finding(
                 AREA,
                 f"{AREA}.clean",
                 Status.OK,
                 f"pip-audit: no known vulnerabilities in {audited} installed package(s)",
-                tuple(f"not audited: {u}" for u in unaudited),
-                {"audited": audited, "not_audited": unaudited},
+                skips,
+                figures,
             )
         ]
     evidence = []
@@ -79,16 +115,15 @@ def review_scan(run: ScanRun) -> list[Finding]:
                     "fix_versions": vuln.get("fix_versions") or [],
                 }
             )
-    if len(evidence) > SHOWN:
-        evidence = [*evidence[:SHOWN], f"… and {len(evidence) - SHOWN} more (see --json)"]
     return [
+        *findings,
         Finding(
             AREA,
             "deps.vulnerable",
             Status.WARNING,
             f"pip-audit: {len(listing)} known vulnerabilit(ies) in {len(vulnerable)} "
             f"installed package(s); upgrade to the fix versions",
-            tuple(evidence),
-            {"vulnerabilities": listing, "audited": audited, "not_audited": unaudited},
-        )
+            _capped(evidence),
+            {"vulnerabilities": listing, **figures},
+        ),
     ]

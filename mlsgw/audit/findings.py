@@ -37,9 +37,15 @@ def skipped(area: str, reason: str) -> Finding:
     return Finding(area, f"{area}.skipped", Status.SKIPPED, f"skipped: {reason}")
 
 
-def could_not(area: str, reason: str) -> Finding:
+def could_not(
+    area: str,
+    reason: str,
+    evidence: tuple[str, ...] = (),
+    data: Mapping[str, object] | None = None,
+) -> Finding:
     """The area could not be reviewed (no credentials, API error): the audit is incomplete."""
-    return Finding(area, f"{area}.failed", Status.UNKNOWN, f"could not audit: {reason}")
+    summary = f"could not audit: {reason}"
+    return Finding(area, f"{area}.failed", Status.UNKNOWN, summary, evidence, dict(data or {}))
 
 
 def or_clean(area: str, findings: list[Finding], summary: str) -> list[Finding]:

@@ -1,8 +1,11 @@
 """``mlsgw audit``: every review area run concurrently, each turned into findings.
 
-An area whose inputs are not configured is SKIPPED; one that could not be read (no
-credentials, permission denied, API down, pip-audit failed) is UNKNOWN, so an incomplete
-audit never passes for a clean one (R-O3: exit 3).
+An area whose inputs are not configured is SKIPPED; one that could not be read (permission
+denied, API down, pip-audit failed) is UNKNOWN, so an incomplete audit never passes for a
+clean one (R-O3: exit 3). Google credentials are looked up once, before the areas and within
+the target's timeout: without any, one ``credentials`` finding is UNKNOWN with the fix and
+the cloud areas are SKIPPED pointing at it, while the others (config file, dependencies, TLS
+of ``--url``) still run.
 """
 
 from __future__ import annotations
@@ -18,7 +21,7 @@ from mlsgw.audit import access_logs, config_review, dependencies, firestore, iam
 from mlsgw.audit.findings import Finding, audit_report, clean, could_not, skipped
 from mlsgw.certificates import grade, parse_endpoint
 from mlsgw.checks import ServiceFetch
-from mlsgw.errors import MlsgwError, NotFound
+from mlsgw.errors import MlsgwError, NoCredentials, NotFound
 from mlsgw.gcp.clients import Cloud
 from mlsgw.report import CheckReport, Status
 from mlsgw.runbook.context import RunContext
@@ -29,6 +32,10 @@ from relay.config import ConfigError, load_config
 
 LOG_LIMIT = 2000
 """Log entries read per query: enough for the top lists, bounded in time and memory."""
+CREDENTIALS = "credentials"
+"""The finding that says once that there are no Google credentials, with the fix."""
+NO_CREDENTIALS = "no Google credentials (see above)"
+"""Why a cloud area is skipped when there are none."""
 
 
 def config_under_review(config: Path | None) -> Path | None:
@@ -58,6 +65,9 @@ class AuditSettings:
     """Runs pip-audit (injected: the command runs the real one)."""
     only: tuple[str, ...] = ()
     """Areas to review (names from :data:`AREAS`); empty: all of them."""
+    credentials_reported: bool = False
+    """The caller reports missing credentials itself (a maintenance schedule, once for all
+    its tasks): no ``credentials`` finding here, the cloud areas are still skipped."""
 
 
 @dataclass
@@ -68,6 +78,8 @@ class AuditContext:
     cloud: Cloud
     settings: AuditSettings
     now: datetime = field(default_factory=lambda: datetime.now(UTC))
+    no_credentials: str | None = None
+    """Why there are no Google credentials (looked up before the areas), or ``None``."""
     service: ServiceFetch = field(init=False)
 
     def __post_init__(self) -> None:
@@ -80,7 +92,9 @@ class AuditContext:
             return "no project/region/service configured"
         if not t.project:
             return "no project configured"
-        return self.cloud.skip_reason(api)
+        if reason := self.cloud.skip_reason(api):
+            return reason
+        return NO_CREDENTIALS if self.no_credentials else None
 
     def log_filter(self, *terms: str) -> str:
         """A Cloud Logging filter on the service's entries in the audit window."""
@@ -136,17 +150,22 @@ def area_service(ctx: AuditContext) -> list[Finding]:
 
 def area_config(ctx: AuditContext) -> list[Finding]:
     """The relay config as deployed: the file, under the service's ``MLSGW_*`` variables when
-    the target is a Cloud Run service (and SQLite there is a finding)."""
+    the target is a Cloud Run service (and SQLite there is a finding). Without credentials
+    to read the service, the file alone is reviewed (the service's variables may set another
+    backend, so SQLite is not judged)."""
     area = config_review.AREA
     overrides: dict[str, str] = {}
     from_secrets: frozenset[str] = frozenset()
     parts = [str(ctx.settings.config_path)] if ctx.settings.config_path else []
-    if ctx.cloud_skip("run") is None:
+    why_not = ctx.cloud_skip("run")
+    if why_not is None:
         state = ctx.service.get()
         overrides, from_secrets = config_review.service_overrides(state.env)
         name = state.name.rsplit("/", 1)[-1]
         parts.append(f"{len(overrides)} MLSGW_* env var(s) of service {name}")
     if not parts:
+        if why_not == NO_CREDENTIALS:
+            return [skipped(area, NO_CREDENTIALS)]
         return [skipped(area, "no relay config given (--config or MLSGW_CONFIG)")]
     if ctx.settings.config_path is None:
         parts.insert(0, "built-in defaults")
@@ -157,7 +176,7 @@ def area_config(ctx: AuditContext) -> list[Finding]:
         return config_review.refused_config(exc.problems, " + ".join(parts))
     return config_review.review_config(
         config,
-        on_cloud_run=ctx.target.has_service,
+        on_cloud_run=ctx.target.has_service and why_not != NO_CREDENTIALS,
         source=" + ".join(parts),
         from_secrets=from_secrets,
     )
@@ -186,8 +205,10 @@ def area_dependencies(ctx: AuditContext) -> list[Finding]:
 def area_tls(ctx: AuditContext) -> list[Finding]:
     """The certificate of the relay's https URL."""
     url = ctx.target.url
-    if not url and ctx.cloud_skip("run") is None:
+    if not url and (why_not := ctx.cloud_skip("run")) is None:
         url = ctx.service.get().uri
+    elif not url and why_not == NO_CREDENTIALS:
+        return [skipped("tls", NO_CREDENTIALS)]
     if not url:
         return [skipped("tls", "no --url (and no Cloud Run service to take it from)")]
     if not url.startswith(("https://", "wss://")):
@@ -230,13 +251,47 @@ def _guarded(
         return [could_not(area, f"{type(exc).__name__}: {exc}")]
 
 
+def calls_cloud(area: str, target: Target) -> bool:
+    """Whether ``area`` may call Google Cloud for ``target``: never the dependencies; the
+    config and TLS areas only to read the Cloud Run service (TLS not when given ``--url``)."""
+    if area == "dependencies":
+        return False
+    if area == "tls":
+        return target.has_service and not target.url
+    if area == "config":
+        return target.has_service
+    return True
+
+
+def missing_credentials(run_ctx: RunContext, needed: bool) -> str | None:
+    """Why there are no Google credentials, or ``None``: looked up once per command, within
+    the target's timeout, when ``needed``, a project is given and no endpoint override
+    replaces them; never looked up otherwise."""
+    target, cloud = run_ctx.target, run_ctx.cloud
+    if not (needed and target.project and cloud.needs_credentials):
+        return None
+    run_ctx.reporter.step("looking up Google credentials")
+    try:
+        cloud.credentials(bound=target.timeout)
+    except NoCredentials as exc:
+        return str(exc)
+    return None
+
+
 def run(run_ctx: RunContext, settings: AuditSettings) -> CheckReport:
-    """Run the chosen areas concurrently; the findings come in :data:`AREAS` order."""
-    ctx = AuditContext(run_ctx.target, run_ctx.cloud, settings, now=run_ctx.clock())
+    """Run the chosen areas concurrently; the findings come in :data:`AREAS` order, after
+    one ``credentials`` finding (UNKNOWN, with the fix) when there are no credentials."""
     chosen = [(a, review) for a, review in AREAS if not settings.only or a in settings.only]
+    needed = any(calls_cloud(area, run_ctx.target) for area, _ in chosen)
+    missing = missing_credentials(run_ctx, needed)
+    ctx = AuditContext(
+        run_ctx.target, run_ctx.cloud, settings, now=run_ctx.clock(), no_credentials=missing
+    )
     run_ctx.reporter.step(f"auditing {len(chosen)} areas")
     with ThreadPoolExecutor(max_workers=len(chosen)) as pool:
         futures = [pool.submit(_guarded, area, review, ctx) for area, review in chosen]
         findings = [f for future in futures for f in future.result()]
+    if missing and not settings.credentials_reported:
+        findings.insert(0, could_not(CREDENTIALS, missing))
     where = run_ctx.target.service or run_ctx.target.url or "local"
     return audit_report(findings, run_ctx.run_id, title=f"mlsgw audit — {where}")

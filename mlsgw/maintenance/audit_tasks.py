@@ -33,6 +33,7 @@ def _audit_task(name: str, areas: tuple[str, ...]) -> Callable[..., CheckResult]
             config_path=config_under_review(config),
             scan=functools.partial(pip_audit.run_scan, mirror),
             only=areas,
+            credentials_reported=True,  # by the schedule, before the tasks
         )
         report = audit_run(ctx, settings)
         notable = [f for f in report.findings if f.status not in (Status.OK, Status.SKIPPED)]
@@ -43,7 +44,7 @@ def _audit_task(name: str, areas: tuple[str, ...]) -> Callable[..., CheckResult]
         return CheckResult(
             name,
             status,
-            "; ".join(f.summary for f in shown[:3]) or report.summary,
+            "; ".join(list(dict.fromkeys(f.summary for f in shown))[:3]) or report.summary,
             details=tuple(f"{f.status.value}: {f.name}: {f.summary}" for f in report.findings),
             data={"areas": list(areas), "findings": [f.name for f in report.findings]},
         )

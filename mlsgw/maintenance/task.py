@@ -5,9 +5,26 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import dataclass
 
-from mlsgw.errors import MlsgwError, UsageError
+from mlsgw.audit.runner import NO_CREDENTIALS
+from mlsgw.errors import MlsgwError, NoCredentials, UsageError
 from mlsgw.report import CheckResult, Status
 from mlsgw.runbook.context import RunContext
+from mlsgw.target import Target
+
+
+def always(target: Target) -> bool:
+    """For any target."""
+    return True
+
+
+def never(target: Target) -> bool:
+    """For no target."""
+    return False
+
+
+def without_url(target: Target) -> bool:
+    """When no ``--url`` is given (the relay's URL is then read from Cloud Run)."""
+    return not target.url
 
 
 @dataclass(frozen=True)
@@ -21,14 +38,21 @@ class Task:
     """The UTC hour ``mlsgw schedule`` runs it at (weekly tasks are spread over 02-04)."""
     changes: bool = False
     """It changes something (a scratch database) and so needs confirmation."""
+    cloud: Callable[[Target], bool] = always
+    """Whether it calls Google Cloud for a target: the schedule looks up the credentials
+    once, before the tasks, when one of them does."""
 
 
-def run_task(ctx: RunContext, task: Task) -> CheckResult:
-    """``task``'s result; an error becomes an UNKNOWN result saying why, never an exception."""
+def run_task(ctx: RunContext, task: Task, credentials_reported: bool = False) -> CheckResult:
+    """``task``'s result; an error becomes an UNKNOWN result saying why, never an exception.
+    With ``credentials_reported`` (the schedule said once that there are no Google
+    credentials) a task that needed them is SKIPPED, pointing at that line."""
     ctx.reporter.step(task.title)
     try:
         return task.run(ctx)
     except MlsgwError as exc:
+        if credentials_reported and isinstance(exc, NoCredentials):
+            return CheckResult(task.name, Status.SKIPPED, f"skipped: {NO_CREDENTIALS}")
         return CheckResult(task.name, Status.UNKNOWN, f"could not run: {exc}")
     except Exception as exc:  # a bug in one task must not hide the others' results
         return CheckResult(task.name, Status.UNKNOWN, f"failed: {type(exc).__name__}: {exc}")

@@ -121,6 +121,16 @@ def monitoring() -> Iterator[MonitoringStandIn]:
     stand_in.stop()
 
 
+@pytest.fixture
+def silent_metadata_server() -> Iterator[str]:
+    """HOST:PORT on loopback that accepts connections (the kernel's backlog) and never
+    answers, like a metadata address whose packets are swallowed."""
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        sock.listen(64)
+        yield f"127.0.0.1:{sock.getsockname()[1]}"
+
+
 @pytest.fixture(autouse=True)
 def clean_environment(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> Path:
     """No MLSGW_* or gcloud settings from the developer's shell; an empty config and an empty

@@ -13,6 +13,7 @@ import pytest
 
 from relay.access_log import AUDIT_TAG
 from tests.mlsgw.conftest import PROJECT, REGION, SERVICE, Cli
+from tests.mlsgw.test_gcp_credentials import run_without_credentials
 from tests.stand_ins.google import GoogleStandIn
 from tests.stand_ins.osv import OsvStandIn
 from tests.stand_ins.rest import permission_denied
@@ -431,6 +432,88 @@ def test_pip_audit_that_cannot_reach_its_database_is_unknown_not_clean(
     finding = findings["dependencies.failed"]
     assert finding["status"] == "unknown"
     assert "pip-audit exit 1" in finding["summary"] and "refused" in finding["summary"].lower()
+
+
+# --- no Google credentials ------------------------------------------------------------------
+
+FIX = "gcloud auth application-default login"
+NO_CREDENTIALS_TARGET = ("--project", "x", "--region", "y", "--service", "z", "--timeout", "1")
+SEE_ABOVE = "no Google credentials (see above)"
+CLOUD_AREAS = ("access-logs", "relay-access", "project-iam", "service", "firestore", "tls")
+
+
+def test_no_credentials_is_one_could_not_audit_finding_and_the_local_areas_still_run(
+    silent_metadata_server: str, osv: OsvStandIn, clean_config: Path, tmp_path: Path
+) -> None:
+    """Issue 10: the fix is named once (not in seven findings), the cloud areas are skipped
+    pointing at it, the config file and the dependencies are reviewed; exit 3."""
+    result = run_without_credentials(
+        silent_metadata_server,
+        tmp_path,
+        "audit",
+        *NO_CREDENTIALS_TARGET,
+        "-c",
+        str(clean_config),
+        "--osv-url",
+        osv.url,
+        "--json",
+    )
+    assert result.returncode == 3, result.stderr
+    document = json.loads(result.stdout)
+    assert json.dumps(document["findings"]).count(FIX) == 1  # ("checks" repeats the list)
+    assert FIX not in document["summary"]
+    findings = {f["name"]: f for f in document["findings"]}
+    assert list(findings)[0] == "credentials.failed"
+    assert findings["credentials.failed"]["status"] == "unknown"
+    assert FIX in findings["credentials.failed"]["summary"]
+    for area in CLOUD_AREAS:
+        assert (
+            findings[f"{area}.skipped"]["summary"] == "skipped: no Google credentials (see above)"
+        )
+    assert findings["config.clean"]["status"] == "ok"
+    assert findings["dependencies.clean"]["status"] == "ok"
+    assert document["status"] == "unknown" and document["exit_code"] == 3
+
+
+def test_no_credentials_in_the_human_report_names_the_fix_once(
+    silent_metadata_server: str, clean_config: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The Rich view (wide enough not to wrap the line): the fix once, exit 3."""
+    monkeypatch.setenv("COLUMNS", "300")
+    areas = [arg for area in (*CLOUD_AREAS, "config") for arg in ("--only", area)]
+    result = run_without_credentials(
+        silent_metadata_server,
+        tmp_path,
+        "audit",
+        *NO_CREDENTIALS_TARGET,
+        "-c",
+        str(clean_config),
+        *areas,
+    )
+    assert result.returncode == 3, result.stderr
+    assert result.stdout.count(FIX) == 1
+    assert result.stdout.count(SEE_ABOVE) == len(CLOUD_AREAS)
+
+
+def test_an_audit_that_needs_no_cloud_does_not_ask_for_credentials(
+    silent_metadata_server: str, tmp_path: Path
+) -> None:
+    """A project in the environment but only the TLS of --url to review: no credentials
+    lookup, no credentials finding, the area's own result decides (exit 0)."""
+    result = run_without_credentials(
+        silent_metadata_server,
+        tmp_path,
+        "audit",
+        *NO_CREDENTIALS_TARGET,
+        "--url",
+        "http://127.0.0.1:9",
+        "--only",
+        "tls",
+        "--json",
+    )
+    assert result.returncode == 0, result.stdout
+    [finding] = json.loads(result.stdout)["findings"]
+    assert finding["name"] == "tls.skipped" and "not https" in finding["summary"]
 
 
 # --- a clean set-up -------------------------------------------------------------------------

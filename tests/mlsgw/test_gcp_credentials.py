@@ -5,13 +5,9 @@ from __future__ import annotations
 
 import json
 import os
-import socket
 import subprocess
 import sys
-from collections.abc import Iterator
 from pathlib import Path
-
-import pytest
 
 from mlsgw.gcp.credentials import without_urls
 
@@ -19,20 +15,11 @@ ROOT = Path(__file__).resolve().parents[2]
 RUN_LIMIT = 120.0  # seconds; only reached if the command hangs
 
 
-@pytest.fixture
-def silent_metadata_server() -> Iterator[str]:
-    """HOST:PORT on loopback that accepts connections (the kernel's backlog) and never
-    answers, like a metadata address whose packets are swallowed."""
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        sock.listen(64)
-        yield f"127.0.0.1:{sock.getsockname()[1]}"
-
-
 def run_without_credentials(
-    metadata: str, tmp_path: Path, *args: str
+    metadata: str, tmp_path: Path, *args: str, **extra: str
 ) -> subprocess.CompletedProcess[str]:
-    """``mlsgw`` with no credentials anywhere and the metadata server at ``metadata``."""
+    """``mlsgw`` with no credentials anywhere and the metadata server at ``metadata``
+    (``extra``: more environment variables, e.g. ``MLSGW_OSV_URL``)."""
     env = {k: v for k, v in os.environ.items() if not k.startswith(("MLSGW_", "CLOUDSDK_"))}
     env.pop("NO_GCE_CHECK", None)  # only in this subprocess: let google-auth try the server
     gcloud = tmp_path / "gcloud-empty"
@@ -46,6 +33,7 @@ def run_without_credentials(
         CLOUDSDK_CONFIG=str(gcloud),
         MLSGW_CONFIG=str(config),
         XDG_STATE_HOME=str(tmp_path / "state"),
+        **extra,
     )
     return subprocess.run(
         [sys.executable, "-m", "mlsgw", *args],

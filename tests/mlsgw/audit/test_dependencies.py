@@ -63,3 +63,61 @@ def test_garbage_on_stdout_is_unknown() -> None:
     """Exit 0 but no pip-audit document: UNKNOWN."""
     [finding] = review_scan(ScanRun(0, "not json", ""))
     assert finding.severity is Status.UNKNOWN
+
+
+def _not_on_pypi(name: str) -> dict[str, str]:
+    """A package pip-audit skipped, with the reason its PyPI service gives (2.10.1)."""
+    return {
+        "name": name,
+        "skip_reason": f"Dependency not found on PyPI and could not be audited: {name} (1.0)",
+    }
+
+
+def test_a_scan_that_audited_no_package_is_unknown_not_clean() -> None:
+    """Exit 0 with every package skipped (PyPI unreachable behind a proxy answering 404): not
+    "no known vulnerabilities in 0 packages" but UNKNOWN, with the count and the first reason."""
+    document = {"dependencies": [_not_on_pypi("aiohttp"), _not_on_pypi("rich")], "fixes": []}
+    [finding] = review_scan(ScanRun(0, json.dumps(document), ""))
+    assert finding.code == "dependencies.failed" and finding.severity is Status.UNKNOWN
+    assert finding.summary == (
+        "could not audit: pip-audit audited none of 2 installed package(s), 2 skipped (first: "
+        "Dependency not found on PyPI and could not be audited: aiohttp (1.0))"
+    )
+    assert finding.data["audited"] == 0
+
+
+def test_a_scan_that_listed_no_package_is_unknown() -> None:
+    """An empty dependency list audited nothing either."""
+    [finding] = review_scan(ScanRun(0, json.dumps({"dependencies": [], "fixes": []}), ""))
+    assert finding.severity is Status.UNKNOWN and "listed no installed packages" in finding.summary
+
+
+def test_a_scan_that_skipped_most_packages_is_unknown_and_still_lists_its_vulnerabilities() -> None:
+    """More skipped than audited is a failed scan; what it did find is reported beside it."""
+    document = {
+        "dependencies": [
+            {"name": "requests", "version": "2.0", "vulns": [{"id": "PYSEC-1"}]},
+            _not_on_pypi("aiohttp"),
+            _not_on_pypi("rich"),
+        ]
+    }
+    failed, vulnerable = review_scan(ScanRun(1, json.dumps(document), ""))
+    assert failed.severity is Status.UNKNOWN
+    assert "audited only 1 of 3 installed package(s), 2 skipped" in failed.summary
+    assert vulnerable.code == "deps.vulnerable" and vulnerable.severity is Status.WARNING
+
+
+def test_the_editable_project_not_on_pypi_is_a_normal_skip() -> None:
+    """The usual case: everything audited but mlsgw itself (installed from its checkout, not
+    on PyPI): clean, with the skip named once in the evidence."""
+    document = {
+        "dependencies": [
+            *({"name": f"pkg{i}", "version": "1.0", "vulns": []} for i in range(5)),
+            _not_on_pypi("mlsgw"),
+        ]
+    }
+    [finding] = review_scan(ScanRun(0, json.dumps(document), ""))
+    assert finding.severity is Status.OK and finding.data["audited"] == 5
+    assert finding.evidence == (
+        "not audited: Dependency not found on PyPI and could not be audited: mlsgw (1.0)",
+    )
