@@ -197,5 +197,5 @@ async def test_on_the_emulator_without_project_id_the_environments_project_is_us
         assert await store.save(event, now=event.created_at) is Outcome.STORED
     finally:
         await store.close()
-    reader = gfs.Client(project=firestore.project, credentials=AnonymousCredentials())
+    reader = gfs.Client(project=firestore.project, credentials=AnonymousCredentials())  # type: ignore[no-untyped-call]
     assert reader.collection(EVENTS).document(event.id).get().exists
