@@ -11,6 +11,9 @@ K stalled readers subscribe and never read; one publisher sends E events of B KB
 fast as the relay acknowledges them. Records deliveries per reader, dropped readers,
 and the relay's peak RSS (sampled from /proc every 20 ms).
 
+``stalledreq``: E stored events of B KB; K clients each send a REQ for all of them and
+never read. Records the relay's RSS before and its peak over ``--hold`` seconds.
+
 A benchmark, not a test: nothing here asserts a figure. Example::
 
     python bench/stress.py --tree . --mode subindex
@@ -244,8 +247,45 @@ async def run_slowreader(args: argparse.Namespace, port: int, pid: int) -> dict[
     }
 
 
-async def open_stalled(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> bytes:
-    """A raw WebSocket that subscribes to kind 1 and then never reads again."""
+async def run_stalledreq(args: argparse.Namespace, port: int, pid: int) -> dict[str, object]:
+    """E stored events of B KB; K clients each REQ all of them and never read."""
+    secret = os.urandom(32)
+    publisher = await open_client(port)
+    padding = "x" * (args.size_kb * 1024)
+    for e in range(args.events):
+        event = sign_event(secret, kind=1, content=f"{e} {padding}", created_at=int(time.time()))
+        await publish(publisher, event.raw)
+    baseline = rss_kb(pid)
+    peak = baseline
+    stalled = []
+    for _ in range(args.stalled):
+        reader, writer = await asyncio.open_connection("127.0.0.1", port, limit=4096)
+        writer.get_extra_info("socket").setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
+        stalled.append(writer)
+        await open_stalled(reader, writer, {"kinds": [1], "limit": 1000})
+    deadline = time.perf_counter() + args.hold
+    while time.perf_counter() < deadline:
+        peak = max(peak, rss_kb(pid))
+        await asyncio.sleep(0.02)
+    for writer in stalled:
+        writer.close()
+    return {
+        "stalled": args.stalled,
+        "stored_events": args.events,
+        "event_kb": args.size_kb,
+        "answer_mb_each": round(args.events * args.size_kb / 1024, 1),
+        "hold_seconds": args.hold,
+        "rss_baseline_mb": round(baseline / 1024, 1),
+        "rss_peak_mb": round(peak / 1024, 1),
+    }
+
+
+async def open_stalled(
+    reader: asyncio.StreamReader,
+    writer: asyncio.StreamWriter,
+    req_filter: dict[str, Any] | None = None,
+) -> bytes:
+    """A raw WebSocket that sends one REQ (kind 1 live, by default) and never reads again."""
     key = "dGhlIHNhbXBsZSBub25jZQ=="
     writer.write(
         (
@@ -254,7 +294,8 @@ async def open_stalled(reader: asyncio.StreamReader, writer: asyncio.StreamWrite
         ).encode()
     )
     head = await reader.readuntil(b"\r\n\r\n")
-    payload = orjson.dumps(["REQ", "stall", {"kinds": [1], "limit": 0}])
+    payload = orjson.dumps(["REQ", "stall", req_filter or {"kinds": [1], "limit": 0}])
+    assert len(payload) < 126, "one short masked frame"
     mask = os.urandom(4)
     masked = bytes(b ^ mask[i % 4] for i, b in enumerate(payload))
     writer.write(bytes([0x81, 0x80 | len(payload)]) + mask + masked)
@@ -265,7 +306,8 @@ async def open_stalled(reader: asyncio.StreamReader, writer: asyncio.StreamWrite
 def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--tree", type=Path, default=Path(__file__).resolve().parents[1])
-    parser.add_argument("--mode", choices=("subindex", "slowreader"), required=True)
+    parser.add_argument("--mode", choices=("subindex", "slowreader", "stalledreq"), required=True)
+    parser.add_argument("--hold", type=float, default=5.0, help="stalledreq: seconds sampled")
     parser.add_argument("--env", action="append", default=[], help="SECTION__KEY=value")
     parser.add_argument("--connections", type=int, default=4)
     parser.add_argument("--subscriptions", type=int, default=50)
@@ -282,7 +324,11 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
 
 async def main(args: argparse.Namespace) -> None:
     async with serve(args.tree.resolve(), args.env) as (port, pid):
-        runner = run_subindex if args.mode == "subindex" else run_slowreader
+        runner = {
+            "subindex": run_subindex,
+            "slowreader": run_slowreader,
+            "stalledreq": run_stalledreq,
+        }[args.mode]
         result = await runner(args, port, pid)
     print(json.dumps({"mode": args.mode, "tree": str(args.tree), **result}, indent=2))
 
