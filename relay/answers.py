@@ -11,6 +11,7 @@ from __future__ import annotations
 import logging
 import time
 from collections.abc import Callable, Iterable
+from contextlib import aclosing
 from dataclasses import replace
 
 from relay.answer_pages import answer_pages, is_large
@@ -107,10 +108,11 @@ class Answers:
         each page is read from the store once the client has read the last one, so the
         connection holds about one page, however large the answer."""
         try:
-            async for page in answer_pages(self.store, sub.filters, int(self.clock())):
-                if not await self._send_events(peer, sub, page):
-                    return
-                await peer.drain()
+            async with aclosing(answer_pages(self.store, sub.filters, int(self.clock()))) as pages:
+                async for page in pages:
+                    if not await self._send_events(peer, sub, page):
+                        return
+                    await peer.drain()
         except StoreUnavailable as exc:
             self._query_failed(peer, sub, exc)
             return
