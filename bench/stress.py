@@ -189,14 +189,7 @@ async def run_slowreader(args: argparse.Namespace, port: int, pid: int) -> dict[
     readers = [await open_client(port) for _ in range(args.readers)]
     for ws in readers:
         await req_until_eose(ws, "r", {"kinds": [1], "limit": 0})
-    stalled = []
-    for _ in range(args.stalled):
-        reader, writer = await asyncio.open_connection("127.0.0.1", port, limit=4096)
-        sock = writer.get_extra_info("socket")
-        sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
-        stalled.append(writer)
-        raw = await open_stalled(reader, writer)
-        del raw
+    stalled = await stalled_clients(port, args.stalled, {"kinds": [1], "limit": 0})
     received = [0] * len(readers)
     dropped = [False] * len(readers)
 
@@ -257,12 +250,7 @@ async def run_stalledreq(args: argparse.Namespace, port: int, pid: int) -> dict[
         await publish(publisher, event.raw)
     baseline = rss_kb(pid)
     peak = baseline
-    stalled = []
-    for _ in range(args.stalled):
-        reader, writer = await asyncio.open_connection("127.0.0.1", port, limit=4096)
-        writer.get_extra_info("socket").setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
-        stalled.append(writer)
-        await open_stalled(reader, writer, {"kinds": [1], "limit": 1000})
+    stalled = await stalled_clients(port, args.stalled, {"kinds": [1], "limit": 1000})
     deadline = time.perf_counter() + args.hold
     while time.perf_counter() < deadline:
         peak = max(peak, rss_kb(pid))
@@ -280,12 +268,24 @@ async def run_stalledreq(args: argparse.Namespace, port: int, pid: int) -> dict[
     }
 
 
+async def stalled_clients(
+    port: int, count: int, req_filter: dict[str, Any]
+) -> list[asyncio.StreamWriter]:
+    """``count`` raw WebSockets with tiny receive buffers that each send one REQ of
+    ``req_filter`` and never read again (close their writers when done)."""
+    writers = []
+    for _ in range(count):
+        reader, writer = await asyncio.open_connection("127.0.0.1", port, limit=4096)
+        writer.get_extra_info("socket").setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
+        writers.append(writer)
+        await open_stalled(reader, writer, req_filter)
+    return writers
+
+
 async def open_stalled(
-    reader: asyncio.StreamReader,
-    writer: asyncio.StreamWriter,
-    req_filter: dict[str, Any] | None = None,
+    reader: asyncio.StreamReader, writer: asyncio.StreamWriter, req_filter: dict[str, Any]
 ) -> bytes:
-    """A raw WebSocket that sends one REQ (kind 1 live, by default) and never reads again."""
+    """A raw WebSocket that sends one REQ of ``req_filter`` and never reads again."""
     key = "dGhlIHNhbXBsZSBub25jZQ=="
     writer.write(
         (
@@ -294,7 +294,7 @@ async def open_stalled(
         ).encode()
     )
     head = await reader.readuntil(b"\r\n\r\n")
-    payload = orjson.dumps(["REQ", "stall", req_filter or {"kinds": [1], "limit": 0}])
+    payload = orjson.dumps(["REQ", "stall", req_filter])
     assert len(payload) < 126, "one short masked frame"
     mask = os.urandom(4)
     masked = bytes(b ^ mask[i % 4] for i, b in enumerate(payload))
