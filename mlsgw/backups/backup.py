@@ -104,7 +104,31 @@ def _side_files(
     return redact_service(description), relay, how
 
 
-def _manifest(plan: BackupPlan, result: ExportResult, ctx: RunContext) -> dict[str, Any]:
+COLLECTION_COUNTS = "collection counts"
+
+
+def snapshot_counts(
+    ctx: RunContext, plan: BackupPlan, exported: ExportResult
+) -> tuple[Step, dict[str, int] | None]:
+    """The documents of each top-level collection at the export's snapshot time (COUNT
+    aggregations with that ``read_time``), or ``None`` when they could not be counted: then
+    the step is a warning, never a failure of the backup."""
+    at = exported.snapshot_time or plan.snapshot
+    try:
+        counts = dict(ctx.cloud.firestore_documents().count_documents(plan.database, at))
+    except MlsgwError as exc:
+        detail = (
+            f"could not count the collections as of the snapshot: {exc}; the manifest records"
+            " them as unknown, so a restore compares the total only"
+        )
+        return Step(COLLECTION_COUNTS, Status.WARNING, detail), None
+    listed = ", ".join(f"{name} {n}" for name, n in sorted(counts.items())) or "no collections"
+    return Step(COLLECTION_COUNTS, Status.OK, f"{listed} (as of {at:%H:%M} UTC)"), counts
+
+
+def _manifest(
+    plan: BackupPlan, result: ExportResult, ctx: RunContext, counts: dict[str, int] | None
+) -> dict[str, Any]:
     progress = result.operation.progress
     return {
         "format": MANIFEST_FORMAT,
@@ -115,6 +139,7 @@ def _manifest(plan: BackupPlan, result: ExportResult, ctx: RunContext) -> dict[s
         "documents": progress.documents,
         "bytes": progress.bytes,
         "collections": list(result.collection_ids) or "all",
+        "collection_counts": counts,
         "service": plan.service_name,
         "run_id": ctx.run_id,
         "mlsgw_version": __version__,
@@ -195,8 +220,9 @@ def run_backup(
 def _write_side_files(
     ctx: RunContext, plan: BackupPlan, exported: ExportResult, config: Path | None, trail: Trail
 ) -> str | None:
-    """Service description, relay config and manifest beside the export; the export path
-    and counts into the ledger's result. Why it failed, else ``None``."""
+    """Service description, relay config and manifest beside the export (with the documents
+    per collection as of the snapshot, ``null`` when unknown); the export path and counts
+    into the ledger's result. Why it failed, else ``None``."""
     progress = exported.operation.progress
     trail.result.update(
         export=exported.output_uri_prefix,
@@ -204,13 +230,16 @@ def _write_side_files(
         documents=progress.documents,
         bytes=progress.bytes,
     )
+    counted, counts = snapshot_counts(ctx, plan, exported)
+    trail.steps.append(counted)
+    trail.result["collection_counts"] = counts
     objects = ctx.cloud.objects()
     try:
         service, relay, how = _side_files(ctx, plan, config)
         if service:
             objects.write(plan.bucket, f"{plan.prefix}/{SERVICE_FILE}", _dump(service), JSON)
             objects.write(plan.bucket, f"{plan.prefix}/{CONFIG_FILE}", _dump(relay), JSON)
-        manifest = _manifest(plan, exported, ctx)
+        manifest = _manifest(plan, exported, ctx, counts)
         objects.write(plan.bucket, f"{plan.prefix}/{MANIFEST}", _dump(manifest), JSON)
         trail.steps.append(Step("side files", Status.OK, how))
         if objects.read(plan.bucket, overall_metadata(plan.prefix)) is None:

@@ -4,6 +4,7 @@ validation, and the exact commands that continue it or reopen traffic after a fa
 from __future__ import annotations
 
 import shlex
+from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import datetime
 
@@ -33,6 +34,9 @@ class RestoreSource:
     """Documents the export holds, from its manifest or its export operation."""
     counted_by: str
     """Where :attr:`documents` came from (for the report)."""
+    collections: Mapping[str, int] | None = None
+    """Documents per top-level collection at the export's snapshot, from mlsgw's manifest;
+    ``None`` when not recorded (older backups, exports not made by mlsgw)."""
 
     def describe(self, now: datetime) -> str:
         """``gs://b/p (taken 2026-12-01 06:00 UTC, 5 h 3 min ago)``."""
@@ -60,7 +64,12 @@ class RestorePlan:
         return (
             Change(self.service_name, "ingress", self.saved_ingress, STOPPED_INGRESS),
             Change(self.database, "import", "", self.source.uri),
-            Change(self.database, "validate", "", f"document count, /health and REQ at {where}"),
+            Change(
+                self.database,
+                "validate",
+                "",
+                f"document counts, /health and REQ at {where}",
+            ),
             Change(self.service_name, "ingress", STOPPED_INGRESS, self.saved_ingress),
             Change(self.service_name, "healthcheck", "", "service Ready, /health, WebSocket REQ"),
         )
@@ -85,6 +94,32 @@ def count_step(expected: int | None, imported: int, counted_by: str) -> Step:
     return Step(
         "validate counts", Status.OK, f"{imported} documents, as in the export ({counted_by})"
     )
+
+
+def compare_collections(
+    expected: Mapping[str, int], counted: Mapping[str, int], step: str, counted_by: str
+) -> Step:
+    """The per-collection part of validation after an in-place import: each collection of
+    the export must hold at least its documents at the snapshot (an import keeps documents
+    written since, so more is fine); fewer in any is CRITICAL, naming it and both numbers."""
+    short = [
+        f"{name}: {counted.get(name, 0)} documents after the import, the export holds {n}"
+        for name, n in sorted(expected.items())
+        if counted.get(name, 0) < n
+    ]
+    if short:
+        return Step(step, Status.CRITICAL, "; ".join(short) + f" ({counted_by})")
+    lines = []
+    for name in sorted({*expected, *counted}):
+        now, then = counted.get(name, 0), expected.get(name)
+        if then is None:
+            lines.append(f"{name} {now} (not in the export)")
+        elif now == then:
+            lines.append(f"{name} {now} (as in the export)")
+        else:
+            lines.append(f"{name} {now} (export {then}, {now - then} written since)")
+    listed = ", ".join(lines) or "no collections, none in the export"
+    return Step(step, Status.OK, f"{listed}; none has fewer than the export ({counted_by})")
 
 
 def _target_flags(target: Target) -> list[str]:

@@ -8,6 +8,7 @@ written to the ledger (a ``started`` line) before traffic is stopped, so ``--res
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from typing import Any
 
 from mlsgw.backups.inventory import parse_manifest
@@ -22,12 +23,14 @@ from mlsgw.backups.plan import (
     VALIDATE,
     RestorePlan,
     RestoreSource,
+    compare_collections,
     count_step,
     next_commands,
 )
 from mlsgw.backups.safety import recorded, unwritable_ledger
 from mlsgw.backups.service_writes import set_ingress
 from mlsgw.backups.validate import (
+    COLLECTION_COUNTS,
     collection_counts_step,
     healthcheck_steps,
     probe_steps,
@@ -43,8 +46,19 @@ from mlsgw.runbook.engine import record
 COMMAND = "restore"
 
 
+def _collection_counts(manifest: Mapping[str, object]) -> dict[str, int] | None:
+    """The manifest's documents per collection, ``None`` when absent or not well formed."""
+    counts = manifest.get("collection_counts")
+    if not isinstance(counts, dict):
+        return None
+    if not all(isinstance(n, int) and not isinstance(n, bool) for n in counts.values()):
+        return None
+    return {str(name): int(n) for name, n in counts.items()}
+
+
 def read_source(ctx: RunContext, uri: str, database: str) -> RestoreSource:
-    """The export at ``uri``: it must exist; its time and document count where recorded."""
+    """The export at ``uri``: it must exist; its time and document count where recorded,
+    and its documents per collection where mlsgw's manifest has them."""
     bucket, prefix = split_gs(uri)
     uri = f"gs://{bucket}/{prefix}"
     objects = ctx.cloud.objects()
@@ -56,7 +70,8 @@ def read_source(ctx: RunContext, uri: str, database: str) -> RestoreSource:
     taken = export_time(prefix.rsplit("/", 1)[-1]) or overall.updated
     documents = manifest.get("documents")
     if isinstance(documents, int):
-        return RestoreSource(uri, taken, documents, f"manifest {MANIFEST}")
+        collections = _collection_counts(manifest)
+        return RestoreSource(uri, taken, documents, f"manifest {MANIFEST}", collections)
     operation = ctx.cloud.firestore_backups().export_operation(database, uri)
     if operation is not None and operation.succeeded:
         return RestoreSource(uri, taken, operation.progress.documents, "its export operation")
@@ -193,8 +208,7 @@ def run_restore(
     )
     ctx.reporter.step("validating the restored data")
     checks = [count_step(source.documents, imported.progress.documents, source.counted_by)]
-    per_collection, result["collection_counts"] = collection_counts_step(ctx, db)
-    checks.append(per_collection)
+    checks.append(_collections_check(ctx, source, db, result))
     checks.extend(probe_steps(ctx, plan.validate_url))
     steps.extend(checks)
     bad = [s for s in checks if s.status is Status.CRITICAL]
@@ -210,6 +224,29 @@ def run_restore(
         return failed(REOPEN, str(exc))
     steps.append(Step(REOPEN, Status.OK, f"ingress {STOPPED_INGRESS} → {reopened.ingress}"))
     return _finish(ctx, steps, report, f"restored {source.uri} into {db}")
+
+
+def _collections_check(
+    ctx: RunContext, source: RestoreSource, db: str, result: dict[str, Any]
+) -> Step:
+    """The documents of each collection after the import (into ``result``), compared with
+    the export's per-collection counts when its manifest has them, else only reported."""
+    counted, result["collection_counts"] = collection_counts_step(ctx, db)
+    if counted.status is not Status.OK:
+        if source.collections is None:
+            return counted
+        missed = "; the export's per-collection counts could not be compared"
+        return Step(counted.name, counted.status, counted.detail + missed)
+    if source.collections is None:
+        why = (
+            "the manifest has no per-collection counts"
+            if source.counted_by.startswith("manifest")
+            else "there is no mlsgw manifest"
+        )
+        return Step(COLLECTION_COUNTS, Status.OK, f"{counted.detail} (not compared: {why})")
+    return compare_collections(
+        source.collections, result["collection_counts"], COLLECTION_COUNTS, source.counted_by
+    )
 
 
 def _finish(ctx: RunContext, steps: list[Step], report: Any, done: str) -> ActionReport:

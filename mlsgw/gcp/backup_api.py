@@ -184,9 +184,12 @@ class FirestoreBackupsApi(Protocol):
 class FirestoreDocumentsApi(Protocol):
     """Firestore (data plane): what a database holds."""
 
-    def count_documents(self, database: str) -> Mapping[str, int]:
+    def count_documents(
+        self, database: str, read_time: datetime | None = None
+    ) -> Mapping[str, int]:
         """Documents per top-level collection of ``database`` (full name), each counted by a
-        COUNT aggregation on the server; an empty mapping for an empty database."""
+        COUNT aggregation on the server; an empty mapping for an empty database. With
+        ``read_time``, the database as it was then (within its version retention)."""
         ...
 
 

@@ -8,7 +8,9 @@ Routes as ``firestore_admin_v1`` (``transport="rest"``) sends them (``rest_base.
   of ``GET …/databases/{db}/operations/{id}``. A finished export writes the files Firestore
   writes into the Cloud Storage stand-in (``<prefix>/<last>.overall_export_metadata``,
   ``all_namespaces/all_kinds/…export_metadata`` and ``output-0``); an import needs the
-  overall metadata file and replaces the documents of the exported collections.
+  overall metadata file and writes the exported documents back, keeping those written since:
+  each exported collection ends with the larger of its count and the export's (the
+  stand-in knows counts, not documents).
 - ``GET …/databases/{db}``, ``GET|POST …/backupSchedules``, ``PATCH …/backupSchedules/{id}``,
   ``GET …/locations/{loc}/backups[/{id}]`` (``-`` = every location),
   ``POST …/databases:restore`` and ``POST …/databases:clone`` (``RestoreDatabaseMetadata`` /
@@ -51,7 +53,8 @@ def ts(moment: datetime) -> str:
     return moment.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
 
 
-def _parse_ts(value: str) -> datetime:
+def parse_ts(value: str) -> datetime:
+    """An RFC 3339 timestamp as the API takes it; 400 when it is not one."""
     try:
         return datetime.fromisoformat(value.replace("Z", "+00:00"))
     except ValueError:
@@ -273,7 +276,7 @@ class FirestoreBackupsStandIn:
         now = datetime.now(UTC)
         snapshot = None
         if body.get("snapshotTime"):
-            snapshot = _parse_ts(body["snapshotTime"])
+            snapshot = parse_ts(body["snapshotTime"])
             if snapshot.second or snapshot.microsecond:
                 raise ApiError(400, "snapshot_time must be rounded to the minute.")
             if snapshot >= now or snapshot < now - record.retention:
@@ -341,7 +344,8 @@ class FirestoreBackupsStandIn:
                     "metadata": {"operationState": "FAILED"},
                     "error": {"code": 13, "message": failure},
                 }
-            record.collections.update(contents)
+            for name, n in contents.items():
+                record.collections[name] = max(record.collections.get(name, 0), n)
             return {
                 "metadata": {
                     "operationState": "SUCCESSFUL",
@@ -520,7 +524,7 @@ class FirestoreBackupsStandIn:
         source = self.databases.get(str(snapshot.get("database", "")))
         if source is None:
             raise ApiError(404, f"Database {snapshot.get('database')} does not exist.")
-        at = _parse_ts(str(snapshot.get("snapshotTime", "")))
+        at = parse_ts(str(snapshot.get("snapshotTime", "")))
         now = datetime.now(UTC)
         if not source.pitr:
             raise ApiError(400, f"Point-in-time recovery is not enabled on {source.name}.")
