@@ -257,3 +257,47 @@ def test_backup_without_a_service_writes_only_the_manifest(cli: Cli, data: Googl
     assert [n.rsplit("/", 1)[-1] for n in names] == ["backup.json"]
     side = next(s for s in json.loads(result.stdout)["steps"] if s["name"] == "side files")
     assert "no Cloud Run service configured" in side["detail"]
+
+
+def test_backup_records_each_collections_documents_at_the_snapshot_in_its_manifest(
+    cli: Cli, data: GoogleStandIn, target_args: list[str]
+) -> None:
+    """The manifest has the documents of each top-level collection, counted with COUNT
+    aggregations read at the export's snapshot time (not now)."""
+    result = cli("backup", *target_args, "--yes", "--json")
+    assert result.exit_code == 0, result.stdout
+    [sent] = data.server.calls("POST", re.escape(f"/v1/{DB}:exportDocuments"))
+    prefix = sent.body["outputUriPrefix"].removeprefix(f"gs://{BUCKET}/")
+    manifest = json.loads(data.storage.get(BUCKET, f"{prefix}/mlsgw/backup.json").data)  # type: ignore[union-attr]
+    assert manifest["collection_counts"] == {"events": 40, "groups": 2}
+    docs = re.escape(f"/v1/{DB}/documents")
+    counted = data.server.calls("POST", docs + ":runAggregationQuery")
+    listed = data.server.calls("POST", docs + ":listCollectionIds")
+    read_times = [json.loads(c.raw)["readTime"] for c in counted] + [
+        c.body["readTime"] for c in listed
+    ]
+    snapshot = datetime.fromisoformat(sent.body["snapshotTime"].replace("Z", "+00:00"))
+    assert len(read_times) == 3
+    assert {datetime.fromisoformat(t.replace("Z", "+00:00")) for t in read_times} == {snapshot}
+    step = next(s for s in json.loads(result.stdout)["steps"] if s["name"] == "collection counts")
+    assert step["status"] == "ok" and step["detail"].startswith("events 40, groups 2")
+
+
+def test_backup_whose_collections_cannot_be_counted_succeeds_and_records_them_as_unknown(
+    cli: Cli, data: GoogleStandIn, target_args: list[str]
+) -> None:
+    """A COUNT refused: the backup is still done (exit 0); the step warns and the manifest
+    records the per-collection counts as null (unknown)."""
+    from tests.stand_ins.rest import ApiError
+
+    data.server.fail(
+        "POST", r".*:runAggregationQuery", ApiError(403, "Missing datastore.entities.list")
+    )
+    result = cli("backup", *target_args, "--yes", "--json")
+    assert result.exit_code == 0, result.stdout
+    document = json.loads(result.stdout)
+    step = next(s for s in document["steps"] if s["name"] == "collection counts")
+    assert step["status"] == "warning" and "unknown" in step["detail"]
+    prefix = document["data"]["result"]["export"].removeprefix(f"gs://{BUCKET}/")
+    manifest = json.loads(data.storage.get(BUCKET, f"{prefix}/mlsgw/backup.json").data)  # type: ignore[union-attr]
+    assert manifest["collection_counts"] is None and manifest["documents"] == 42

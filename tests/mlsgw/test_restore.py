@@ -194,6 +194,74 @@ def test_count_mismatch_fails_validation_and_keeps_traffic_stopped(
     assert world.run.service(SERVICE).ingress == INGRESS_INTERNAL
 
 
+def short_import(world: GoogleStandIn, export: str) -> None:
+    """The groups were deleted after the export, and the import writes back only one of its
+    two (the total still matches: the export's files hold 41 events and 1 group)."""
+    world.backups.database(PROJECT).collections["groups"] = 0  # type: ignore[union-attr]
+    world.backups.exports[export] = {"events": 41, "groups": 1}
+
+
+def test_a_collection_left_with_fewer_documents_than_the_export_fails_validation(
+    cli: Cli, world: GoogleStandIn, export: str, target_args: list[str], relay: RelayProcess
+) -> None:
+    """The total matches but groups has 1 document where the export's manifest counted 2:
+    validate fails naming the collection and both numbers; traffic stays stopped."""
+    short_import(world, export)
+    result = cli("restore", export, *target_args, "--validate-url", relay.url, "--yes", "--json")
+    assert result.exit_code == 1, result.stdout
+    document = json.loads(result.stdout)
+    steps = {s["name"]: s for s in document["steps"]}
+    assert steps["validate counts"]["status"] == "ok"
+    assert steps["collection counts"]["status"] == "critical"
+    assert "groups: 1 documents after the import, the export holds 2" in document["summary"]
+    assert "events" not in steps["collection counts"]["detail"]
+    assert document["data"]["result"]["collection_counts"] == {"events": 55, "groups": 1}
+    assert steps["reopen traffic"]["status"] == "skipped"
+    assert world.run.service(SERVICE).ingress == INGRESS_INTERNAL
+
+
+def test_collections_with_documents_written_since_the_export_pass_validation(
+    cli: Cli, world: GoogleStandIn, export: str, target_args: list[str], relay: RelayProcess
+) -> None:
+    """An in-place import keeps what was written after the export: more documents in a
+    collection (events 55 of 40) or a new collection is fine, and the step shows each."""
+    world.backups.database(PROJECT).collections["reactions"] = 3  # type: ignore[union-attr]
+    result = cli("restore", export, *target_args, "--validate-url", relay.url, "--yes", "--json")
+    assert result.exit_code == 0, result.stdout
+    document = json.loads(result.stdout)
+    (step,) = [s for s in document["steps"] if s["name"] == "collection counts"]
+    assert step["status"] == "ok"
+    assert step["detail"].startswith(
+        "events 55 (export 40, 15 written since), groups 2 (as in the export), "
+        "reactions 3 (not in the export)"
+    )
+    assert document["data"]["result"]["collection_counts"] == {
+        "events": 55,
+        "groups": 2,
+        "reactions": 3,
+    }
+
+
+def test_a_manifest_without_collection_counts_is_reported_not_compared(
+    cli: Cli, world: GoogleStandIn, export: str, target_args: list[str], relay: RelayProcess
+) -> None:
+    """A backup made before mlsgw recorded per-collection counts: the same short import
+    passes (the total matches), and the step says the counts were not compared and why."""
+    bucket, prefix = export.removeprefix("gs://").split("/", 1)
+    manifest = json.loads(world.storage.get(bucket, f"{prefix}/mlsgw/backup.json").data)  # type: ignore[union-attr]
+    del manifest["collection_counts"]
+    world.storage.put(bucket, f"{prefix}/mlsgw/backup.json", json.dumps(manifest).encode())
+    short_import(world, export)
+    result = cli("restore", export, *target_args, "--validate-url", relay.url, "--yes", "--json")
+    assert result.exit_code == 0, result.stdout
+    document = json.loads(result.stdout)
+    (step,) = [s for s in document["steps"] if s["name"] == "collection counts"]
+    assert step["status"] == "ok"
+    assert step["detail"] == (
+        "events 55, groups 1 (not compared: the manifest has no per-collection counts)"
+    )
+
+
 def test_dry_run_and_no_terminal_change_nothing(
     cli: Cli, world: GoogleStandIn, export: str, target_args: list[str], ledger_path: Path
 ) -> None:
@@ -347,6 +415,10 @@ def test_an_export_made_elsewhere_is_validated_against_its_export_operation(
     assert result.exit_code == 0, result.stdout
     counts = next(s for s in json.loads(result.stdout)["steps"] if s["name"] == "validate counts")
     assert counts["status"] == "ok" and "its export operation" in counts["detail"]
+    per_collection = next(
+        s for s in json.loads(result.stdout)["steps"] if s["name"] == "collection counts"
+    )
+    assert per_collection["detail"].endswith("(not compared: there is no mlsgw manifest)")
 
 
 def test_an_unwritable_ledger_refuses_before_traffic_stops(
