@@ -23,8 +23,8 @@ COLLECTION_COUNTS = "collection counts"
 
 def collection_counts_step(ctx: RunContext, database: str) -> tuple[Step, dict[str, int]]:
     """The documents of each top-level collection of ``database``, counted on the server
-    after the import. Reported, not compared: an in-place import keeps the documents
-    written since the export (the total against the export is :func:`count_step`'s)."""
+    after the import or restore; a warning (and no counts) when they cannot be counted.
+    Comparing them with an export's is the caller's (:func:`plan.compare_collections`)."""
     try:
         counts = dict(ctx.cloud.firestore_documents().count_documents(database))
     except MlsgwError as exc:
