@@ -2,7 +2,9 @@
 database, validated on a revision that gets no traffic, then (after confirmation) the
 service switched to it with no downtime. The old database is kept.
 
-Steps: restore database → validate database → deploy revision (database id in the
+Steps: restore database → validate database (readable, and its documents counted and
+compared with the source: the backup's total, or each collection of the source database
+as of the PITR time) → deploy revision (database id in the
 environment, a tag, 0 %) → validate revision (``/health`` and REQ at its tag URL) →
 confirm → switch traffic → verify ``/health``. Nothing public changes before the switch.
 """
@@ -10,6 +12,7 @@ confirm → switch traffic → verify ``/health``. Nothing public changes before
 from __future__ import annotations
 
 import re
+from collections.abc import Mapping
 from datetime import datetime
 from typing import Any
 
@@ -18,7 +21,7 @@ from mlsgw.backups.inventory import format_age
 from mlsgw.backups.naming import database_name
 from mlsgw.backups.safety import recorded, unwritable_ledger
 from mlsgw.backups.service_writes import update_service
-from mlsgw.backups.validate import collection_counts_step, probe_steps
+from mlsgw.backups.validate import COLLECTION_COUNTS, collection_counts_step, probe_steps
 from mlsgw.commands.deploy import no_traffic_split
 from mlsgw.errors import MlsgwError, NotFound, Refused, UsageError
 from mlsgw.gcp.backup_api import DatabaseInfo, OperationStatus
@@ -92,7 +95,7 @@ def run_restore_new(
     now = ctx.clock()
     ctx.reporter.step("reading the service, the source and the new database id")
     service = run.get_service(name)
-    source_text = _check_source(api, backup, at, source_db, now)
+    source_text, backup_documents = _check_source(api, backup, at, source_db, now)
     try:
         api.get_database(new_name)
     except NotFound:
@@ -175,6 +178,19 @@ def run_restore_new(
         steps.append(Step("confirm", Status.SKIPPED, str(exc)))
         return report(Outcome.REFUSED, str(exc))
     progress = _progress(ctx)
+    source_counts: dict[str, int] | None = None
+    not_counted = ""
+    if at is not None:
+        # Counted before the clone, which may take long: ``at`` is then further from the
+        # edge of the version retention.
+        ctx.reporter.step(f"counting the documents of {source_db} as of {at:%H:%M} UTC")
+        source_counts, not_counted = _source_counts(ctx, source_db, at)
+        result["expected_collection_counts"] = source_counts
+        expected_total = None if source_counts is None else sum(source_counts.values())
+    else:
+        result["expected_collection_counts"] = None
+        expected_total = backup_documents
+    result["expected_documents"] = expected_total
     try:
         if backup is not None:
             restored = api.restore_database(target.project, new_database, backup, progress)
@@ -190,10 +206,24 @@ def run_restore_new(
     except MlsgwError as exc:
         steps.append(Step(CHECK_DB, Status.CRITICAL, str(exc)))
         return failed(CHECK_DB, str(exc))
-    steps.append(Step(CHECK_DB, Status.OK, checked))
     ctx.reporter.step(f"counting the documents of {new_name}")
     counted, result["collection_counts"] = collection_counts_step(ctx, new_name)
-    steps.append(counted)
+    if counted.status is not Status.OK:
+        compared = Step(counted.name, counted.status, f"{counted.detail}; not compared")
+    elif at is not None:
+        compared = (
+            exact_collections_step(source_counts, counted.detail, result["collection_counts"])
+            if source_counts is not None
+            else Step(COLLECTION_COUNTS, Status.WARNING, f"{counted.detail}; {not_counted}")
+        )
+    else:
+        compared = total_step(backup_documents, counted.detail, result["collection_counts"])
+    steps.append(compared)
+    if compared.status is Status.CRITICAL:
+        detail = f"{compared.detail}; {new_database} is kept for inspection"
+        steps.append(Step(CHECK_DB, Status.CRITICAL, detail))
+        return failed(CHECK_DB, detail)
+    steps.append(Step(CHECK_DB, Status.OK, checked))
     ctx.reporter.step(f"deploying {revision} with no traffic")
     try:
         deployed = update_service(
@@ -267,10 +297,55 @@ def _traffic(traffic: tuple[TrafficTarget, ...]) -> str:
     return ", ".join(t.describe() for t in traffic) or "(none)"
 
 
+def total_step(expected: int | None, listed: str, counted: Mapping[str, int]) -> Step:
+    """The new database restored from a managed backup must hold exactly the documents the
+    backup's metadata counts (the relay writes top-level collections only, so their sum is
+    every document): fewer or more is CRITICAL naming both numbers; with no count in the
+    metadata, a warning that they were not compared."""
+    if expected is None:
+        why = "the backup's metadata gives no document count"
+        return Step(COLLECTION_COUNTS, Status.WARNING, f"{listed} (not compared: {why})")
+    total = sum(counted.values())
+    if total != expected:
+        return Step(
+            COLLECTION_COUNTS,
+            Status.CRITICAL,
+            f"{total} documents in the new database, the backup holds {expected} ({listed})",
+        )
+    return Step(COLLECTION_COUNTS, Status.OK, f"{listed}: {total} documents, as in the backup")
+
+
+def exact_collections_step(
+    expected: Mapping[str, int], listed: str, counted: Mapping[str, int]
+) -> Step:
+    """A PITR clone must hold exactly what the source held at that time: any collection
+    with another count (or missing on either side) is CRITICAL, naming it and both numbers."""
+    differ = [
+        f"{name}: {counted.get(name, 0)} documents in the new database, "
+        f"the source held {expected.get(name, 0)}"
+        for name in sorted({*expected, *counted})
+        if counted.get(name, 0) != expected.get(name, 0)
+    ]
+    if differ:
+        return Step(COLLECTION_COUNTS, Status.CRITICAL, "; ".join(differ))
+    return Step(COLLECTION_COUNTS, Status.OK, f"{listed}: as in the source at that time")
+
+
+def _source_counts(
+    ctx: RunContext, source_db: str, at: datetime
+) -> tuple[dict[str, int] | None, str]:
+    """The source's documents per collection as of ``at``, or ``None`` and why not."""
+    try:
+        return dict(ctx.cloud.firestore_documents().count_documents(source_db, read_time=at)), ""
+    except MlsgwError as exc:
+        return None, f"not compared: {source_db} could not be counted as of {at:%H:%M} UTC: {exc}"
+
+
 def _check_source(
     api: Any, backup: str | None, at: datetime | None, source_db: str, now: datetime
-) -> str:
-    """What will be restored, refused when unusable (not READY, PITR off, out of range)."""
+) -> tuple[str, int | None]:
+    """What will be restored, refused when unusable (not READY, PITR off, out of range), and
+    the documents a managed backup holds by its metadata (``None``: unknown, or a PITR time)."""
     if backup is not None:
         if not _BACKUP_NAME.fullmatch(backup):
             raise UsageError(
@@ -282,7 +357,7 @@ def _check_source(
             raise Refused(f"{backup} is {found.state}, not READY")
         age = f", {format_age(now - found.snapshot_time)} ago" if found.snapshot_time else ""
         count = f", {found.document_count} documents" if found.document_count is not None else ""
-        return f"backup {backup} (of {found.database}{age}{count})"
+        return f"backup {backup} (of {found.database}{age}{count})", found.document_count
     assert at is not None
     if at.second or at.microsecond:
         raise UsageError(f"--at {at.isoformat()}: point-in-time recovery takes whole minutes")
@@ -302,7 +377,7 @@ def _check_source(
         )
     if at >= now:
         raise UsageError("--at must be in the past")
-    return f"{source_db} as of {at:%Y-%m-%d %H:%M} UTC ({format_age(now - at)} ago)"
+    return f"{source_db} as of {at:%Y-%m-%d %H:%M} UTC ({format_age(now - at)} ago)", None
 
 
 def _check_database(api: Any, name: str, restored: DatabaseInfo) -> str:

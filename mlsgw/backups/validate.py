@@ -24,7 +24,8 @@ COLLECTION_COUNTS = "collection counts"
 def collection_counts_step(ctx: RunContext, database: str) -> tuple[Step, dict[str, int]]:
     """The documents of each top-level collection of ``database``, counted on the server
     after the import or restore; a warning (and no counts) when they cannot be counted.
-    Comparing them with an export's is the caller's (:func:`plan.compare_collections`)."""
+    Comparing them is the caller's (:func:`plan.compare_collections` after an import,
+    :mod:`restore_new`'s for a new database)."""
     try:
         counts = dict(ctx.cloud.firestore_documents().count_documents(database))
     except MlsgwError as exc:

@@ -111,6 +111,9 @@ class FirestoreBackupsStandIn:
         self.fail_restores: list[str] = []
         """Messages: each next restore operation fails with one, leaving the new database
         created but empty (a half-done restore)."""
+        self.alter_restores: list[dict[str, int]] = []
+        """Collection counts: each next restore or clone that succeeds ends with these set on
+        its new database (documents lost or gained on the way)."""
         self._running: dict[str, tuple[Json, Callable[[], Json]]] = {}
         self._polls: dict[str, int] = {}
         self._ids = itertools.count(1)
@@ -481,9 +484,11 @@ class FirestoreBackupsStandIn:
         }
 
         failure = self.fail_restores.pop(0) if self.fail_restores else None
+        altered = self.alter_restores.pop(0) if self.alter_restores and not failure else {}
 
         def finish() -> Json:
             record = self.add_database(project, database_id, {} if failure else contents)
+            record.collections.update(altered)
             record.created = datetime.now(UTC)
             if failure is not None:
                 return {
