@@ -22,7 +22,7 @@ from mlsgw.target import Target
 from tests.mlsgw.conftest import PROJECT, REGION, SERVICE, Cli, RelayProcess
 from tests.stand_ins.cloud_run import INGRESS_ALL, INGRESS_INTERNAL
 from tests.stand_ins.google import GoogleStandIn
-from tests.stand_ins.rest import Json
+from tests.stand_ins.rest import ApiError, Json
 
 BUCKET = f"{PROJECT}-backups"
 DB = f"projects/{PROJECT}/databases/(default)"
@@ -315,7 +315,10 @@ def test_to_database_restores_a_managed_backup_then_switches_after_validation(
     document = json.loads(result.stdout)
     assert "(default) is kept" in document["summary"]
     (counted,) = [s for s in document["steps"] if s["name"] == "collection counts"]
-    assert counted["status"] == "ok" and counted["detail"] == "events 40, groups 2", counted
+    assert counted["status"] == "ok", counted
+    assert counted["detail"] == "events 40, groups 2: 42 documents, as in the backup"
+    assert document["data"]["result"]["collection_counts"] == {"events": 40, "groups": 2}
+    assert document["data"]["result"]["expected_documents"] == 42
     order = [r.path for r in world.server.requests if r.method in ("POST", "PATCH")]
     restore_at = next(i for i, p in enumerate(order) if p.endswith("databases:restore"))
     first_patch = next(i for i, p in enumerate(order) if "/services/" in p)
@@ -339,19 +342,130 @@ def test_to_database_with_failing_validation_never_moves_traffic(
     assert any("mlsgw traffic --to-latest" in n for n in document["notices"])
 
 
+def test_to_database_fails_validation_when_the_new_database_has_fewer_documents(
+    cli: Cli, world: GoogleStandIn, target_args: list[str], relay: RelayProcess
+) -> None:
+    """The restored database holds 41 documents where the backup's metadata counts 42: exit
+    1, both numbers named, no revision deployed, traffic as before, the new database kept
+    for inspection."""
+    backup = world.backups.add_backup(PROJECT)
+    world.backups.alter_restores.append({"events": 39})
+    world.run.public_urls[f"{SERVICE}/restored"] = relay.url
+    before = world.run.service(SERVICE).serving()
+    result = cli("restore", backup, "--to-database", "short-1", *target_args, "--yes", "--json")
+    assert result.exit_code == 1, result.stdout
+    document = json.loads(result.stdout)
+    assert document["summary"].startswith("validate database failed")
+    assert "41 documents in the new database, the backup holds 42" in document["summary"]
+    assert "short-1 is kept for inspection" in document["summary"]
+    steps = {s["name"]: s["status"] for s in document["steps"]}
+    assert steps["collection counts"] == "critical" and steps["deploy revision"] == "skipped"
+    assert document["data"]["result"]["collection_counts"] == {"events": 39, "groups": 2}
+    assert document["data"]["result"]["expected_documents"] == 42
+    assert patches(world) == [] and world.run.service(SERVICE).serving() == before
+    assert world.backups.database(PROJECT, "short-1") is not None
+    assert any("--database=short-1" in n for n in document["notices"])
+
+
+def test_to_database_reports_counts_not_compared_when_the_backup_has_no_count(
+    cli: Cli, world: GoogleStandIn, target_args: list[str], relay: RelayProcess
+) -> None:
+    """A backup whose metadata has no document count: the counts are a warning saying they
+    were not compared and why, and the restore goes on to switch."""
+    backup = world.backups.add_backup(PROJECT)
+    del world.backups.backups[backup]["stats"]
+    world.run.public_urls[f"{SERVICE}/restored"] = relay.url
+    result = cli("restore", backup, "--to-database", "nocount-1", *target_args, "--yes", "--json")
+    assert result.exit_code == 0, result.stdout
+    document = json.loads(result.stdout)
+    (counted,) = [s for s in document["steps"] if s["name"] == "collection counts"]
+    assert counted["status"] == "warning"
+    assert counted["detail"] == (
+        "events 40, groups 2 (not compared: the backup's metadata gives no document count)"
+    )
+    assert document["data"]["result"]["expected_documents"] is None
+    assert world.run.service(SERVICE).serving() == {f"{SERVICE}-nocount-1": 100}
+
+
+def pitr_time() -> tuple[datetime, str]:
+    at = (datetime.now(UTC) - timedelta(hours=2)).replace(second=0, microsecond=0)
+    return at, at.strftime("%Y-%m-%dT%H:%MZ")
+
+
 def test_to_database_at_a_pitr_time_clones_the_database(
     cli: Cli, world: GoogleStandIn, target_args: list[str], relay: RelayProcess
 ) -> None:
-    """--at sends a PITR clone of the source database as of that whole minute."""
+    """--at sends a PITR clone of the source database as of that whole minute, and each
+    collection of the clone is compared with the source counted as of that time (the
+    stand-in answers a read time with the current counts: the source does not change)."""
     world.run.public_urls[f"{SERVICE}/restored"] = relay.url
-    at = (datetime.now(UTC) - timedelta(hours=2)).replace(second=0, microsecond=0)
-    stamp = at.strftime("%Y-%m-%dT%H:%MZ")
-    result = cli("restore", "--to-database", "pitr-1", "--at", stamp, *target_args, "--yes")
+    at, stamp = pitr_time()
+    result = cli(
+        "restore", "--to-database", "pitr-1", "--at", stamp, *target_args, "--yes", "--json"
+    )
     assert result.exit_code == 0, result.stdout
     [clone] = world.server.calls("POST", r"/v1/projects/[^/]+/databases:clone")
     assert clone.body["pitrSnapshot"]["database"] == DB
     sent = datetime.fromisoformat(clone.body["pitrSnapshot"]["snapshotTime"].replace("Z", "+00:00"))
     assert sent == at
+    source_counts = world.server.calls("POST", rf"/v1/{re.escape(DB)}/documents:\w+")
+    read_times = {json.loads(r.raw)["readTime"] for r in source_counts}
+    assert read_times == {at.strftime("%Y-%m-%dT%H:%M:%SZ")}, read_times
+    document = json.loads(result.stdout)
+    (counted,) = [s for s in document["steps"] if s["name"] == "collection counts"]
+    assert counted["status"] == "ok"
+    assert counted["detail"] == "events 40, groups 2: as in the source at that time"
+    assert document["data"]["result"]["expected_collection_counts"] == {"events": 40, "groups": 2}
+    assert document["data"]["result"]["collection_counts"] == {"events": 40, "groups": 2}
+
+
+def test_to_database_at_a_pitr_time_fails_when_a_collection_differs(
+    cli: Cli, world: GoogleStandIn, target_args: list[str], relay: RelayProcess
+) -> None:
+    """The clone has one group fewer and a collection the source did not have at that time:
+    exit 1, each named with both numbers, the one that matches not named, no switch."""
+    world.backups.alter_restores.append({"groups": 1, "reactions": 3})
+    world.run.public_urls[f"{SERVICE}/restored"] = relay.url
+    before = world.run.service(SERVICE).serving()
+    _, stamp = pitr_time()
+    result = cli(
+        "restore", "--to-database", "pitr-4", "--at", stamp, *target_args, "--yes", "--json"
+    )
+    assert result.exit_code == 1, result.stdout
+    document = json.loads(result.stdout)
+    (counted,) = [s for s in document["steps"] if s["name"] == "collection counts"]
+    assert counted["status"] == "critical"
+    assert counted["detail"] == (
+        "groups: 1 documents in the new database, the source held 2; "
+        "reactions: 3 documents in the new database, the source held 0"
+    )
+    assert counted["detail"] in document["summary"]
+    assert "pitr-4 is kept for inspection" in document["summary"]
+    assert patches(world) == [] and world.run.service(SERVICE).serving() == before
+
+
+def test_to_database_at_a_pitr_time_warns_when_the_source_cannot_be_counted(
+    cli: Cli, world: GoogleStandIn, target_args: list[str], relay: RelayProcess
+) -> None:
+    """The source cannot be read as of --at: the counts are a warning, not compared, with
+    the reason, and the restore goes on."""
+    world.server.fail(
+        "POST",
+        rf"/v1/{re.escape(DB)}/documents:listCollectionIds",
+        ApiError(400, "read_time is outside the version retention"),
+    )
+    world.run.public_urls[f"{SERVICE}/restored"] = relay.url
+    _, stamp = pitr_time()
+    result = cli(
+        "restore", "--to-database", "pitr-5", "--at", stamp, *target_args, "--yes", "--json"
+    )
+    assert result.exit_code == 0, result.stdout
+    document = json.loads(result.stdout)
+    (counted,) = [s for s in document["steps"] if s["name"] == "collection counts"]
+    assert counted["status"] == "warning"
+    assert counted["detail"].startswith(f"events 40, groups 2; not compared: {DB} could not be")
+    assert "outside the version retention" in counted["detail"]
+    assert document["data"]["result"]["expected_collection_counts"] is None
 
 
 def test_to_database_refuses_pitr_when_it_is_off(
