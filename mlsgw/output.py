@@ -187,14 +187,21 @@ def document(report: Report, target: Mapping[str, object] | None = None) -> dict
     }
 
 
+CHECK_COMMANDS = frozenset({"healthcheck", "audit", "certcheck"})
+"""The checks, whose verdict is ``unknown`` when they could not check at all (exit 3)."""
+
+
 def error_document(
     command: str, error: MlsgwError, code: int, run_id: str, target: Mapping[str, object] | None
 ) -> dict[str, Any]:
-    """The :func:`document` shape for a command stopped before it produced a report."""
+    """The :func:`document` shape for a command stopped before it produced a report: status
+    ``unknown`` for a check that could not check (no credentials, bad arguments: exit 3, as
+    with ``--nagios``), ``error`` for any other command."""
+    unknown = command in CHECK_COMMANDS and code == 3
     return {
         "command": command,
         "run_id": run_id,
-        "status": "error",
+        "status": "unknown" if unknown else "error",
         "ok": False,
         "exit_code": code,
         "summary": str(error),

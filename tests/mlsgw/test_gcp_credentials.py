@@ -72,7 +72,7 @@ def test_no_credentials_in_json_is_reported_once_before_any_check(
     )
     assert result.returncode == 3, result.stderr
     document = json.loads(result.stdout)
-    assert document["status"] == "error" and document["exit_code"] == 3
+    assert document["status"] == "unknown" and document["exit_code"] == 3
     assert document["findings"] == []
     assert document["summary"].count("gcloud auth application-default login") == 1
 

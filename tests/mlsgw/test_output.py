@@ -52,6 +52,17 @@ def test_every_command_prints_the_same_top_level_keys(
     assert json.loads(cli(*runs[-1], "--json").stdout)["status"] == "error"
 
 
+def test_a_check_that_could_not_check_is_unknown_and_another_command_an_error(
+    cli: Cli, google: GoogleStandIn
+) -> None:
+    """Stopped before a report (a bad endpoint): a check's status is the verdict ``unknown``
+    (exit 3, as its Nagios line says), an action's is ``error``."""
+    check = cli("certcheck", "nohost:notaport", "--json")
+    assert check.exit_code == 3 and json.loads(check.stdout)["status"] == "unknown"
+    action = cli("rollback", "--endpoint", google.url, "--json")
+    assert action.exit_code == 3 and json.loads(action.stdout)["status"] == "error"
+
+
 def test_a_check_commands_results_are_under_checks_as_the_spec_names_them(
     cli: Cli, google: GoogleStandIn, target_args: list[str]
 ) -> None:
