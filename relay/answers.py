@@ -77,7 +77,8 @@ class Answers:
             peer.session.unsubscribe(sub.sub_id)
             peer.send(m.encode_closed(sub.sub_id, result.message()))
             return
-        await self._stream(peer, sub, (e.raw for e in self._readable(viewer, result)))
+        raws = (e.raw for e in self._readable(viewer, result))
+        await self._send_events(peer, sub, raws, eose=True)
 
     async def _query_raw(self, peer: Peer, sub: Subscription) -> None:
         """A REQ no rule can refuse, narrow or consume anything of: the stored JSON is
@@ -96,7 +97,7 @@ class Answers:
             return
         finally:
             self._query_seconds.observe(time.perf_counter() - started)
-        await self._stream(peer, sub, raws)
+        await self._send_events(peer, sub, raws, eose=True)
 
     def _query_failed(self, peer: Peer, sub: Subscription, exc: StoreUnavailable) -> None:
         log.error("store query failed", extra={"error": str(exc)})
@@ -119,19 +120,14 @@ class Answers:
         if peer.is_open and peer.session.is_current(sub):
             peer.send(m.encode_eose(sub.sub_id))
 
-    async def _stream(self, peer: Peer, sub: Subscription, raws: Iterable[bytes]) -> None:
-        """Send a REQ answer (events as stored JSON, then EOSE) in batches, waiting for
-        the client to read while its buffer is full (R-P7): a large answer reaches a slow
-        reader instead of dropping it. Nothing more is sent once the REQ is replaced."""
-        await self._send_events(peer, sub, raws, eose=True)
-
     async def _send_events(
         self, peer: Peer, sub: Subscription, raws: Iterable[bytes], *, eose: bool = False
     ) -> bool:
         """Send ``raws`` as EVENT frames (then EOSE if ``eose``) in batches of about
         :data:`STREAM_BATCH_BYTES`, waiting after each for the client to read while its
-        buffer is full. False (and nothing more sent) once the peer is gone or the REQ
-        was replaced or closed."""
+        buffer is full (R-P7): a large answer reaches a slow reader instead of dropping it.
+        False (and nothing more sent) once the peer is gone or the REQ was replaced or
+        closed."""
         if not (peer.is_open and peer.session.is_current(sub)):
             return False
         batch: list[bytes] = []

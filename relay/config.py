@@ -312,6 +312,11 @@ def _split_ignored(data: dict[str, Any], ignored: list[str]) -> dict[str, Any]:
     return data
 
 
+_SHORT_NAMES = {"mls_gateway": "extensions.mls_gateway"}
+"""Sections also read under a shorter name, in the file and the environment
+(``[mls_gateway]``, ``MLSGW_MLS_GATEWAY__…``)."""
+
+
 def _sections_of(data: dict[str, Any], origin: str, problems: list[str]) -> dict[str, Any]:
     """Flatten ``extensions.mls_gateway`` and reject unknown top-level tables."""
     out: dict[str, Any] = {}
@@ -324,15 +329,13 @@ def _sections_of(data: dict[str, Any], origin: str, problems: list[str]) -> dict
                     problems.append(f"{origin}: unknown section [extensions.{ext}]")
         elif name in _SECTIONS:
             out[name] = value
-        elif name != "mls_gateway" or not isinstance(value, dict):
+        elif name not in _SHORT_NAMES or not isinstance(value, dict):
             problems.append(f"{origin}: unknown section [{name}]")
-    if isinstance(data.get("mls_gateway"), dict):
-        # The short name the environment also takes (MLSGW_MLS_GATEWAY__…).
-        if "extensions.mls_gateway" in out:
-            problems.append(
-                f"{origin}: [mls_gateway] and [extensions.mls_gateway] both given; keep one"
-            )
-        out["extensions.mls_gateway"] = data["mls_gateway"]
+    for short, full in _SHORT_NAMES.items():
+        if isinstance(data.get(short), dict):
+            if full in out:
+                problems.append(f"{origin}: [{short}] and [{full}] both given; keep one")
+            out[full] = data[short]
     return out
 
 
@@ -381,8 +384,7 @@ def _env_value(raw: str, tp: Any, meta: Mapping[str, bool]) -> object:
 
 def _env_target(section: str) -> tuple[str, str | None, Any] | None:
     """(top-level section, sub-table or None, dataclass) for an env section path."""
-    if section == "mls_gateway":
-        section = "extensions.mls_gateway"
+    section = _SHORT_NAMES.get(section, section)
     config_hints = typing.get_type_hints(Config)
     if section in _SECTIONS:
         return section, None, config_hints[_SECTIONS[section]]
