@@ -10,8 +10,10 @@ import re
 import shlex
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
+from typing import Any
 
 import pytest
+from typer.testing import Result
 
 from mlsgw.backups.restore import run_restore
 from mlsgw.gcp.clients import Cloud
@@ -314,7 +316,7 @@ def test_to_database_restores_a_managed_backup_then_switches_after_validation(
     assert service.serving() == {f"{SERVICE}-restored-1": 100}
     document = json.loads(result.stdout)
     assert "(default) is kept" in document["summary"]
-    (counted,) = [s for s in document["steps"] if s["name"] == "collection counts"]
+    counted = collection_counts(document)
     assert counted["status"] == "ok", counted
     assert counted["detail"] == "events 40, groups 2: 42 documents, as in the backup"
     assert document["data"]["result"]["collection_counts"] == {"events": 40, "groups": 2}
@@ -378,7 +380,7 @@ def test_to_database_reports_counts_not_compared_when_the_backup_has_no_count(
     result = cli("restore", backup, "--to-database", "nocount-1", *target_args, "--yes", "--json")
     assert result.exit_code == 0, result.stdout
     document = json.loads(result.stdout)
-    (counted,) = [s for s in document["steps"] if s["name"] == "collection counts"]
+    counted = collection_counts(document)
     assert counted["status"] == "warning"
     assert counted["detail"] == (
         "events 40, groups 2 (not compared: the backup's metadata gives no document count)"
@@ -392,6 +394,18 @@ def pitr_time() -> tuple[datetime, str]:
     return at, at.strftime("%Y-%m-%dT%H:%MZ")
 
 
+def collection_counts(document: dict[str, Any]) -> dict[str, Any]:
+    """The report's one "collection counts" step."""
+    (counted,) = [s for s in document["steps"] if s["name"] == "collection counts"]
+    assert isinstance(counted, dict)
+    return counted
+
+
+def restore_at(cli: Cli, target_args: list[str], database: str, stamp: str) -> Result:
+    """``restore --to-database DATABASE --at STAMP --yes --json`` (the CLI's result)."""
+    return cli("restore", "--to-database", database, "--at", stamp, *target_args, "--yes", "--json")
+
+
 def test_to_database_at_a_pitr_time_clones_the_database(
     cli: Cli, world: GoogleStandIn, target_args: list[str], relay: RelayProcess
 ) -> None:
@@ -400,9 +414,7 @@ def test_to_database_at_a_pitr_time_clones_the_database(
     stand-in answers a read time with the current counts: the source does not change)."""
     world.run.public_urls[f"{SERVICE}/restored"] = relay.url
     at, stamp = pitr_time()
-    result = cli(
-        "restore", "--to-database", "pitr-1", "--at", stamp, *target_args, "--yes", "--json"
-    )
+    result = restore_at(cli, target_args, "pitr-1", stamp)
     assert result.exit_code == 0, result.stdout
     [clone] = world.server.calls("POST", r"/v1/projects/[^/]+/databases:clone")
     assert clone.body["pitrSnapshot"]["database"] == DB
@@ -412,7 +424,7 @@ def test_to_database_at_a_pitr_time_clones_the_database(
     read_times = {json.loads(r.raw)["readTime"] for r in source_counts}
     assert read_times == {at.strftime("%Y-%m-%dT%H:%M:%SZ")}, read_times
     document = json.loads(result.stdout)
-    (counted,) = [s for s in document["steps"] if s["name"] == "collection counts"]
+    counted = collection_counts(document)
     assert counted["status"] == "ok"
     assert counted["detail"] == "events 40, groups 2: as in the source at that time"
     assert document["data"]["result"]["expected_collection_counts"] == {"events": 40, "groups": 2}
@@ -428,12 +440,10 @@ def test_to_database_at_a_pitr_time_fails_when_a_collection_differs(
     world.run.public_urls[f"{SERVICE}/restored"] = relay.url
     before = world.run.service(SERVICE).serving()
     _, stamp = pitr_time()
-    result = cli(
-        "restore", "--to-database", "pitr-4", "--at", stamp, *target_args, "--yes", "--json"
-    )
+    result = restore_at(cli, target_args, "pitr-4", stamp)
     assert result.exit_code == 1, result.stdout
     document = json.loads(result.stdout)
-    (counted,) = [s for s in document["steps"] if s["name"] == "collection counts"]
+    counted = collection_counts(document)
     assert counted["status"] == "critical"
     assert counted["detail"] == (
         "groups: 1 documents in the new database, the source held 2; "
@@ -456,12 +466,10 @@ def test_to_database_at_a_pitr_time_warns_when_the_source_cannot_be_counted(
     )
     world.run.public_urls[f"{SERVICE}/restored"] = relay.url
     _, stamp = pitr_time()
-    result = cli(
-        "restore", "--to-database", "pitr-5", "--at", stamp, *target_args, "--yes", "--json"
-    )
+    result = restore_at(cli, target_args, "pitr-5", stamp)
     assert result.exit_code == 0, result.stdout
     document = json.loads(result.stdout)
-    (counted,) = [s for s in document["steps"] if s["name"] == "collection counts"]
+    counted = collection_counts(document)
     assert counted["status"] == "warning"
     assert counted["detail"].startswith(f"events 40, groups 2; not compared: {DB} could not be")
     assert "outside the version retention" in counted["detail"]
