@@ -267,12 +267,10 @@ def missing_credentials(run_ctx: RunContext, needed: bool) -> str | None:
     """Why there are no Google credentials, or ``None``: looked up once per command, within
     the target's timeout, when ``needed``, a project is given and no endpoint override
     replaces them; never looked up otherwise."""
-    target, cloud = run_ctx.target, run_ctx.cloud
-    if not (needed and target.project and cloud.needs_credentials):
+    if not needed:
         return None
-    run_ctx.reporter.step("looking up Google credentials")
     try:
-        cloud.credentials(bound=target.timeout)
+        run_ctx.look_up_credentials()
     except NoCredentials as exc:
         return str(exc)
     return None

@@ -19,18 +19,11 @@ from mlsgw.commands.common import (
     runbook_command,
 )
 from mlsgw.errors import MlsgwError, UsageError
-from mlsgw.gcp.clients import Cloud
 from mlsgw.report import CheckReport, CheckResult, Status
 from mlsgw.runbook.context import RunContext
-from mlsgw.target import Target
 
 GRACE = 1.0
 """Seconds a check may overrun its timeout before it is reported as timed out."""
-
-
-def needs_credentials(target: Target, cloud: Cloud) -> bool:
-    """Whether any check will call Google Cloud with Application Default Credentials."""
-    return bool(target.project) and cloud.needs_credentials
 
 
 def run(run_ctx: RunContext) -> CheckReport:
@@ -42,9 +35,7 @@ def run(run_ctx: RunContext) -> CheckReport:
     """
     target, reporter = run_ctx.target, run_ctx.reporter
     started = time.monotonic()
-    if needs_credentials(target, run_ctx.cloud):
-        reporter.step("looking up Google credentials")
-        run_ctx.cloud.credentials(bound=target.timeout)
+    run_ctx.look_up_credentials()
     ctx = CheckContext(target, run_ctx.cloud)
     results: dict[int, CheckResult] = {}
     done = threading.Condition()

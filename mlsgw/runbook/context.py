@@ -38,6 +38,14 @@ class RunContext:
     health_interval: float = 10.0
     clock: Callable[[], datetime] = field(default=utc_now)
 
+    def look_up_credentials(self) -> None:
+        """Look the Google credentials up once for the whole run, within the target's timeout,
+        when a project is given and no endpoint override replaces them (otherwise never);
+        :class:`~mlsgw.errors.NoCredentials`, with the fix, when there are none."""
+        if self.target.project and self.cloud.needs_credentials:
+            self.reporter.step("looking up Google credentials")
+            self.cloud.credentials(bound=self.target.timeout)
+
     @property
     def run(self) -> CloudRunApi:
         """The Cloud Run Admin adapter."""
