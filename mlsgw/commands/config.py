@@ -9,7 +9,11 @@ from typing import Annotated
 import orjson
 import typer
 
+from mlsgw.commands.common import new_run_id
 from mlsgw.commands.usage import MlsgwCommand, MlsgwGroup
+from mlsgw.output import document as json_document
+from mlsgw.output import emit_json
+from mlsgw.report import ActionReport, Outcome
 from relay.config import Config, ConfigError, load_config, redacted_dict
 
 app = typer.Typer(
@@ -60,6 +64,9 @@ def show(
 ) -> None:
     """Print the effective configuration with secrets redacted, naming the file it loaded.
 
+    With ``--json``: the common document of every command, the configuration under
+    ``data.config`` and the file under ``data.source``.
+
     Exit codes: 0 shown, 1 invalid configuration, 3 usage error.
 
     Example: MLSGW_AUTH__ENABLED=false mlsgw config show --json
@@ -68,9 +75,14 @@ def show(
     document = redacted_dict(config)
     source = config.source or "built-in defaults"
     if as_json:
-        typer.echo(
-            orjson.dumps({"source": source, **document}, option=orjson.OPT_INDENT_2).decode()
+        report = ActionReport(
+            command="config show",
+            outcome=Outcome.DONE,
+            summary=f"effective configuration from {source} (with MLSGW_* overrides)",
+            run_id=new_run_id(),
+            data={"source": source, "config": document},
         )
+        emit_json(json_document(report))
         return
     typer.echo(f"# effective configuration from {source} (with MLSGW_* overrides)")
     typer.echo(_to_toml(document))

@@ -29,8 +29,9 @@ KEYS = [
 def test_every_command_prints_the_same_top_level_keys(
     cli: Cli, google: GoogleStandIn, target_args: list[str], tmp_path: Path
 ) -> None:
-    """A check, an action (dry run), a listing, a verification and an early error: the same
-    keys in the same order, and exit_code equal to the process's exit code."""
+    """A check, an action (dry run), a listing, a verification, the effective config and an
+    early error: the same keys in the same order, and exit_code equal to the process's exit
+    code."""
     google.run.add_service(PROJECT, REGION, SERVICE, ["img:1", "img:2"])
     missing = str(tmp_path / "none.jsonl")
     runs = [
@@ -40,6 +41,7 @@ def test_every_command_prints_the_same_top_level_keys(
         ("ledger", "verify", "--ledger", missing),
         ("audit", *target_args, "--only", "service"),
         ("certcheck", "127.0.0.1:1"),  # refused: a CRITICAL finding
+        ("config", "show"),
         ("rollback", "--endpoint", google.url),  # no project/region/service: usage error
     ]
     for args in runs:

@@ -275,7 +275,7 @@ async def test_config_show_names_the_file_it_loaded(tmp_path: Path) -> None:
     code, out, _ = await run_cli(tmp_path, "config", "show", "-c", str(config))
     assert code == 0 and out.startswith(f"# effective configuration from {config}")
     code, out, _ = await run_cli(tmp_path, "config", "show", "--json")
-    assert code == 0 and json.loads(out)["source"] == "built-in defaults"
+    assert code == 0 and json.loads(out)["data"]["source"] == "built-in defaults"
 
 
 async def test_config_check_refuses_a_typo_naming_the_key(tmp_path: Path) -> None:
@@ -309,7 +309,7 @@ async def test_config_show_redacts_secrets(tmp_path: Path) -> None:
     code, out, err = await run_cli(tmp_path, "config", "show", "--config", str(config), "--json")
     assert code == 0, err
     document = json.loads(out)
-    assert document["metrics"] == {"enabled": True, "auth": "***"}
+    assert document["data"]["config"]["metrics"] == {"enabled": True, "auth": "***"}
     assert "hunter2" not in out
     code, out, _ = await run_cli(tmp_path, "config", "show", "--config", str(config))
     assert code == 0 and "hunter2" not in out and "[metrics]" in out
