@@ -12,7 +12,8 @@ second already read (they come first within it: the store orders ties by id).
 
 from __future__ import annotations
 
-from collections.abc import AsyncGenerator, Sequence
+import time
+from collections.abc import AsyncGenerator, Callable, Sequence
 from dataclasses import replace
 
 import orjson
@@ -39,24 +40,31 @@ def _id_and_time(raw: bytes) -> tuple[str, int]:
 
 
 async def answer_pages(
-    store: EventStore, filters: Sequence[Filter], now: int
+    store: EventStore,
+    filters: Sequence[Filter],
+    now: int,
+    observe: Callable[[float], None] = lambda seconds: None,
 ) -> AsyncGenerator[list[bytes], None]:
     """The stored JSON of the events matching ``filters``: each filter's newest ``limit``
     events (all of them without a limit), newest first filter by filter, each event once
     (an event a previous filter already gave still counts against this one's limit), in
     pages of at most :data:`PAGE_EVENTS` events (:data:`FIRST_PAGE_EVENTS` for a filter's
     first) and, for large events, about :data:`PAGE_BYTES`. The next page is read only
-    when the caller asks for it."""
+    when the caller asks for it. ``observe`` is given the seconds of each store read."""
     sent: set[str] = set()
     for f in filters:
         if f.is_empty_by_construction or f.limit == 0:
             continue
-        async for page in _filter_pages(store, f, now, sent):
+        async for page in _filter_pages(store, f, now, sent, observe):
             yield page
 
 
 async def _filter_pages(
-    store: EventStore, f: Filter, now: int, sent: set[str]
+    store: EventStore,
+    f: Filter,
+    now: int,
+    sent: set[str],
+    observe: Callable[[float], None],
 ) -> AsyncGenerator[list[bytes], None]:
     remaining = f.limit
     until = f.until
@@ -66,9 +74,13 @@ async def _filter_pages(
         want = ask if remaining is None else min(ask, remaining)
         asked = want + len(seen_at_until)
         page_filter = [replace(f, until=until, limit=asked)]
-        raws = store.query_raw_now(page_filter, now)  # small pages: often answered at once
-        if raws is None:
-            raws = await store.query_raw(page_filter, now)
+        started = time.perf_counter()
+        try:
+            raws = store.query_raw_now(page_filter, now)  # small pages: often answered at once
+            if raws is None:
+                raws = await store.query_raw(page_filter, now)
+        finally:
+            observe(time.perf_counter() - started)
         fresh: list[tuple[str, int, bytes]] = []
         for raw in raws:
             event_id, created_at = _id_and_time(raw)

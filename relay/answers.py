@@ -109,7 +109,10 @@ class Answers:
         each page is read from the store once the client has read the last one, so the
         connection holds about one page, however large the answer."""
         try:
-            async with aclosing(answer_pages(self.store, sub.filters, int(self.clock()))) as pages:
+            pages_read = answer_pages(
+                self.store, sub.filters, int(self.clock()), self._query_seconds.observe
+            )
+            async with aclosing(pages_read) as pages:
                 async for page in pages:
                     if not await self._send_events(peer, sub, page):
                         return

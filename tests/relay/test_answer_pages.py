@@ -112,6 +112,16 @@ async def test_the_next_page_is_read_only_when_asked(store: CountingStore) -> No
     await pages.aclose()
 
 
+async def test_each_store_read_is_observed(store: CountingStore) -> None:
+    """Every page's read is timed for ``store_seconds{op="query"}``: one observation a read."""
+    await fill(store, 300, per_second=40)
+    store.reads = 0
+    timings: list[float] = []
+    pages = [p async for p in answer_pages(store, [Filter(limit=300)], NOW, timings.append)]
+    assert len(pages) == 4 and len(timings) == store.reads == 4  # 20 + 100 + 100 + 80
+    assert all(seconds >= 0 for seconds in timings)
+
+
 def test_only_answers_over_a_page_are_paged() -> None:
     """A REQ of limit 10 (the common one) is answered in one read; 3 × 50 is paged, and so
     is a filter without a limit."""
