@@ -100,6 +100,20 @@ async def test_each_filter_gets_its_limit_and_each_event_comes_once(
     assert len(joined) == len(set(joined)) and set(joined) == expected
 
 
+async def test_several_filters_come_merged_newest_first(store: CountingStore) -> None:
+    """R-P5: Alice's and Bob's events asked by two filters come as one answer, newest first
+    (ties by lowest id), exactly as the store's one read orders them; pages stay bounded."""
+    await fill(store, 400, per_second=30)
+    by_alice = Filter(authors=frozenset({ALICE.pubkey}), limit=150)
+    by_bob = Filter(authors=frozenset({BOB.pubkey}), limit=150)
+    pages = await collect(store, [by_alice, by_bob])
+    assert all(len(page) <= PAGE_EVENTS for page in pages)
+    joined = [raw for page in pages for raw in page]
+    assert ids(joined) == ids(await store.query_raw([by_alice, by_bob], NOW))
+    times = [orjson.loads(raw)["created_at"] for raw in joined]
+    assert times == sorted(times, reverse=True) and len(joined) == 300
+
+
 async def test_the_next_page_is_read_only_when_asked(store: CountingStore) -> None:
     """After the first page one store read has happened; the rest wait for the caller."""
     await fill(store, 300, per_second=40)
