@@ -323,8 +323,10 @@ class Relay:
         store_result, bus_result = await asyncio.gather(
             store_check, bus_check, return_exceptions=True
         )
-        if isinstance(store_result, (StoreUnavailable, TimeoutError)):
-            status, store = "unhealthy", f"error: {store_result or 'timed out'}"
+        if isinstance(store_result, TimeoutError):
+            status, store = "unhealthy", f"error: no answer within {timeout:g} s"
+        elif isinstance(store_result, StoreUnavailable):
+            status, store = "unhealthy", f"error: {store_result}"
         elif isinstance(store_result, BaseException):
             raise store_result
         bus = "unhealthy" if isinstance(bus_result, BaseException) else bus_result
