@@ -69,10 +69,11 @@ async def answer_pages(
             await stack.enter_async_context(aclosing(_filter_events(store, f, now, share, observe)))
             for f in live
         ]
+        merged = await stack.enter_async_context(aclosing(_merged(streams)))
         page: list[bytes] = []
         size = 0
         page_events = FIRST_PAGE_EVENTS
-        async for event in _merged(streams):
+        async for event in merged:
             page.append(event.raw)
             size += len(event.raw)
             if len(page) >= page_events or size >= PAGE_BYTES:
@@ -82,7 +83,7 @@ async def answer_pages(
             yield page
 
 
-async def _merged(streams: Sequence[AsyncIterator[_Stored]]) -> AsyncIterator[_Stored]:
+async def _merged(streams: Sequence[AsyncIterator[_Stored]]) -> AsyncGenerator[_Stored, None]:
     """The streams' events in answer order, an event that several give once (the same
     event sorts to the same place in each, so its copies come one after another). The
     next event of a stream is asked for only when the caller wants the one after."""
