@@ -150,15 +150,17 @@ def _is_int(value: object) -> typing.TypeGuard[int]:
 class _Coercer:
     """Converts raw TOML/env values to field types, collecting problems instead of raising."""
 
-    def __init__(self, origin: str) -> None:
+    def __init__(self, origin: str, names: Mapping[str, str] | None = None) -> None:
         self.origin = origin
+        self.names = names or {}  # dotted key -> the variable that set it, named in its problems
         self.problems: list[str] = []
 
     def fail(self, key: str, expected: str, value: object) -> None:
         shown = repr(value)
         if len(shown) > 60:
             shown = shown[:57] + "..."
-        self.problems.append(f"{self.origin}: {key}: expected {expected}, got {shown}")
+        origin = f"{self.origin}: {self.names[key]}" if key in self.names else self.origin
+        self.problems.append(f"{origin}: {key}: expected {expected}, got {shown}")
 
     def value(self, key: str, tp: Any, meta: Mapping[str, bool], raw: object) -> Any:
         expected = _type_name(tp, meta)
@@ -402,8 +404,10 @@ CLOUD_RUN_IP_HEADER = "x-forwarded-for"
 
 def _apply_env(
     tables: dict[str, dict[str, Any]], environ: Mapping[str, str], problems: list[str]
-) -> None:
-    """Overlay ``MLSGW_<SECTION>__<KEY>`` (and ``PORT``) onto the raw tables."""
+) -> dict[str, str]:
+    """Overlay ``MLSGW_<SECTION>__<KEY>`` (and ``PORT``) onto the raw tables; return the
+    variable that set each dotted key (``"auth.enabled": "MLSGW_AUTH__ENABLED"``)."""
+    names: dict[str, str] = {}
     for name, raw in sorted(environ.items()):
         if not name.startswith("MLSGW_") or "__" not in name:
             continue
@@ -427,11 +431,14 @@ def _apply_env(
         if sub is not None:
             table = table.setdefault(sub, {})
         table[key] = _env_value(raw, tp, fields[key].metadata)
+        names[".".join(p for p in (top, sub, key) if p)] = name
     if "PORT" in environ:
         try:
             tables.setdefault("network", {})["port"] = int(environ["PORT"])
+            names["network.port"] = "PORT"
         except ValueError:
             problems.append(f"environment: PORT: expected integer, got {environ['PORT']!r}")
+    return names
 
 
 def resolve_config_path(path: str | Path | None, environ: Mapping[str, str]) -> Path | None:
@@ -468,7 +475,7 @@ def load_config(path: str | Path | None = None, environ: Mapping[str, str] | Non
     tables = _sections_of(_split_ignored(data, ignored), origin, problems)
     env_problems: list[str] = []
     env_tables: dict[str, dict[str, Any]] = {}
-    _apply_env(env_tables, environ, env_problems)
+    env_names = _apply_env(env_tables, environ, env_problems)
     if environ.get("K_SERVICE") and not any(
         "real_ip_header" in t.get("network", {}) for t in (tables, env_tables)
     ):
@@ -478,7 +485,7 @@ def load_config(path: str | Path | None = None, environ: Mapping[str, str] | Non
         env_tables.setdefault("network", {})["real_ip_header"] = CLOUD_RUN_IP_HEADER
 
     file_coercer = _Coercer(origin)
-    env_coercer = _Coercer("environment")
+    env_coercer = _Coercer("environment", env_names)
     hints = typing.get_type_hints(Config)
     kwargs: dict[str, Any] = {}
     for section, attr in _SECTIONS.items():
@@ -500,7 +507,7 @@ def load_config(path: str | Path | None = None, environ: Mapping[str, str] | Non
     config = Config(
         **kwargs, source=str(config_path) if config_path else None, ignored=tuple(ignored)
     )
-    _check_consistency(config, env_tables)
+    _check_consistency(config, env_names)
     return config
 
 
@@ -514,15 +521,17 @@ def _merge(base: dict[str, Any], over: dict[str, Any]) -> dict[str, Any]:
     return out
 
 
-def _check_consistency(config: Config, from_env: Mapping[str, Mapping[str, Any]]) -> None:
+def _check_consistency(config: Config, env_names: Mapping[str, str]) -> None:
     """Problems between values. Each names where its value came from: the environment
-    (``from_env``: section -> the keys it set), else the file, else the defaults."""
+    and its variable (``env_names``: dotted key -> variable), else the file, else the
+    defaults."""
     problems: list[str] = []
 
     def problem(section: str, key: str, text: str) -> None:
         """``<origin>: <section>.<key><text>``."""
-        env = "environment" if key in from_env.get(section, {}) else None
-        problems.append(f"{env or config.source or 'defaults'}: {section}.{key}{text}")
+        name = env_names.get(f"{section}.{key}")
+        origin = f"environment: {name}" if name else config.source or "defaults"
+        problems.append(f"{origin}: {section}.{key}{text}")
 
     network, gateway = config.network, config.mls_gateway
     if network.port > 65535:

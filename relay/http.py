@@ -18,11 +18,29 @@ SUPPORTED_NIPS = [1, 9, 11, 40, 42, 45, 70]
 
 
 def relay_information(relay: Relay) -> dict[str, object]:
-    """The NIP-11 relay information document."""
+    """The NIP-11 relay information document; a ``created_at`` bound whose limit is 0
+    (no limit) is left out of ``limitation``."""
     cfg = relay.config
     info = cfg.information
     lim = cfg.limitation
     allowlist = bool(cfg.auth.allowed_pubkeys)
+    limitation: dict[str, object] = {
+        "max_message_length": lim.max_message_length,
+        "max_subscriptions": lim.max_subscriptions,
+        "max_filters": lim.max_filters,
+        "max_limit": lim.max_limit,
+        "max_subid_length": lim.max_subid_length,
+        "max_event_tags": lim.max_event_tags,
+        "min_pow_difficulty": 0,
+        "auth_required": allowlist,
+        "payment_required": False,
+        "restricted_writes": allowlist or lim.read_only,
+    }
+    # 0 means no limit (as in rnostr): that bound is left out rather than advertised as 0.
+    if lim.max_event_time_older_than_now:
+        limitation["created_at_lower_limit"] = lim.max_event_time_older_than_now
+    if lim.max_event_time_newer_than_now:
+        limitation["created_at_upper_limit"] = lim.max_event_time_newer_than_now
     doc: dict[str, object] = {
         "name": info.name,
         "description": info.description,
@@ -31,20 +49,7 @@ def relay_information(relay: Relay) -> dict[str, object]:
         "software": info.software,
         "version": relay.version,
         "supported_nips": SUPPORTED_NIPS,
-        "limitation": {
-            "max_message_length": lim.max_message_length,
-            "max_subscriptions": lim.max_subscriptions,
-            "max_filters": lim.max_filters,
-            "max_limit": lim.max_limit,
-            "max_subid_length": lim.max_subid_length,
-            "max_event_tags": lim.max_event_tags,
-            "min_pow_difficulty": 0,
-            "auth_required": allowlist,
-            "payment_required": False,
-            "restricted_writes": allowlist or lim.read_only,
-            "created_at_lower_limit": lim.max_event_time_older_than_now,
-            "created_at_upper_limit": lim.max_event_time_newer_than_now,
-        },
+        "limitation": limitation,
     }
     if info.icon:
         doc["icon"] = info.icon

@@ -18,7 +18,8 @@ def new_challenge() -> str:
     return secrets.token_hex(32)
 
 
-def _host(url: str) -> str | None:
+def _url_parts(url: str) -> tuple[str, str, int | None] | None:
+    """(scheme, host, the port ``url`` gives explicitly or None); None when malformed."""
     try:
         parts = urlsplit(url.strip())
         port = parts.port  # raises ValueError for a non-numeric or out-of-range port
@@ -26,28 +27,38 @@ def _host(url: str) -> str | None:
         return None
     if not parts.hostname:
         return None
-    default = {"ws": 80, "http": 80, "wss": 443, "https": 443}.get(parts.scheme)
-    host = parts.hostname.lower().rstrip(".")
+    return parts.scheme, parts.hostname.lower().rstrip("."), port
+
+
+def _host(url: str) -> str | None:
+    parsed = _url_parts(url)
+    if parsed is None:
+        return None
+    scheme, host, port = parsed
+    default = {"ws": 80, "http": 80, "wss": 443, "https": 443}.get(scheme)
     return host if port is None or port == default else f"{host}:{port}"
 
 
 def relay_url_matches(tag_url: str, relay_url: str) -> bool:
-    """True if the ``relay`` tag names the same host (and non-default port) as ``relay_url``."""
-    expected = _host(relay_url)
-    return expected is not None and _host(tag_url) == expected
+    """True if the ``relay`` tag names the host of ``relay_url``. The tag's port counts
+    only when ``relay_url`` gives one explicitly (then a non-default port must be the
+    same); otherwise any port matches, since clients put the URL they dialled, port
+    included, into the tag."""
+    expected, given = _url_parts(relay_url), _url_parts(tag_url)
+    if expected is None or given is None:
+        return False
+    if expected[2] is not None:
+        return _host(tag_url) == _host(relay_url)
+    return given[1] == expected[1]
 
 
 def _host_any_scheme(url: str) -> str | None:
     """host[:port] with 80 and 443 both treated as default: behind a TLS-terminating proxy
     the relay cannot tell whether the client dialled ws:// or wss://."""
-    try:
-        parts = urlsplit(url.strip())
-        port = parts.port
-    except ValueError:
+    parsed = _url_parts(url)
+    if parsed is None:
         return None
-    if not parts.hostname:
-        return None
-    host = parts.hostname.lower().rstrip(".")
+    _, host, port = parsed
     return host if port is None or port in (80, 443) else f"{host}:{port}"
 
 

@@ -272,9 +272,11 @@ class Session:
         limits = self.limits
         if len(parsed.tags) > limits.max_event_tags:
             return invalid(f"too many tags (max {limits.max_event_tags})")
-        if parsed.created_at < now - limits.max_event_time_older_than_now:
+        # As in rnostr, a limit of 0 means no limit on that side.
+        older, newer = limits.max_event_time_older_than_now, limits.max_event_time_newer_than_now
+        if older and parsed.created_at < now - older:
             return invalid("created_at is too far in the past")
-        if parsed.created_at > now + limits.max_event_time_newer_than_now:
+        if newer and parsed.created_at > now + newer:
             return invalid("created_at is too far in the future")
         expiration = parsed.expiration
         if expiration is not None and expiration <= now:

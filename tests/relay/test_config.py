@@ -326,12 +326,18 @@ def test_consistency_checks(tmp_path: Path) -> None:
     assert "network.trusted_proxy_hops: expected at least 1" in problems_of(path)[0]
 
 
-def test_a_problem_names_the_environment_when_the_value_came_from_it(tmp_path: Path) -> None:
+def test_a_problem_names_the_variable_when_the_value_came_from_the_environment(
+    tmp_path: Path,
+) -> None:
     """``PORT=70000`` (as Cloud Run or an operator sets it) is reported against the
-    environment, not against the file that did not say it."""
+    environment and the variable that said it, not against the file that did not."""
     path = write(tmp_path, "[network]\nheartbeat_interval = 30\n")
     (problem,) = problems_of(path, {"PORT": "70000"})
-    assert problem.startswith("environment: network.port: expected a port number")
+    assert problem.startswith("environment: PORT: network.port: expected a port number")
+    (problem,) = problems_of(path, {"MLSGW_NETWORK__PORT": "70000"})
+    assert problem.startswith(
+        "environment: MLSGW_NETWORK__PORT: network.port: expected a port number"
+    )
     (problem,) = problems_of(write(tmp_path, "[network]\nport = 70000\n", "port.toml"))
     assert problem.startswith(f"{tmp_path / 'port.toml'}: network.port")
 
@@ -441,11 +447,28 @@ def test_env_sets_the_rate_limiter_section() -> None:
     [
         ({"MLSGW_NETWORK__PROT": "1"}, "environment: MLSGW_NETWORK__PROT: unknown key 'prot'"),
         ({"MLSGW_NETWRK__PORT": "1"}, "environment: MLSGW_NETWRK__PORT: unknown section 'netwrk'"),
-        ({"MLSGW_NETWORK__PORT": "eighty"}, "environment: network.port: expected integer"),
-        ({"MLSGW_AUTH__ENABLED": "perhaps"}, "environment: auth.enabled: expected boolean"),
+        (
+            {"MLSGW_NETWORK__PORT": "eighty"},
+            "environment: MLSGW_NETWORK__PORT: network.port: expected integer, got 'eighty'",
+        ),
+        (
+            {"MLSGW_AUTH__ENABLED": "perhaps"},
+            "environment: MLSGW_AUTH__ENABLED: auth.enabled: expected boolean, got 'perhaps'",
+        ),
         (
             {"MLSGW_AUTH__PUBKEY_WHITELIST": "npub1bad"},
-            "environment: auth.pubkey_whitelist: expected a hex or npub pubkey",
+            "environment: MLSGW_AUTH__PUBKEY_WHITELIST: auth.pubkey_whitelist:"
+            " expected a hex or npub pubkey",
+        ),
+        (
+            {"MLSGW_AUTH__REQ__PUBKEY_WHITELIST": "npub1bad"},
+            "environment: MLSGW_AUTH__REQ__PUBKEY_WHITELIST: auth.req.pubkey_whitelist:"
+            " expected a hex or npub pubkey",
+        ),
+        (
+            {"MLSGW_MLS_GATEWAY__DELIVERY": "sometimes"},
+            "environment: MLSGW_MLS_GATEWAY__DELIVERY: extensions.mls_gateway.delivery:"
+            " expected one of 'enforce', 'open'",
         ),
         (
             {"MLSGW_RATE_LIMITER__EVENT": "x"},

@@ -5,6 +5,8 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
+import pytest
+
 from relay import __version__
 from tests.conftest import RunningRelay, StartRelay, make_config
 from tests.support.http import HttpReply, http_request
@@ -111,6 +113,8 @@ async def test_nip11_document_with_cors(start_relay: StartRelay, tmp_path: Path)
     limitation = document["limitation"]
     assert limitation["max_limit"] == 321
     assert limitation["auth_required"] is False and limitation["restricted_writes"] is False
+    assert limitation["created_at_lower_limit"] == 94608000
+    assert limitation["created_at_upper_limit"] == 900
 
 
 async def test_nip11_reports_auth_required_with_an_allowlist(
@@ -123,6 +127,26 @@ async def test_nip11_reports_auth_required_with_an_allowlist(
     reply = await get(running, "/", headers={"Accept": "application/nostr+json"})
     limitation = reply.json()["limitation"]  # type: ignore[index]
     assert limitation["auth_required"] is True and limitation["restricted_writes"] is True
+
+
+@pytest.mark.parametrize(
+    ("zero_key", "omitted", "kept"),
+    [
+        ("max_event_time_older_than_now", "created_at_lower_limit", "created_at_upper_limit"),
+        ("max_event_time_newer_than_now", "created_at_upper_limit", "created_at_lower_limit"),
+    ],
+)
+async def test_nip11_leaves_out_a_created_at_limit_of_0(
+    start_relay: StartRelay, tmp_path: Path, zero_key: str, omitted: str, kept: str
+) -> None:
+    """A created_at limit of 0 means no limit, so NIP-11 does not advertise it (a 0 there
+    would say "nothing before/after now"); the other bound is still advertised."""
+    running: RunningRelay = await start_relay(
+        make_config(tmp_path / "data", limitation={zero_key: 0})
+    )
+    reply = await get(running, "/", headers={"Accept": "application/nostr+json"})
+    limitation = reply.json()["limitation"]  # type: ignore[index]
+    assert omitted not in limitation and limitation[kept] > 0
 
 
 async def test_the_index_page_redirects_where_index_redirect_to_says(

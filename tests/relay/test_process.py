@@ -150,11 +150,11 @@ async def test_why_serve_does_not_start_is_a_json_log_record_like_the_others(
 
 
 async def test_invalid_environment_exits_2(serve: StartServe, tmp_path: Path) -> None:
-    """A wrong MLSGW_* type is refused the same way."""
+    """A wrong MLSGW_* type is refused the same way, naming the variable, key and type."""
     env = {**base_env(tmp_path), "MLSGW_AUTH__ENABLED": "maybe"}
     relay = await serve(env=env)
     assert await asyncio.wait_for(relay.process.wait(), PROCESS_TIMEOUT) == 2
-    assert "auth.enabled: expected boolean" in relay.log.read_text()
+    assert "MLSGW_AUTH__ENABLED: auth.enabled: expected boolean" in relay.log.read_text()
 
 
 async def test_api_without_relay_url_exits_2_saying_why(serve: StartServe, tmp_path: Path) -> None:

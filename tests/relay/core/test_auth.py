@@ -158,10 +158,16 @@ def test_relay_tag_matches_host_ignores_the_scheme(tag: str, host: str, same: bo
         ("wss://relay.example.com:443", "wss://relay.example.com", True),
         ("ws://relay.example.com", "wss://relay.example.com", True),
         ("wss://relay.example.com.", "wss://relay.example.com", True),
-        ("wss://relay.example.com:8443", "wss://relay.example.com", False),
         ("ws://127.0.0.1:8080", "ws://127.0.0.1:8080", True),
         ("ws://127.0.0.1:8081", "ws://127.0.0.1:8080", False),
+        ("ws://127.0.0.1", "ws://127.0.0.1:8080", False),
+        ("wss://relay.example.com:8443", "wss://relay.example.com:443", False),
+        ("wss://relay.example.com", "wss://relay.example.com:443", True),
+        ("ws://[::1]:8080", "ws://[::1]:8080", True),
+        ("ws://[::1]:8081", "ws://[::1]:8080", False),
         ("wss://other.example.com", "wss://relay.example.com", False),
+        ("wss://other.example.com:8443", "wss://relay.example.com", False),
+        ("ws://[::2]:7777", "ws://[::1]", False),
         ("wss://relay.example.com.evil.com", "wss://relay.example.com", False),
         ("relay.example.com", "wss://relay.example.com", False),
         ("", "wss://relay.example.com", False),
@@ -171,11 +177,34 @@ def test_relay_tag_matches_host_ignores_the_scheme(tag: str, host: str, same: bo
         ("wss://relay.example.com", "wss://relay.example.com:notaport", False),
     ],
 )
-def test_relay_url_matching_compares_host_and_non_default_port(
+def test_relay_url_matching_compares_host_and_the_port_relay_url_names(
     tag: str, configured: str, same: bool
 ) -> None:
-    """Hosts compare case-insensitively; default ports and paths do not matter."""
+    """Hosts compare case-insensitively; paths do not matter; when ``relay_url`` names a
+    port, a non-default one in the tag must be the same."""
     assert relay_url_matches(tag, configured) is same
+
+
+@pytest.mark.parametrize(
+    ("tag", "configured"),
+    [
+        ("ws://127.0.0.1:7777", "ws://127.0.0.1"),
+        ("wss://relay.example.com:8443", "wss://relay.example.com"),
+        ("ws://[::1]:7777", "ws://[::1]"),
+    ],
+)
+def test_a_relay_url_without_a_port_matches_the_host_on_any_port(tag: str, configured: str) -> None:
+    """Clients put the URL they dialled, port included, into the tag: with a
+    ``relay_url`` that names no port only the host is compared."""
+    assert relay_url_matches(tag, configured) is True
+
+
+def test_auth_naming_the_dialled_port_is_accepted_when_relay_url_has_none() -> None:
+    """``relay_url = ws://127.0.0.1`` and a client that dialled ``ws://127.0.0.1:7777``
+    authenticates; another host on that port does not."""
+    assert check(auth_event(relay="ws://127.0.0.1:7777"), relay_url="ws://127.0.0.1") is None
+    refused = check(auth_event(relay="ws://127.0.0.2:7777"), relay_url="ws://127.0.0.1")
+    assert refused is not None and refused.startswith("relay|auth-required: relay tag")
 
 
 def test_replay_guard_accepts_a_signature_once_within_its_window() -> None:

@@ -237,6 +237,36 @@ def test_created_at_window_is_enforced_inclusively() -> None:
     assert ok_reply(session, too_new)[3] == "invalid: created_at is too far in the future"
 
 
+YEAR = 365 * 24 * 3600
+HOUR = 3600
+
+
+def test_a_created_at_limit_of_0_means_no_limit_on_that_side_only() -> None:
+    """As in rnostr, ``max_event_time_older_than_now = 0`` accepts any past event and
+    ``max_event_time_newer_than_now = 0`` any future one; the other side stays enforced."""
+    no_past_limit = make_session(
+        limits=SessionLimits(max_event_time_older_than_now=0, max_event_time_newer_than_now=10)
+    )
+    assert isinstance(publish(no_past_limit, note(created_at=NOW - YEAR))[0], Publish)
+    too_new = note(created_at=NOW + HOUR)
+    assert ok_reply(no_past_limit, too_new)[3] == "invalid: created_at is too far in the future"
+    no_future_limit = make_session(
+        limits=SessionLimits(max_event_time_older_than_now=100, max_event_time_newer_than_now=0)
+    )
+    assert isinstance(publish(no_future_limit, note(created_at=NOW + HOUR))[0], Publish)
+    too_old = note(created_at=NOW - YEAR)
+    assert ok_reply(no_future_limit, too_old)[3] == "invalid: created_at is too far in the past"
+
+
+def test_the_default_created_at_window_refuses_far_past_and_future_events() -> None:
+    """Defaults: at most 3 years in the past and 900 s in the future."""
+    session = make_session(limits=SessionLimits())
+    too_old = note(created_at=NOW - 4 * YEAR)
+    assert ok_reply(session, too_old)[3] == "invalid: created_at is too far in the past"
+    too_new = note(created_at=NOW + HOUR)
+    assert ok_reply(session, too_new)[3] == "invalid: created_at is too far in the future"
+
+
 def test_expired_nip40_event_is_invalid() -> None:
     """An ``expiration`` at or before now is refused; a future one is accepted."""
     session = make_session()
