@@ -8,6 +8,7 @@ Every message says what to do next.
 
     MlsgwError
     ├── UsageError            bad or missing arguments (project, region, ...)
+    │   └── NoEndpointOverride  an API has no endpoint override while another has one
     ├── Refused               a precondition or safety rule stopped the action
     ├── LedgerError           the ledger cannot be read or written
     ├── EvidenceError         an evidence directory cannot be written
@@ -30,6 +31,12 @@ class MlsgwError(Exception):
 
 class UsageError(MlsgwError):
     """Arguments are missing or invalid (exit 3)."""
+
+
+class NoEndpointOverride(UsageError):
+    """An endpoint override is set, but none for the API a call needs, so the call is not
+    made (nothing falls back to Application Default Credentials). A command that needs the
+    API exits 3; a check or task that merely uses it is reported as skipped with the reason."""
 
 
 class Refused(MlsgwError):

@@ -106,8 +106,26 @@ FALLBACK_HELP = {
     "region": "CLOUDSDK_RUN_REGION, gcloud run/region",
 }
 
-SERVICE_FIELDS = ("project", "region", "service", "url", "endpoint", "ledger", "timeout")
+SERVICE_FIELDS = (
+    "project",
+    "region",
+    "service",
+    "url",
+    "endpoint",
+    "monitoring_endpoint",
+    "ledger",
+    "timeout",
+)
 """The target fields of every command that changes a Cloud Run service."""
+
+
+def with_endpoint_pair(fields_: tuple[str, ...]) -> tuple[str, ...]:
+    """``fields_``, with ``monitoring_endpoint`` right after ``endpoint`` when only that one is
+    there: a command taking ``--endpoint`` always takes ``--monitoring-endpoint`` too."""
+    if "endpoint" not in fields_ or "monitoring_endpoint" in fields_:
+        return fields_
+    at = fields_.index("endpoint") + 1
+    return (*fields_[:at], "monitoring_endpoint", *fields_[at:])
 
 
 def _target_parameter(name: str) -> inspect.Parameter:
@@ -218,8 +236,10 @@ def runbook_command(
     false), and pass them as one keyword-only ``options: CommandOptions``.
 
     Each flag is derived from its ``[ops]`` field, so it is declared nowhere else; a command
-    redeclaring one of them is a :class:`TypeError` at import.
+    redeclaring one of them is a :class:`TypeError` at import. With ``endpoint`` comes
+    ``monitoring_endpoint`` (:func:`with_endpoint_pair`).
     """
+    fields_ = with_endpoint_pair(fields_)
     unknown = set(fields_) - set(OPS_FIELDS)
     if unknown:
         raise TypeError(f"not [ops] fields: {sorted(unknown)}")

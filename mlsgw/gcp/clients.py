@@ -14,7 +14,7 @@ from __future__ import annotations
 import threading
 from typing import Any
 
-from mlsgw.errors import NoCredentials, UsageError
+from mlsgw.errors import NoCredentials, NoEndpointOverride
 from mlsgw.gcp.artifacts import RegistryApi, VulnerabilityApi
 from mlsgw.gcp.backup_api import FirestoreBackupsApi, FirestoreDocumentsApi, ObjectStoreApi
 from mlsgw.gcp.base import CloudRunApi, FirestoreAdminApi, LogsApi, MonitoringApi, ProjectsApi
@@ -56,9 +56,10 @@ class Cloud:
         return None
 
     def _require(self, api: str) -> None:
+        """:class:`NoEndpointOverride` with :meth:`skip_reason` when ``api`` cannot be used."""
         reason = self.skip_reason(_API_OF.get(api, api))
         if reason:
-            raise UsageError(reason)
+            raise NoEndpointOverride(reason)
 
     @property
     def needs_credentials(self) -> bool:

@@ -82,11 +82,9 @@ def capacity_review(ctx: RunContext) -> CheckResult:
     configured ``concurrency``, and CPU, over 30 days; a warning above 80 % of a limit."""
     t = ctx.target
     project = need(t.project, "--project", "the capacity review")
-    service = ctx.run.get_service(t.service_name)
-    scaling = service.scaling
-    figures = ctx.cloud.monitoring().capacity(
-        project, need(t.service, "--service", ""), CAPACITY_WINDOW
-    )
+    monitoring = ctx.cloud.monitoring()  # before reading the service: skipped without it
+    scaling = ctx.run.get_service(t.service_name).scaling
+    figures = monitoring.capacity(project, need(t.service, "--service", ""), CAPACITY_WINDOW)
     problems: list[str] = []
     lines: list[str] = []
     instances = "no data" if figures.peak_instances is None else str(figures.peak_instances)

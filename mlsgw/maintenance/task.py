@@ -6,7 +6,8 @@ from collections.abc import Callable
 from dataclasses import dataclass
 
 from mlsgw.audit.runner import NO_CREDENTIALS
-from mlsgw.errors import MlsgwError, NoCredentials, UsageError
+from mlsgw.checks import skipped
+from mlsgw.errors import MlsgwError, NoCredentials, NoEndpointOverride, UsageError
 from mlsgw.report import CheckResult, Status
 from mlsgw.runbook.context import RunContext
 from mlsgw.target import Target
@@ -46,10 +47,14 @@ class Task:
 def run_task(ctx: RunContext, task: Task, credentials_reported: bool = False) -> CheckResult:
     """``task``'s result; an error becomes an UNKNOWN result saying why, never an exception.
     With ``credentials_reported`` (the schedule said once that there are no Google
-    credentials) a task that needed them is SKIPPED, pointing at that line."""
+    credentials) a task that needed them is SKIPPED, pointing at that line. A task needing
+    an API that has no endpoint override while another API has one (Cloud Monitoring with
+    only ``--endpoint``) is SKIPPED with the reason, as the healthcheck's checks are."""
     ctx.reporter.step(task.title)
     try:
         return task.run(ctx)
+    except NoEndpointOverride as exc:
+        return skipped(task.name, str(exc))
     except MlsgwError as exc:
         if credentials_reported and isinstance(exc, NoCredentials):
             return CheckResult(task.name, Status.SKIPPED, f"skipped: {NO_CREDENTIALS}")

@@ -10,6 +10,7 @@ import pytest
 
 from mlsgw.commands.common import ActionOptions, action_command, runbook_command
 from tests.mlsgw.conftest import PROJECT, REGION, SERVICE, Cli
+from tests.mlsgw.test_cli_docs import ALL
 from tests.stand_ins.google import GoogleStandIn
 
 ACTIONS = [
@@ -33,6 +34,7 @@ def test_every_action_resolves_its_target_from_the_shared_flags_and_config(
     result = cli(
         *args,
         *("--project", PROJECT, "--service", SERVICE, "--endpoint", google.url),
+        *("--monitoring-endpoint", "127.0.0.1:9"),
         *("--url", "http://127.0.0.1:9", "--timeout", "3.5", "--ledger", str(ledger)),
         *("--config", str(config), "--dry-run", "--json"),
     )
@@ -44,10 +46,37 @@ def test_every_action_resolves_its_target_from_the_shared_flags_and_config(
         "service": SERVICE,
         "url": "http://127.0.0.1:9",
         "endpoint": google.url,
+        "monitoring_endpoint": "127.0.0.1:9",
         "ledger": str(ledger),
         "timeout": 3.5,
     }
     assert {k: target[k] for k in expected} == expected
+
+
+WITH_ENDPOINT = [
+    path
+    for path, command in ALL
+    if any("--endpoint" in param.opts for param in getattr(command, "params", ()))
+]
+"""Every command of the app that takes ``--endpoint``, found from the app itself."""
+
+
+def test_the_commands_with_an_endpoint_are_discovered_from_the_app() -> None:
+    """The actions, the backups, the audit and the healthcheck are among them."""
+    expected = {("rollback",), ("restore",), ("backup", "list"), ("audit",), ("healthcheck",)}
+    assert expected <= set(WITH_ENDPOINT)
+
+
+@pytest.mark.parametrize("command", WITH_ENDPOINT, ids=[" ".join(c) for c in WITH_ENDPOINT])
+def test_every_command_with_an_endpoint_also_takes_a_monitoring_endpoint(
+    cli: Cli, command: tuple[str, ...]
+) -> None:
+    """Both endpoint overrides are parsed (not "No such option", exit 3); ``--help`` after
+    them stops before anything runs."""
+    overrides = ("--endpoint", "http://127.0.0.1:9", "--monitoring-endpoint", "127.0.0.1:9")
+    result = cli(*command, *overrides, "--help")
+    assert "No such option" not in result.output
+    assert result.exit_code == 0, result.output
 
 
 def test_a_command_may_not_redeclare_a_shared_option() -> None:

@@ -211,3 +211,41 @@ def test_a_dependency_audit_that_cannot_reach_its_database_is_unknown(
     )
     assert result.exit_code == 3
     assert _findings(result.stdout)["dependency_audit"]["status"] == "unknown"
+
+
+ONLY_REST = ("--project", PROJECT, "--region", REGION, "--service", SERVICE, "--json")
+MONITORING_SKIPPED = "skipped: Cloud Monitoring speaks only gRPC and --endpoint is REST"
+
+
+def test_weekly_with_only_the_rest_endpoint_skips_the_performance_review(
+    cli: Cli, google: GoogleStandIn
+) -> None:
+    """No Monitoring endpoint: the review is skipped with the reason (not unknown), and the
+    other task decides the exit code."""
+    google.logging.add_bucket(PROJECT, "_Default", 30)
+    tasks = ("--task", "performance_review", "--task", "log_retention")
+    result = cli("maintenance", "weekly", *tasks, *ONLY_REST, "--endpoint", google.url)
+    found = _findings(result.stdout)
+    assert result.exit_code == 0, result.stdout
+    review = found["performance_review"]
+    assert review["status"] == "skipped"
+    assert str(review["summary"]).startswith(MONITORING_SKIPPED)
+    assert "give --monitoring-endpoint" in str(review["summary"])
+    assert found["log_retention"]["status"] == "ok"
+
+
+def test_monthly_with_only_the_rest_endpoint_skips_the_capacity_review(
+    cli: Cli, google: GoogleStandIn
+) -> None:
+    """The same for the capacity review: skipped with the reason, exit 0 as the rest passes."""
+    image = f"europe-west1-docker.pkg.dev/{PROJECT}/relay/mlsgw"
+    google.artifacts.add_image(image, ("v1",))
+    google.run.add_service(PROJECT, REGION, SERVICE, [f"{image}:v1"])
+    tasks = ("--task", "capacity_review", "--task", "base_image_vulnerabilities")
+    result = cli("maintenance", "monthly", *tasks, *ONLY_REST, "--endpoint", google.url)
+    found = _findings(result.stdout)
+    assert result.exit_code == 0, result.stdout
+    review = found["capacity_review"]
+    assert review["status"] == "skipped"
+    assert str(review["summary"]).startswith(MONITORING_SKIPPED)
+    assert found["base_image_vulnerabilities"]["status"] == "ok"
