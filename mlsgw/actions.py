@@ -32,6 +32,7 @@ from mlsgw.runbook.engine import Action, Trail, execute, refusal_code, refuse, w
 
 __all__ = [
     "ActionContext",
+    "PINNED_NOTICE",
     "ActionSpec",
     "Trail",
     "perform",
@@ -45,6 +46,8 @@ ActionContext = RunContext
 """The context of a service action is the engine's :class:`RunContext`."""
 HEALTH_ATTEMPTS = 3
 """The runbook's automatic-rollback trigger: 3 consecutive failed health checks."""
+PINNED_NOTICE = "traffic is now pinned; `mlsgw traffic --to-latest` to release"
+"""The notice, in the runbook's words, after a change that leaves traffic pinned to a revision."""
 
 
 @dataclass(frozen=True)
@@ -193,10 +196,7 @@ def perform(
         if good and health.status is Status.OK:
             trail.result[KNOWN_GOOD_KEY] = good
         if after.pinned:
-            trail.notices.append(
-                f"Traffic is now pinned to {after.main_revision()}; "
-                "`mlsgw traffic --to-latest` to release it."
-            )
+            trail.notices.append(f"{PINNED_NOTICE} (pinned to {after.main_revision()}).")
         return Outcome.DONE, f"done: {describe_traffic(after.traffic)}"
 
     def on_failure(ctx: RunContext, trail: Trail, exc: MlsgwError) -> str:

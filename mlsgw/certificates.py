@@ -141,7 +141,7 @@ def grade(probe: CertProbe, now: datetime, *, require_trust: bool = False) -> Ch
         "error": probe.error,
         "verified": probe.error is None,
     }
-    perf = (Perf("days_left", math.floor(left * 10) / 10, "d"),)
+    perf = (Perf("days_left", math.floor(left * 10) / 10, "", f"{WARN_DAYS}:", f"{CRIT_DAYS}:"),)
     expiry = (
         f"expired {-left:.0f} days ago ({cert.not_after:%Y-%m-%d} UTC)"
         if left < 0

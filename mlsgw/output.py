@@ -226,7 +226,8 @@ def passed_summary(report: CheckReport) -> str:
 
 
 def nagios_line(report: CheckReport, name: str = "MLSGW") -> str:
-    """``MLSGW CRITICAL - health: ... | 'label'=value;warn;crit ...`` (one line)."""
+    """``MLSGW CRITICAL - health: ... | 'label'=value;warn;crit ...`` (one line): the checks'
+    perfdata, then the report's own."""
     verdict = report.verdict
     word = NAGIOS_WORD.get(verdict, "UNKNOWN")
     bad = [
@@ -235,7 +236,8 @@ def nagios_line(report: CheckReport, name: str = "MLSGW") -> str:
     shown = bad or (list(report.checks) if len(report.checks) == 1 else [])
     text = "; ".join(f"{c.name}: {c.summary}" for c in shown) or passed_summary(report)
     text = text.replace("|", "/").replace("\n", " ")
-    perf = " ".join(p.nagios() for c in report.checks for p in c.perf)
+    perfs = [*(p for c in report.checks for p in c.perf), *report.perf]
+    perf = " ".join(p.nagios() for p in perfs)
     return f"{name} {word} - {text}" + (f" | {perf}" if perf else "")
 
 

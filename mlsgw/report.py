@@ -29,18 +29,23 @@ class Status(StrEnum):
 
 @dataclass(frozen=True)
 class Perf:
-    """One Nagios performance datum: ``'label'=value[unit];warn;crit``."""
+    """One Nagios performance datum: ``'label'=value[unit];warn;crit``.
+
+    A threshold is a number (alert above it) or a Nagios range written out, e.g. ``"21:"``
+    (alert below 21); ``unit`` is one of the plugin guidelines' units, or empty."""
 
     label: str
     value: float
     unit: str = ""
-    warn: float | None = None
-    crit: float | None = None
+    warn: float | str | None = None
+    crit: float | str | None = None
 
     def nagios(self) -> str:
-        """The perfdata token."""
+        """The perfdata token; thresholds left out from the end when not given."""
 
-        def num(v: float | None) -> str:
+        def num(v: float | str | None) -> str:
+            if isinstance(v, str):
+                return v
             return "" if v is None else f"{v:g}"
 
         text = f"'{self.label}'={self.value:g}{self.unit};{num(self.warn)};{num(self.crit)}"
@@ -90,6 +95,8 @@ class CheckReport:
     """A more precise name for the verdict (``intact``, ``missing``)."""
     plan: tuple[Change, ...] = ()
     steps: tuple[Step, ...] = ()
+    perf: tuple[Perf, ...] = ()
+    """Perfdata of the report as a whole (the audit's counts), after the checks' own."""
 
     @property
     def findings(self) -> tuple[CheckResult, ...]:

@@ -10,7 +10,7 @@ from __future__ import annotations
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 
-from mlsgw.report import CheckReport, CheckResult, Status
+from mlsgw.report import CheckReport, CheckResult, Perf, Status
 
 
 @dataclass(frozen=True)
@@ -53,8 +53,21 @@ def or_clean(area: str, findings: list[Finding], summary: str) -> list[Finding]:
     return findings or [clean(area, summary)]
 
 
+def counts_perf(findings: Iterable[Finding]) -> tuple[Perf, ...]:
+    """Nagios perfdata of how many findings are critical, warning and unknown; the
+    thresholds say that any critical (or warning) finding is CRITICAL (or WARNING)."""
+    severities = [f.severity for f in findings]
+    return (
+        Perf("critical", severities.count(Status.CRITICAL), crit=0),
+        Perf("warning", severities.count(Status.WARNING), warn=0),
+        Perf("unknown", severities.count(Status.UNKNOWN)),
+    )
+
+
 def audit_report(findings: Iterable[Finding], run_id: str, title: str = "") -> CheckReport:
-    """The findings as a :class:`CheckReport` (one result per finding, area in its data)."""
+    """The findings as a :class:`CheckReport` (one result per finding, area in its data),
+    with the counts by severity as its perfdata (:func:`counts_perf`)."""
+    listed = list(findings)
     return CheckReport(
         "audit",
         tuple(
@@ -65,10 +78,11 @@ def audit_report(findings: Iterable[Finding], run_id: str, title: str = "") -> C
                 f.evidence,
                 data={"area": f.area, **dict(f.data)},
             )
-            for f in findings
+            for f in listed
         ),
         run_id,
         title=title,
+        perf=counts_perf(listed),
     )
 
 

@@ -3,18 +3,24 @@
 from __future__ import annotations
 
 import os
+from collections.abc import Mapping
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, cast
 
 import orjson
 import typer
 
-from mlsgw.commands.common import new_run_id
+from mlsgw.commands.common import fail_early, new_run_id
 from mlsgw.commands.usage import MlsgwCommand, MlsgwGroup
+from mlsgw.errors import UsageError
 from mlsgw.output import document as json_document
 from mlsgw.output import emit_json
-from mlsgw.report import ActionReport, Outcome
-from relay.config import Config, ConfigError, load_config, redacted_dict
+from mlsgw.report import ActionReport, CheckResult, Outcome, Status
+from relay.config import Config, ConfigError, load_config, redacted_dict, resolve_config_path
+
+CHECK = "config check"
+DEFAULTS = "built-in defaults"
+"""What ``data.source`` says when no file was loaded."""
 
 app = typer.Typer(
     help="Validate and show the relay configuration.", no_args_is_help=True, cls=MlsgwGroup
@@ -31,6 +37,37 @@ def _load(path: Path | None) -> Config:
         raise typer.Exit(1) from None
 
 
+def check_report(path: Path | None, environ: Mapping[str, str]) -> ActionReport:
+    """``config check`` as the common report: done (exit 0) with the file under
+    ``data.source``, the store backend and the keys accepted but not used when the
+    configuration (the file under the ``MLSGW_*`` overrides of ``environ``) is valid; failed
+    (exit 1) with one CRITICAL finding per problem when it is not."""
+    named = resolve_config_path(path, environ)
+    source = str(named) if named else DEFAULTS
+    try:
+        config = load_config(path, environ)
+    except ConfigError as exc:
+        return ActionReport(
+            command=CHECK,
+            outcome=Outcome.FAILED,
+            summary=f"invalid configuration: {len(exc.problems)} problem(s)",
+            run_id=new_run_id(),
+            data={"source": source},
+            findings=tuple(CheckResult("config", Status.CRITICAL, p) for p in exc.problems),
+        )
+    return ActionReport(
+        command=CHECK,
+        outcome=Outcome.DONE,
+        summary=f"{source}: valid",
+        run_id=new_run_id(),
+        data={
+            "source": source,
+            "store_backend": config.store_backend,
+            "ignored": list(config.ignored),
+        },
+    )
+
+
 @app.command("check", cls=MlsgwCommand)
 def check(
     file: Annotated[Path | None, typer.Argument(help="Config file (default as for serve).")] = None,
@@ -38,23 +75,36 @@ def check(
         Path | None,
         typer.Option("--config", "-c", help="Config file, as for the other commands."),
     ] = None,
+    as_json: Annotated[bool, typer.Option("--json", help="Print JSON.")] = False,
 ) -> None:
     """Validate a config file (and MLSGW_* overrides) without starting the relay.
+
+    With ``--json``: the common document of every command, the file under ``data.source``
+    and, when invalid, one critical finding per problem (nothing on stderr).
 
     Exit codes: 0 valid, 1 invalid, 3 usage error.
 
     Example: mlsgw config check config/mlsgw.toml
     """
     if file is not None and config_opt is not None and file != config_opt:
-        typer.echo("mlsgw: give the config file once (FILE or --config)", err=True)
-        raise typer.Exit(2)
-    config = _load(file or config_opt)
-    typer.echo(f"{config.source or 'built-in defaults'}: valid")
-    typer.echo(f"  store backend: {config.store_backend}")
-    if config.ignored:
-        typer.echo("  accepted but not used by mlsgw:")
-        for item in config.ignored:
-            typer.echo(f"    {item}")
+        error = UsageError("give the config file once (FILE or --config)")
+        fail_early(CHECK, error, as_json=as_json)
+    report = check_report(file or config_opt, dict(os.environ))
+    if as_json:
+        emit_json(json_document(report))
+    elif not report.ok:
+        typer.echo("invalid configuration:", err=True)
+        for finding in report.findings:
+            typer.echo(f"  {finding.summary}", err=True)
+    else:
+        typer.echo(report.summary)
+        typer.echo(f"  store backend: {report.data['store_backend']}")
+        ignored = cast(list[str], report.data["ignored"])
+        if ignored:
+            typer.echo("  accepted but not used by mlsgw:")
+            for item in ignored:
+                typer.echo(f"    {item}")
+    raise typer.Exit(report.exit_code)
 
 
 @app.command("show", cls=MlsgwCommand)
@@ -73,7 +123,7 @@ def show(
     """
     config = _load(file)
     document = redacted_dict(config)
-    source = config.source or "built-in defaults"
+    source = config.source or DEFAULTS
     if as_json:
         report = ActionReport(
             command="config show",

@@ -271,6 +271,21 @@ def test_config_finding_planted_in_the_file(cli: Cli, tmp_path: Path, toml: str,
     assert str(path) in findings[code]["details"][0]
 
 
+def test_nagios_line_has_the_counts_by_severity_as_perfdata(cli: Cli, tmp_path: Path) -> None:
+    """``--nagios``: after the ``|``, how many findings are critical (critical above 0),
+    warning (warning above 0) and unknown, the same counts as the ``--json`` findings."""
+    path = tmp_path / "relay.toml"
+    path.write_text("[auth]\nenabled = false\n")
+    _, findings, _ = audit(cli, "-c", str(path), "--only", "config")
+    warnings = sum(1 for f in findings.values() if f["status"] == "warning")
+    assert warnings >= 1
+    result = cli("audit", "-c", str(path), "--only", "config", "--nagios")
+    assert result.exit_code == 1
+    line = result.output.strip()
+    assert line.startswith("MLSGW WARNING - config.auth-disabled: ")
+    assert line.endswith(f" | 'critical'=0;;0 'warning'={warnings};0 'unknown'=0")
+
+
 def test_config_comes_from_mlsgw_config_when_no_flag(
     cli: Cli, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:

@@ -94,14 +94,15 @@ def test_with_cafile_a_certificate_that_does_not_verify_is_critical(
 def test_nagios_line_has_the_summary_and_days_left_perfdata(
     cli: Cli, serve_cert: ServeCert
 ) -> None:
-    """``--nagios``: one plugin line, the state word, the summary and ``days_left``."""
+    """``--nagios``: one plugin line, the state word, the summary and ``days_left`` with no
+    unit and its thresholds as Nagios ranges (warning below 21, critical below 7)."""
     endpoint, ca = serve_cert(15)
     result = cli("certcheck", endpoint, "--cafile", ca, "--nagios")
     assert result.exit_code == 1
     line = result.output.strip()
     assert "\n" not in line
     assert line.startswith("MLSGW WARNING - certificate: 127.0.0.1:")
-    assert "'days_left'=14." in line
+    assert line.endswith(" | 'days_left'=14.9;21:;7:")
 
 
 def test_report_names_days_issuer_and_sans(cli: Cli, serve_cert: ServeCert) -> None:

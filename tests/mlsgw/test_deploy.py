@@ -92,6 +92,8 @@ def test_deploy_no_traffic_tags_a_new_revision_without_moving_traffic(
     ]
     assert google.server.calls("GET", "/apps/mlsgw/tags/canary/health")
     assert "known_good_revision" not in ledger_lines(ledger_path)[0]["result"]  # type: ignore[operator]
+    notice = "traffic is now pinned; `mlsgw traffic --to-latest` to release"
+    assert f"{notice} (pinned to {current})." in result.stdout
 
 
 def test_deploy_no_traffic_needs_a_tag(cli: Cli, target_args: list[str]) -> None:

@@ -42,6 +42,7 @@ def test_every_command_prints_the_same_top_level_keys(
         ("audit", *target_args, "--only", "service"),
         ("certcheck", "127.0.0.1:1"),  # refused: a CRITICAL finding
         ("config", "show"),
+        ("config", "check"),
         ("rollback", "--endpoint", google.url),  # no project/region/service: usage error
     ]
     for args in runs:

@@ -15,6 +15,8 @@ from tests.stand_ins.google import GoogleStandIn
 
 SERVICE_PATH = f"/v2/projects/{PROJECT}/locations/{REGION}/services/{SERVICE}"
 FAST = ["--health-interval", "0"]
+PINNED = "traffic is now pinned; `mlsgw traffic --to-latest` to release"
+"""The runbook's notice after a change that pins traffic, word for word."""
 
 
 def ledger_lines(path: Path) -> list[dict[str, object]]:
@@ -63,7 +65,7 @@ def test_rollback_picks_the_newest_ready_older_revision_and_verifies_health(
         f"{first}: newest Ready revision older than {third}"
     )
     assert steps["verify /health"]["status"] == "ok"
-    assert any("mlsgw traffic --to-latest" in n for n in document["notices"])
+    assert f"{PINNED} (pinned to {first})." in document["notices"]
     revisions = {row["revision"]: row for row in document["tables"][0]["rows"]}
     assert revisions[third]["traffic"] == "100%" and revisions[second]["ready"].startswith("no")
     (line,) = ledger_lines(ledger_path)
@@ -79,7 +81,7 @@ def test_rollback_report_for_people_shows_revisions_plan_and_notice(
     result = cli("rollback", *target_args, "--yes", *FAST)
     assert result.exit_code == 0
     assert "Revisions" in result.stdout and "Plan" in result.stdout
-    assert "traffic --to-latest" in result.stdout
+    assert PINNED in result.stdout
     assert result.stdout.strip().splitlines()[-1].startswith("DONE")
 
 
