@@ -41,7 +41,7 @@ class GroupState:
 
     @property
     def has_roster(self) -> bool:
-        """True once a kind-450 bootstrap has been accepted."""
+        """True once a kind-450 roster event has been accepted."""
         return self.last_seq is not None
 
     def admin_set(self, global_admins: frozenset[str] = frozenset()) -> frozenset[str]:
@@ -194,7 +194,13 @@ def check_roster_shape(event: Event) -> Rejection | None:
 
 
 def on_roster(state: GroupState | None, event: Event, actor: Actor) -> GroupState | Rejection:
-    """R-M6: apply a kind-450 roster/policy event to the group's stored state."""
+    """R-M6: apply a kind-450 roster/policy event to the group's stored state.
+
+    A group with no stored state, or none with an owner, accepts only ``bootstrap``
+    (the signer becomes owner and admin). A group that exists, with a roster or created
+    by a 445, accepts any op from its owner or admins (and ``admin_pubkeys``). The first
+    accepted 450 gives the group a roster: from then on it has strict membership (R-M11).
+    """
     shape = check_roster_shape(event)
     if shape is not None:
         return shape
@@ -206,26 +212,31 @@ def on_roster(state: GroupState | None, event: Event, actor: Actor) -> GroupStat
         if not actor.pubkeys:
             return auth_required("roster events need their author's authenticated connection")
         return restricted("roster author must be authenticated on this connection")
-    if state is None or not state.has_roster:
+    if state is None or (state.owner is None and not state.has_roster):
         if op != "bootstrap":
             return invalid("group does not exist")
-        if state is not None and state.owner is not None and signer != state.owner:
-            if signer not in actor.global_admins:
-                return restricted("not a group admin")
-        base = state or GroupState(group_id)
-        owner = base.owner or signer
-        return replace(
-            base,
-            owner=owner,
-            admins=base.admins | {signer},
-            members=base.members | {signer} | _targets(event),
-            last_seq=seq,
-        )
+        return _bootstrap(state or GroupState(group_id), signer, _targets(event), seq)
     if signer not in state.admin_set(actor.global_admins):
         return restricted("not a group admin")
+    if not state.has_roster:  # created by a 445: its owner may bootstrap or edit at once
+        if op == "bootstrap":
+            return _bootstrap(state, signer, _targets(event), seq)
+        return _apply_op(state, op, _targets(event), seq)
     if state.last_seq is not None and seq <= state.last_seq:
         return invalid("stale seq")
     return _apply_op(state, op, _targets(event), seq)
+
+
+def _bootstrap(state: GroupState, signer: str, targets: frozenset[str], seq: int) -> GroupState:
+    """The group's first roster: the signer is an admin (and the owner if it had none),
+    the signer and ``targets`` are members."""
+    return replace(
+        state,
+        owner=state.owner or signer,
+        admins=state.admins | {signer},
+        members=state.members | {signer} | targets,
+        last_seq=seq,
+    )
 
 
 def _apply_op(

@@ -8,6 +8,11 @@ repeat are retried: reads, and writes that are idempotent by event id (a repeate
 of an event that did commit answers DUPLICATE, which is still ``OK true``). A consuming
 key package fetch or a group transition is not repeated here (the stores retry what they
 know did not commit). Nothing is acknowledged that the store did not confirm.
+
+While the last client write (a save, a key package, a group event, a consuming fetch)
+failed and none has succeeded since, :meth:`GuardedStore.health` reports the store
+unhealthy, whatever the backend: reads may work while writes do not. Background sweeps
+are not counted; a failing sweep is retried on its next pass.
 """
 
 from __future__ import annotations
@@ -61,6 +66,9 @@ class GuardedStore:
         # Startup and sweeps may touch many documents; they get a longer budget.
         self.background_timeout = max(timeout, BACKGROUND_TIMEOUT)
         self.failing: str | None = None  # the last failure, until a call succeeds
+        # The last failed write, until a write succeeds: reads (and the inner health
+        # check) may still work while writes do not, and /health must say so.
+        self.writes_failing: str | None = None
 
     async def _call(
         self,
@@ -70,10 +78,12 @@ class GuardedStore:
         retry: bool = True,
         background: bool = False,
         budget: float | None = None,
+        write: bool = False,
     ) -> T:
         """``call()`` within the time budget (the longer one for ``background`` work);
         repeated after StoreUnavailable when ``retry`` and budget remain. Raises
-        StoreUnavailable when it cannot succeed."""
+        StoreUnavailable when it cannot succeed. A ``write`` that fails sets
+        :attr:`writes_failing`; one that succeeds clears it."""
         if budget is None:
             budget = self.background_timeout if background else self.timeout
         deadline = time.monotonic() + budget
@@ -86,9 +96,13 @@ class GuardedStore:
                     result = await call()
             except TimeoutError:
                 self.failing = f"{what} timed out after {budget:g} s"
+                if write:
+                    self.writes_failing = self.failing
                 raise StoreUnavailable(self.failing) from None
             except StoreUnavailable as exc:
                 self.failing = f"{what}: {exc}"
+                if write:
+                    self.writes_failing = self.failing
                 pause = self.backoff * 4**attempt
                 if attempt + 1 == attempts or time.monotonic() + pause >= deadline:
                     raise
@@ -96,6 +110,8 @@ class GuardedStore:
                 await asyncio.sleep(pause)
             else:
                 self.failing = None
+                if write:
+                    self.writes_failing = None
                 return result
         raise AssertionError("unreachable")  # pragma: no cover - for mypy
 
@@ -114,7 +130,7 @@ class GuardedStore:
 
     async def save(self, event: Event, now: int) -> Outcome:
         """Bounded, retried (idempotent by event id)."""
-        return await self._call("save", lambda: self.inner.save(event, now))
+        return await self._call("save", lambda: self.inner.save(event, now), write=True)
 
     async def save_many(
         self, events: Sequence[Event], now: int
@@ -125,7 +141,7 @@ class GuardedStore:
         deadline = time.monotonic() + self.timeout
         try:
             results = await self._call(
-                "save_many", lambda: self.inner.save_many(events, now), retry=False
+                "save_many", lambda: self.inner.save_many(events, now), retry=False, write=True
             )
         except StoreUnavailable as exc:
             return [exc] * len(events)
@@ -136,13 +152,16 @@ class GuardedStore:
             await asyncio.sleep(min(self.backoff, remaining))
             try:
                 results[i] = await self._call(
-                    "save", functools.partial(self.inner.save, events[i], now), budget=remaining
+                    "save",
+                    functools.partial(self.inner.save, events[i], now),
+                    budget=remaining,
+                    write=True,
                 )
             except StoreUnavailable as exc:
                 results[i] = exc
         failed = next((r for r in results if isinstance(r, StoreUnavailable)), None)
         if failed is not None:
-            self.failing = f"save_many: {failed}"
+            self.failing = self.writes_failing = f"save_many: {failed}"
         return results
 
     async def query(
@@ -176,8 +195,12 @@ class GuardedStore:
         )
 
     async def health(self) -> None:
-        """The inner store's own check, within the budget, never retried (the probe is
-        itself repeated by its caller)."""
+        """Raises StoreUnavailable naming the write failure while the last write failed
+        and no write has succeeded since (whatever the backend: reads may still work
+        when writes do not); otherwise the inner store's own check, within the budget,
+        never retried (the probe is itself repeated by its caller)."""
+        if self.writes_failing is not None:
+            raise StoreUnavailable(f"writes failing: {self.writes_failing}")
         await self._call("health", self.inner.health, retry=False)
 
     # --- MlsStore ----------------------------------------------------------------------
@@ -191,6 +214,7 @@ class GuardedStore:
             lambda: self.inner.save_keypackage(
                 event, expires_at=expires_at, max_per_owner=max_per_owner, grace=grace, now=now
             ),
+            write=True,
         )
 
     async def take_keypackages(
@@ -209,6 +233,7 @@ class GuardedStore:
                 authors, per_author=per_author, consume=consume, now=now, where=where
             ),
             retry=not consume,
+            write=consume,
         )
 
     async def save_group_event(
@@ -220,6 +245,7 @@ class GuardedStore:
             "save_group_event",
             lambda: self.inner.save_group_event(event, transition, now),
             retry=False,
+            write=True,
         )
 
     async def load_groups(self) -> list[GroupState]:

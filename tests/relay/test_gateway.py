@@ -499,6 +499,31 @@ async def test_roster_rejections_over_the_socket(start_relay: StartRelay, tmp_pa
     assert state is not None and other.pubkey in state.members and state.last_seq == 2
 
 
+async def test_the_owner_of_a_group_a_445_created_may_add_a_member_who_then_reads(
+    start_relay: StartRelay, tmp_path: Path
+) -> None:
+    """A 445 creates the group with its connection's pubkey as owner: the owner's 450
+    add is accepted without a bootstrap and the added member reads the group; another
+    pubkey's add is refused as not a group admin."""
+    running = await relay_with(start_relay, tmp_path)
+    owner, member, other = Keys(), Keys(), Keys()
+    oc, mc, xc = [await authed(running, k) for k in (owner, member, other)]
+    message = Keys().sign(445, "x", [["h", "g"]])
+    await publish_ok(oc, message)
+
+    def add(keys: Keys, seq: str, who: Keys) -> Event:
+        return keys.sign(450, "", [["h", "g"], ["op", "add"], ["seq", seq], ["p", who.pubkey]])
+
+    ok = await xc.publish(add(other, "1", other))
+    assert ok[2:] == [False, "restricted: not a group admin"]
+    await publish_ok(oc, add(owner, "1", member))
+    events, _ = await mc.req("g", {"kinds": [445], "#h": ["g"]})
+    assert [e["id"] for e in events] == [message.id]
+    await publish_ok(mc, Keys().sign(445, "y", [["h", "g"]]))
+    events, _ = await xc.req("g", {"kinds": [445], "#h": ["g"]})
+    assert events == []
+
+
 async def test_global_admin_pubkeys_administer_every_group(
     start_relay: StartRelay, tmp_path: Path
 ) -> None:

@@ -54,6 +54,28 @@ async def test_health_is_503_when_the_store_fails(start_relay: StartRelay, tmp_p
     assert (await get(running, "/health")).status == 200
 
 
+async def test_health_is_503_while_writes_fail_and_200_after_a_write_succeeds(
+    start_relay: StartRelay, tmp_path: Path
+) -> None:
+    """Writes failing while reads work: /health is 503 naming the write failure, and
+    200 again once a write has succeeded."""
+    running, store = await flaky_relay(start_relay, tmp_path)
+    client = await running.client()
+    store.fail_saves = True
+    lost = ALICE.sign(1, "lost")
+    assert (await client.publish(lost))[:3] == ["OK", lost.id, False]
+    assert (await client.req("s", {}))[1][0] == "EOSE"  # reads still work
+    reply = await get(running, "/health")
+    document = reply.json()
+    assert reply.status == 503 and isinstance(document, dict)
+    assert document["status"] == "unhealthy"
+    assert document["store"].startswith("error: writes failing: ")
+    store.fail_saves = False
+    kept = ALICE.sign(1, "kept")
+    assert await client.publish(kept) == ["OK", kept.id, True, ""]
+    assert (await get(running, "/health")).status == 200
+
+
 async def test_health_is_503_when_the_store_does_not_answer(
     start_relay: StartRelay, tmp_path: Path
 ) -> None:

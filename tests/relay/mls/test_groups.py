@@ -31,8 +31,10 @@ def as_(*keys: Keys, **options: object) -> Actor:
     return Actor(frozenset(k.pubkey for k in keys), **options)  # type: ignore[arg-type]
 
 
-def roster(signer: Keys, op: str, seq: int | str, *targets: Keys, **extra: str) -> Event:
-    tags = [["h", G], ["op", op], ["seq", str(seq)], *(["p", t.pubkey] for t in targets)]
+def roster(
+    signer: Keys, op: str, seq: int | str, *targets: Keys, group: str = G, **extra: str
+) -> Event:
+    tags = [["h", group], ["op", op], ["seq", str(seq)], *(["p", t.pubkey] for t in targets)]
     tags += [[k, v] for k, v in extra.items()]
     return signer.sign(450, "", tags, created_at=NOW)
 
@@ -299,6 +301,48 @@ def test_bootstrap_by_a_global_admin_of_a_group_seen_through_445_is_accepted() -
     assert after.owner == OWNER.pubkey and ROOT.pubkey in after.admins
 
 
+@pytest.mark.parametrize("op", ["add", "replace"])
+def test_the_owner_of_a_group_created_by_a_445_may_add_members_without_a_bootstrap(
+    op: str,
+) -> None:
+    """A 445 made the group and its owner: the owner's first 450 is applied, gives the
+    group a roster and makes its targets members who may publish."""
+    state = ok(on_group_message(None, group_msg(), as_(OWNER)))
+    after = ok(on_roster(state, roster(OWNER, op, 1, MEMBER), as_(OWNER)))
+    assert after.owner == OWNER.pubkey and after.has_roster and after.last_seq == 1
+    assert after.member_set() == pubkeys(OWNER, MEMBER)
+    ok(on_group_message(after, group_msg(), as_(MEMBER)))
+    assert refused(on_roster(after, roster(OWNER, op, 1, ADMIN), as_(OWNER))) == (
+        "invalid: stale seq"
+    )
+
+
+def test_a_global_admin_may_add_to_a_group_created_by_a_445() -> None:
+    """``admin_pubkeys`` administer a group a 445 created, as any other."""
+    state = ok(on_group_message(None, group_msg(), as_(OWNER)))
+    actor = as_(ROOT, global_admins=pubkeys(ROOT))
+    after = ok(on_roster(state, roster(ROOT, "add", 1, MEMBER), actor))
+    assert after.owner == OWNER.pubkey and MEMBER.pubkey in after.members
+
+
+@pytest.mark.parametrize("op", ["add", "remove", "replace", "bootstrap"])
+def test_a_non_owner_may_not_publish_rosters_for_a_group_created_by_a_445(op: str) -> None:
+    """Only the 445's owner (or an admin) may publish the first 450 of its group."""
+    state = ok(on_group_message(None, group_msg(), as_(OWNER)))
+    event = roster(OUTSIDER, op, 1, OUTSIDER)
+    assert refused(on_roster(state, event, as_(OUTSIDER))) == "restricted: not a group admin"
+
+
+def test_a_group_created_by_a_445_without_an_owner_accepts_only_bootstrap() -> None:
+    """Open delivery and no AUTH: the 445's group has no owner, so it is still unknown
+    to roster events other than bootstrap."""
+    state = ok(on_group_message(None, group_msg(), as_(enforce=False)))
+    assert state.owner is None
+    event = roster(OWNER, "add", 1, MEMBER)
+    assert refused(on_roster(state, event, as_(OWNER))) == "invalid: group does not exist"
+    assert ok(on_roster(state, roster(OWNER, "bootstrap", 1), as_(OWNER))).owner == OWNER.pubkey
+
+
 def test_roster_from_a_non_admin_is_restricted() -> None:
     """An existing group: only owner or admins may publish rosters."""
     state = bootstrapped(MEMBER)
@@ -454,6 +498,20 @@ def test_group_message_to_a_marmot_group_with_a_roster_keeps_strict_membership()
     bootstrap = OWNER.sign(450, "", [["h", MARMOT], ["op", "bootstrap"], ["seq", "1"]])
     state = ok(on_roster(None, bootstrap, as_(OWNER)))
     assert refused(on_group_message(state, group_msg(group=MARMOT), as_(OUTSIDER))) == (
+        "restricted: not a member of group"
+    )
+
+
+def test_a_marmot_group_whose_owner_adds_a_member_keeps_strict_membership() -> None:
+    """A roster-less Marmot group is open to whoever names it until its owner publishes
+    a roster event; from then on only recorded members may publish."""
+    state = ok(on_group_message(None, group_msg(group=MARMOT), as_(OWNER)))
+    ok(on_group_message(state, group_msg(group=MARMOT), as_(OUTSIDER)))
+    after = ok(on_roster(state, roster(OWNER, "add", 1, MEMBER, group=MARMOT), as_(OWNER)))
+    assert not open_to_named(after, MARMOT)
+    ok(on_group_message(after, group_msg(group=MARMOT), as_(MEMBER)))
+    message = group_msg(group=MARMOT)
+    assert refused(on_group_message(after, message, as_(OUTSIDER))) == (
         "restricted: not a member of group"
     )
 

@@ -123,3 +123,42 @@ async def test_a_hung_store_fails_a_whole_batch_within_one_budget(
     results = await asyncio.wait_for(guarded.save_many(events, NOW), GUARD)
     assert all(isinstance(r, StoreUnavailable) and "timed out" in str(r) for r in results)
     assert flaky.calls == 1  # the first save hung; no event was tried again
+
+
+async def test_health_is_unhealthy_while_writes_fail_until_a_write_succeeds(
+    flaky: FlakyStore, guarded: GuardedStore
+) -> None:
+    """Writes failing while reads and the store's own check work: health() raises
+    naming the write failure, still after reads succeed, until a write succeeds."""
+    flaky.fail_saves = True
+    with pytest.raises(StoreUnavailable):
+        await guarded.save(ALICE.sign(1, "lost"), NOW)
+    await flaky.health()  # the backend's own check sees nothing wrong
+    assert await guarded.query([Filter()], NOW) == []
+    with pytest.raises(StoreUnavailable, match=r"writes failing: save: disk I/O error"):
+        await guarded.health()
+    flaky.fail_saves = False
+    with pytest.raises(StoreUnavailable, match="writes failing"):
+        await guarded.health()  # no write has succeeded since
+    assert await guarded.save(ALICE.sign(1, "kept"), NOW) is Outcome.STORED
+    await guarded.health()
+
+
+async def test_health_is_unhealthy_while_a_batch_or_a_consuming_fetch_failed(
+    flaky: FlakyStore, guarded: GuardedStore
+) -> None:
+    """A batch with a lasting failure and a failed consuming key package fetch are
+    failed writes too; a batch that all commits makes the store healthy again."""
+    flaky.fail_saves = True
+    (result,) = await guarded.save_many([ALICE.sign(1, "down")], NOW)
+    assert isinstance(result, StoreUnavailable)
+    with pytest.raises(StoreUnavailable, match="writes failing: save_many"):
+        await guarded.health()
+    flaky.fail_saves = False
+    assert await guarded.save_many([ALICE.sign(1, "up")], NOW) == [Outcome.STORED]
+    await guarded.health()
+    flaky.fail_saves = True
+    with pytest.raises(StoreUnavailable):
+        await guarded.take_keypackages([ALICE.pubkey], per_author=1, consume=True, now=NOW)
+    with pytest.raises(StoreUnavailable, match="writes failing: take_keypackages"):
+        await guarded.health()
