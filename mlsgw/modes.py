@@ -8,15 +8,20 @@ the pinned revision, unless ``--move-traffic`` asks it to send the traffic to th
 revision, which it then does in the same update and says so. It refuses that too when the
 new revision would run another image than the pinned one (the template is the latest
 revision's, so the mode would come with the image the rollback moved away from).
+
+In maintenance mode the relay's ``/health`` answers 503, so a new revision whose startup
+probe is ``GET /health`` would never become Ready: ``maintenance-mode on`` switches such a
+probe to a TCP probe of the same port in the same update, and ``off`` switches it back.
 """
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Mapping
 from dataclasses import dataclass
 
 from mlsgw.actions import describe_traffic, latest_traffic, refuse_service, verify_health
-from mlsgw.gcp.base import Revision, ServiceChange, ServiceState
+from mlsgw.gcp.base import ProbeKind, Revision, ServiceChange, ServiceState, StartupProbe
 from mlsgw.probes import probe_health
 from mlsgw.report import ActionReport, Change, Outcome, Status, Step
 from mlsgw.resources.base import Mutation
@@ -29,6 +34,15 @@ MAINTENANCE_ENV = "MLSGW_INFORMATION__MAINTENANCE"
 MESSAGE_ENV = "MLSGW_INFORMATION__MAINTENANCE_MESSAGE"
 TRUE = "true"
 FALSE = "false"
+HEALTH_PATH = "/health"
+PROBE_TO_TCP = (
+    "/health answers 503 in maintenance mode, so the new revision's startup probe checks "
+    "the port instead"
+)
+PROBE_TO_HEALTH = (
+    "/health answers 200 again out of maintenance mode, so the new revision's startup probe "
+    "is GET /health again"
+)
 
 
 @dataclass(frozen=True)
@@ -81,6 +95,34 @@ def env_changes(current: Mapping[str, str], wanted: Mapping[str, str]) -> dict[s
     return changed
 
 
+def _cloud_run_default(probe: StartupProbe) -> bool:
+    """The TCP probe Cloud Run gives a container that sets none (one try, 240 s)."""
+    return probe.kind is ProbeKind.TCP and (
+        probe.period_seconds,
+        probe.timeout_seconds,
+        probe.failure_threshold,
+    ) == (240, 240, 1)
+
+
+def probe_change(mode: Mode, on: bool, service: ServiceState) -> StartupProbe | None:
+    """The startup probe the toggle writes beside its env var, or ``None`` to leave it.
+
+    Only maintenance mode touches it (its ``/health`` answers 503): ``on`` turns a
+    ``GET /health`` probe into a TCP probe of the same port with the same timing; ``off``,
+    while the mode is on, turns such a TCP probe back into ``GET /health``. A probe on
+    another path, a gRPC probe, Cloud Run's own default TCP probe and a missing probe are
+    never touched."""
+    probe = service.startup_probe
+    if mode is not MAINTENANCE or probe is None:
+        return None
+    if on and probe.kind is ProbeKind.HTTP and probe.path == HEALTH_PATH:
+        return dataclasses.replace(probe, kind=ProbeKind.TCP, path=None)
+    in_maintenance = is_on(service.plain_env().get(MAINTENANCE_ENV))
+    if not on and in_maintenance and probe.kind is ProbeKind.TCP and not _cloud_run_default(probe):
+        return dataclasses.replace(probe, kind=ProbeKind.HTTP, path=HEALTH_PATH)
+    return None
+
+
 def traffic_problem(
     service: ServiceState, revisions: list[Revision], move_traffic: bool
 ) -> str | None:
@@ -111,6 +153,9 @@ def _plan(name: str, service: ServiceState, change: ServiceChange) -> tuple[Chan
         Change(name, f"env {key}", service.plain_env().get(key, "(unset)"), value)
         for key, value in sorted((change.env or {}).items())
     ]
+    if change.startup_probe is not None:
+        before = service.startup_probe.describe() if service.startup_probe else "(none)"
+        lines.append(Change(name, "startup probe", before, change.startup_probe.describe()))
     if change.traffic is not None:
         lines.append(
             Change(
@@ -147,8 +192,9 @@ def toggle_run(
     ctx.reporter.step("reading the service and its revisions")
     service = ctx.run.get_service(ctx.service_name)
     wanted = wanted_env(mode, on, message)
+    probe = probe_change(mode, on, service)
     problem = None
-    if env_changes(service.plain_env(), wanted) or service.pinned:
+    if env_changes(service.plain_env(), wanted) or probe is not None or service.pinned:
         problem = traffic_problem(service, ctx.run.list_revisions(ctx.service_name), move_traffic)
     if problem is not None:
         reason = f"{mode.command} {word} refused: {problem}"
@@ -157,11 +203,12 @@ def toggle_run(
 
     def compute(current: ServiceState) -> ServiceChange | None:
         env = env_changes(current.plain_env(), wanted)
+        probe = probe_change(mode, on, current)
         traffic = latest_traffic(current) if current.pinned and move_traffic else None
-        if not env and traffic is None:
+        if not env and probe is None and traffic is None:
             return None
         # A traffic move alone re-points LATEST, which already carries the mode's env var.
-        return ServiceChange(env=env or None, traffic=traffic)
+        return ServiceChange(env=env or None, startup_probe=probe, traffic=traffic)
 
     def verify(ctx: RunContext, trail: Trail) -> tuple[Outcome, str]:
         after: ServiceState = trail.after["service"]
@@ -196,10 +243,17 @@ def toggle_run(
         lambda state, change: _plan(resource.name, state, change),
         lambda after: f"revision {after.latest_ready_revision}: {describe_traffic(after.traffic)}",
     )
+    notices: tuple[str, ...] = ()
+    if probe is not None and service.startup_probe is not None:
+        why = PROBE_TO_TCP if on else PROBE_TO_HEALTH
+        notices = (
+            f"Startup probe {service.startup_probe.describe()} -> {probe.describe()}: {why}.",
+        )
     action = Action(
         command=mode.command,
         args=args,
         mutations=(mutation,),
+        notices=notices,
         question=(
             f"Turn {mode.command} {word} on {ctx.target.service} (a new revision)?"
             + (f" In this mode {mode.what}." if on else "")

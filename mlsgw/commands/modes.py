@@ -75,7 +75,8 @@ def maintenance_mode(
 
     New connections get the message as a NOTICE and are closed; the REST API and /health
     answer 503 maintenance. Sets MLSGW_INFORMATION__MAINTENANCE (and the message) on a new
-    revision.
+    revision. A startup probe GET /health would fail then, so `on` makes it a TCP probe of
+    the same port and `off` makes it GET /health again (other probes are left alone).
 
     Exit codes: 0 done (also: already so) or dry run, 1 failed (e.g. /health is not 503
     maintenance after the change), 3 refused (traffic pinned, not confirmed, no terminal and

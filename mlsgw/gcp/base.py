@@ -80,6 +80,38 @@ class EnvVar:
     """``secret:version`` when the value is a Secret Manager reference."""
 
 
+class ProbeKind(StrEnum):
+    """How a startup probe checks the container."""
+
+    HTTP = "http"
+    TCP = "tcp"
+    GRPC = "grpc"
+
+
+@dataclass(frozen=True)
+class StartupProbe:
+    """The startup probe of the service's first container: an HTTP GET of ``path``, a TCP
+    connect or a gRPC health check, on ``port``, with its timing."""
+
+    kind: ProbeKind
+    port: int
+    """The port probed (the container's port when the probe names none)."""
+    path: str | None = None
+    """The path of an HTTP probe; ``None`` for the other kinds."""
+    period_seconds: int = 0
+    timeout_seconds: int = 0
+    failure_threshold: int = 0
+    initial_delay_seconds: int = 0
+
+    def describe(self) -> str:
+        """``GET /health on port 8080``, ``TCP port 8080``, ``gRPC on port 8080``."""
+        if self.kind is ProbeKind.HTTP:
+            return f"GET {self.path} on port {self.port}"
+        if self.kind is ProbeKind.TCP:
+            return f"TCP port {self.port}"
+        return f"gRPC on port {self.port}"
+
+
 @dataclass(frozen=True)
 class ServiceState:
     """A Cloud Run service as read, with the etag that guards the next write."""
@@ -101,6 +133,8 @@ class ServiceState:
     invoker_iam_disabled: bool = False
     """True: anyone may invoke the service, whatever its IAM policy says."""
     env: tuple[EnvVar, ...] = ()
+    startup_probe: StartupProbe | None = None
+    """The first container's startup probe in the template; ``None`` when it sets none."""
 
     def plain_env(self) -> dict[str, str]:
         """Name -> value of the plain-text environment variables (secret references left out)."""
@@ -160,6 +194,8 @@ class ServiceChange:
     """Service-level: who may reach the service (see :attr:`ServiceState.ingress`)."""
     invoker_iam_disabled: bool | None = None
     """Service-level: skip the IAM invoker check (public without ``allUsers``)."""
+    startup_probe: StartupProbe | None = None
+    """The first container's startup probe, replaced as a whole."""
 
     def changes(self, service: ServiceState) -> bool:
         """Whether applying this to ``service`` would change anything."""
@@ -189,8 +225,17 @@ class ServiceChange:
                 self.cpu,
                 self.memory,
                 self.revision_name,
+                self.startup_probe,
             )
         )
+
+
+def health_probe(port: int, path: str = "/health") -> StartupProbe:
+    """The startup probe a first deployment gives the relay: ``GET path`` every 2 s, each
+    answer within 1 s, for up to 30 tries."""
+    return StartupProbe(
+        ProbeKind.HTTP, port, path, period_seconds=2, timeout_seconds=1, failure_threshold=30
+    )
 
 
 @dataclass(frozen=True)
@@ -222,6 +267,11 @@ class NewService:
     port: int = 8080
     startup_probe_path: str = "/health"
 
+    @property
+    def startup_probe(self) -> StartupProbe:
+        """The startup probe of the first revision: ``GET`` :attr:`startup_probe_path`."""
+        return health_probe(self.port, self.startup_probe_path)
+
     def settings(self) -> tuple[tuple[str, str], ...]:
         """Every setting as (name, value) for people: the plan, the ledger."""
         return (
@@ -235,7 +285,7 @@ class NewService:
             ("instances", f"min {self.min_instances}, max {self.max_instances}"),
             ("CPU", f"{self.cpu}, always allocated" if self.cpu_always_allocated else self.cpu),
             ("memory", self.memory),
-            ("startup probe", f"GET {self.startup_probe_path} on port {self.port}"),
+            ("startup probe", self.startup_probe.describe()),
         )
 
 

@@ -19,10 +19,12 @@ from mlsgw.gcp.base import (
     EnvVar,
     IamPolicy,
     NewService,
+    ProbeKind,
     Revision,
     Scaling,
     ServiceChange,
     ServiceState,
+    StartupProbe,
     TrafficKind,
     TrafficTarget,
 )
@@ -95,6 +97,48 @@ def _env(raw: Any) -> EnvVar:
     return EnvVar(raw.name, raw.value)
 
 
+DEFAULT_PORT = 8080
+"""The port Cloud Run sends requests to when the container declares none."""
+
+
+def _startup_probe(container: run_v2.Container) -> StartupProbe | None:
+    if "startup_probe" not in container:
+        return None
+    raw = container.startup_probe
+    kind = run_v2.Probe.pb(raw).WhichOneof("probe_type")
+    if kind is None:
+        return None
+    action = getattr(raw, kind)
+    ports = list(container.ports)
+    port = int(action.port) or (int(ports[0].container_port) if ports else 0) or DEFAULT_PORT
+    return StartupProbe(
+        kind={"http_get": ProbeKind.HTTP, "tcp_socket": ProbeKind.TCP}.get(kind, ProbeKind.GRPC),
+        port=port,
+        path=(raw.http_get.path or "/") if kind == "http_get" else None,
+        period_seconds=int(raw.period_seconds),
+        timeout_seconds=int(raw.timeout_seconds),
+        failure_threshold=int(raw.failure_threshold),
+        initial_delay_seconds=int(raw.initial_delay_seconds),
+    )
+
+
+def probe_message(probe: StartupProbe) -> run_v2.Probe:
+    """The ``run_v2.Probe`` for ``probe`` (HTTP or TCP; a gRPC probe keeps only its port)."""
+    raw = run_v2.Probe(
+        period_seconds=probe.period_seconds,
+        timeout_seconds=probe.timeout_seconds,
+        failure_threshold=probe.failure_threshold,
+        initial_delay_seconds=probe.initial_delay_seconds,
+    )
+    if probe.kind is ProbeKind.HTTP:
+        raw.http_get = run_v2.HTTPGetAction(path=probe.path or "/", port=probe.port)
+    elif probe.kind is ProbeKind.TCP:
+        raw.tcp_socket = run_v2.TCPSocketAction(port=probe.port)
+    else:
+        raw.grpc = run_v2.GRPCAction(port=probe.port)
+    return raw
+
+
 def service_state(raw: run_v2.Service) -> ServiceState:
     """Our view of a ``run_v2.Service``."""
     containers = list(raw.template.containers)
@@ -122,6 +166,7 @@ def service_state(raw: run_v2.Service) -> ServiceState:
         ingress=_INGRESS.get(raw.ingress, "all"),
         invoker_iam_disabled=bool(raw.invoker_iam_disabled),
         env=tuple(_env(e) for e in containers[0].env) if containers else (),
+        startup_probe=_startup_probe(containers[0]) if containers else None,
     )
 
 
@@ -169,6 +214,8 @@ def apply_change(raw: run_v2.Service, change: ServiceChange) -> None:
         container.resources.limits["cpu"] = change.cpu
     if change.memory is not None:
         container.resources.limits["memory"] = change.memory
+    if change.startup_probe is not None:
+        container.startup_probe = probe_message(change.startup_probe)
 
 
 def new_service(spec: NewService) -> run_v2.Service:
@@ -180,12 +227,7 @@ def new_service(spec: NewService) -> run_v2.Service:
             limits={"cpu": spec.cpu, "memory": spec.memory},
             cpu_idle=not spec.cpu_always_allocated,
         ),
-        startup_probe=run_v2.Probe(
-            http_get=run_v2.HTTPGetAction(path=spec.startup_probe_path, port=spec.port),
-            period_seconds=2,
-            timeout_seconds=1,
-            failure_threshold=30,
-        ),
+        startup_probe=probe_message(spec.startup_probe),
     )
     template = run_v2.RevisionTemplate(
         containers=[container],

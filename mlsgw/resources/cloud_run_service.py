@@ -20,6 +20,9 @@ def service_summary(service: ServiceState) -> dict[str, object]:
         "scaling": dataclasses.asdict(service.scaling),
         "ingress": service.ingress,
         "invoker_iam_disabled": service.invoker_iam_disabled,
+        "startup_probe": dataclasses.asdict(service.startup_probe)
+        if service.startup_probe
+        else None,
     }
 
 

@@ -7,7 +7,16 @@ from datetime import timedelta
 import pytest
 
 from mlsgw import errors
-from mlsgw.gcp.base import Binding, IamPolicy, ServiceChange, TrafficKind, TrafficTarget
+from mlsgw.gcp.base import (
+    Binding,
+    IamPolicy,
+    ProbeKind,
+    ServiceChange,
+    StartupProbe,
+    TrafficKind,
+    TrafficTarget,
+    health_probe,
+)
 from mlsgw.gcp.clients import Cloud
 from mlsgw.target import Target
 from tests.mlsgw.conftest import PROJECT, REGION, SERVICE
@@ -43,6 +52,33 @@ def test_service_state_is_read_over_rest_with_enums_and_int64(google: GoogleStan
     assert state.scaling.max_instances == 10 and state.scaling.memory == "512Mi"
     sent = google.server.calls("GET", f"/v2/{NAME}")[0]
     assert sent.query["$alt"] == "json;enum-encoding=int"
+
+
+def test_the_startup_probe_is_read_from_the_template_and_replaced_by_an_update(
+    google: GoogleStandIn,
+) -> None:
+    """A probe naming no port probes the container's; a change writes the whole probe (TCP
+    here, timing kept) and creates a revision; none set reads as ``None``."""
+    record = google.run.add_service(PROJECT, REGION, SERVICE, ["img:1"])
+    run = cloud_for(google).run()
+    assert run.get_service(NAME).startup_probe is None
+    container = record.template["containers"][0]
+    container["ports"] = [{"name": "http1", "containerPort": 8081}]
+    container["startupProbe"] = {"httpGet": {"path": "/health"}, "periodSeconds": 2}
+    before = run.get_service(NAME)
+    assert before.startup_probe == StartupProbe(ProbeKind.HTTP, 8081, "/health", 2)
+    tcp = StartupProbe(ProbeKind.TCP, 8081, period_seconds=2, timeout_seconds=1)
+    after = run.update_service(NAME, ServiceChange(startup_probe=tcp), etag=before.etag)
+    assert after.startup_probe == tcp and len(record.revisions) == 2
+    assert record.template["containers"][0]["startupProbe"] == {
+        "tcpSocket": {"port": 8081},
+        "periodSeconds": 2,
+        "timeoutSeconds": 1,
+    }
+    back = run.update_service(
+        NAME, ServiceChange(startup_probe=health_probe(8081)), etag=after.etag
+    )
+    assert back.startup_probe == health_probe(8081)
 
 
 def test_revisions_are_listed_across_pages_newest_first(google: GoogleStandIn) -> None:

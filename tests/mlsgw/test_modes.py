@@ -4,6 +4,7 @@ stand-in, and the env vars they set against a real ``mlsgw serve``."""
 from __future__ import annotations
 
 import asyncio
+import copy
 import dataclasses
 import json
 import urllib.error
@@ -167,6 +168,137 @@ def test_move_traffic_is_refused_when_the_new_revision_would_run_another_image(
     code, doc = run_json(cli, "readonly", "on", "--move-traffic", *target_args, "--yes")
     assert code == 3 and writes(google) == []
     assert "img:1" in str(doc["summary"]) and "mlsgw deploy --image img:1" in str(doc["summary"])
+
+
+# --- the startup probe: /health answers 503 in maintenance mode ----------------------------
+
+HEALTH_PROBE = {
+    "httpGet": {"path": "/health", "port": 8080},
+    "periodSeconds": 2,
+    "timeoutSeconds": 1,
+    "failureThreshold": 30,
+}
+TCP_PROBE = {
+    "tcpSocket": {"port": 8080},
+    "periodSeconds": 2,
+    "timeoutSeconds": 1,
+    "failureThreshold": 30,
+}
+
+
+def with_probe(record: ServiceRecord, probe: dict[str, Any]) -> ServiceRecord:
+    """The service's template (what its next revision starts from) gets this startup probe."""
+    record.template["containers"][0]["startupProbe"] = copy.deepcopy(probe)
+    return record
+
+
+def stored_probe(record: ServiceRecord) -> object:
+    return record.template["containers"][0].get("startupProbe")
+
+
+def plan_of(doc: dict[str, Any]) -> dict[str, tuple[str, str]]:
+    return {c["field"]: (c["before"], c["after"]) for c in doc["plan"]}
+
+
+def test_maintenance_mode_on_switches_a_get_health_startup_probe_to_tcp_and_says_why(
+    cli: Cli, google: GoogleStandIn, target_args: list[str], ledger_path: Path
+) -> None:
+    """The startup probe `mlsgw deploy --create` sets (GET /health) would fail on a revision
+    in maintenance mode, so `on` makes it a TCP probe of the same port with the same timing
+    in the same update: the new revision becomes Ready and serves; the plan, the notice and
+    the ledger's pre-state show the probe."""
+    record = with_probe(google.run.add_service(PROJECT, REGION, SERVICE, ["img:1"]), HEALTH_PROBE)
+    code, doc = run_json(cli, "maintenance-mode", "on", *target_args, "--yes")
+    assert code == 0, doc
+    assert stored_probe(record) == TCP_PROBE and len(writes(google)) == 1
+    assert record.serving() == {record.revisions[-1].name: 100}
+    assert env_of(record)["MLSGW_INFORMATION__MAINTENANCE"] == "true"
+    assert plan_of(doc)["startup probe"] == ("GET /health on port 8080", "TCP port 8080")
+    assert any("/health answers 503 in maintenance mode" in n for n in doc["notices"])
+    pre = ledger_lines(ledger_path)[-1]["pre_state"]
+    assert isinstance(pre, dict)
+    assert pre["service"]["startup_probe"] == {
+        "kind": "http",
+        "port": 8080,
+        "path": "/health",
+        "period_seconds": 2,
+        "timeout_seconds": 1,
+        "failure_threshold": 30,
+        "initial_delay_seconds": 0,
+    }
+
+
+def test_maintenance_mode_on_dry_run_lists_the_probe_change_in_both_plans(
+    cli: Cli, google: GoogleStandIn, target_args: list[str]
+) -> None:
+    """--dry-run: the probe change is its own plan line (JSON and the human view), with the
+    reason, and nothing is written."""
+    record = with_probe(google.run.add_service(PROJECT, REGION, SERVICE, ["img:1"]), HEALTH_PROBE)
+    code, doc = run_json(cli, "maintenance-mode", "on", *target_args, "--dry-run")
+    assert code == 0 and doc["status"] == "planned"
+    assert plan_of(doc)["startup probe"] == ("GET /health on port 8080", "TCP port 8080")
+    assert any("checks the port instead" in n for n in doc["notices"])
+    human = cli("maintenance-mode", "on", *target_args, "--dry-run")
+    assert human.exit_code == 0
+    assert "startup probe: GET /health on port 8080 → TCP port 8080" in human.stdout
+    assert stored_probe(record) == HEALTH_PROBE and writes(google) == []
+
+
+def test_maintenance_mode_on_again_repairs_a_mode_stuck_behind_its_startup_probe(
+    cli: Cli, google: GoogleStandIn, target_args: list[str]
+) -> None:
+    """The maintenance env var already in the template with GET /health as the probe (an
+    older `on` whose revision never became Ready): `on` is not \"already on\", it switches
+    the probe and the mode takes effect."""
+    record = with_probe(google.run.add_service(PROJECT, REGION, SERVICE, ["img:1"]), HEALTH_PROBE)
+    record.template["containers"][0]["env"] = [
+        {"name": "MLSGW_INFORMATION__MAINTENANCE", "value": "true"}
+    ]
+    code, doc = run_json(cli, "maintenance-mode", "on", *target_args, "--yes")
+    assert code == 0, doc
+    assert stored_probe(record) == TCP_PROBE
+    assert record.serving() == {record.revisions[-1].name: 100}
+    steps = {s["name"]: s for s in doc["steps"]}
+    assert steps["verify /health"]["detail"] == "503 maintenance, as the mode says"
+
+
+def test_maintenance_mode_off_switches_the_tcp_probe_back_to_get_health(
+    cli: Cli, google: GoogleStandIn, target_args: list[str]
+) -> None:
+    """After `on` made it a TCP probe, `off` makes it GET /health again (same port and timing)
+    in the update that switches the mode off, and says so in the plan."""
+    record = with_probe(google.run.add_service(PROJECT, REGION, SERVICE, ["img:1"]), HEALTH_PROBE)
+    assert cli("maintenance-mode", "on", *target_args, "--yes").exit_code == 0
+    code, doc = run_json(cli, "maintenance-mode", "off", *target_args, "--yes", *FAST)
+    assert code == 0, doc
+    assert stored_probe(record) == HEALTH_PROBE
+    assert env_of(record)["MLSGW_INFORMATION__MAINTENANCE"] == "false"
+    assert plan_of(doc)["startup probe"] == ("TCP port 8080", "GET /health on port 8080")
+    assert any("GET /health again" in n for n in doc["notices"])
+
+
+def test_a_startup_probe_on_another_path_is_left_alone_by_maintenance_mode(
+    cli: Cli, google: GoogleStandIn, target_args: list[str]
+) -> None:
+    """An operator's probe on /ready is theirs: neither `on` nor `off` changes it."""
+    ready = dict(HEALTH_PROBE, httpGet={"path": "/ready", "port": 8080})
+    record = with_probe(google.run.add_service(PROJECT, REGION, SERVICE, ["img:1"]), ready)
+    code, doc = run_json(cli, "maintenance-mode", "on", *target_args, "--yes")
+    assert code == 0, doc
+    assert "startup probe" not in plan_of(doc) and stored_probe(record) == ready
+    code, doc = run_json(cli, "maintenance-mode", "off", *target_args, "--yes", *FAST)
+    assert code == 0, doc
+    assert "startup probe" not in plan_of(doc) and stored_probe(record) == ready
+
+
+def test_readonly_leaves_the_startup_probe_alone(
+    cli: Cli, google: GoogleStandIn, target_args: list[str]
+) -> None:
+    """Read-only mode keeps /health at 200, so `readonly on` keeps GET /health."""
+    record = with_probe(google.run.add_service(PROJECT, REGION, SERVICE, ["img:1"]), HEALTH_PROBE)
+    code, doc = run_json(cli, "readonly", "on", *target_args, "--yes", *FAST)
+    assert code == 0, doc
+    assert "startup probe" not in plan_of(doc) and stored_probe(record) == HEALTH_PROBE
 
 
 # --- the env vars the toggles set, on a real relay ----------------------------------------

@@ -2,17 +2,29 @@
 
 from __future__ import annotations
 
+import dataclasses
 from datetime import UTC, datetime
 
 from mlsgw.gcp.base import (
     Condition,
+    EnvVar,
+    ProbeKind,
     Revision,
     Scaling,
     ServiceState,
+    StartupProbe,
     TrafficKind,
     TrafficTarget,
+    health_probe,
 )
-from mlsgw.modes import MAINTENANCE, READ_ONLY, env_changes, traffic_problem, wanted_env
+from mlsgw.modes import (
+    MAINTENANCE,
+    READ_ONLY,
+    env_changes,
+    probe_change,
+    traffic_problem,
+    wanted_env,
+)
 
 READY = Condition("Ready", "succeeded")
 
@@ -71,3 +83,40 @@ def test_pinned_traffic_blocks_unless_moved_and_the_image_matches() -> None:
     other_image = traffic_problem(service(PINNED), REVISIONS, move_traffic=True)
     assert other_image is not None and "mlsgw deploy --image img:1" in other_image
     assert traffic_problem(service(PINNED, image="img:1"), REVISIONS, move_traffic=True) is None
+
+
+TCP = StartupProbe(ProbeKind.TCP, 8080, period_seconds=2, timeout_seconds=1, failure_threshold=30)
+
+
+def probed(probe: StartupProbe | None, maintenance: str | None = None) -> ServiceState:
+    env = () if maintenance is None else (EnvVar("MLSGW_INFORMATION__MAINTENANCE", maintenance),)
+    return dataclasses.replace(service(LATEST), startup_probe=probe, env=env)
+
+
+def test_maintenance_on_turns_get_health_into_tcp_of_the_same_port_and_timing() -> None:
+    assert probe_change(MAINTENANCE, True, probed(health_probe(8080))) == TCP
+    custom = dataclasses.replace(health_probe(9000), period_seconds=5, failure_threshold=12)
+    assert probe_change(MAINTENANCE, True, probed(custom)) == StartupProbe(
+        ProbeKind.TCP, 9000, period_seconds=5, timeout_seconds=1, failure_threshold=12
+    )
+
+
+def test_maintenance_off_turns_the_tcp_probe_back_only_while_the_mode_is_on() -> None:
+    """Back to GET /health when the mode goes off; with the mode already off, nothing."""
+    assert probe_change(MAINTENANCE, False, probed(TCP, "true")) == health_probe(8080)
+    assert probe_change(MAINTENANCE, False, probed(TCP, "false")) is None
+    assert probe_change(MAINTENANCE, False, probed(TCP)) is None
+
+
+def test_probes_maintenance_mode_did_not_set_are_never_touched() -> None:
+    """Another path, gRPC, Cloud Run's default TCP probe, no probe, and readonly: unchanged."""
+    ready = health_probe(8080, "/ready")
+    grpc = dataclasses.replace(TCP, kind=ProbeKind.GRPC)
+    default = StartupProbe(
+        ProbeKind.TCP, 8080, period_seconds=240, timeout_seconds=240, failure_threshold=1
+    )
+    for on in (True, False):
+        for probe in (ready, grpc, default, None):
+            assert probe_change(MAINTENANCE, on, probed(probe, "true")) is None
+    assert probe_change(READ_ONLY, True, probed(health_probe(8080))) is None
+    assert probe_change(READ_ONLY, False, probed(TCP, "true")) is None

@@ -6,7 +6,9 @@ with ``validateOnly``, etag check -> 409 ABORTED), revisions list/get, operation
 that finish after :attr:`CloudRunStandIn.polls_until_done` polls), get/setIamPolicy with
 etags. A template change creates a revision; its fate follows :attr:`image_behaviour`
 (``"not-ready"``: never becomes Ready, the operation fails; ``"unhealthy"``: Ready but its
-``/health`` answers 503).
+``/health`` answers 503). A revision whose startup probe is an HTTP GET of ``/health`` and
+whose ``MLSGW_INFORMATION__MAINTENANCE`` is on never becomes Ready either: the relay answers
+503 there from the start, which fails the probe.
 
 The front door stands in for the ``*.run.app`` URLs: ``GET /apps/<service>/health`` answers
 as the revision with the largest traffic share would (503 ``maintenance`` when its
@@ -48,6 +50,7 @@ _SVC = _LOC + r"/services/(?P<service>[^/:]+)"
 NOT_READY_MESSAGE = (
     "The user-provided container failed to start and listen on the port defined by PORT=8080."
 )
+PROBE_FAILED_MESSAGE = "The user-provided container failed the configured startup probe checks."
 
 
 def _not_ready(revision: str, message: str = "") -> str:
@@ -72,6 +75,18 @@ def _env(revision: RevisionRecord) -> dict[str, str]:
     """The revision's plain environment variables (as the relay would read them)."""
     containers = revision.template.get("containers") or [{}]
     return {e["name"]: e.get("value", "") for e in containers[0].get("env", [])}
+
+
+def _in_maintenance(env: dict[str, str]) -> bool:
+    return env.get("MLSGW_INFORMATION__MAINTENANCE", "").lower() in ("1", "true")
+
+
+def _startup_probe_fails(template: Json) -> bool:
+    """An HTTP startup probe of ``/health`` on a relay in maintenance mode (503 from the start)."""
+    container = (template.get("containers") or [{}])[0]
+    probe = container.get("startupProbe") or {}
+    env = {e["name"]: e.get("value", "") for e in container.get("env", [])}
+    return (probe.get("httpGet") or {}).get("path") == "/health" and _in_maintenance(env)
 
 
 def _enum(value: Any) -> int:
@@ -243,13 +258,16 @@ class CloudRunStandIn:
         self._clock += timedelta(minutes=10)
         image = record.template["containers"][0].get("image", "")
         behaviour = self.image_behaviour.get(image, "ok")
+        message = NOT_READY_MESSAGE if behaviour == "not-ready" else ""
+        if not message and _startup_probe_fails(record.template):
+            message = PROBE_FAILED_MESSAGE
         revision = RevisionRecord(
             name=name,
             created=self._clock,
             template=copy.deepcopy(record.template),
-            ready=behaviour != "not-ready",
+            ready=not message,
             healthy=behaviour == "ok",
-            message="" if behaviour != "not-ready" else NOT_READY_MESSAGE,
+            message=message,
         )
         record.revisions.append(revision)
         record.latest_created = revision.name
@@ -570,7 +588,7 @@ class CloudRunStandIn:
         rev = record.revision(name or "")
         if rev is None or not rev.ready or not rev.healthy:
             return 503, {"status": "unhealthy", "store": "error", "revision": name}
-        if _env(rev).get("MLSGW_INFORMATION__MAINTENANCE", "").lower() in ("1", "true"):
+        if _in_maintenance(_env(rev)):
             return 503, {"status": "maintenance", "version": rev.name, "store": "ok"}
         return 200, {
             "status": "healthy",
