@@ -20,7 +20,10 @@ RUN python scripts/pyproject-requirements pyproject.toml > /tmp/requirements.txt
 COPY README.md ./
 COPY relay ./relay
 COPY mlsgw ./mlsgw
+# The runbook's own files: the CLI finds config/alerts.yaml and playbooks/ in the working
+# directory when mlsgw is installed as a package.
 COPY config ./config
+COPY playbooks ./playbooks
 RUN pip install --no-deps --no-build-isolation . \
     && useradd --system --uid 10001 --home-dir /app --shell /usr/sbin/nologin mlsgw \
     && mkdir -p /app/data \

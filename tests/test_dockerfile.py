@@ -47,3 +47,15 @@ def test_the_dependency_layer_lists_every_dependency_of_pyproject() -> None:
     ).stdout.splitlines()
     project = tomllib.loads((ROOT / "pyproject.toml").read_text())
     assert printed == [*project["build-system"]["requires"], *project["project"]["dependencies"]]
+
+
+def test_the_image_ships_the_runbook_files_in_its_working_directory() -> None:
+    """Installed as a package, the CLI looks for ``config/alerts.yaml`` and ``playbooks/`` in
+    the working directory: the image copies both there, so ``mlsgw alerts`` and ``mlsgw
+    playbook`` work inside it."""
+    steps = instructions()
+    workdir = next(a for k, a in steps if k == "WORKDIR")
+    copies = {a.split()[0]: a.split()[1] for k, a in steps if k == "COPY"}
+    assert workdir == "/app"
+    assert copies.get("config") == "./config" and copies.get("playbooks") == "./playbooks"
+    assert (ROOT / "config" / "alerts.yaml").is_file() and (ROOT / "playbooks").is_dir()
