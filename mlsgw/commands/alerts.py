@@ -7,7 +7,13 @@ from typing import Annotated
 
 import typer
 
-from mlsgw.commands.common import CommandOptions, RunbookCommand, run_command, runbook_command
+from mlsgw.commands.common import (
+    SERVICE_FIELDS,
+    CommandOptions,
+    RunbookCommand,
+    run_command,
+    runbook_command,
+)
 from mlsgw.commands.usage import MlsgwGroup
 from mlsgw.monitor import alerts, dashboard
 from mlsgw.monitor.rules import rules_path
@@ -23,16 +29,7 @@ dashboard_app = typer.Typer(
     cls=MlsgwGroup,
 )
 
-MONITOR_FIELDS = (
-    "project",
-    "region",
-    "service",
-    "url",
-    "endpoint",
-    "monitoring_endpoint",
-    "ledger",
-    "timeout",
-)
+MONITOR_FIELDS = SERVICE_FIELDS
 RulesOpt = Annotated[
     Path | None,
     typer.Option(

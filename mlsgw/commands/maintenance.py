@@ -13,6 +13,7 @@ import typer
 
 from mlsgw import output
 from mlsgw.commands.common import (
+    SERVICE_FIELDS,
     CommandOptions,
     RunbookCommand,
     fail_early,
@@ -35,17 +36,7 @@ app = typer.Typer(
     cls=MlsgwGroup,
 )
 
-MAINTENANCE_FIELDS = (
-    "project",
-    "region",
-    "service",
-    "url",
-    "endpoint",
-    "monitoring_endpoint",
-    "metrics_key",
-    "ledger",
-    "timeout",
-)
+MAINTENANCE_FIELDS = (*SERVICE_FIELDS, "metrics_key")
 DRILL_FIELDS = ("project", "service", "endpoint", "ledger", "timeout")
 """The quarterly drill needs only Firestore (and the ledger); the service names the report."""
 TaskOpt = Annotated[
