@@ -89,6 +89,13 @@ class EventStore(Protocol):
         """Return if the store answers a trivial query; raise :class:`StoreUnavailable`."""
         ...
 
+    async def check_write(self) -> None:
+        """A write that changes none of the relay's data (no event, key package or group
+        is added, changed or counted), committed as a client write would be; returns once
+        committed, raises :class:`StoreUnavailable` when it cannot be. A success counts as
+        a successful write for the store's own health."""
+        ...
+
 
 GroupTransition = Callable[[GroupState | None], GroupState | Rejection | None]
 """Pure decision run inside the store's transaction: the new state, a rejection, or

@@ -14,6 +14,7 @@ import asyncio
 import dataclasses
 import os
 import random
+import time
 from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from contextlib import asynccontextmanager
 from typing import Any, TypeVar
@@ -42,8 +43,10 @@ from relay.store.firestore_docs import (
     DELETIONS,
     EVENTS,
     GROUPS,
+    HEALTH,
     KEYPACKAGES,
     MAX_WRITES,
+    WRITE_CHECK,
     tombstone_id,
 )
 from relay.store.firestore_events import (
@@ -289,6 +292,14 @@ class FirestoreStore:
         """See :meth:`relay.store.base.EventStore.health`: one document read."""
         async with self._translated("health check"):
             await self.client.collection(GROUPS).document("health-probe").get()
+
+    async def check_write(self) -> None:
+        """See :meth:`relay.store.base.EventStore.check_write`: one commit that sets the
+        document ``relay_health/write-check`` to the current time, in a collection of its
+        own that no query, count, sweep or group load reads."""
+        document = self.client.collection(HEALTH).document(WRITE_CHECK)
+        async with self._translated("write check"):
+            await document.set({"checked_at": int(time.time())})
 
     # --- MlsStore ----------------------------------------------------------------------
 

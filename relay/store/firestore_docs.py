@@ -17,6 +17,9 @@ Collections (the README documents them):
     int|null (durable last-resort deletion), ``expire_at`` timestamp (TTL).
 ``groups/{sha256(group id)}``
     ``group_id``, ``state`` (``GroupState.to_json()``), ``updated_at`` int.
+``relay_health/write-check``
+    ``checked_at`` int: the one document the store's write check sets (shared by every
+    instance); no query, count or sweep of the relay reads this collection.
 
 Times are integer unix seconds everywhere; the ``expire_at`` timestamps exist only for
 Firestore's TTL policies (a backstop: the relay sweeps by the integer fields itself).
@@ -40,6 +43,8 @@ COORDINATES = "coordinates"
 DELETIONS = "deletions"
 KEYPACKAGES = "keypackages"
 GROUPS = "groups"
+HEALTH = "relay_health"
+WRITE_CHECK = "write-check"  # the HEALTH document the write check sets
 
 MAX_IN = 30  # values per `in` / `array-contains-any`
 MAX_WRITES = 500  # writes per transaction or batch

@@ -12,7 +12,10 @@ know did not commit). Nothing is acknowledged that the store did not confirm.
 While the last client write (a save, a key package, a group event, a consuming fetch)
 failed and none has succeeded since, :meth:`GuardedStore.health` reports the store
 unhealthy, whatever the backend: reads may work while writes do not. Background sweeps
-are not counted; a failing sweep is retried on its next pass.
+are not counted; a failing sweep is retried on its next pass. So that an idle relay does
+not stay unhealthy once the store is back, ``health`` then tries the store's own write
+check (a write that changes no data) at most once every :data:`WRITE_CHECK_INTERVAL`:
+its success counts as a successful write.
 """
 
 from __future__ import annotations
@@ -46,6 +49,9 @@ ATTEMPTS = 3
 BACKOFF = 0.1  # seconds before the second attempt, x4 before the third
 BACKGROUND_TIMEOUT = 120.0
 OPEN_TIMEOUT = 30.0  # a cold connection (TLS, token, JIT) is slower than later calls
+# While writes fail, health() tries a write check at most this often (seconds): anyone can
+# call /health, and a flood of it must not become a flood of writes.
+WRITE_CHECK_INTERVAL = 5.0
 
 
 class GuardedStore:
@@ -58,6 +64,7 @@ class GuardedStore:
         timeout: float = DEFAULT_TIMEOUT,
         attempts: int = ATTEMPTS,
         backoff: float = BACKOFF,
+        write_check_interval: float = WRITE_CHECK_INTERVAL,
     ) -> None:
         self.inner = inner
         self.timeout = timeout
@@ -69,6 +76,9 @@ class GuardedStore:
         # The last failed write, until a write succeeds: reads (and the inner health
         # check) may still work while writes do not, and /health must say so.
         self.writes_failing: str | None = None
+        self.write_check_interval = write_check_interval
+        self._write_checked: float | None = None  # when health() last tried a write check
+        self._write_checking = False  # one is in flight
 
     async def _call(
         self,
@@ -198,10 +208,40 @@ class GuardedStore:
         """Raises StoreUnavailable naming the write failure while the last write failed
         and no write has succeeded since (whatever the backend: reads may still work
         when writes do not); otherwise the inner store's own check, within the budget,
-        never retried (the probe is itself repeated by its caller)."""
+        never retried (the probe is itself repeated by its caller).
+
+        While writes fail, the store's write check is tried first, within the budget and
+        not retried, one at a time and at most once every ``write_check_interval``
+        however often this is called: when it commits, writes count as working
+        again and the inner check follows; when it fails, or was tried too recently,
+        this raises naming the write failure."""
+        if self.writes_failing is not None:
+            await self._check_write()
+        await self._call("health", self.inner.health, retry=False)
+
+    async def check_write(self) -> None:
+        """The inner store's write check, bounded, not retried; its success clears
+        :attr:`writes_failing` (it is a write), its failure sets it."""
+        await self._call("write check", self.inner.check_write, retry=False, write=True)
+
+    async def _check_write(self) -> None:
+        """Clears :attr:`writes_failing` if a write check now commits; raises
+        StoreUnavailable naming the write failure otherwise, or without writing when
+        one is in flight or was tried less than ``write_check_interval`` ago."""
+        now = time.monotonic()
+        last = self._write_checked
+        due = last is None or now - last >= self.write_check_interval
+        if due and not self._write_checking:
+            self._write_checked = now
+            self._write_checking = True
+            try:
+                await self.check_write()
+            except StoreUnavailable:
+                pass
+            finally:
+                self._write_checking = False
         if self.writes_failing is not None:
             raise StoreUnavailable(f"writes failing: {self.writes_failing}")
-        await self._call("health", self.inner.health, retry=False)
 
     # --- MlsStore ----------------------------------------------------------------------
 

@@ -295,6 +295,15 @@ class SqliteStore:
             raise StoreUnavailable(f"writes failing: {self._writer.failing}")
         await self._read(lambda conn: conn.execute("SELECT 1").fetchone())
 
+    async def check_write(self) -> None:
+        """See :meth:`relay.store.base.EventStore.check_write`: a transaction on the writer
+        thread, the path every client write takes (``BEGIN IMMEDIATE`` … ``COMMIT``, retried
+        as they are), that sets the database header's ``user_version`` to the value it
+        has: one page written and committed, no row changed (an empty transaction writes
+        nothing, so it could succeed while commits that write fail). Its commit clears
+        the writer's failure, as a client write's does."""
+        await self._write(_rewrite_header)
+
     # --- MlsStore ----------------------------------------------------------------------
 
     async def save_keypackage(
@@ -349,3 +358,10 @@ def _save_alone(conn: sqlite3.Connection, event: Event) -> list[Outcome]:
     """:func:`save_event` as a job of ``save_many``: every job gives a list of outcomes,
     one per event it saves."""
     return [save_event(conn, event)]
+
+
+def _rewrite_header(conn: sqlite3.Connection) -> None:
+    """Set ``user_version`` (unused by the relay) to its own value: a write of the header
+    page that changes nothing."""
+    (version,) = conn.execute("PRAGMA user_version").fetchone()
+    conn.execute(f"PRAGMA user_version = {int(version)}")

@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import asyncio
 from pathlib import Path
 from typing import Any
 
 import pytest
 
 from relay import __version__
+from relay.store.guarded import GuardedStore
 from tests.conftest import RunningRelay, StartRelay, make_config
 from tests.support.http import HttpReply, http_request
 from tests.support.nostr import Keys
@@ -54,26 +56,59 @@ async def test_health_is_503_when_the_store_fails(start_relay: StartRelay, tmp_p
     assert (await get(running, "/health")).status == 200
 
 
-async def test_health_is_503_while_writes_fail_and_200_after_a_write_succeeds(
+async def guarded_flaky_relay(
+    start_relay: StartRelay, tmp_path: Path, write_check_interval: float
+) -> tuple[RunningRelay, FlakyStore]:
+    """A relay on a :class:`FlakyStore` whose guard makes a write check while writes fail
+    at most every ``write_check_interval`` seconds (0: at every /health)."""
+    config = make_config(tmp_path / "data")
+    store = FlakyStore(config.sqlite_path)
+    guarded = GuardedStore(
+        store, timeout=config.data.store_timeout, write_check_interval=write_check_interval
+    )
+    running: RunningRelay = await start_relay(config, guarded)
+    return running, store
+
+
+async def test_health_is_503_while_writes_fail_and_200_once_they_work_without_a_write(
     start_relay: StartRelay, tmp_path: Path
 ) -> None:
-    """Writes failing while reads work: /health is 503 naming the write failure, and
-    200 again once a write has succeeded."""
-    running, store = await flaky_relay(start_relay, tmp_path)
+    """Writes failing while reads work: /health is 503 naming the write failure, and stays
+    503 while the fault lasts; once it is gone, /health is 200 again with no client write
+    (its own write check committed; no event was stored)."""
+    running, store = await guarded_flaky_relay(start_relay, tmp_path, write_check_interval=0)
     client = await running.client()
     store.fail_saves = True
     lost = ALICE.sign(1, "lost")
     assert (await client.publish(lost))[:3] == ["OK", lost.id, False]
     assert (await client.req("s", {}))[1][0] == "EOSE"  # reads still work
+    for _ in range(2):
+        reply = await get(running, "/health")
+        document = reply.json()
+        assert reply.status == 503 and isinstance(document, dict)
+        assert document["status"] == "unhealthy"
+        assert document["store"].startswith("error: writes failing: ")
+    store.fail_saves = False
     reply = await get(running, "/health")
     document = reply.json()
-    assert reply.status == 503 and isinstance(document, dict)
-    assert document["status"] == "unhealthy"
-    assert document["store"].startswith("error: writes failing: ")
-    store.fail_saves = False
-    kept = ALICE.sign(1, "kept")
-    assert await client.publish(kept) == ["OK", kept.id, True, ""]
-    assert (await get(running, "/health")).status == 200
+    assert reply.status == 200 and isinstance(document, dict) and document["store"] == "ok"
+    assert await client.req("after", {}) == ([], ["EOSE", "after"])
+
+
+async def test_a_health_flood_while_writes_fail_makes_one_write_check(
+    start_relay: StartRelay, tmp_path: Path
+) -> None:
+    """Many /health requests, one after another and at once, while writes fail: all 503,
+    and the store sees one write check, not one per request."""
+    running, store = await guarded_flaky_relay(start_relay, tmp_path, write_check_interval=3600)
+    client = await running.client()
+    store.fail_saves = True
+    lost = ALICE.sign(1, "lost")
+    assert (await client.publish(lost))[:3] == ["OK", lost.id, False]
+    replies = [await get(running, "/health") for _ in range(5)]
+    replies += await asyncio.gather(*(get(running, "/health") for _ in range(10)))
+    assert {reply.status for reply in replies} == {503}
+    assert store.write_checks == 1
 
 
 async def test_health_is_503_when_the_store_does_not_answer(

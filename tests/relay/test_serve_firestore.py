@@ -1,7 +1,8 @@
 """``mlsgw serve`` on the Firestore store (R-S1, R-S3): the operators' rnostr.toml runs
 unchanged against the emulator, two processes share one database, and store faults
 (emulator hung with SIGSTOP, or stopped) give ``error:`` answers and 503 until the store
-is back, then recover by themselves, losing nothing that was acknowledged."""
+is back, then recover by themselves (/health too, with no client write), losing nothing
+that was acknowledged."""
 
 from __future__ import annotations
 
@@ -132,8 +133,9 @@ async def test_a_hung_emulator_gives_errors_then_recovers_losing_nothing_acknowl
     serve: StartServe, private_firestore: FirestoreEmulator, tmp_path: Path
 ) -> None:
     """SIGSTOP mid-run: error answers within the store timeout and 503; after SIGCONT the
-    relay recovers by itself (writes are accepted, then /health is 200: it stays 503
-    until a write succeeds); every event that got OK true is in the store."""
+    relay recovers by itself (/health is 200 again before any client writes: its own
+    write check commits, then writes are accepted); every event that got OK true is in
+    the store."""
     relay = await serve(env=firestore_env(tmp_path, private_firestore))
     await relay.wait_ready()
     alice = Keys()
@@ -150,8 +152,8 @@ async def test_a_hung_emulator_gives_errors_then_recovers_losing_nothing_acknowl
     finally:
         private_firestore.resume()
 
-    acknowledged.append(await publish_until_accepted(client, alice, "after"))
     await wait_healthy(relay)
+    acknowledged.append(await publish_until_accepted(client, alice, "after"))
     stored, end = await client.req("check", {"authors": [alice.pubkey]})
     assert end == ["EOSE", "check"]
     assert {e.id for e in acknowledged} <= {e["id"] for e in stored}
@@ -163,8 +165,8 @@ async def test_a_hung_emulator_gives_errors_then_recovers_losing_nothing_acknowl
 async def test_a_stopped_emulator_gives_errors_and_a_restarted_one_is_used_again(
     serve: StartServe, private_firestore: FirestoreEmulator, tmp_path: Path
 ) -> None:
-    """Emulator killed: error answers and 503; started again on its port, the relay
-    serves again without a restart, and /health is 200 once a write succeeded (the
+    """Emulator killed: error answers and 503; started again on its port, /health is 200
+    again before any client writes and the relay serves again without a restart (the
     emulator itself kept no data)."""
     relay = await serve(env=firestore_env(tmp_path, private_firestore))
     await relay.wait_ready()
@@ -176,8 +178,8 @@ async def test_a_stopped_emulator_gives_errors_and_a_restarted_one_is_used_again
     await assert_down(relay, client, alice)
     private_firestore.start()
 
-    after = await publish_until_accepted(client, alice, "after")
     await wait_healthy(relay)
+    after = await publish_until_accepted(client, alice, "after")
     stored, _ = await client.req("check", {"ids": [after.id]})
     assert [e["id"] for e in stored] == [after.id]
     await client.close()

@@ -18,8 +18,10 @@ class FlakyStore(SqliteStore):
 
     ``fail_saves`` / ``fail_queries`` fail every call; ``fail_next`` fails that many of
     the next save/query/count/take calls, then works again; ``hang`` makes those calls
-    never answer (a wedged database). ``health_mode`` is ``"ok"``, ``"raise"``
-    (StoreUnavailable) or ``"hang"``. ``calls`` counts the calls that reached the store.
+    never answer (a wedged database). The write check is a write: ``fail_saves`` and
+    ``hang`` apply to it too, and ``write_checks`` counts its calls. ``health_mode`` is
+    ``"ok"``, ``"raise"`` (StoreUnavailable) or ``"hang"``. ``calls`` counts the calls
+    that reached the store.
     """
 
     def __init__(self, path: str | Path) -> None:
@@ -30,6 +32,7 @@ class FlakyStore(SqliteStore):
         self.hang = False
         self.health_mode = "ok"
         self.calls = 0
+        self.write_checks = 0
 
     async def _fault(self, failing: bool, message: str) -> None:
         self.calls += 1
@@ -85,6 +88,14 @@ class FlakyStore(SqliteStore):
         return await super().take_keypackages(
             authors, per_author=per_author, consume=consume, now=now, where=where
         )
+
+    async def check_write(self) -> None:
+        self.write_checks += 1
+        if self.hang:
+            await asyncio.Event().wait()
+        if self.fail_saves:
+            raise StoreUnavailable("disk I/O error (stand-in)")
+        await super().check_write()
 
     async def health(self) -> None:
         if self.health_mode == "raise":

@@ -315,6 +315,19 @@ async def test_health_answers_when_open(store: MlsStore) -> None:
     await store.health()
 
 
+async def test_a_write_check_commits_and_changes_no_data(store: MlsStore) -> None:
+    """check_write() returns on a working store, repeatedly, and leaves every query,
+    count and group load as it was."""
+    event = ev(content="kept")
+    assert await store.save(event, NOW) is Outcome.STORED
+    await store.check_write()
+    await store.check_write()
+    assert [e.id for e in await store.query([Filter()], NOW)] == [event.id]
+    assert await store.count([Filter()], NOW) == 1
+    assert await store.load_groups() == []
+    await store.health()
+
+
 async def test_expired_events_are_hidden_then_swept(store: MlsStore) -> None:
     """Past its ``expiration`` an event is neither queried nor counted; the sweep deletes it."""
     expiring = ev(tags=[["expiration", str(NOW + 10)]], content="e")

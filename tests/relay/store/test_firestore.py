@@ -16,7 +16,7 @@ from relay.core.event import Event
 from relay.core.filters import Filter, parse_filter
 from relay.core.outcome import Outcome
 from relay.store.firestore import FirestoreStore
-from relay.store.firestore_docs import EVENTS, KEYPACKAGES, MAX_IN
+from relay.store.firestore_docs import EVENTS, HEALTH, KEYPACKAGES, MAX_IN, WRITE_CHECK
 from relay.store.firestore_events import DELETION_TARGETS_PER_TRANSACTION, PAGE
 from tests.support.firestore_emulator import FirestoreEmulator
 from tests.support.nostr import Keys
@@ -71,6 +71,27 @@ async def test_documents_keep_times_as_integer_seconds(firestore: FirestoreEmula
     assert type(event_doc["created_at"]) is int and type(event_doc["expires_at"]) is int
     assert type(kp_doc["expires_at"]) is int and kp_doc["owner"] == ALICE.pubkey
     assert bytes(event_doc["raw"]) == kp.raw
+
+
+async def test_a_write_check_writes_only_its_own_collection(
+    stores: tuple[FirestoreStore, FirestoreStore],
+    firestore: FirestoreEmulator,
+) -> None:
+    """check_write() from two instances, on an empty database: the only documents then
+    are the one relay_health document, holding the time in integer seconds; the relay's
+    queries, counts and group loads see nothing."""
+    a, b = stores
+    await a.check_write()
+    await b.check_write()
+    client = raw_client(firestore)
+    collections = [c.id async for c in client.collections()]
+    documents = [d async for d in client.collection(HEALTH).stream()]
+    client.close()  # type: ignore[no-untyped-call]
+    assert collections == [HEALTH]
+    assert [d.id for d in documents] == [WRITE_CHECK]
+    assert type((documents[0].to_dict() or {})["checked_at"]) is int
+    assert await a.query([Filter()], NOW) == [] and await a.count([Filter()], NOW) == 0
+    assert await a.load_groups() == []
 
 
 @pytest.mark.official_firestore_only

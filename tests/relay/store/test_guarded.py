@@ -4,6 +4,7 @@ backoff, the rest never repeated (R-S3); in front of a real SQLite store."""
 from __future__ import annotations
 
 import asyncio
+import math
 import time
 from collections.abc import AsyncIterator
 from pathlib import Path
@@ -35,7 +36,9 @@ async def flaky(tmp_path: Path) -> AsyncIterator[FlakyStore]:
 
 @pytest.fixture
 def guarded(flaky: FlakyStore) -> GuardedStore:
-    return GuardedStore(flaky, timeout=TIMEOUT, backoff=0.01)
+    """In front of ``flaky``; while writes fail, health() makes one write check at its
+    first call and no more (no test depends on how much time passes)."""
+    return GuardedStore(flaky, timeout=TIMEOUT, backoff=0.01, write_check_interval=math.inf)
 
 
 async def test_a_call_that_never_answers_fails_within_the_budget(
@@ -125,23 +128,72 @@ async def test_a_hung_store_fails_a_whole_batch_within_one_budget(
     assert flaky.calls == 1  # the first save hung; no event was tried again
 
 
-async def test_health_is_unhealthy_while_writes_fail_until_a_write_succeeds(
-    flaky: FlakyStore, guarded: GuardedStore
+async def test_health_is_unhealthy_while_writes_fail_and_healthy_once_a_write_check_commits(
+    flaky: FlakyStore,
 ) -> None:
-    """Writes failing while reads and the store's own check work: health() raises
-    naming the write failure, still after reads succeed, until a write succeeds."""
+    """Writes failing while reads and the store's own check work: health() raises naming
+    the write failure, still after reads succeed and for as long as the write check fails;
+    once the fault is gone, health() itself clears it with a write check, without any
+    client write (nothing is stored)."""
+    guarded = GuardedStore(flaky, timeout=TIMEOUT, backoff=0.01, write_check_interval=0)
     flaky.fail_saves = True
     with pytest.raises(StoreUnavailable):
         await guarded.save(ALICE.sign(1, "lost"), NOW)
+    assert guarded.writes_failing is not None
+    assert guarded.writes_failing.startswith("save: disk I/O error")
     await flaky.health()  # the backend's own check sees nothing wrong
     assert await guarded.query([Filter()], NOW) == []
-    with pytest.raises(StoreUnavailable, match=r"writes failing: save: disk I/O error"):
-        await guarded.health()
+    for _ in range(2):
+        with pytest.raises(StoreUnavailable, match=r"writes failing: write check: disk I/O"):
+            await guarded.health()
+    assert flaky.write_checks == 2
+    flaky.fail_saves = False
+    await guarded.health()
+    assert guarded.writes_failing is None and flaky.write_checks == 3
+    await guarded.health()  # healthy: no further write check
+    assert flaky.write_checks == 3
+    assert await guarded.query([Filter()], NOW) == []
+
+
+async def test_repeated_health_calls_within_the_interval_make_one_write_check(
+    flaky: FlakyStore, guarded: GuardedStore
+) -> None:
+    """A flood of health() calls, one after another and at once, while writes fail: one
+    write check in all; within the interval even a recovered store stays unhealthy (no
+    check is made) until a client write succeeds."""
+    flaky.fail_saves = True
+    with pytest.raises(StoreUnavailable):
+        await guarded.save(ALICE.sign(1, "lost"), NOW)
+    for _ in range(5):
+        with pytest.raises(StoreUnavailable, match="writes failing"):
+            await guarded.health()
+    results = await asyncio.gather(*(guarded.health() for _ in range(5)), return_exceptions=True)
+    assert all(isinstance(r, StoreUnavailable) for r in results)
+    assert flaky.write_checks == 1
     flaky.fail_saves = False
     with pytest.raises(StoreUnavailable, match="writes failing"):
-        await guarded.health()  # no write has succeeded since
+        await guarded.health()
+    assert flaky.write_checks == 1
     assert await guarded.save(ALICE.sign(1, "kept"), NOW) is Outcome.STORED
     await guarded.health()
+    assert flaky.write_checks == 1
+
+
+async def test_a_concurrent_health_call_does_not_wait_for_a_write_check_in_flight(
+    flaky: FlakyStore,
+) -> None:
+    """A write check that hangs: the health() that made it fails within the budget naming
+    the timeout; one called meanwhile fails at once, making no second check."""
+    guarded = GuardedStore(flaky, timeout=TIMEOUT, backoff=0.01, write_check_interval=0)
+    guarded.writes_failing = "save: disk I/O error"
+    flaky.hang = True
+    first = asyncio.create_task(guarded.health())
+    await asyncio.sleep(0)  # the first call is now inside its write check
+    with pytest.raises(StoreUnavailable, match="writes failing: save: disk I/O error"):
+        await asyncio.wait_for(guarded.health(), GUARD)
+    with pytest.raises(StoreUnavailable, match="writes failing: write check timed out"):
+        await asyncio.wait_for(first, GUARD)
+    assert flaky.write_checks == 1
 
 
 async def test_health_is_unhealthy_while_a_batch_or_a_consuming_fetch_failed(
@@ -152,7 +204,8 @@ async def test_health_is_unhealthy_while_a_batch_or_a_consuming_fetch_failed(
     flaky.fail_saves = True
     (result,) = await guarded.save_many([ALICE.sign(1, "down")], NOW)
     assert isinstance(result, StoreUnavailable)
-    with pytest.raises(StoreUnavailable, match="writes failing: save_many"):
+    assert guarded.writes_failing is not None and guarded.writes_failing.startswith("save_many")
+    with pytest.raises(StoreUnavailable, match="writes failing"):
         await guarded.health()
     flaky.fail_saves = False
     assert await guarded.save_many([ALICE.sign(1, "up")], NOW) == [Outcome.STORED]

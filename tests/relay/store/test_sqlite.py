@@ -164,6 +164,51 @@ async def test_a_full_disk_fails_writes_after_retries_and_health_reports_it(
     await store.health()
 
 
+async def test_a_write_check_that_commits_clears_the_writers_failure(
+    store: SqliteStore,
+) -> None:
+    """After a failed write, a write check through the writer commits (a header page
+    written, no row changed) and clears the writer's failure: health() passes with no
+    client write, and the data is as before."""
+    assert await store.save(ev(content="before"), NOW) is Outcome.STORED
+    pages = await store._write(lambda c: c.execute("PRAGMA page_count").fetchone()[0])
+    await store._write(lambda c: c.execute(f"PRAGMA max_page_count = {pages}").fetchone())
+    with pytest.raises(StoreUnavailable, match="full"):
+        await store.save(ev(content="x" * 200_000), NOW)
+    assert store._writer is not None and store._writer.failing is not None
+    await store._write(lambda c: c.execute("PRAGMA max_page_count = 1073741823").fetchone())
+    store._writer.failing = "database or disk is full"  # as the failed save left it
+    other = sqlite3.connect(store.path, isolation_level=None)
+    version = other.execute("PRAGMA data_version").fetchone()[0]
+    await store.check_write()
+    # A commit that wrote (an empty transaction leaves data_version as it was).
+    assert other.execute("PRAGMA data_version").fetchone()[0] != version
+    other.close()
+    assert store._writer.failing is None
+    await store.health()
+    assert [e.content for e in await store.query([Filter()], NOW)] == ["before"]
+
+
+async def test_a_write_check_that_cannot_commit_is_unavailable_and_keeps_health_failing(
+    store: SqliteStore,
+) -> None:
+    """Another connection holds the write lock: the write check fails like a client write
+    (StoreUnavailable naming SQLite's error) and health() keeps reporting it."""
+    await store._write(lambda c: c.execute("PRAGMA busy_timeout = 0").fetchone())
+    other = sqlite3.connect(store.path, isolation_level=None)
+    other.execute("BEGIN IMMEDIATE")
+    try:
+        with pytest.raises(StoreUnavailable, match="locked"):
+            await store.check_write()
+        with pytest.raises(StoreUnavailable, match="writes failing: database is locked"):
+            await store.health()
+    finally:
+        other.execute("ROLLBACK")
+        other.close()
+    await store.check_write()
+    await store.health()
+
+
 # --- durability and checkpoints (issue 13) ----------------------------------------------------
 
 
