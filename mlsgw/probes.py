@@ -202,19 +202,29 @@ def scrape_metrics(url: str, key: str, timeout: float) -> RelayMetrics:
 
 
 def scrape_sweeps(url: str, key: str, timeout: float) -> dict[str, int]:
-    """What the relay's sweeper removed since the instance started, from ``/metrics``
-    (``mls_gateway_archive_swept_total`` by ``what``); raises ``OSError`` when not served."""
+    """What the relay's sweeper removed since the instance started, from ``/metrics`` (see
+    :func:`sweeps_in`); raises ``OSError`` when not served."""
     request = urllib.request.Request(
         _join(url, "/metrics"), headers={"Authorization": f"Bearer {key}"}
     )
     with urllib.request.urlopen(request, timeout=timeout) as response:
-        text = response.read().decode()
+        return sweeps_in(response.read().decode())
+
+
+def sweeps_in(text: str) -> dict[str, int]:
+    """The sweeper's counts in a Prometheus exposition: ``archive``
+    (``mls_gateway_archive_swept_total``) and ``keypackage_<reason>``
+    (``mls_gateway_keypackages_swept_total`` by ``reason``)."""
     swept: dict[str, int] = {}
     for family in text_string_to_metric_families(text):
         for sample in family.samples:
             if sample.name == "mls_gateway_archive_swept_total":
-                what = sample.labels.get("what", "")
-                swept[what] = swept.get(what, 0) + int(sample.value)
+                what = "archive"
+            elif sample.name == "mls_gateway_keypackages_swept_total":
+                what = f"keypackage_{sample.labels.get('reason', '')}"
+            else:
+                continue
+            swept[what] = swept.get(what, 0) + int(sample.value)
     return swept
 
 

@@ -83,8 +83,13 @@ class MlsMetrics:
         )
         self.archive_swept = Counter(
             "mls_gateway_archive_swept_total",
-            "Events removed by the archive and key package sweeper",
-            ["what"],
+            "Archived group messages, Noise DMs and gift wraps removed after their TTL",
+            registry=r,
+        )
+        self.keypackages_swept = Counter(
+            "mls_gateway_keypackages_swept_total",
+            "Key packages removed by the sweeper: expired, or a last resort after its grace",
+            ["reason"],
             registry=r,
         )
 
@@ -392,9 +397,9 @@ class MlsGateway:
         """R-M9 archive TTL, expired key packages, due last-resort deletions."""
         archive_before = now - self.settings.message_archive_ttl_days * _DAY
         result = await self.store.sweep_mls(now, archive_before)
-        swept = self.metrics.archive_swept
-        swept.labels("archive").inc(result.archived)
-        swept.labels("keypackage_expired").inc(result.keypackages_expired)
-        swept.labels("keypackage_last_resort").inc(result.last_resort_deleted)
+        self.metrics.archive_swept.inc(result.archived)
+        keypackages = self.metrics.keypackages_swept
+        keypackages.labels("expired").inc(result.keypackages_expired)
+        keypackages.labels("last_resort").inc(result.last_resort_deleted)
         await self.fetch_limiter.prune(self.clock())
         return result

@@ -23,7 +23,8 @@ def relay_url(ctx: RunContext) -> str:
 
 def sweep_report(ctx: RunContext) -> CheckResult:
     """How many expired archive messages and key packages the relay's sweeper removed (the
-    ``mls_gateway_archive_swept_total`` counters of the instance that answers, since it
+    ``mls_gateway_archive_swept_total`` and ``mls_gateway_keypackages_swept_total``
+    counters of the instance that answers, since it
     started); a relay without ``/metrics`` cannot report them."""
     key = need(ctx.target.metrics_key, "--metrics-key", "the sweep report")
     url = relay_url(ctx)

@@ -155,7 +155,10 @@ def primary_dashboard(service: str) -> DashboardSpec:
             ),
             Chart(
                 "Archive rate (swept)",
-                ("sum by (what) (rate(mls_gateway_archive_swept_total[1h]))",),
+                (
+                    "sum(rate(mls_gateway_archive_swept_total[1h]))",
+                    "sum by (reason) (rate(mls_gateway_keypackages_swept_total[1h]))",
+                ),
                 "1/s",
             ),
         ),

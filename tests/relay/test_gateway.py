@@ -624,5 +624,5 @@ async def test_metrics_expose_mls_gateway_counters_that_move(
     assert moved("mls_gateway_roster_policy_updates_total") == 2
     assert moved("mls_gateway_groups_updated_total") == 2  # the 445 changes no state
     assert moved("mls_gateway_membership_updates_total") == 2
-    assert moved('mls_gateway_archive_swept_total{what="archive"}') == 1
-    assert moved('mls_gateway_archive_swept_total{what="keypackage_expired"}') == 1
+    assert moved("mls_gateway_archive_swept_total") == 1
+    assert moved('mls_gateway_keypackages_swept_total{reason="expired"}') == 1
