@@ -118,8 +118,11 @@ HTTP_AUTH_WINDOW_SECONDS = 60
 
 
 def _target_of(url: str) -> tuple[str | None, str]:
-    """(host[:port], path?query) of an absolute URL."""
-    parts = urlsplit(url)
+    """(host[:port], path?query) of an absolute URL; (None, "") when it is malformed."""
+    try:
+        parts = urlsplit(url)
+    except ValueError:  # e.g. an unclosed IPv6 bracket
+        return None, ""
     target = (parts.path or "/") + (f"?{parts.query}" if parts.query else "")
     return _host(url), target
 

@@ -130,6 +130,10 @@ def signed(event: Event) -> dict[str, str]:
         pytest.param(
             lambda url, body: signed(auth_event(MEMBER, "POST", url, body)), id="wrong-method"
         ),
+        pytest.param(
+            lambda url, body: signed(auth_event(MEMBER, "GET", "http://[::1/groups", body)),
+            id="malformed-u",
+        ),
     ],
 )
 async def test_nip98_failures_are_401(
