@@ -74,6 +74,11 @@ def _metrics(relay: Relay, request: HttpRequest) -> HttpResponse:
     return HttpResponse(200, relay.metrics.render(), "text/plain; version=0.0.4; charset=utf-8")
 
 
+READ_ONLY_PATHS = frozenset({"/", "/health", "/metrics"})
+"""Paths that answer GET and HEAD only: any other method gets 405 with ``Allow`` (``/metrics``
+only while metrics are enabled: otherwise it does not exist)."""
+
+
 async def handle_http(relay: Relay, request: HttpRequest) -> HttpResponse:
     """Route one plain HTTP request (anything that is not a WebSocket upgrade)."""
     path, method = request.path, request.method
@@ -82,7 +87,7 @@ async def handle_http(relay: Relay, request: HttpRequest) -> HttpResponse:
     if path == "/health" and method in ("GET", "HEAD"):
         document = await relay.health()
         return json_response(200 if document["status"] == "healthy" else 503, document)
-    if path == "/metrics" and method == "GET":
+    if path == "/metrics" and method in ("GET", "HEAD"):
         return _metrics(relay, request)
     api = relay.config.mls_gateway
     if api.enable_api and (path + "/").startswith(api.api_prefix.rstrip("/") + "/"):
@@ -101,6 +106,12 @@ async def handle_http(relay: Relay, request: HttpRequest) -> HttpResponse:
             "text/plain; charset=utf-8",
             CORS_HEADERS,
         )
-    if method not in ("GET", "HEAD", "POST"):
-        return json_response(405, {"error": f"method {method} not allowed"})
+    exists = path in READ_ONLY_PATHS and (path != "/metrics" or relay.config.metrics.enabled)
+    if exists or method not in ("GET", "HEAD", "POST"):
+        return HttpResponse(
+            405,
+            orjson.dumps({"error": f"method {method} not allowed"}),
+            "application/json",
+            (("Allow", "GET, HEAD, OPTIONS"),),
+        )
     return json_response(404, {"error": "not found"})

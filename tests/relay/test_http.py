@@ -142,6 +142,20 @@ async def test_head_health_has_no_body(running: RunningRelay) -> None:
     assert reply.status == 200 and reply.body == b""
 
 
+@pytest.mark.parametrize("path", ["/", "/health", "/metrics"])
+async def test_another_method_on_a_read_only_path_is_405_with_allow(
+    start_relay: StartRelay, tmp_path: Path, path: str
+) -> None:
+    """POST or PUT on /, /health or /metrics (enabled): the path exists, so 405 with
+    ``Allow`` and a JSON error (not 404)."""
+    running = await metrics_relay(start_relay, tmp_path, enabled=True, auth=METRICS_KEY)
+    for method in ("POST", "PUT"):
+        reply = await get(running, path, method=method, body=b"{}")
+        assert reply.status == 405, (method, path, reply.status)
+        assert reply.headers["allow"] == "GET, HEAD, OPTIONS"
+        assert reply.json() == {"error": f"method {method} not allowed"}
+
+
 # --- NIP-11 --------------------------------------------------------------------------------------
 
 
@@ -265,6 +279,17 @@ async def test_metrics_with_a_wrong_or_missing_key_is_401(
         assert reply.status == 401, kwargs
         assert b"nostr_relay" not in reply.body
     assert (await get(running, "/metrics?auth=wrong")).status == 401
+
+
+async def test_head_metrics_answers_like_get_without_a_body(
+    start_relay: StartRelay, tmp_path: Path
+) -> None:
+    """HEAD /metrics with the key → 200 and no body; without the key → 401."""
+    running = await metrics_relay(start_relay, tmp_path, enabled=True, auth=METRICS_KEY)
+    key = {"Authorization": f"Bearer {METRICS_KEY}"}
+    reply = await get(running, "/metrics", method="HEAD", headers=key)
+    assert reply.status == 200 and reply.body == b""
+    assert (await get(running, "/metrics", method="HEAD")).status == 401
 
 
 async def test_metrics_with_bearer_or_query_key(start_relay: StartRelay, tmp_path: Path) -> None:
