@@ -29,7 +29,7 @@ from relay.core.policy import Viewer
 from relay.core.reasons import Reason, Rejection
 from relay.http_messages import HttpRequest, HttpResponse, json_response
 from relay.mls import kinds
-from relay.mls.groups import GroupState
+from relay.mls.groups import GROUP_ID, GroupState
 from relay.store.base import StoreUnavailable
 
 if TYPE_CHECKING:
@@ -37,7 +37,8 @@ if TYPE_CHECKING:
 
 DEFAULT_LIMIT = 100
 MAX_LIMIT = 500
-_GROUP_ID = re.compile(r"[A-Za-z0-9._~:-]{1,256}\Z")
+# In a path only URL-safe group ids; a JSON body takes any relay.mls.groups.GROUP_ID.
+_PATH_GROUP_ID = re.compile(r"[A-Za-z0-9._~:-]{1,256}\Z")
 _HEX64 = re.compile(r"[0-9a-f]{64}\Z")
 MAINTENANCE_RETRY_AFTER = 300
 """Seconds a client is asked to wait in maintenance mode (the WebSocket's close code 1013
@@ -193,8 +194,8 @@ async def _missed(relay: Relay, viewer: Viewer, request: HttpRequest) -> HttpRes
 async def _group_messages(relay: Relay, viewer: Viewer, request: HttpRequest) -> HttpResponse:
     body = _json_body(request)
     group_id = body.get("group_id")
-    if not isinstance(group_id, str) or not _GROUP_ID.match(group_id):
-        raise ApiError(400, "group_id must be a non-empty string")
+    if not isinstance(group_id, str) or not GROUP_ID.match(group_id):
+        raise ApiError(400, "group_id must be 1 to 256 printable ASCII characters, no spaces")
     since = _int_field(body, "since", 0)
     limit = min(_int_field(body, "limit", DEFAULT_LIMIT), MAX_LIMIT)
     filt = Filter(
@@ -240,7 +241,7 @@ async def handle_api(relay: Relay, request: HttpRequest, prefix: str) -> HttpRes
                 raise ApiError(405, "use GET")
             viewer = await _authenticate(relay, request)
             group_id = route[len("/groups/") :]
-            if not _GROUP_ID.match(group_id):
+            if not _PATH_GROUP_ID.match(group_id):
                 raise ApiError(400, "malformed group id")
             return await _group(relay, viewer, group_id)
         if route not in routes:

@@ -18,6 +18,20 @@ ROSTER_OPS = frozenset({"bootstrap", "add", "remove", "promote", "demote", "repl
 # At least 32 bytes in hex: a Marmot nostr_group_id is 32 random bytes. Anything shorter
 # may be guessed, so it never serves as a capability.
 _CAPABILITY_ID = re.compile(r"(?:[0-9a-fA-F]{2}){32,}\Z")
+GROUP_ID = re.compile(r"[\x21-\x7e]{1,256}\Z")
+"""A group id (``h``): 1 to 256 printable ASCII characters without spaces. Every id a
+client derives (hex, base64, a UUID) fits; ids of any length or with control and
+direction characters would each hold memory in the group registry and mislead logs."""
+
+
+def group_id_problem(group_id: str | None) -> Rejection | None:
+    """``invalid: missing h`` or ``invalid: bad group id …`` for an ``h`` value that is not
+    a :data:`GROUP_ID`; None when it is one."""
+    if not group_id:
+        return invalid("missing h")
+    if not GROUP_ID.match(group_id):
+        return invalid("bad group id: use 1 to 256 printable ASCII characters, no spaces")
+    return None
 
 
 def is_capability_id(group_id: str) -> bool:
@@ -128,9 +142,9 @@ def on_group_message(
     delivery enforced is accepted only from a member's connection, or, for a group
     :func:`open_to_named` when the actor has ``id_capability``, from any authenticated
     connection (its ``h`` names the group, R-M11)."""
-    group_id = event.first_tag_value("h")
-    if not group_id:
-        return invalid("missing h")
+    group_id = event.first_tag_value("h") or ""
+    if (problem := group_id_problem(group_id)) is not None:
+        return problem
     epoch = _epoch(event)
     if isinstance(epoch, Rejection):
         return epoch
@@ -159,7 +173,7 @@ def on_gift_wrap(state: GroupState | None, event: Event, actor: Actor) -> GroupS
     """
     group_id = event.first_tag_value("h")
     recipients = frozenset(event.tag_values("p"))
-    if not group_id or not recipients or state is None:
+    if group_id_problem(group_id) is not None or not recipients or state is None:
         return None
     if actor.enforce:
         members = state.member_set(include_invitees=True, global_admins=actor.global_admins)
@@ -177,8 +191,8 @@ def _targets(event: Event) -> frozenset[str]:
 
 def check_roster_shape(event: Event) -> Rejection | None:
     """Stateless R-M6 checks: ``h``, ``op``, ``seq`` and the tags each op needs."""
-    if not event.first_tag_value("h"):
-        return invalid("missing h")
+    if (problem := group_id_problem(event.first_tag_value("h"))) is not None:
+        return problem
     op = event.first_tag_value("op")
     if not op:
         return invalid("missing op")

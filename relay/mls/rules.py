@@ -19,7 +19,13 @@ from relay.core.filters import Filter
 from relay.core.policy import EventRule, ReadRule, ReqRule, Viewer
 from relay.core.reasons import Rejection, auth_required, invalid, restricted
 from relay.mls import kinds
-from relay.mls.groups import GroupState, check_roster_shape, merged, open_to_named
+from relay.mls.groups import (
+    GroupState,
+    check_roster_shape,
+    group_id_problem,
+    merged,
+    open_to_named,
+)
 from relay.mls.keypackages import keypackage_expiry
 
 
@@ -132,8 +138,8 @@ def _check_shape(event: Event, now: int, keypackage_ttl: int) -> Rejection | Non
         # member of one group write into another group's feed.
         return invalid("exactly one h tag is allowed")
     if kind == kinds.GROUP_MESSAGE:
-        if not event.first_tag_value("h"):
-            return invalid("missing h")
+        if (problem := group_id_problem(event.first_tag_value("h"))) is not None:
+            return problem
         epoch = event.first_tag_value("k")
         if epoch is not None and parse_uint(epoch) is None:
             return invalid("k (epoch) must be a non-negative integer")

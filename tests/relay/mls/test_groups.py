@@ -217,6 +217,14 @@ def test_gift_wrap_without_h_or_p_changes_nothing() -> None:
     assert on_gift_wrap(state, wrap(group=G), as_(OWNER)) is None
 
 
+def test_gift_wrap_with_a_malformed_group_id_invites_nobody() -> None:
+    """An ``h`` that is not a group id (control characters, 257 characters) invites no one,
+    even when it names the group with something appended."""
+    state = bootstrapped()
+    for bad in (G + "\u0000", G + "x" * (257 - len(G))):
+        assert on_gift_wrap(state, wrap(OUTSIDER, group=bad), as_(OWNER)) is None
+
+
 def test_gift_wrap_to_an_existing_invitee_changes_nothing() -> None:
     """Re-inviting the same pubkey is no state change."""
     state = ok(on_gift_wrap(bootstrapped(), wrap(OUTSIDER), as_(OWNER)))
