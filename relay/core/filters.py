@@ -143,5 +143,5 @@ def parse_filter(obj: object) -> Filter | Rejection:
                 return invalid(f"filter field {key} must be an array of strings")
             tags.append((key[1:], frozenset(value)))
         else:
-            return invalid(f"unsupported filter field {key!r}")
+            return invalid(f"unsupported filter field {key[:32]!r}")
     return Filter(ids, authors, kinds, tuple(tags), since, until, limit)

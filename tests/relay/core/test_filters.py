@@ -149,6 +149,7 @@ def test_empty_by_construction(obj: dict[str, object], empty: bool) -> None:
         ({"#tt": ["x"]}, "invalid: unsupported filter field '#tt'"),
         ({"#1": ["x"]}, "invalid: unsupported filter field '#1'"),
         ({"search": "x"}, "invalid: unsupported filter field 'search'"),
+        ({"k" * 100_000: 1}, f"invalid: unsupported filter field '{'k' * 32}'"),
     ],
 )
 def test_bad_filters_are_rejected_with_invalid(obj: object, reason: str) -> None:
