@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import base64
+import logging
 import os
 from pathlib import Path
 
@@ -72,6 +73,26 @@ async def test_an_absolute_form_target_is_served(running: RunningRelay) -> None:
         running, f"GET http://127.0.0.1:{port}/health HTTP/1.1\r\nHost: x\r\n\r\n".encode()
     )
     assert status_of(reply) == 200 and b'"status":"healthy"' in reply
+
+
+UPGRADE_HEADERS = (
+    b"Upgrade: websocket\r\nConnection: Upgrade\r\n"
+    b"Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n"
+)
+
+
+@pytest.mark.parametrize("upgrade", [b"", UPGRADE_HEADERS], ids=["plain", "upgrade"])
+async def test_a_bad_ipv6_authority_in_the_target_gets_400_without_a_traceback(
+    running: RunningRelay, caplog: pytest.LogCaptureFixture, upgrade: bytes
+) -> None:
+    caplog.set_level(logging.DEBUG)
+    head = b"GET http://[::1/health HTTP/1.1\r\nHost: 127.0.0.1\r\n" + upgrade + b"\r\n"
+    reply = await exchange(running, head)
+    assert status_of(reply) == 400
+    assert reply.endswith(b'{"error":"malformed HTTP request: bad request target"}')
+    assert not [r for r in caplog.records if r.exc_info or r.levelno >= logging.WARNING]
+    again = await exchange(running, b"GET /health HTTP/1.1\r\nHost: x\r\n\r\n")
+    assert status_of(again) == 200
 
 
 async def test_a_chunked_body_is_read(running: RunningRelay) -> None:
