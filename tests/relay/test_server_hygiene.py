@@ -181,6 +181,66 @@ async def test_a_completed_websocket_outlives_the_handshake_timeout(
     assert (await client.req("s", {"limit": 0}))[1] == ["EOSE", "s"]
 
 
+# --- pending plain requests ---------------------------------------------------------------
+
+
+async def test_a_content_length_over_64_kib_gets_413_before_the_body_is_sent(
+    running: RunningRelay,
+) -> None:
+    """The REST API's bodies are small: a larger one is refused from its head alone."""
+    head = b"POST /api/v1/messages/missed HTTP/1.1\r\nHost: x\r\nContent-Length: 65537\r\n\r\n"
+    reply = await exchange(running, head)  # no body follows
+    assert status_of(reply) == 413
+    assert reply.endswith(b'{"error":"request body larger than 65536 bytes"}')
+
+
+async def until_counted(running: RunningRelay, count: int) -> None:
+    deadline = asyncio.get_running_loop().time() + TIMEOUT
+    while running.server.per_ip.get("127.0.0.1", 0) != count:
+        assert asyncio.get_running_loop().time() < deadline, running.server.per_ip
+        await asyncio.sleep(0.01)
+
+
+async def test_plain_requests_beyond_the_per_ip_limit_get_429_naming_it(
+    start_relay: StartRelay, tmp_path: Path
+) -> None:
+    """Requests whose body is still on the way hold a place each; the next one is refused,
+    the ones holding places are still served, and a closed one frees its place."""
+    config = make_config(tmp_path / "data", network={"max_connections_per_ip": 2})
+    running: RunningRelay = await start_relay(config)
+    pending = []
+    for _ in range(2):
+        reader, writer = await asyncio.open_connection("127.0.0.1", running.server.port)
+        writer.write(b"POST /nothing-here HTTP/1.1\r\nHost: x\r\nContent-Length: 5\r\n\r\n")
+        pending.append((reader, writer))
+    await until_counted(running, 2)
+
+    refused = await exchange(running, b"GET /health HTTP/1.1\r\nHost: x\r\n\r\n")
+    assert status_of(refused) == 429
+    assert b"too many connections from your address" in refused
+    assert b"(network.max_connections_per_ip = 2)" in refused
+
+    for reader, writer in pending:
+        writer.write(b"hello")
+        reply = await asyncio.wait_for(reader.read(), TIMEOUT)
+        writer.close()
+        assert status_of(reply) == 404  # served: the path just does not exist
+    await until_counted(running, 0)
+    again = await exchange(running, b"GET /health HTTP/1.1\r\nHost: x\r\n\r\n")
+    assert status_of(again) == 200
+
+
+async def test_open_websockets_count_against_the_plain_request_limit(
+    start_relay: StartRelay, tmp_path: Path
+) -> None:
+    config = make_config(tmp_path / "data", network={"max_connections_per_ip": 1})
+    running: RunningRelay = await start_relay(config)
+    client = await running.client()
+    assert (await client.req("s", {"limit": 0}))[1] == ["EOSE", "s"]
+    refused = await exchange(running, b"GET /health HTTP/1.1\r\nHost: x\r\n\r\n")
+    assert status_of(refused) == 429
+
+
 # --- RFC 6455 §8.1 ---------------------------------------------------------------------------
 
 
