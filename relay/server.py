@@ -29,7 +29,7 @@ import typing
 from collections.abc import Awaitable, Callable, Iterable
 from http import HTTPStatus
 
-from websockets.exceptions import PayloadTooBig
+from websockets.exceptions import InvalidMessage, PayloadTooBig, SecurityError
 from websockets.frames import CloseCode, Frame, Opcode
 from websockets.http11 import Request
 from websockets.protocol import State
@@ -85,6 +85,29 @@ def client_ip(
         return str(ipaddress.ip_address(entries[-trusted_hops]))
     except ValueError:
         return peer_ip
+
+
+# websockets' size limits on a handshake head (its exception names from version 17; older
+# versions raise a plain SecurityError whose message says which).
+_HANDSHAKE_LIMITS = {
+    "RequestLineTooLong": "the request line is too long",
+    "HeaderLineTooLong": "a header line is too long",
+    "TooManyHeaders": "too many headers",
+}
+
+
+def handshake_refusal(exc: BaseException | None) -> HttpResponse:
+    """The answer to an upgrade head that h11 accepted but websockets' parser refused:
+    ``431`` when it passes one of the parser's size limits (a line of 8 KB, 128 headers),
+    else ``400``, with the parser's reason either way."""
+    if isinstance(exc, InvalidMessage) and exc.__cause__ is not None:
+        exc = exc.__cause__  # "did not receive a valid HTTP request", because of the cause
+    reason = str(exc) if exc is not None else "no request"
+    if isinstance(exc, SecurityError):
+        what = _HANDSHAKE_LIMITS.get(type(exc).__name__)
+        detail = f"{what} ({reason})" if what else reason
+        return json_response(431, {"error": f"WebSocket handshake refused: {detail}"})
+    return json_response(400, {"error": f"malformed WebSocket handshake: {reason}"})
 
 
 class WebSocketPeer:
@@ -443,7 +466,7 @@ class Connection(asyncio.Protocol):
         ws.receive_data(read.head)
         request = next((e for e in ws.events_received() if isinstance(e, Request)), None)
         if request is None:
-            self._respond(json_response(400, {"error": "malformed WebSocket handshake"}))
+            self._respond(handshake_refusal(ws.handshake_exc))
             return
         if not ip_permitted(self.ip, relay.allowed_networks, relay.blocked_networks):
             ws.send_response(ws.reject(403, "blocked: your address may not use this relay\n"))

@@ -11,9 +11,10 @@ from pathlib import Path
 
 import orjson
 import pytest
-from websockets.exceptions import ConnectionClosed
+from websockets.exceptions import ConnectionClosed, InvalidMessage
 from websockets.frames import Frame, Opcode
 
+from relay.server import handshake_refusal
 from tests.conftest import RunningRelay, StartRelay, make_config
 from tests.support.nostr import TIMEOUT, RawClient
 
@@ -93,6 +94,35 @@ async def test_a_bad_ipv6_authority_in_the_target_gets_400_without_a_traceback(
     assert not [r for r in caplog.records if r.exc_info or r.levelno >= logging.WARNING]
     again = await exchange(running, b"GET /health HTTP/1.1\r\nHost: x\r\n\r\n")
     assert status_of(again) == 200
+
+
+@pytest.mark.parametrize(
+    ("extra", "reason"),
+    [
+        (b"X-Cookie: " + b"a" * 9000 + b"\r\n", "too long"),
+        (b"".join(b"X-%d: 1\r\n" % i for i in range(200)), "too many"),
+    ],
+    ids=["9 KB header line", "200 headers"],
+)
+async def test_an_upgrade_head_past_the_websocket_parser_limits_gets_431_saying_which(
+    running: RunningRelay, extra: bytes, reason: str
+) -> None:
+    """The head fits the relay's 16 KB, but websockets allows 8 KB a line and 128 headers."""
+    head = b"GET / HTTP/1.1\r\nHost: x\r\n" + UPGRADE_HEADERS + extra + b"\r\n"
+    reply = await exchange(running, head)
+    assert status_of(reply) == 431
+    error = orjson.loads(reply.split(b"\r\n\r\n", 1)[1])["error"]
+    assert error.startswith("WebSocket handshake refused: ") and reason in error
+
+
+def test_an_upgrade_head_the_websocket_parser_refuses_gets_400_with_its_reason() -> None:
+    refused = InvalidMessage("did not receive a valid HTTP request")
+    refused.__cause__ = ValueError("invalid HTTP header line: X")
+    response = handshake_refusal(refused)
+    assert response.status == 400
+    assert orjson.loads(response.body) == {
+        "error": "malformed WebSocket handshake: invalid HTTP header line: X"
+    }
 
 
 async def test_a_chunked_body_is_read(running: RunningRelay) -> None:
