@@ -43,7 +43,9 @@ class ReadError:
 
 
 def origin_form(target: str) -> str:
-    """``http://host/p?q`` -> ``/p?q``; other targets unchanged."""
+    """``http://host/p?q`` -> ``/p?q``; other targets unchanged.
+
+    Raises ValueError when the authority cannot be parsed (``http://[::1/``)."""
     if target.startswith(("http://", "https://")):
         parts = urlsplit(target)
         return (parts.path or "/") + (f"?{parts.query}" if parts.query else "")
@@ -58,7 +60,10 @@ class RequestReader:
         self.max_body = max_body
         self._conn = h11.Connection(h11.SERVER, max_incomplete_event_size=max_head)
         self._request: h11.Request | None = None
-        self._headers: dict[str, str] = {}
+        self._target = ""
+        self.headers: dict[str, str] | None = None
+        """The request's headers (lower-case keys, repeats joined) once its head has been
+        read and accepted; None before."""
         self._body = bytearray()
 
     def feed(self, data: bytes) -> ReadRequest | ReadError | None:
@@ -94,12 +99,16 @@ class RequestReader:
         if size > self.max_head:
             # h11 bounds only an incomplete head; a large one sent in one write is whole.
             return ReadError(431, f"request head larger than {self.max_head} bytes")
+        try:
+            self._target = origin_form(request.target.decode("latin-1"))
+        except ValueError:  # urlsplit refuses the authority of an absolute-form target
+            return ReadError(400, "malformed HTTP request: bad request target")
         self._request = request
         headers: dict[str, str] = {}
         for name, value in request.headers:
             key, text = name.decode("latin-1"), value.decode("latin-1")
             headers[key] = f"{headers[key]}, {text}" if key in headers else text
-        self._headers = headers
+        self.headers = headers
         if headers.get("upgrade", "").lower() == "websocket":
             return self._complete(b"", raw)
         length = headers.get("content-length")
@@ -110,15 +119,14 @@ class RequestReader:
     def _complete(
         self, body: bytes, raw: list[tuple[bytes, bytes]] | None = None
     ) -> ReadRequest | ReadError:
-        request = self._request
-        assert request is not None
+        request, headers, target = self._request, self.headers, self._target
+        assert request is not None and headers is not None
         method = request.method.decode("ascii")
-        target = origin_form(request.target.decode("latin-1"))
         if raw is None:
-            return ReadRequest(method, target, self._headers, body)
+            return ReadRequest(method, target, headers, body)
         version = request.http_version.decode("ascii")
         lines = [f"{method} {target} HTTP/{version}".encode("latin-1")]
         lines += [name + b": " + value for name, value in raw]
         head = b"\r\n".join(lines) + b"\r\n\r\n"
         rest, _ = self._conn.trailing_data
-        return ReadRequest(method, target, self._headers, upgrade=True, head=head, rest=rest)
+        return ReadRequest(method, target, headers, upgrade=True, head=head, rest=rest)

@@ -29,7 +29,7 @@ import typing
 from collections.abc import Awaitable, Callable, Iterable
 from http import HTTPStatus
 
-from websockets.exceptions import PayloadTooBig
+from websockets.exceptions import InvalidMessage, PayloadTooBig, SecurityError
 from websockets.frames import CloseCode, Frame, Opcode
 from websockets.http11 import Request
 from websockets.protocol import State
@@ -47,7 +47,9 @@ from relay.http_reader import ReadError, ReadRequest, RequestReader
 log = logging.getLogger("relay.server")
 
 MAX_HEAD_BYTES = 16 * 1024
-MAX_BODY_BYTES = 1024 * 1024
+# The REST API's bodies are small JSON objects ({"group_id", "since", "limit"}: well under
+# 1 KiB); the cap bounds what a pending request holds until network.handshake_timeout.
+MAX_BODY_BYTES = 64 * 1024
 INBOX_HIGH_WATER = 64
 INBOX_LOW_WATER = 16
 MAX_PIPELINED = INBOX_HIGH_WATER  # messages one batch of a connection takes at most
@@ -83,6 +85,29 @@ def client_ip(
         return str(ipaddress.ip_address(entries[-trusted_hops]))
     except ValueError:
         return peer_ip
+
+
+# websockets' size limits on a handshake head (its exception names from version 17; older
+# versions raise a plain SecurityError whose message says which).
+_HANDSHAKE_LIMITS = {
+    "RequestLineTooLong": "the request line is too long",
+    "HeaderLineTooLong": "a header line is too long",
+    "TooManyHeaders": "too many headers",
+}
+
+
+def handshake_refusal(exc: BaseException | None) -> HttpResponse:
+    """The answer to an upgrade head that h11 accepted but websockets' parser refused:
+    ``431`` when it passes one of the parser's size limits (a line of 8 KB, 128 headers),
+    else ``400``, with the parser's reason either way."""
+    if isinstance(exc, InvalidMessage) and exc.__cause__ is not None:
+        exc = exc.__cause__  # "did not receive a valid HTTP request", because of the cause
+    reason = str(exc) if exc is not None else "no request"
+    if isinstance(exc, SecurityError):
+        what = _HANDSHAKE_LIMITS.get(type(exc).__name__)
+        detail = f"{what} ({reason})" if what else reason
+        return json_response(431, {"error": f"WebSocket handshake refused: {detail}"})
+    return json_response(400, {"error": f"malformed WebSocket handshake: {reason}"})
 
 
 class WebSocketPeer:
@@ -271,6 +296,7 @@ class Connection(asyncio.Protocol):
         self.reader = RequestReader(MAX_HEAD_BYTES, MAX_BODY_BYTES)
         self.peer: WebSocketPeer | None = None
         self.upgraded = False
+        self.head_read = False
         self.ip = ""
         self.counted_ip: str | None = None
         self.last_seen = time.monotonic()
@@ -362,6 +388,9 @@ class Connection(asyncio.Protocol):
 
     def _on_http_bytes(self, data: bytes) -> None:
         result = self.reader.feed(data)
+        headers = self.reader.headers
+        if headers is not None and not self.head_read and not isinstance(result, ReadError):
+            result = self._on_head(headers, result)
         if result is None:
             return
         self._stop_handshake_timer()
@@ -369,15 +398,39 @@ class Connection(asyncio.Protocol):
         if isinstance(result, ReadError):
             self._respond(json_response(result.status, {"error": result.message}))
             return
-        network = self.relay.config.network
-        self.ip = client_ip(
-            self.ip, result.headers, network.real_ip_header, network.trusted_proxy_hops
-        )
         if result.upgrade:
             self._upgrade(result)
             return
         request = HttpRequest(result.method, result.target, result.headers, result.body, self.ip)
         self.server.spawn(self._serve_http(request))
+
+    def _on_head(
+        self, headers: dict[str, str], result: ReadRequest | None
+    ) -> ReadRequest | ReadError | None:
+        """The head has arrived: the client's address is known. A plain request (its body
+        may still be on the way) takes one of the address's ``max_connections_per_ip``
+        places, or is refused with 429; a WebSocket takes its place after the handshake."""
+        self.head_read = True
+        network = self.relay.config.network
+        self.ip = client_ip(self.ip, headers, network.real_ip_header, network.trusted_proxy_hops)
+        if (result is not None and result.upgrade) or self._claim_ip():
+            return result
+        limit = network.max_connections_per_ip
+        return ReadError(
+            429,
+            f"too many connections from your address (network.max_connections_per_ip = {limit})",
+        )
+
+    def _claim_ip(self) -> bool:
+        """Take one of ``network.max_connections_per_ip`` places for :attr:`ip` until the
+        connection closes; False (nothing taken) when they are all in use."""
+        limit = self.relay.config.network.max_connections_per_ip
+        if not limit:
+            return True
+        if not self.server.claim_ip(self.ip, limit):
+            return False
+        self.counted_ip = self.ip
+        return True
 
     async def _serve_http(self, request: HttpRequest) -> None:
         try:
@@ -413,7 +466,7 @@ class Connection(asyncio.Protocol):
         ws.receive_data(read.head)
         request = next((e for e in ws.events_received() if isinstance(e, Request)), None)
         if request is None:
-            self._respond(json_response(400, {"error": "malformed WebSocket handshake"}))
+            self._respond(handshake_refusal(ws.handshake_exc))
             return
         if not ip_permitted(self.ip, relay.allowed_networks, relay.blocked_networks):
             ws.send_response(ws.reject(403, "blocked: your address may not use this relay\n"))
@@ -431,8 +484,8 @@ class Connection(asyncio.Protocol):
             peer.send(m.encode_notice(relay.config.information.maintenance_message))
             peer.close(1013, "maintenance")
             return
-        limit = relay.config.network.max_connections_per_ip
-        if limit and not self.server.claim_ip(self.ip, limit):
+        if not self._claim_ip():
+            limit = relay.config.network.max_connections_per_ip
             peer.send(
                 m.encode_notice(
                     f"rate-limited: too many connections from your address"
@@ -441,7 +494,6 @@ class Connection(asyncio.Protocol):
             )
             peer.close(CloseCode.TRY_AGAIN_LATER, "too many connections from your address")
             return
-        self.counted_ip = self.ip if limit else None
         relay.register(peer)
         peer.worker = self.server.spawn(peer.work())
         for action in peer.session.greeting():
@@ -498,7 +550,8 @@ class RelayServer:
         return task
 
     def claim_ip(self, ip: str, limit: int) -> bool:
-        """Count one more WebSocket from ``ip``; False (nothing counted) at ``limit``."""
+        """Count one more connection (a WebSocket, or a plain request whose head arrived)
+        from ``ip``; False (nothing counted) at ``limit``."""
         count = self.per_ip.get(ip, 0)
         if count >= limit:
             return False
@@ -506,7 +559,7 @@ class RelayServer:
         return True
 
     def release_ip(self, ip: str) -> None:
-        """Forget one WebSocket from ``ip``."""
+        """Forget one connection from ``ip``."""
         count = self.per_ip.get(ip, 0) - 1
         if count > 0:
             self.per_ip[ip] = count

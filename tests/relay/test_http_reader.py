@@ -66,6 +66,16 @@ def test_bad_requests_get_a_precise_status(data: bytes, status: int) -> None:
     assert isinstance(result, ReadError) and result.status == status
 
 
+@pytest.mark.parametrize("upgrade", [b"", b"Upgrade: websocket\r\n"], ids=["plain", "upgrade"])
+@pytest.mark.parametrize("target", [b"http://[::1/health", b"http://]/"])
+def test_an_absolute_form_target_with_a_bad_authority_is_a_400(
+    target: bytes, upgrade: bytes
+) -> None:
+    """urlsplit refuses the authority: the answer is a 400, not an escaping ValueError."""
+    result = read(b"GET " + target + b" HTTP/1.1\r\nHost: x\r\n" + upgrade + b"\r\n")
+    assert result == ReadError(400, "malformed HTTP request: bad request target")
+
+
 def test_end_of_stream_before_a_complete_request_is_an_error() -> None:
     reader = RequestReader(16 * 1024, 1024)
     assert reader.feed(b"GET / HTTP/1.1\r\n") is None

@@ -5,14 +5,16 @@ from __future__ import annotations
 
 import asyncio
 import base64
+import logging
 import os
 from pathlib import Path
 
 import orjson
 import pytest
-from websockets.exceptions import ConnectionClosed
+from websockets.exceptions import ConnectionClosed, InvalidMessage
 from websockets.frames import Frame, Opcode
 
+from relay.server import handshake_refusal
 from tests.conftest import RunningRelay, StartRelay, make_config
 from tests.support.nostr import TIMEOUT, RawClient
 
@@ -72,6 +74,55 @@ async def test_an_absolute_form_target_is_served(running: RunningRelay) -> None:
         running, f"GET http://127.0.0.1:{port}/health HTTP/1.1\r\nHost: x\r\n\r\n".encode()
     )
     assert status_of(reply) == 200 and b'"status":"healthy"' in reply
+
+
+UPGRADE_HEADERS = (
+    b"Upgrade: websocket\r\nConnection: Upgrade\r\n"
+    b"Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n"
+)
+
+
+@pytest.mark.parametrize("upgrade", [b"", UPGRADE_HEADERS], ids=["plain", "upgrade"])
+async def test_a_bad_ipv6_authority_in_the_target_gets_400_without_a_traceback(
+    running: RunningRelay, caplog: pytest.LogCaptureFixture, upgrade: bytes
+) -> None:
+    caplog.set_level(logging.DEBUG)
+    head = b"GET http://[::1/health HTTP/1.1\r\nHost: 127.0.0.1\r\n" + upgrade + b"\r\n"
+    reply = await exchange(running, head)
+    assert status_of(reply) == 400
+    assert reply.endswith(b'{"error":"malformed HTTP request: bad request target"}')
+    assert not [r for r in caplog.records if r.exc_info or r.levelno >= logging.WARNING]
+    again = await exchange(running, b"GET /health HTTP/1.1\r\nHost: x\r\n\r\n")
+    assert status_of(again) == 200
+
+
+@pytest.mark.parametrize(
+    ("extra", "reason"),
+    [
+        (b"X-Cookie: " + b"a" * 9000 + b"\r\n", "too long"),
+        (b"".join(b"X-%d: 1\r\n" % i for i in range(200)), "too many"),
+    ],
+    ids=["9 KB header line", "200 headers"],
+)
+async def test_an_upgrade_head_past_the_websocket_parser_limits_gets_431_saying_which(
+    running: RunningRelay, extra: bytes, reason: str
+) -> None:
+    """The head fits the relay's 16 KB, but websockets allows 8 KB a line and 128 headers."""
+    head = b"GET / HTTP/1.1\r\nHost: x\r\n" + UPGRADE_HEADERS + extra + b"\r\n"
+    reply = await exchange(running, head)
+    assert status_of(reply) == 431
+    error = orjson.loads(reply.split(b"\r\n\r\n", 1)[1])["error"]
+    assert error.startswith("WebSocket handshake refused: ") and reason in error
+
+
+def test_an_upgrade_head_the_websocket_parser_refuses_gets_400_with_its_reason() -> None:
+    refused = InvalidMessage("did not receive a valid HTTP request")
+    refused.__cause__ = ValueError("invalid HTTP header line: X")
+    response = handshake_refusal(refused)
+    assert response.status == 400
+    assert orjson.loads(response.body) == {
+        "error": "malformed WebSocket handshake: invalid HTTP header line: X"
+    }
 
 
 async def test_a_chunked_body_is_read(running: RunningRelay) -> None:
@@ -158,6 +209,66 @@ async def test_a_completed_websocket_outlives_the_handshake_timeout(
     client = await running.client()
     await asyncio.sleep(0.5)  # past the timeout: the upgraded connection is not affected
     assert (await client.req("s", {"limit": 0}))[1] == ["EOSE", "s"]
+
+
+# --- pending plain requests ---------------------------------------------------------------
+
+
+async def test_a_content_length_over_64_kib_gets_413_before_the_body_is_sent(
+    running: RunningRelay,
+) -> None:
+    """The REST API's bodies are small: a larger one is refused from its head alone."""
+    head = b"POST /api/v1/messages/missed HTTP/1.1\r\nHost: x\r\nContent-Length: 65537\r\n\r\n"
+    reply = await exchange(running, head)  # no body follows
+    assert status_of(reply) == 413
+    assert reply.endswith(b'{"error":"request body larger than 65536 bytes"}')
+
+
+async def until_counted(running: RunningRelay, count: int) -> None:
+    deadline = asyncio.get_running_loop().time() + TIMEOUT
+    while running.server.per_ip.get("127.0.0.1", 0) != count:
+        assert asyncio.get_running_loop().time() < deadline, running.server.per_ip
+        await asyncio.sleep(0.01)
+
+
+async def test_plain_requests_beyond_the_per_ip_limit_get_429_naming_it(
+    start_relay: StartRelay, tmp_path: Path
+) -> None:
+    """Requests whose body is still on the way hold a place each; the next one is refused,
+    the ones holding places are still served, and a closed one frees its place."""
+    config = make_config(tmp_path / "data", network={"max_connections_per_ip": 2})
+    running: RunningRelay = await start_relay(config)
+    pending = []
+    for _ in range(2):
+        reader, writer = await asyncio.open_connection("127.0.0.1", running.server.port)
+        writer.write(b"POST /nothing-here HTTP/1.1\r\nHost: x\r\nContent-Length: 5\r\n\r\n")
+        pending.append((reader, writer))
+    await until_counted(running, 2)
+
+    refused = await exchange(running, b"GET /health HTTP/1.1\r\nHost: x\r\n\r\n")
+    assert status_of(refused) == 429
+    assert b"too many connections from your address" in refused
+    assert b"(network.max_connections_per_ip = 2)" in refused
+
+    for reader, writer in pending:
+        writer.write(b"hello")
+        reply = await asyncio.wait_for(reader.read(), TIMEOUT)
+        writer.close()
+        assert status_of(reply) == 404  # served: the path just does not exist
+    await until_counted(running, 0)
+    again = await exchange(running, b"GET /health HTTP/1.1\r\nHost: x\r\n\r\n")
+    assert status_of(again) == 200
+
+
+async def test_open_websockets_count_against_the_plain_request_limit(
+    start_relay: StartRelay, tmp_path: Path
+) -> None:
+    config = make_config(tmp_path / "data", network={"max_connections_per_ip": 1})
+    running: RunningRelay = await start_relay(config)
+    client = await running.client()
+    assert (await client.req("s", {"limit": 0}))[1] == ["EOSE", "s"]
+    refused = await exchange(running, b"GET /health HTTP/1.1\r\nHost: x\r\n\r\n")
+    assert status_of(refused) == 429
 
 
 # --- RFC 6455 §8.1 ---------------------------------------------------------------------------
