@@ -119,6 +119,12 @@ class NullObserver:
 # over a few seconds stays under the cap.
 MESSAGE_BURST_SECONDS = 5
 
+# NIP-42 lets one connection authenticate several keys (a client signed in to a few
+# accounts); no real client comes near this many. Every key is copied into each read the
+# connection makes (its addressed and group events), so the cap bounds what one
+# connection can make every REQ and COUNT cost, and the memory it holds.
+MAX_AUTHENTICATED_KEYS = 32
+
 
 @dataclass(frozen=True)
 class SessionLimits(LimitationSettings):
@@ -419,6 +425,14 @@ class Session:
             label, reason = rejection
             self.observer.auth_failure(label)
             return [Send(m.encode_ok(event.id, False, reason.message()))]
+        keys = self.viewer.pubkeys
+        if event.pubkey not in keys and len(keys) >= MAX_AUTHENTICATED_KEYS:
+            self.observer.auth_failure("too_many_keys")
+            too_many = restricted(
+                f"too many authenticated keys on this connection (max {MAX_AUTHENTICATED_KEYS});"
+                " open another connection for more"
+            )
+            return [Send(m.encode_ok(event.id, False, too_many.message()))]
         self.viewer = replace(self.viewer, pubkeys=self.viewer.pubkeys | {event.pubkey})
         return [Send(m.encode_ok(event.id, True, ""))]
 

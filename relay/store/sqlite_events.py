@@ -4,6 +4,8 @@ Every function runs on the store's writer thread (inside its transaction) or on 
 reader thread; only :func:`query_raw` also runs on the event loop, under a VM-step budget
 (``SqliteStore.query_raw_now``). Plain events pipelined together are saved set-based
 (:func:`save_plain_events`), with the outcomes :func:`save_event` would give each.
+A read binds one SQL variable per value its filters list; one that would pass SQLite's
+limit on variables is split into statements that fit (:func:`_fitting`).
 """
 
 from __future__ import annotations
@@ -11,6 +13,7 @@ from __future__ import annotations
 import functools
 import sqlite3
 from collections.abc import Sequence
+from dataclasses import replace
 from typing import Any
 
 import orjson
@@ -287,25 +290,92 @@ def _where(f: Filter, now: int) -> tuple[str, list[Any]]:
     return _where_sql(_shape(f)), params
 
 
+def _variables(f: Filter) -> int:
+    """How many SQL variables the statement of ``f`` binds at most (see :func:`_select`)."""
+    fixed = 1 + (f.since is not None) + (f.until is not None) + (f.limit is not None)
+    return fixed + f.value_count + len(f.tags)
+
+
+def _fitting(f: Filter, most: int) -> list[Filter]:
+    """Filters whose union matches exactly what ``f`` matches (its limit aside), each
+    binding at most ``most`` SQL variables: ``f`` itself when it fits, else ``f`` with
+    its longest list of values split in halves, as often as needed."""
+    if _variables(f) <= most:
+        return [f]
+    halves = _halves(f)
+    if halves is None:
+        return [f]  # nothing left to split: SQLite then says what is wrong
+    return [part for half in halves for part in _fitting(half, most)]
+
+
+def _halves(f: Filter) -> list[Filter] | None:
+    """``f`` twice, each with half of its longest list of values (None: no list has
+    two values). The two together match what ``f`` matches."""
+    longest = max(
+        [len(values) for _, values in f.tags]
+        + [len(field) for field in (f.ids, f.authors, f.kinds) if field is not None],
+        default=0,
+    )
+    if longest < 2:
+        return None
+
+    def split(values: frozenset[Any]) -> tuple[frozenset[Any], frozenset[Any]]:
+        listed = list(values)
+        return frozenset(listed[: len(listed) // 2]), frozenset(listed[len(listed) // 2 :])
+
+    if f.ids is not None and len(f.ids) == longest:
+        return [replace(f, ids=half) for half in split(f.ids)]
+    if f.authors is not None and len(f.authors) == longest:
+        return [replace(f, authors=half) for half in split(f.authors)]
+    if f.kinds is not None and len(f.kinds) == longest:
+        return [replace(f, kinds=half) for half in split(f.kinds)]
+    at = next(i for i, (_, values) in enumerate(f.tags) if len(values) == longest)
+    name, values = f.tags[at]
+    return [
+        replace(f, tags=(*f.tags[:at], (name, half), *f.tags[at + 1 :])) for half in split(values)
+    ]
+
+
+def _variable_limit(conn: sqlite3.Connection) -> int:
+    """The most SQL variables one statement may bind on ``conn`` (999 before SQLite
+    3.32, 32,766 by default since, more in some builds)."""
+    return conn.getlimit(sqlite3.SQLITE_LIMIT_VARIABLE_NUMBER)
+
+
 def query_raw(
     conn: sqlite3.Connection, filters: Sequence[Filter], now: int, *, oldest_first: bool = False
 ) -> list[bytes]:
     """The stored JSON of the events matching any of ``filters``, in the order and with
-    the limits of :meth:`relay.store.base.EventStore.query`, without duplicates."""
+    the limits of :meth:`relay.store.base.EventStore.query`, without duplicates.
+
+    Each filter is one statement; one that would bind more variables than SQLite allows
+    is split into several (:func:`_fitting`), whose answers are merged before its limit
+    is applied, so any number of values is answered."""
     live = [f for f in filters if not (f.is_empty_by_construction or f.limit == 0)]
     order = "created_at, id" if oldest_first else "created_at DESC, id"
+    most = _variable_limit(conn)
     if len(live) == 1:
         # One filter: SQLite's order is the answer's order and no event repeats.
         sql, params = _select("raw", live[0], now, order)
-        return [raw for (raw,) in conn.execute(sql, params)]
+        if len(params) <= most:
+            return [raw for (raw,) in conn.execute(sql, params)]
+    sign = 1 if oldest_first else -1
+
+    def key(item: tuple[str, tuple[int, bytes]]) -> tuple[int, str]:
+        return (sign * item[1][0], item[0])
+
     found: dict[str, tuple[int, bytes]] = {}
     for f in live:
-        sql, params = _select("id, created_at, raw", f, now, order)
-        for event_id, created_at, raw in conn.execute(sql, params):
-            found[event_id] = (created_at, raw)
-    sign = 1 if oldest_first else -1
-    ordered = sorted(found.items(), key=lambda item: (sign * item[1][0], item[0]))
-    return [raw for _, (_, raw) in ordered]
+        parts = _fitting(f, most)
+        rows: dict[str, tuple[int, bytes]] = {}
+        for part in parts:
+            sql, params = _select("id, created_at, raw", part, now, order)
+            for event_id, created_at, raw in conn.execute(sql, params):
+                rows[event_id] = (created_at, raw)
+        if len(parts) > 1 and f.limit is not None:
+            rows = dict(sorted(rows.items(), key=key)[: f.limit])
+        found.update(rows)
+    return [raw for _, (_, raw) in sorted(found.items(), key=key)]
 
 
 def _select(columns: str, f: Filter, now: int, order: str) -> tuple[str, list[Any]]:
@@ -322,6 +392,10 @@ def _select_sql(columns: str, where: str, order: str, limited: bool) -> str:
 
 
 def count_events(conn: sqlite3.Connection, filters: Sequence[Filter], now: int) -> int:
+    """How many unexpired events match any of ``filters`` (each counted once, limits
+    ignored): one ``UNION`` statement, or, when that would pass SQLite's limits on
+    variables or terms, several whose matches are merged here, so any number of filters
+    and values is answered."""
     parts, params = [], []
     for f in filters:
         if f.is_empty_by_construction:
@@ -331,5 +405,34 @@ def count_events(conn: sqlite3.Connection, filters: Sequence[Filter], now: int) 
         params.extend(p)
     if not parts:
         return 0
+    most = _variable_limit(conn)
+    if len(params) > most or len(parts) > conn.getlimit(sqlite3.SQLITE_LIMIT_COMPOUND_SELECT):
+        return _count_in_pieces(conn, filters, now, most)
     row = conn.execute(f"SELECT COUNT(*) FROM ({' UNION '.join(parts)})", params).fetchone()
     return int(row[0])
+
+
+def _count_in_pieces(
+    conn: sqlite3.Connection, filters: Sequence[Filter], now: int, most: int
+) -> int:
+    """:func:`count_events` in statements each within SQLite's limits on variables
+    (``most``) and compound terms, their matches merged here."""
+    terms = conn.getlimit(sqlite3.SQLITE_LIMIT_COMPOUND_SELECT)
+    statements: list[tuple[list[str], list[Any]]] = []
+    for f in filters:
+        if f.is_empty_by_construction:
+            continue
+        for part in _fitting(f, most):
+            where, p = _where(part, now)
+            if (
+                not statements
+                or len(statements[-1][1]) + len(p) > most
+                or len(statements[-1][0]) >= terms
+            ):
+                statements.append(([], []))
+            statements[-1][0].append(f"SELECT seq FROM events WHERE {where}")
+            statements[-1][1].extend(p)
+    seqs: set[int] = set()
+    for parts, params in statements:
+        seqs.update(seq for (seq,) in conn.execute(" UNION ".join(parts), params))
+    return len(seqs)

@@ -9,6 +9,7 @@ from typing import Any
 
 from relay.config import load_config
 from relay.core.bech32 import bech32_encode
+from relay.core.session import MAX_AUTHENTICATED_KEYS
 from tests.conftest import RunningRelay, StartRelay, make_config
 from tests.support.nostr import TIMEOUT, Keys, RelayClient
 
@@ -141,6 +142,33 @@ async def test_several_pubkeys_on_one_connection(start_relay: StartRelay, tmp_pa
     assert (await client.publish(BOB.sign(1, "bob with alice")))[2] is True
     assert (await client.publish(ALICE.sign(1, "alice")))[2] is True
     assert (await client.publish(CAROL.sign(1, "carol")))[2] is False
+
+
+async def test_auth_beyond_the_key_cap_is_restricted_and_the_connection_keeps_its_keys(
+    start_relay: StartRelay, tmp_path: Path
+) -> None:
+    """One AUTH past MAX_AUTHENTICATED_KEYS gets OK false restricted naming the cap; the
+    connection stays open, still reads and counts what its earlier keys may, and an AUTH
+    of one of them still succeeds."""
+    running = await allowlisted(start_relay, tmp_path, ALICE.pubkey)
+    sender = await running.client()
+    await send_auth(sender, ALICE)
+    wrap = Keys().sign(1059, "ciphertext", [["p", ALICE.pubkey]])
+    assert (await sender.publish(wrap))[2] is True
+    client = await running.client()
+    assert (await send_auth(client, ALICE))[2] is True
+    for _ in range(MAX_AUTHENTICATED_KEYS - 1):
+        assert (await send_auth(client, Keys()))[2] is True
+    refused = await send_auth(client, BOB)
+    assert refused[2] is False and refused[3] == (
+        f"restricted: too many authenticated keys on this connection"
+        f" (max {MAX_AUTHENTICATED_KEYS}); open another connection for more"
+    )
+    events, end = await client.req("s", {"kinds": [1059]})
+    assert [e["id"] for e in events] == [wrap.id] and end == ["EOSE", "s"]
+    await client.send("COUNT", "n", {"kinds": [1059]})
+    assert await client.recv_until("COUNT") == ["COUNT", "n", {"count": 1}]
+    assert (await send_auth(client, ALICE))[2:] == [True, ""]
 
 
 async def test_author_match_can_be_turned_off(start_relay: StartRelay, tmp_path: Path) -> None:

@@ -25,6 +25,7 @@ from relay.core.policy import Policy
 from relay.core.ratelimit import KindLimit, KindRateLimiter
 from relay.core.reasons import invalid
 from relay.core.session import (
+    MAX_AUTHENTICATED_KEYS,
     MESSAGE_BURST_SECONDS,
     Action,
     AuthOptions,
@@ -628,6 +629,32 @@ def test_several_pubkeys_may_authenticate_on_one_connection() -> None:
     authenticate(session, ALICE)
     authenticate(session, BOB)
     assert session.pubkeys == {ALICE.pubkey, BOB.pubkey}
+
+
+def test_auth_beyond_the_key_cap_is_restricted_and_the_earlier_keys_stay() -> None:
+    """One connection authenticates at most MAX_AUTHENTICATED_KEYS keys: the AUTH of one
+    more gets OK false restricted naming the cap, the keys it had keep working (an AUTH
+    of one of them still succeeds, the challenge unchanged) and nothing is added."""
+    observer = RecordingObserver()
+    session = make_session(ALLOW_ALICE, observer=observer)
+    authenticate(session, ALICE)
+    for _ in range(MAX_AUTHENTICATED_KEYS - 1):
+        assert authenticate(session, Keys())[2] is True
+    held = session.pubkeys
+    frame = authenticate(session, BOB)
+    assert frame[2:] == [
+        False,
+        f"restricted: too many authenticated keys on this connection"
+        f" (max {MAX_AUTHENTICATED_KEYS}); open another connection for more",
+    ]
+    assert ("auth_failure", "too_many_keys") in observer.calls
+    assert session.pubkeys == held and len(held) == MAX_AUTHENTICATED_KEYS
+    assert authenticate(session, ALICE)[2:] == [True, ""]
+    assert isinstance(feed(session, "REQ", "s", {"kinds": [1]})[0], Query)
+    assert feed(session, "COUNT", "n", {"kinds": [1]}) == [
+        Count(m.SubId("n"), (Filter(kinds=frozenset({1})),))
+    ]
+    assert isinstance(publish(session, note(ALICE))[0], Publish)
 
 
 @pytest.mark.parametrize(

@@ -7,6 +7,7 @@ import sqlite3
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+from relay.core.event import Event
 from relay.core.filters import Filter, parse_filter
 from relay.core.outcome import Outcome
 from relay.store.migrations import apply_migrations
@@ -166,3 +167,82 @@ def test_only_events_that_neither_replace_nor_delete_are_plain() -> None:
     assert is_plain(ALICE.sign(1)) and is_plain(ALICE.sign(445)) and is_plain(ALICE.sign(20001))
     for kind in (0, 3, 5, 10002, 30023):
         assert not is_plain(ALICE.sign(kind, "", [["d", "x"]]))
+
+
+# --- more values than SQLite binds in one statement ---------------------------------------------
+
+VARIABLE_LIMIT = sqlite3.connect(":memory:").getlimit(sqlite3.SQLITE_LIMIT_VARIABLE_NUMBER)
+
+
+def stored(conn: sqlite3.Connection, *events: Event) -> None:
+    for event in events:
+        assert save_event(conn, event) is Outcome.STORED
+
+
+def test_a_filter_listing_more_values_than_sqlite_binds_is_answered() -> None:
+    """ids, authors or tag values past SQLite's variable limit are answered as one
+    statement would answer them: the same events, order and limit, and counts."""
+    conn = fresh_db()
+    alice = [ALICE.sign(1, f"a{i}", [["p", BOB.pubkey]], created_at=NOW - i) for i in range(3)]
+    bob = BOB.sign(7, "b", created_at=NOW - 10)
+    stored(conn, *alice, bob)
+    strangers = frozenset(f"{i:064x}" for i in range(VARIABLE_LIMIT))
+    by_authors = Filter(authors=strangers | {ALICE.pubkey}, limit=2)
+    assert query_raw(conn, [by_authors], NOW) == [alice[0].raw, alice[1].raw]
+    by_ids = Filter(ids=strangers | {bob.id})
+    assert query_raw(conn, [by_ids, Filter(kinds=frozenset({1}), limit=1)], NOW) == [
+        alice[0].raw,
+        bob.raw,
+    ]
+    by_tag = Filter(tags=(("p", strangers | {BOB.pubkey}),))
+    assert count_events(conn, [by_tag, by_ids], NOW) == 4
+
+
+def test_a_count_whose_filters_together_pass_sqlites_variable_limit_is_answered() -> None:
+    """Filters that each fit but not all together (a COUNT of several filters, each
+    listing the connection's keys) are counted, each event once."""
+    conn = fresh_db()
+    events = [ALICE.sign(1059, "", [["p", BOB.pubkey]], created_at=NOW - i) for i in range(3)]
+    stored(conn, *events)
+    keys = sorted(f"{i:064x}" for i in range(VARIABLE_LIMIT // 2)) + [BOB.pubkey]
+    filters = [
+        Filter(kinds=frozenset({1059}), tags=(("p", frozenset(keys)),), since=NOW - 2 + i)
+        for i in range(3)
+    ]
+    assert count_events(conn, filters, NOW) == 3
+
+
+def test_splitting_for_lower_sqlite_limits_answers_exactly_as_one_statement() -> None:
+    """With SQLite's variable and compound-term limits set low, every query and count
+    over lists of ids, authors, kinds and tag values answers as with the defaults."""
+    authors = [ALICE, BOB, Keys(bytes.fromhex("33" * 32))]
+    events = [
+        authors[i % 3].sign(
+            (1, 7, 1059)[i % 3 if i % 4 else 0],
+            f"e{i}",
+            [["p", authors[(i + 1) % 3].pubkey], ["t", f"t{i % 5}"]],
+            created_at=NOW - i // 2,
+        )
+        for i in range(24)
+    ]
+    roomy, tight = fresh_db(), fresh_db()
+    for conn in (roomy, tight):
+        stored(conn, *events)
+    tight.setlimit(sqlite3.SQLITE_LIMIT_VARIABLE_NUMBER, 12)
+    tight.setlimit(sqlite3.SQLITE_LIMIT_COMPOUND_SELECT, 2)
+    some_ids = frozenset(e.id for e in events[::2]) | {"0" * 64}
+    pubkeys = frozenset(k.pubkey for k in authors)
+    cases = [
+        [Filter(ids=some_ids)],
+        [Filter(ids=some_ids, limit=3), Filter(authors=pubkeys, kinds=frozenset({1, 7}))],
+        [Filter(authors=pubkeys, kinds=frozenset({1, 7, 1059, 5}), limit=5, since=NOW - 9)],
+        [Filter(tags=(("t", frozenset(f"t{i}" for i in range(9))), ("p", pubkeys)), limit=4)],
+        [Filter(kinds=frozenset({1059}), tags=(("p", pubkeys),), until=NOW - 3, limit=2)] * 3,
+        [Filter(ids=some_ids, authors=pubkeys, kinds=frozenset({1, 7}))] * 4,
+    ]
+    for filters in cases:
+        for oldest_first in (False, True):
+            expected = query_raw(roomy, filters, NOW, oldest_first=oldest_first)
+            assert query_raw(tight, filters, NOW, oldest_first=oldest_first) == expected
+            assert expected
+        assert count_events(tight, filters, NOW) == count_events(roomy, filters, NOW) > 0
