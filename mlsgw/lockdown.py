@@ -224,6 +224,7 @@ def lockdown_run(ctx: RunContext, evidence_hours: float, evidence_dir: Path) -> 
         question=f"Lock down {ctx.target.service}: only IAM-authorised callers may invoke it?",
         unchanged=f"already {locked}; nothing written",
         finish=lambda ctx, trail: _collect_evidence(ctx, trail, evidence_hours, evidence_dir),
+        finish_label="collect evidence",
         verify=verify,
     )
     return execute(ctx, action)
@@ -234,7 +235,8 @@ def find_lockdown(
 ) -> dict[str, Any]:
     """The lockdown to revert: run ``run_id``, else the newest lockdown of the service that
     changed something (one that found the service already locked saved a locked pre-state).
-    :class:`Refused` when there is none."""
+    A lockdown that failed after changing something (e.g. its evidence) counts: its changes
+    stand. :class:`Refused` when there is none."""
     for entry in reversed(records):
         args = entry.get("args") or {}
         result = entry.get("result") or {}
@@ -243,7 +245,7 @@ def find_lockdown(
             entry.get("command") == COMMAND
             and args.get("service_name") == service_name
             and not args.get("revert_of")
-            and result.get("outcome") == "done"
+            and result.get("outcome") in ("done", "failed")
             and isinstance(pre, dict)
             and "iam_policy" in pre
             and (entry.get("run_id") == run_id if run_id else "post_state" in result)

@@ -20,6 +20,10 @@ def evidence_root() -> Path:
     return default_path(os.environ).parent / "evidence"
 
 
+MAX_EVIDENCE_HOURS = 24.0 * 90
+"""Hours of logs kept as evidence at most (90 days)."""
+
+
 @action_command
 def lockdown(
     run_id: Annotated[
@@ -35,7 +39,12 @@ def lockdown(
         typer.Option("--revert", help="Restore the policy and flag a lockdown saved."),
     ] = False,
     evidence_hours: Annotated[
-        float, typer.Option(min=0.0, help="Hours of the service's logs kept as evidence.")
+        float,
+        typer.Option(
+            min=0.1,
+            max=MAX_EVIDENCE_HOURS,
+            help="Hours of the service's logs kept as evidence.",
+        ),
     ] = 24.0,
     evidence_dir: Annotated[
         Path | None,

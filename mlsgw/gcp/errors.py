@@ -3,11 +3,14 @@
 REST maps errors by HTTP status only (400 ``BadRequest``, 409 ``Conflict``, 412
 ``PreconditionFailed``), gRPC by status code (``InvalidArgument``, ``Aborted``); both are caught
 through their common base classes. A failed precondition (Cloud Storage's ``ifGenerationMatch``)
-is a concurrent change, like an etag conflict.
+is a concurrent change, like an etag conflict. An answer that is not the API's JSON (a proxy's
+HTML page, a wrong ``--endpoint``) is a cloud error: the API was reached, but said nothing
+usable.
 """
 
 from __future__ import annotations
 
+import json
 import re
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -15,6 +18,7 @@ from contextlib import contextmanager
 import requests
 from google.api_core import exceptions as api
 from google.auth import exceptions as auth
+from google.protobuf import json_format
 
 from mlsgw import errors
 from mlsgw.gcp.credentials import without_urls
@@ -37,10 +41,22 @@ def _missing_permission(exc: api.GoogleAPICallError, fallback: str | None) -> st
     return match.group(1) if match else fallback
 
 
+NOT_JSON = (json_format.ParseError, json.JSONDecodeError, requests.JSONDecodeError)
+"""What the clients raise on an answer that is not the JSON they expect: the generated REST
+transports ``ParseError``, ``requests``-based ones (Logging, Storage) ``JSONDecodeError``."""
+
+
 def translate(
-    exc: BaseException, what: str, permission: str | None = None
+    exc: BaseException, what: str, permission: str | None = None, endpoint: str | None = None
 ) -> errors.MlsgwError | None:
-    """Our error for a vendor exception raised while doing ``what``, or ``None`` if foreign."""
+    """Our error for a vendor exception raised while doing ``what`` (against ``endpoint``,
+    named when given), or ``None`` if foreign."""
+    if isinstance(exc, NOT_JSON):  # before RequestException: the API was reached
+        at = f" at {endpoint}" if endpoint else ""
+        detail = without_urls(str(exc.__cause__ or exc)).rstrip(".")
+        return errors.CloudError(
+            f"the API{at} answered something that is not its JSON while trying to {what} ({detail})"
+        )
     if isinstance(exc, auth.DefaultCredentialsError):
         return errors.NoCredentials(f"no Google credentials to {what}: {ADC_HINT}")
     if isinstance(exc, auth.RefreshError):
@@ -75,14 +91,17 @@ def translate(
 
 
 @contextmanager
-def vendor_errors(what: str, permission: str | None = None) -> Iterator[None]:
-    """Re-raise vendor exceptions in the block as :mod:`mlsgw.errors` ones."""
+def vendor_errors(
+    what: str, permission: str | None = None, endpoint: str | None = None
+) -> Iterator[None]:
+    """Re-raise vendor exceptions in the block as :mod:`mlsgw.errors` ones (see
+    :func:`translate`)."""
     try:
         yield
     except errors.MlsgwError:
         raise
     except Exception as exc:
-        ours = translate(exc, what, permission)
+        ours = translate(exc, what, permission, endpoint)
         if ours is None:
             raise
         raise ours from exc

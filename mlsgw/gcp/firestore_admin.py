@@ -57,6 +57,7 @@ class FirestoreAdminAdapter:
 
     def __init__(self, client: firestore_admin_v1.FirestoreAdminClient, *, timeout: float) -> None:
         self._client = client
+        self._endpoint = client.api_endpoint
         self._timeout = timeout
 
     def list_operations(
@@ -66,7 +67,9 @@ class FirestoreAdminAdapter:
         name = f"projects/{project}/databases/{database}"
         operations: list[FirestoreOperation] = []
         token = ""
-        with vendor_errors(f"list Firestore operations of {name}", "datastore.operations.list"):
+        with vendor_errors(
+            f"list Firestore operations of {name}", "datastore.operations.list", self._endpoint
+        ):
             for _ in range(_MAX_PAGES):
                 request = operations_pb2.ListOperationsRequest(name=name, page_token=token)
                 page = self._client.list_operations(request=request, timeout=self._timeout)

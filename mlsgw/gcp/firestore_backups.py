@@ -5,6 +5,7 @@ deleting a database (the restore drill's scratch database)."""
 from __future__ import annotations
 
 import time
+from contextlib import AbstractContextManager
 from datetime import datetime, timedelta
 from typing import Any
 
@@ -132,8 +133,13 @@ class FirestoreBackupsAdapter:
         operation_timeout: float = OPERATION_TIMEOUT,
     ) -> None:
         self._client = client
+        self._endpoint = client.api_endpoint
         self._timeout = timeout
         self._operation_timeout = operation_timeout
+
+    def _errors(self, what: str, permission: str | None = None) -> AbstractContextManager[None]:
+        """:func:`vendor_errors` naming this client's endpoint."""
+        return vendor_errors(what, permission, self._endpoint)
 
     def _wait(
         self, operation: lro.Operation, what: str, on_progress: ProgressCallback
@@ -141,7 +147,7 @@ class FirestoreBackupsAdapter:
         """Poll until done (reporting progress), then the result; errors become ours."""
         deadline = time.monotonic() + self._operation_timeout
         delay = FIRST_POLL
-        with vendor_errors(f"follow the operation to {what}"):
+        with self._errors(f"follow the operation to {what}"):
             while not operation.done(retry=None):  # type: ignore[no-untyped-call]
                 on_progress(_status(operation))
                 if time.monotonic() > deadline:
@@ -175,7 +181,7 @@ class FirestoreBackupsAdapter:
             name=database, output_uri_prefix=output_uri_prefix, snapshot_time=snapshot_time
         )
         what = f"export {database} to {output_uri_prefix}"
-        with vendor_errors(what, "datastore.databases.export"):
+        with self._errors(what, "datastore.databases.export"):
             operation = self._client.export_documents(request=request, timeout=self._timeout)
         response, status = self._wait(operation, what, on_progress)
         metadata = operation.metadata
@@ -192,7 +198,7 @@ class FirestoreBackupsAdapter:
         """Start the import and follow it to the end."""
         request = requests.ImportDocumentsRequest(name=database, input_uri_prefix=input_uri_prefix)
         what = f"import {input_uri_prefix} into {database}"
-        with vendor_errors(what, "datastore.databases.import"):
+        with self._errors(what, "datastore.databases.import"):
             operation = self._client.import_documents(request=request, timeout=self._timeout)
         return self._wait(operation, what, on_progress)[1]
 
@@ -200,7 +206,7 @@ class FirestoreBackupsAdapter:
         """Search the database's listed operations for the export to ``output_uri_prefix``."""
         wanted = output_uri_prefix.rstrip("/")
         token = ""
-        with vendor_errors(f"list Firestore operations of {database}", "datastore.operations.list"):
+        with self._errors(f"list Firestore operations of {database}", "datastore.operations.list"):
             for _ in range(_MAX_PAGES):
                 request = operations_pb2.ListOperationsRequest(name=database, page_token=token)
                 page = self._client.list_operations(request=request, timeout=self._timeout)
@@ -216,25 +222,25 @@ class FirestoreBackupsAdapter:
     def get_database(self, name: str) -> DatabaseInfo:
         """Read the database."""
         what = f"read the Firestore database {name}"
-        with vendor_errors(what, "datastore.databases.getMetadata"):
+        with self._errors(what, "datastore.databases.getMetadata"):
             return _database(self._client.get_database(name=name, timeout=self._timeout))
 
     def list_backups(self, project: str) -> list[ManagedBackup]:
         """Managed backups in every location (``locations/-``)."""
         parent = f"projects/{project}/locations/-"
-        with vendor_errors(f"list Firestore backups of {project}", "datastore.backups.list"):
+        with self._errors(f"list Firestore backups of {project}", "datastore.backups.list"):
             response = self._client.list_backups(parent=parent, timeout=self._timeout)
         return [_backup(b) for b in response.backups]
 
     def get_backup(self, name: str) -> ManagedBackup:
         """Read one managed backup."""
-        with vendor_errors(f"read the Firestore backup {name}", "datastore.backups.get"):
+        with self._errors(f"read the Firestore backup {name}", "datastore.backups.get"):
             return _backup(self._client.get_backup(name=name, timeout=self._timeout))
 
     def list_backup_schedules(self, database: str) -> list[BackupSchedule]:
         """The database's backup schedules."""
         what = f"list the backup schedules of {database}"
-        with vendor_errors(what, "datastore.backupSchedules.list"):
+        with self._errors(what, "datastore.backupSchedules.list"):
             response = self._client.list_backup_schedules(parent=database, timeout=self._timeout)
         return [_schedule(s) for s in response.backup_schedules]
 
@@ -244,7 +250,7 @@ class FirestoreBackupsAdapter:
             retention=retention, daily_recurrence=schedule_types.DailyRecurrence()
         )
         what = f"create a backup schedule for {database}"
-        with vendor_errors(what, "datastore.backupSchedules.create"):
+        with self._errors(what, "datastore.backupSchedules.create"):
             created = self._client.create_backup_schedule(
                 parent=database, backup_schedule=schedule, timeout=self._timeout
             )
@@ -257,7 +263,7 @@ class FirestoreBackupsAdapter:
         )
         mask = field_mask_pb2.FieldMask(paths=["retention", "daily_recurrence"])
         what = f"update the backup schedule {name}"
-        with vendor_errors(what, "datastore.backupSchedules.update"):
+        with self._errors(what, "datastore.backupSchedules.update"):
             updated = self._client.update_backup_schedule(
                 backup_schedule=schedule, update_mask=mask, timeout=self._timeout
             )
@@ -271,7 +277,7 @@ class FirestoreBackupsAdapter:
             parent=f"projects/{project}", database_id=database_id, backup=backup
         )
         what = f"restore {backup} into the new database {database_id}"
-        with vendor_errors(what, "datastore.backups.restoreDatabase"):
+        with self._errors(what, "datastore.backups.restoreDatabase"):
             operation = self._client.restore_database(request=request, timeout=self._timeout)
         result, _ = self._wait(operation, what, on_progress)
         return _database(result)
@@ -291,7 +297,7 @@ class FirestoreBackupsAdapter:
             pitr_snapshot=snapshot.PitrSnapshot(database=source, snapshot_time=at),
         )
         what = f"clone {source} as of {at:%Y-%m-%dT%H:%M:%SZ} into the new database {database_id}"
-        with vendor_errors(what, "datastore.databases.clone"):
+        with self._errors(what, "datastore.databases.clone"):
             operation = self._client.clone_database(request=request, timeout=self._timeout)
         result, _ = self._wait(operation, what, on_progress)
         return _database(result)
@@ -299,6 +305,6 @@ class FirestoreBackupsAdapter:
     def delete_database(self, name: str) -> None:
         """Delete ``name`` and follow the operation until the database is gone."""
         what = f"delete the Firestore database {name}"
-        with vendor_errors(what, "datastore.databases.delete"):
+        with self._errors(what, "datastore.databases.delete"):
             operation = self._client.delete_database(name=name, timeout=self._timeout)
         self._wait(operation, what, lambda _: None)

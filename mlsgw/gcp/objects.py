@@ -19,12 +19,13 @@ class ObjectStoreAdapter:
 
     def __init__(self, client: Client, *, timeout: float) -> None:
         self._client = client
+        self._endpoint: str | None = client.api_endpoint
         self._timeout = timeout
         self._retry: Retry = DEFAULT_RETRY.with_timeout(timeout)
 
     def list_objects(self, bucket: str, prefix: str = "") -> list[StoredObject]:
         """Every object under ``prefix`` (pages followed), in name order."""
-        with vendor_errors(f"list gs://{bucket}/{prefix}", "storage.objects.list"):
+        with vendor_errors(f"list gs://{bucket}/{prefix}", "storage.objects.list", self._endpoint):
             blobs = self._client.list_blobs(
                 bucket,
                 prefix=prefix or None,
@@ -43,7 +44,7 @@ class ObjectStoreAdapter:
 
     def read(self, bucket: str, name: str) -> bytes | None:
         """The object's bytes, or ``None`` when it does not exist."""
-        with vendor_errors(f"read gs://{bucket}/{name}", "storage.objects.get"):
+        with vendor_errors(f"read gs://{bucket}/{name}", "storage.objects.get", self._endpoint):
             blob = self._client.bucket(bucket).get_blob(
                 name, timeout=self._timeout, retry=self._retry
             )
@@ -54,7 +55,7 @@ class ObjectStoreAdapter:
 
     def write(self, bucket: str, name: str, data: bytes, content_type: str) -> None:
         """Create or replace the object."""
-        with vendor_errors(f"write gs://{bucket}/{name}", "storage.objects.create"):
+        with vendor_errors(f"write gs://{bucket}/{name}", "storage.objects.create", self._endpoint):
             self._client.bucket(bucket).blob(name).upload_from_string(
                 data, content_type=content_type, timeout=self._timeout, retry=self._retry
             )

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Mapping
+from contextlib import AbstractContextManager
 from datetime import datetime
 from typing import Any
 
@@ -263,12 +264,17 @@ class CloudRunAdapter:
         operation_timeout: float = OPERATION_TIMEOUT,
     ) -> None:
         self._services = services
+        self._endpoint = services.api_endpoint
         self._revisions = revisions
         self._timeout = timeout
         self._operation_timeout = operation_timeout
 
+    def _errors(self, what: str, permission: str | None = None) -> AbstractContextManager[None]:
+        """:func:`vendor_errors` naming this client's endpoint."""
+        return vendor_errors(what, permission, self._endpoint)
+
     def _get_raw(self, name: str) -> run_v2.Service:
-        with vendor_errors(f"read Cloud Run service {name}", "run.services.get"):
+        with self._errors(f"read Cloud Run service {name}", "run.services.get"):
             return self._services.get_service(name=name, timeout=self._timeout)
 
     def get_service(self, name: str) -> ServiceState:
@@ -277,7 +283,7 @@ class CloudRunAdapter:
 
     def list_revisions(self, service: str) -> list[Revision]:
         """Every revision of the service, newest first."""
-        with vendor_errors(f"list revisions of {service}", "run.revisions.list"):
+        with self._errors(f"list revisions of {service}", "run.revisions.list"):
             raws = list(self._revisions.list_revisions(parent=service, timeout=self._timeout))
         revisions = [
             Revision(
@@ -298,7 +304,7 @@ class CloudRunAdapter:
         apply_change(raw, change)
         raw.etag = etag
         request = run_v2.UpdateServiceRequest(service=raw, validate_only=validate_only)
-        with vendor_errors(f"update Cloud Run service {name}", "run.services.update"):
+        with self._errors(f"update Cloud Run service {name}", "run.services.update"):
             operation = self._services.update_service(request=request, timeout=self._timeout)
         return service_state(self._wait(name, operation, "update"))
 
@@ -314,25 +320,27 @@ class CloudRunAdapter:
             service=new_service(spec),
             validate_only=validate_only,
         )
-        with vendor_errors(f"create Cloud Run service {name}", "run.services.create"):
+        with self._errors(f"create Cloud Run service {name}", "run.services.create"):
             operation = self._services.create_service(request=request, timeout=self._timeout)
         return service_state(self._wait(name, operation, "creation"))
 
     def _wait(self, name: str, operation: Any, what: str) -> run_v2.Service:
         polling = DEFAULT_POLLING.with_timeout(self._operation_timeout)
-        try:
-            result: run_v2.Service = operation.result(
-                timeout=self._operation_timeout, polling=polling
-            )
-        except api.GoogleAPICallError as exc:
-            raise errors.OperationFailed(
-                f"the {what} of {name} failed: {exc.message or exc}"
-            ) from exc
-        except TimeoutError as exc:
-            raise errors.Unavailable(
-                f"the {what} of {name} was still running after {self._operation_timeout:.0f} s "
-                f"(operation {operation.operation.name}); check it in the console"
-            ) from exc
+        with self._errors(f"follow the {what} of {name}"):
+            try:
+                result: run_v2.Service = operation.result(
+                    timeout=self._operation_timeout, polling=polling
+                )
+            except api.GoogleAPICallError as exc:
+                raise errors.OperationFailed(
+                    f"the {what} of {name} failed: {exc.message or exc}"
+                ) from exc
+            except TimeoutError as exc:
+                raise errors.Unavailable(
+                    f"the {what} of {name} was still running after "
+                    f"{self._operation_timeout:.0f} s (operation {operation.operation.name}); "
+                    "check it in the console"
+                ) from exc
         return result
 
     def describe_service(self, name: str) -> dict[str, object]:
@@ -345,7 +353,7 @@ class CloudRunAdapter:
     def get_iam_policy(self, name: str) -> IamPolicy:
         """Read the service's IAM policy with its etag."""
         request = iam_policy_pb2.GetIamPolicyRequest(resource=name)
-        with vendor_errors(f"read the IAM policy of {name}", "run.services.getIamPolicy"):
+        with self._errors(f"read the IAM policy of {name}", "run.services.getIamPolicy"):
             raw = self._services.get_iam_policy(request=request, timeout=self._timeout)
         return _policy(raw)
 
@@ -359,7 +367,7 @@ class CloudRunAdapter:
             ],
         )
         request = iam_policy_pb2.SetIamPolicyRequest(resource=name, policy=raw)
-        with vendor_errors(f"write the IAM policy of {name}", "run.services.setIamPolicy"):
+        with self._errors(f"write the IAM policy of {name}", "run.services.setIamPolicy"):
             written = self._services.set_iam_policy(request=request, timeout=self._timeout)
         return _policy(written)
 

@@ -77,6 +77,8 @@ class Action:
     """After the changes (or when none was needed), before verify and the ledger line; not
     on a dry run or a refusal. Returns why it failed (the action then fails), or ``None``.
     Local work belongs here, e.g. writing an evidence directory."""
+    finish_label: str = "finish"
+    """The step's name in the report when ``finish`` raises."""
     done: str = "done"
     pre_state: Mapping[str, object] | None = None
     """Extra pre-state for the ledger (beside each resource's own summary)."""
@@ -165,12 +167,31 @@ def _key(mutation: Mutation[Any, Any]) -> str:
     return mutation.resource.key
 
 
+def as_ours(exc: Exception) -> MlsgwError:
+    """``exc`` itself when it is ours, else an error naming its type and message (for an
+    exception nothing translated, e.g. a bug, so that it is reported and recorded)."""
+    if isinstance(exc, MlsgwError):
+        return exc
+    return MlsgwError(f"{type(exc).__name__}: {exc}")
+
+
+def _crashed(trail: Trail, name: str, exc: Exception) -> str:
+    """Note a hook that raised after the changes: its step, the error in the ledger line."""
+    error = as_ours(exc)
+    trail.steps.append(Step(name, Status.CRITICAL, str(error)))
+    trail.result["error"] = str(error)
+    return f"{name} failed: {error}"
+
+
 def execute(ctx: RunContext, action: Action) -> ActionReport:
     """Plan, validate (dry run stops here), confirm, apply, verify, record: the report.
 
     Guarantees: nothing is written before the ledger is known to be writable and the change
     is confirmed; a dry run writes nothing, not even the ledger; a failed change stops the
-    action, and the report lists which changes ran and which did not.
+    action, and the report lists which changes ran and which did not. Once a change may have
+    been written, any exception (a failed write, or ``finish`` or ``verify`` raising) becomes a
+    failed report whose ledger line keeps the pre-state, what was applied and the error, so
+    the change can still be undone.
     """
     trail = Trail(steps=list(action.steps), notices=list(action.notices))
     planned: list[_Planned] = []
@@ -230,7 +251,7 @@ def execute(ctx: RunContext, action: Action) -> ActionReport:
         trail.steps.append(Step("compare", Status.OK, "already as wanted; nothing written"))
         if ctx.dry_run:  # a dry run writes nothing, not even the ledger
             return report(Outcome.DONE, action.unchanged, recorded=False)
-        if action.finish is not None and (failed := action.finish(ctx, trail)):
+        if failed := _finish(ctx, action, trail):
             return report(Outcome.FAILED, f"{action.unchanged}, but {failed}")
         return report(Outcome.DONE, action.unchanged)
     if ctx.dry_run:
@@ -254,27 +275,50 @@ def execute(ctx: RunContext, action: Action) -> ActionReport:
         ctx.reporter.step(label)
         try:
             after, conflicts = write(ctx, p.mutation, p.state, p.change)
-        except MlsgwError as exc:
-            trail.steps.append(Step(label, Status.CRITICAL, str(exc)))
+        except Exception as raised:
+            error = as_ours(raised)
+            trail.steps.append(Step(label, Status.CRITICAL, str(error)))
             for rest in pending[index + 1 :]:
                 trail.steps.append(Step(rest.mutation.label, Status.SKIPPED, "not run"))
-            trail.result["error"] = str(exc)
+            trail.result["error"] = str(error)
+            if index:  # what the earlier changes left, for an undo
+                trail.result["post_state"] = _post_state(planned, trail)
             if action.on_failure is not None:
-                return report(Outcome.FAILED, action.on_failure(ctx, trail, exc))
+                return report(Outcome.FAILED, action.on_failure(ctx, trail, error))
             ran = f"{index} of {len(pending)} change(s) applied before it"
-            return report(Outcome.FAILED, f"{label} failed: {exc} ({ran})")
+            return report(Outcome.FAILED, f"{label} failed: {error} ({ran})")
         trail.after[_key(p.mutation)] = after
         detail = p.mutation.applied(after) if p.mutation.applied else "applied"
         if conflicts:
             detail += f", {conflicts} concurrent change(s) re-read and retried"
         trail.steps.append(Step(label, Status.OK, detail))
-    trail.result["post_state"] = {
-        _key(p.mutation): p.mutation.resource.summary(trail.after[_key(p.mutation)])
-        for p in planned
-    }
-    if action.finish is not None and (failed := action.finish(ctx, trail)):
+    trail.result["post_state"] = _post_state(planned, trail)
+    if failed := _finish(ctx, action, trail):
         return report(Outcome.FAILED, f"every change is applied, but {failed}")
     if action.verify is not None:
-        outcome, summary = action.verify(ctx, trail)
+        try:
+            outcome, summary = action.verify(ctx, trail)
+        except Exception as exc:
+            failed = _crashed(trail, "verify", exc)
+            return report(Outcome.FAILED, f"every change is applied, but {failed}")
         return report(outcome, summary)
     return report(Outcome.DONE, action.done)
+
+
+def _post_state(planned: list[_Planned], trail: Trail) -> dict[str, object]:
+    """Each resource's summary as written (or as read, when it was not), keyed."""
+    return {
+        _key(p.mutation): p.mutation.resource.summary(trail.after[_key(p.mutation)])
+        for p in planned
+        if _key(p.mutation) in trail.after
+    }
+
+
+def _finish(ctx: RunContext, action: Action, trail: Trail) -> str | None:
+    """Run ``action.finish``: why it failed (also when it raised), or ``None``."""
+    if action.finish is None:
+        return None
+    try:
+        return action.finish(ctx, trail)
+    except Exception as exc:
+        return _crashed(trail, action.finish_label, exc)

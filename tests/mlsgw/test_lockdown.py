@@ -13,7 +13,7 @@ from pathlib import Path
 import pytest
 
 from tests.mlsgw.conftest import PROJECT, REGION, SERVICE, Cli
-from tests.stand_ins.cloud_run import ServiceRecord
+from tests.stand_ins.cloud_run import INGRESS_ALL, ServiceRecord
 from tests.stand_ins.google import GoogleStandIn
 from tests.stand_ins.rest import permission_denied
 
@@ -252,3 +252,51 @@ def test_evidence_that_cannot_be_read_fails_the_run_but_the_lockdown_stands(
     assert "logging.logEntries.list" in document["summary"]
     assert public.invoker_iam_disabled is False and "allUsers" not in str(public.iam)
     assert not (tmp_path / "e").exists()
+
+
+@pytest.mark.parametrize("hours", ["1e308", "inf", "nan", "0", "2161"])
+def test_evidence_hours_out_of_range_is_a_usage_error_before_any_change(
+    cli: Cli, google: GoogleStandIn, public: ServiceRecord, target_args: list[str], hours: str
+) -> None:
+    """A number of hours that no log filter can use: exit 3, the service untouched."""
+    result = cli("lockdown", *target_args, "--yes", "--evidence-hours", hours)
+    assert result.exit_code == 3, result.stdout
+    assert "--evidence-hours" in result.stdout + result.stderr
+    assert iam_writes(google) == [] and service_writes(google) == []
+    assert public.invoker_iam_disabled is True
+
+
+def test_evidence_that_crashes_is_recorded_and_the_lockdown_can_be_reverted(
+    cli: Cli,
+    google: GoogleStandIn,
+    public: ServiceRecord,
+    target_args: list[str],
+    tmp_path: Path,
+    ledger_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """The evidence step raises an unexpected error after the service was locked: exit 1 with
+    one JSON document naming it, the ledger line keeps the pre-state and the error, and
+    --revert restores the exact public state from it."""
+
+    def broken(*args: object, **kwargs: object) -> None:
+        raise RuntimeError("the disk caught fire")
+
+    monkeypatch.setattr("mlsgw.lockdown.write_evidence", broken)
+    result = cli("lockdown", *target_args, "--yes", "--evidence-dir", str(tmp_path / "e"), "--json")
+    assert result.exit_code == 1, result.stdout
+    document = json.loads(result.stdout)
+    assert document["summary"] == (
+        "every change is applied, but collect evidence failed: RuntimeError: the disk caught fire"
+    )
+    assert public.invoker_iam_disabled is False and "allUsers" not in str(public.iam)
+    (entry,) = ledger_lines(ledger_path)
+    result_line = entry["result"]
+    assert isinstance(result_line, dict) and result_line["outcome"] == "failed"
+    assert result_line["error"] == "RuntimeError: the disk caught fire"
+    assert "post_state" in result_line and entry["pre_state"]
+
+    reverted = cli("lockdown", "--revert", *target_args, "--yes", "--json")
+    assert reverted.exit_code == 0, reverted.stdout
+    assert public.iam["bindings"] == PUBLIC_BINDINGS
+    assert public.invoker_iam_disabled is True and public.ingress == INGRESS_ALL

@@ -3,6 +3,7 @@ not a mock) shows plan, dry run, confirmation, conflicts, partial failure and th
 
 from __future__ import annotations
 
+import dataclasses
 import itertools
 import json
 from dataclasses import dataclass, field
@@ -16,6 +17,7 @@ from mlsgw.ledger import Ledger
 from mlsgw.report import Change, Outcome, Status
 from mlsgw.resources.base import Mutation
 from mlsgw.runbook import Action, RunContext, execute
+from mlsgw.runbook.engine import Trail
 from mlsgw.target import Target
 
 
@@ -206,3 +208,62 @@ def test_an_unwritable_ledger_refuses_before_any_change(tmp_path: Path) -> None:
     report = execute(context(Ledger(tmp_path / "file" / "l.jsonl")), action(set_to("new", a)))
     assert report.outcome is Outcome.REFUSED and "ledger cannot be written" in report.summary
     assert a.writes == []
+
+
+def test_a_finish_that_raises_after_the_changes_fails_and_still_records_the_undo(
+    ledger: Ledger,
+) -> None:
+    """Any exception from ``finish`` (not only ours): exit 1, the step and error named, and
+    the ledger line keeps the pre-state, the post-state and the error."""
+    a = BoxResource("a")
+
+    def finish(ctx: RunContext, trail: Trail) -> str | None:
+        raise OverflowError("Python int too large to convert to C int")
+
+    report = execute(
+        context(ledger),
+        dataclasses.replace(action(set_to("new", a)), finish=finish, finish_label="collect"),
+    )
+    assert report.outcome is Outcome.FAILED and report.exit_code == 1
+    assert report.summary == (
+        "every change is applied, but collect failed: "
+        "OverflowError: Python int too large to convert to C int"
+    )
+    assert report.steps[-1].name == "collect" and report.steps[-1].status is Status.CRITICAL
+    (entry,) = ledger.records()
+    assert entry["pre_state"] == {"a": {"value": "old", "etag": 1}}
+    assert entry["result"]["post_state"] == {"a": {"value": "new", "etag": 2}}
+    assert entry["result"]["outcome"] == "failed"
+    assert entry["result"]["error"].startswith("OverflowError: ")
+
+
+def test_a_verify_that_raises_after_the_changes_fails_and_still_records_the_undo(
+    ledger: Ledger,
+) -> None:
+    """A read-back that raises (ours or not) is a failed run with its ledger line, not a
+    refusal without a pre-state."""
+    a = BoxResource("a")
+
+    def verify(ctx: RunContext, trail: Trail) -> tuple[Outcome, str]:
+        raise Refused("read back impossible")
+
+    report = execute(context(ledger), dataclasses.replace(action(set_to("new", a)), verify=verify))
+    assert report.outcome is Outcome.FAILED
+    assert report.summary == "every change is applied, but verify failed: read back impossible"
+    (entry,) = ledger.records()
+    assert entry["pre_state"] == {"a": {"value": "old", "etag": 1}}
+    assert entry["result"]["error"] == "read back impossible"
+
+
+def test_a_write_that_raises_a_foreign_error_is_a_recorded_failure_with_what_ran(
+    ledger: Ledger,
+) -> None:
+    """An untranslated exception from the second write: the first change stands, and the
+    ledger line has its post-state so it can be undone."""
+    a, b = BoxResource("a"), BoxResource("b")
+    b.fail_with = KeyError("etag")
+    report = execute(context(ledger), action(set_to("new", a), set_to("new", b)))
+    assert report.outcome is Outcome.FAILED
+    assert report.summary == "set b failed: KeyError: 'etag' (1 of 2 change(s) applied before it)"
+    (entry,) = ledger.records()
+    assert entry["result"]["post_state"] == {"a": {"value": "new", "etag": 2}}
