@@ -190,7 +190,7 @@ def test_a_malformed_url_is_a_usage_error_from_every_source(
     """Unparseable, a bad port, no host, spaces: refused where the target is resolved, the
     message naming the flag, the variable or the file's key (a typo, never an outage)."""
     with pytest.raises(UsageError, match=f"--{name} .*{says}"):
-        resolve_target(environ={}, **{name: url})
+        resolve_target(environ={}, flags={name: url})
     with pytest.raises(UsageError, match=f"env {ENV_NAMES[name]} .*{says}"):
         resolve_target(environ={ENV_NAMES[name]: url})
     config = tmp_path / "ops.toml"
@@ -211,7 +211,7 @@ def test_timeout_and_rpo_out_of_bounds_are_refused_from_every_source(
     MLSGW_OPS__<NAME> and [ops]: a zero timeout would be a false outage, a huge one a crash."""
     expected = "expected a (duration|number) from 0.1"
     with pytest.raises(UsageError, match=f"--{name.replace('_', '-')}: {expected}"):
-        resolve_target(environ={}, **{name: float(value)})
+        resolve_target(environ={}, flags={name: float(value)})
     with pytest.raises(UsageError, match=f"{ENV_NAMES[name]}: {expected}"):
         resolve_target(environ={ENV_NAMES[name]: value})
     with pytest.raises(UsageError, match=f"MLSGW_OPS__{name.upper()}: {expected}"):
