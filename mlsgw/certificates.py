@@ -80,26 +80,34 @@ class CertProbe:
 
 
 def parse_endpoint(text: str) -> tuple[str, int]:
-    """``HOST``, ``HOST:PORT``, ``[V6]:PORT`` or an ``https://`` URL -> (host, port)."""
+    """``HOST``, ``HOST:PORT``, ``[V6]:PORT`` or an ``https://``/``wss://`` URL -> (host,
+    port); anything else (no host, a port that is not 1-65535, spaces, a malformed URL) is a
+    :class:`UsageError` saying the expected form."""
     text = text.strip()
-    if "://" in text:
-        parts = urlsplit(text)
-        if parts.scheme not in ("https", "wss"):
-            raise UsageError(f"{text}: only https:// and wss:// URLs carry a certificate")
-        host, port = parts.hostname, parts.port
-    else:
-        try:
-            ipaddress.IPv6Address(text)
-            host, port = text, None
-        except ValueError:
-            parts = urlsplit(f"//{text}")
-            try:
-                host, port = parts.hostname, parts.port
-            except ValueError:
-                raise UsageError(f"{text}: the port must be a number 1-65535") from None
-    if not host:
-        raise UsageError(f"{text!r} is not HOST[:PORT]")
-    return host, port or DEFAULT_PORT
+    usage = f"{text!r} is not HOST[:PORT] or an https:// URL"
+    if any(c.isspace() or not c.isprintable() for c in text):
+        raise UsageError(f"{usage}: it contains spaces or control characters")
+    try:
+        ipaddress.IPv6Address(text)
+        return text, DEFAULT_PORT
+    except ValueError:
+        pass
+    url = "://" in text
+    try:
+        parts = urlsplit(text if url else f"//{text}")
+    except ValueError as exc:
+        raise UsageError(f"{usage} ({exc})") from None
+    if url and parts.scheme not in ("https", "wss"):
+        raise UsageError(f"{text}: only https:// and wss:// URLs carry a certificate")
+    try:
+        port = parts.port
+    except ValueError:
+        port = 0
+    if port == 0:
+        raise UsageError(f"{text}: the port must be a number 1-65535")
+    if not parts.hostname:
+        raise UsageError(usage)
+    return parts.hostname, port or DEFAULT_PORT
 
 
 def days_left(certificate: Certificate, now: datetime) -> float:

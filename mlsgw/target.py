@@ -30,7 +30,7 @@ from typing import Any
 from mlsgw.errors import UsageError
 from mlsgw.gcloud_config import gcloud_property
 from relay.config import parse_duration, resolve_config_path
-from relay.settings import OpsSettings
+from relay.settings import OPS_BOUNDS, OpsSettings
 
 OPS_FIELDS: tuple[str, ...] = tuple(f.name for f in dataclasses.fields(OpsSettings))
 """Every target field, in ``[ops]`` order."""
@@ -130,9 +130,11 @@ def coerce(name: str, raw: object, *, from_env: bool = False) -> object:
         tp = next(a for a in typing.get_args(tp) if a is not type(None))
     if meta.get("duration"):
         try:
-            return parse_duration(raw)
+            return check_bounds(name, parse_duration(raw))
         except ValueError:
-            raise ValueError("a duration (seconds or a string like '30s')") from None
+            raise ValueError(
+                f"a duration{_range_text(name)} (seconds or a string like '30s')"
+            ) from None
     if typing.get_origin(tp) is tuple:
         if from_env and isinstance(raw, str):
             raw = [part.strip() for part in raw.split(",") if part.strip()]
@@ -155,11 +157,35 @@ def coerce(name: str, raw: object, *, from_env: bool = False) -> object:
         if isinstance(number, int | float) and not isinstance(number, bool) and number >= 0:
             if tp is int and float(number) != int(number):
                 raise ValueError("a whole number")
-            return tp(number)
-        raise ValueError("a non-negative number")
+            return check_bounds(name, tp(number))
+        raise ValueError(
+            f"a number{_range_text(name)}" if name in OPS_BOUNDS else "a non-negative number"
+        )
     if isinstance(raw, str):
         return raw
     raise ValueError("a string")
+
+
+_UNITS = {"timeout": " s", "rpo_hours": " h"}
+
+
+def _range_text(name: str) -> str:
+    """`` from 0.1 s to 3600 s`` for a bounded field, else nothing."""
+    if name not in OPS_BOUNDS:
+        return ""
+    least, most = OPS_BOUNDS[name]
+    unit = _UNITS.get(name, "")
+    return f" from {least:g}{unit} to {most:g}{unit}"
+
+
+def check_bounds(name: str, value: float) -> float:
+    """``value`` when it lies within ``OPS_BOUNDS[name]`` (NaN never does), else
+    :class:`ValueError` saying the range; a field without bounds passes unchanged."""
+    if name in OPS_BOUNDS:
+        least, most = OPS_BOUNDS[name]
+        if not least <= value <= most:
+            raise ValueError(f"a number{_range_text(name)}")
+    return value
 
 
 def load_ops(config: Path | None, environ: Mapping[str, str]) -> OpsSection:
@@ -264,26 +290,78 @@ def resolve_target(
             values[name], sources[name] = ops.values[name], ops.sources[name]
         elif (found := _fallback(name, env)) is not None:
             values[name], sources[name] = found
-    for name in URL_FIELDS:
-        if values.get(name):
-            check_url(values[name], sources[name])
+    _check_values(values, sources)
     return Target(**values, sources=sources, warnings=ops.warnings)
 
 
 URL_FIELDS = ("url", "endpoint")
 """Target fields that are HTTP(S) base URLs."""
+HOST_PORT_FIELDS = ("monitoring_endpoint",)
+"""Target fields that are ``HOST:PORT`` (a gRPC channel target)."""
+
+
+def _check_values(values: Mapping[str, Any], sources: Mapping[str, str]) -> None:
+    """The checks every source goes through, flags included: bounds, URLs, HOST:PORT."""
+    for name in OPS_BOUNDS:
+        if name in values and sources[name].startswith("--"):
+            try:
+                check_bounds(name, values[name])
+            except ValueError as exc:
+                raise UsageError(f"{sources[name]}: expected {exc}, got {values[name]:g}") from None
+    for name in URL_FIELDS:
+        if values.get(name):
+            check_url(values[name], _origin(name, sources[name]))
+    for name in HOST_PORT_FIELDS:
+        if values.get(name):
+            check_host_port(values[name], _origin(name, sources[name]))
+
+
+def _origin(name: str, source: str) -> str:
+    """How a message names where a value came from: the flag, ``env MLSGW_…``, or
+    ``FILE: ops.KEY`` for the config file."""
+    if source.startswith("[ops] in "):
+        return f"{source.removeprefix('[ops] in ')}: ops.{name}"
+    return source
 
 
 def check_url(value: str, source: str) -> None:
-    """A :class:`UsageError` unless ``value`` is an ``http://`` or ``https://`` URL with a host.
+    """A :class:`UsageError` unless ``value`` is an ``http://`` or ``https://`` URL with a host,
+    a valid port (1-65535) if any, and no whitespace or control characters.
 
-    Without a scheme every probe would fail and report an outage that is really a typo.
+    Without that every probe would fail and report an outage that is really a typo.
     """
-    parsed = urllib.parse.urlsplit(value)
-    if parsed.scheme in ("http", "https") and parsed.netloc:
-        return
-    if "://" not in value:
-        raise UsageError(
-            f"{source} {value!r} has no scheme: give http://{value} or https://{value}"
-        )
-    raise UsageError(f"{source} {value!r} is not an http:// or https:// URL")
+    try:
+        parsed = urllib.parse.urlsplit(value)
+    except ValueError as exc:
+        raise UsageError(f"{source} {value!r} is not a valid URL ({exc})") from None
+    try:
+        port = parsed.port  # ValueError when not a number or out of range
+    except ValueError:
+        port = 0
+    if parsed.scheme not in ("http", "https") or not parsed.netloc:
+        if "://" not in value:
+            raise UsageError(
+                f"{source} {value!r} has no scheme: give http://{value} or https://{value}"
+            )
+        raise UsageError(f"{source} {value!r} is not an http:// or https:// URL")
+    if not parsed.hostname:
+        raise UsageError(f"{source} {value!r} has no host: give http(s)://HOST[:PORT]")
+    if port == 0:
+        raise UsageError(f"{source} {value!r}: the port must be a number 1-65535")
+    if any(c.isspace() or not c.isprintable() for c in value):
+        raise UsageError(f"{source} {value!r} contains spaces or control characters")
+
+
+def check_host_port(value: str, source: str) -> None:
+    """A :class:`UsageError` unless ``value`` is ``HOST:PORT`` (``[V6]:PORT``), with a host,
+    a port 1-65535, no scheme and no whitespace: a bad port must not wrap to another one."""
+    usage = f"{source} {value!r}: give HOST:PORT (port 1-65535, no scheme)"
+    if "://" in value or any(c.isspace() or not c.isprintable() for c in value):
+        raise UsageError(usage)
+    try:
+        parsed = urllib.parse.urlsplit(f"//{value}")
+        port = parsed.port
+    except ValueError:
+        raise UsageError(usage) from None
+    if not parsed.hostname or not port or parsed.path or parsed.query or parsed.fragment:
+        raise UsageError(usage)

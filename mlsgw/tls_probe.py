@@ -7,6 +7,26 @@ import socket
 import ssl
 
 from mlsgw.certificates import Certificate, CertProbe
+from mlsgw.errors import UsageError
+
+
+def verifying_context(cafile: str | None) -> ssl.SSLContext:
+    """A verifying client context: the system CAs, or only those in the PEM file ``cafile``.
+
+    A ``cafile`` that is missing, unreadable, empty or holds no PEM certificate is a
+    :class:`UsageError` naming it (``--cafile`` is how both certcheck and audit take it)."""
+    try:
+        return ssl.create_default_context(cafile=cafile)
+    except (OSError, ValueError) as exc:  # ssl.SSLError is an OSError
+        reason: object
+        if isinstance(exc, ssl.SSLError):
+            reason = exc.reason or exc
+        else:
+            reason = getattr(exc, "strerror", None) or exc
+        raise UsageError(
+            f"--cafile {cafile}: cannot read CA certificates from it ({reason}); "
+            "give a PEM file of CA certificates"
+        ) from None
 
 
 def _connect(host: str, port: int, timeout: float) -> socket.socket | str:
@@ -29,8 +49,9 @@ def _peer_der(sock: socket.socket, context: ssl.SSLContext, host: str) -> bytes:
 def probe_certificate(host: str, port: int, timeout: float, cafile: str | None = None) -> CertProbe:
     """Handshake with verification (system CAs, or only ``cafile``); when verification fails,
     handshake again without it so the report can still show the certificate. Never raises
-    for network or TLS failures: they are the probe's ``error``."""
-    verified = ssl.create_default_context(cafile=cafile)
+    for network or TLS failures: they are the probe's ``error``; an unusable ``cafile`` is a
+    :class:`UsageError` (:func:`verifying_context`), raised before any connection."""
+    verified = verifying_context(cafile)
     sock = _connect(host, port, timeout)
     if isinstance(sock, str):
         return CertProbe(host, port, None, sock)

@@ -26,6 +26,7 @@ from urllib.parse import urlsplit
 from relay.core.bech32 import normalise_pubkey
 from relay.settings import (
     DEFAULT_RATE_RULES,
+    OPS_BOUNDS,
     AccessListSettings,
     AuthSettings,
     ClusterSettings,
@@ -561,6 +562,9 @@ def _check_consistency(config: Config, env_names: Mapping[str, str]) -> None:
         problem("extensions.mls_gateway", "api_prefix", ": must start with '/'")
     if config.limitation.max_limit < 1:
         problem("limitation", "max_limit", ": expected at least 1")
+    for key, (least, most) in OPS_BOUNDS.items():
+        if not least <= getattr(config.ops, key) <= most:
+            problem("ops", key, f": expected a number from {least:g} to {most:g}")
     _cluster_problems(config, problem)
     if problems:
         raise ConfigError(problems)

@@ -280,6 +280,15 @@ class OpsSettings:
     ``"sev1/sev2: …"``; an entry without a prefix is for every severity."""
 
 
+OPS_BOUNDS: dict[str, tuple[float, float]] = {
+    "timeout": (0.1, 3600.0),
+    "rpo_hours": (0.1, 8760.0),
+}
+"""``[ops]`` numbers -> (least, most), the same for the flag, ``MLSGW_*`` and the file: a
+timeout of 0 fails every probe (a false outage), and one beyond an hour (Cloud Run's longest
+request) or an RPO beyond a year is a typo that would overflow the clock arithmetic."""
+
+
 @dataclass(frozen=True)
 class Config:
     """The whole effective configuration."""

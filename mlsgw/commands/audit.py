@@ -20,6 +20,7 @@ from mlsgw.commands.common import (
     runbook_command,
 )
 from mlsgw.errors import MlsgwError, UsageError
+from mlsgw.tls_probe import verifying_context
 
 AUDIT_FIELDS = ("project", "region", "service", "url", "endpoint", "timeout")
 
@@ -76,6 +77,8 @@ def audit(
             raise UsageError(
                 f"unknown area(s) {', '.join(unknown)}; choose from {', '.join(AREA_NAMES)}"
             )
+        if cafile is not None:
+            verifying_context(cafile)  # an unusable --cafile is a usage error, before auditing
     except MlsgwError as exc:
         fail_early("audit", exc, as_json=options.as_json and not nagios, nagios=nagios)
     settings = AuditSettings(

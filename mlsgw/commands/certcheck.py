@@ -18,7 +18,7 @@ from mlsgw.commands.common import (
 from mlsgw.errors import MlsgwError
 from mlsgw.report import CheckReport
 from mlsgw.runbook.context import RunContext
-from mlsgw.tls_probe import probe_certificate
+from mlsgw.tls_probe import probe_certificate, verifying_context
 
 CafileOpt = Annotated[
     str | None,
@@ -64,6 +64,8 @@ def certcheck(
     try:
         refuse_two_formats(options.as_json, nagios)
         host, port = parse_endpoint(endpoint)
+        if cafile is not None:
+            verifying_context(cafile)  # an unusable --cafile is a usage error, before probing
     except MlsgwError as exc:
         fail_early("certcheck", exc, as_json=options.as_json and not nagios, nagios=nagios)
     run_command(

@@ -28,7 +28,7 @@ from mlsgw.report import ActionReport, CheckReport, Report
 from mlsgw.runbook.context import RunContext
 from mlsgw.runbook.engine import record, refusal_code
 from mlsgw.target import ENV_NAMES, OPS_FIELDS, Target, flag_name, resolve_target
-from relay.settings import OpsSettings
+from relay.settings import OPS_BOUNDS, OpsSettings
 
 PANEL_TARGET = "Target"
 PANEL_OUTPUT = "Output"
@@ -133,15 +133,15 @@ def _target_parameter(name: str) -> inspect.Parameter:
     base = next((a for a in get_args(hint) if a is not type(None)), hint)
     annotation: Any = float | None if base in (int, float) else str | None
     extra = f"; then {FALLBACK_HELP[name]}" if name in FALLBACK_HELP else ""
-    help_text = (
-        f"{FIELD_HELP.get(name, name.replace('_', ' ').capitalize() + '.')} "
-        f"(env {ENV_NAMES[name]}; \\[ops] {name}{extra})"
-    )
+    text = FIELD_HELP.get(name, name.replace("_", " ").capitalize() + ".")
+    if name in OPS_BOUNDS:
+        least, most = OPS_BOUNDS[name]
+        text = f"{text.removesuffix('.')}, {least:g} to {most:g}."
+    help_text = f"{text} (env {ENV_NAMES[name]}; \\[ops] {name}{extra})"
     option = typer.Option(
         flag_name(name),
         help=help_text,
         rich_help_panel=FIELD_PANEL.get(name, PANEL_TARGET),
-        min=0.1 if base in (int, float) else None,
     )
     return inspect.Parameter(
         name, inspect.Parameter.KEYWORD_ONLY, default=None, annotation=Annotated[annotation, option]

@@ -135,3 +135,41 @@ def test_json_and_nagios_together_answer_as_a_plugin_line(cli: Cli) -> None:
     assert result.stdout == (
         "MLSGW UNKNOWN - --json and --nagios are two output formats: give one of them\n"
     )
+
+
+@pytest.mark.parametrize(
+    ("endpoint", "says"),
+    [
+        ("https://[::1", "is not HOST[:PORT] or an https:// URL"),
+        ("https://x:99999", "the port must be a number 1-65535"),
+    ],
+)
+def test_a_malformed_url_is_a_usage_error_with_the_error_document(
+    cli: Cli, endpoint: str, says: str
+) -> None:
+    """An unparseable URL or a port out of range: exit 3 and one JSON document, no traceback."""
+    result = cli("certcheck", endpoint, "--json")
+    assert result.exit_code == 3, result.output
+    document = json.loads(result.stdout)
+    assert document["status"] == "unknown" and says in document["summary"]
+
+
+@pytest.mark.parametrize("content", [None, "", "not a certificate\n"])
+@pytest.mark.parametrize("command", ["certcheck", "audit"])
+def test_an_unusable_cafile_is_a_usage_error_naming_the_file(
+    cli: Cli, tmp_path: Path, command: str, content: str | None
+) -> None:
+    """--cafile missing, empty or not PEM: exit 3 naming the file, before any connection
+    (certcheck and audit share the check)."""
+    cafile = tmp_path / "ca.pem"
+    if content is not None:
+        cafile.write_text(content)
+    args = [f"127.0.0.1:{_closed_port()}"] if command == "certcheck" else []
+    result = cli(command, *args, "--cafile", str(cafile), "--nagios")
+    assert result.exit_code == 3, result.output
+    assert result.stdout.startswith(
+        f"MLSGW UNKNOWN - --cafile {cafile}: cannot read CA certificates"
+    )
+    assert result.stdout.count("\n") == 1
+    document = json.loads(cli(command, *args, "--cafile", str(cafile), "--json").stdout)
+    assert document["exit_code"] == 3 and str(cafile) in document["summary"]

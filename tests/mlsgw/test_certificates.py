@@ -80,8 +80,13 @@ def test_parse_endpoint(text: str, expected: tuple[str, int]) -> None:
     assert parse_endpoint(text) == expected
 
 
-@pytest.mark.parametrize("text", ["http://relay.example.com", "host:http", ""])
+@pytest.mark.parametrize(
+    "text",
+    ["http://relay.example.com", "host:http", ""]
+    + ["https://[::1", "[::1", "https://x:99999", "x:99999", "x:0", "https://:443", "a b"],
+)
 def test_parse_endpoint_refuses(text: str) -> None:
-    """Plain http, a non-numeric port, nothing: UsageError."""
+    """Plain http, a non-numeric port, nothing, an unparseable URL, a port outside 1-65535
+    (0 is not silently 443), no host, spaces: UsageError, never ValueError."""
     with pytest.raises(UsageError):
         parse_endpoint(text)

@@ -171,3 +171,138 @@ def test_the_report_names_where_each_value_came_from(
     human = cli(*args)
     assert "gcloud configuration 'ops'" in human.stdout
     assert "CLOUDSDK_RUN_REGION" in human.stdout
+
+
+BAD_URLS = [
+    ("http://[::1", "is not a valid URL"),
+    ("http://x:99999", "the port must be a number 1-65535"),
+    ("http://x:0", "the port must be a number 1-65535"),
+    ("https://:80", "has no host"),
+    ("http://a b", "contains spaces"),
+]
+
+
+@pytest.mark.parametrize(("url", "says"), BAD_URLS)
+@pytest.mark.parametrize("name", ["url", "endpoint"])
+def test_a_malformed_url_is_a_usage_error_from_every_source(
+    tmp_path: Path, name: str, url: str, says: str
+) -> None:
+    """Unparseable, a bad port, no host, spaces: refused where the target is resolved, the
+    message naming the flag, the variable or the file's key (a typo, never an outage)."""
+    with pytest.raises(UsageError, match=f"--{name} .*{says}"):
+        resolve_target(environ={}, flags={name: url})
+    with pytest.raises(UsageError, match=f"env {ENV_NAMES[name]} .*{says}"):
+        resolve_target(environ={ENV_NAMES[name]: url})
+    config = tmp_path / "ops.toml"
+    config.write_text(f"[ops]\n{name} = {json.dumps(url)}\n")
+    with pytest.raises(UsageError, match=f"ops.{name} .*{says}"):
+        resolve_target(config=config, environ={})
+
+
+@pytest.mark.parametrize(
+    ("name", "value"),
+    [("timeout", "0"), ("timeout", "3601"), ("timeout", "1e308"), ("timeout", "nan")]
+    + [("rpo_hours", "0"), ("rpo_hours", "8761"), ("rpo_hours", "nan")],
+)
+def test_timeout_and_rpo_out_of_bounds_are_refused_from_every_source(
+    tmp_path: Path, name: str, value: str
+) -> None:
+    """The flag's bounds (0.1 to 3600 s, 0.1 to 8760 h) hold for the flag, MLSGW_<NAME>,
+    MLSGW_OPS__<NAME> and [ops]: a zero timeout would be a false outage, a huge one a crash."""
+    expected = "expected a (duration|number) from 0.1"
+    with pytest.raises(UsageError, match=f"--{name.replace('_', '-')}: {expected}"):
+        resolve_target(environ={}, flags={name: float(value)})
+    with pytest.raises(UsageError, match=f"{ENV_NAMES[name]}: {expected}"):
+        resolve_target(environ={ENV_NAMES[name]: value})
+    with pytest.raises(UsageError, match=f"MLSGW_OPS__{name.upper()}: {expected}"):
+        resolve_target(environ={f"MLSGW_OPS__{name.upper()}": value})
+    config = tmp_path / "ops.toml"
+    config.write_text(f"[ops]\n{name} = {value}\n")
+    with pytest.raises(UsageError, match=f"ops.{name}: {expected}"):
+        resolve_target(config=config, environ={})
+
+
+def test_timeout_and_rpo_at_their_bounds_are_accepted() -> None:
+    """The bounds themselves are valid values."""
+    env = {"MLSGW_TIMEOUT": "1h", "MLSGW_RPO_HOURS": "0.1"}
+    target = resolve_target(environ=env)
+    assert (target.timeout, target.rpo_hours) == (3600.0, 0.1)
+    assert resolve_target(environ={}, timeout=0.1, rpo_hours=8760.0).rpo_hours == 8760.0
+
+
+@pytest.mark.parametrize(
+    "value",
+    ["127.0.0.1:99999", "127.0.0.1:0", "127.0.0.1", "http://127.0.0.1:9", "garbage"]
+    + ["[::1:9", ":8085", "a b:1", "host:1/path"],
+)
+def test_a_monitoring_endpoint_that_is_not_host_port_is_a_usage_error(
+    tmp_path: Path, value: str
+) -> None:
+    """HOST:PORT with a port 1-65535 and no scheme, from any source: 99999 would otherwise
+    wrap to port 34463, and a URL or a bare word become a DNS failure."""
+    with pytest.raises(UsageError, match="--monitoring-endpoint .*give HOST:PORT"):
+        resolve_target(environ={}, monitoring_endpoint=value)
+    env = {"MLSGW_MONITORING_ENDPOINT": value}
+    with pytest.raises(UsageError, match="env MLSGW_MONITORING_ENDPOINT .*give HOST:PORT"):
+        resolve_target(environ=env)
+    config = tmp_path / "ops.toml"
+    config.write_text(f"[ops]\nmonitoring_endpoint = {json.dumps(value)}\n")
+    with pytest.raises(UsageError, match="ops.monitoring_endpoint .*give HOST:PORT"):
+        resolve_target(config=config, environ={})
+
+
+@pytest.mark.parametrize("value", ["127.0.0.1:8085", "[::1]:8085", "monitoring.local:1"])
+def test_a_monitoring_endpoint_host_port_is_accepted(value: str) -> None:
+    """IPv4, bracketed IPv6 and names, with a port."""
+    assert resolve_target(environ={}, monitoring_endpoint=value).monitoring_endpoint == value
+
+
+def test_cli_a_malformed_url_answers_with_the_error_document_or_the_nagios_line(
+    cli: Cli, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """--json: one failure document, exit 3; --nagios: one UNKNOWN line; never a traceback."""
+    result = cli("healthcheck", "--url", "http://[::1", "--json")
+    assert result.exit_code == 3, result.output
+    document = json.loads(result.stdout)
+    assert (document["status"], document["exit_code"]) == ("unknown", 3)
+    assert document["summary"].startswith("--url 'http://[::1' is not a valid URL")
+    monkeypatch.setenv("MLSGW_URL", "http://[::1")
+    result = cli("healthcheck", "--nagios")
+    assert result.exit_code == 3
+    assert result.stdout.startswith("MLSGW UNKNOWN - env MLSGW_URL 'http://[::1' is not a valid")
+    assert result.stdout.count("\n") == 1
+
+
+def test_cli_a_huge_timeout_is_a_usage_error_before_any_call(
+    cli: Cli, google: GoogleStandIn, target_args: list[str], tmp_path: Path
+) -> None:
+    """--timeout 1e12 used to crash an action with OverflowError: now exit 3 naming the
+    flag and its range, with nothing changed."""
+    google.run.add_service(PROJECT, REGION, SERVICE, ["img:1", "img:2"])
+    ledger = str(tmp_path / "ledger.jsonl")
+    args = ("rollback", *target_args, "--yes", "--ledger", ledger, "--json")
+    result = cli(*args, "--timeout", "1e12")
+    assert result.exit_code == 3, result.output
+    assert json.loads(result.stdout)["summary"] == (
+        "--timeout: expected a number from 0.1 s to 3600 s, got 1e+12"
+    )
+    assert not Path(ledger).exists()
+
+
+def test_cli_a_zero_timeout_from_the_environment_is_unknown_not_critical(
+    cli: Cli, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """MLSGW_TIMEOUT=0 was accepted and every probe failed (exit 2): now exit 3, as --timeout 0."""
+    monkeypatch.setenv("MLSGW_TIMEOUT", "0")
+    result = cli("healthcheck", "--url", "http://127.0.0.1:9", "--nagios")
+    assert result.exit_code == 3
+    assert result.stdout.startswith("MLSGW UNKNOWN - MLSGW_TIMEOUT: expected a duration from 0.1")
+
+
+def test_cli_a_monitoring_endpoint_port_out_of_range_is_a_usage_error(
+    cli: Cli, target_args: list[str]
+) -> None:
+    """--monitoring-endpoint 127.0.0.1:99999 is refused (exit 3), not dialled as port 34463."""
+    result = cli("healthcheck", *target_args, "--monitoring-endpoint", "127.0.0.1:99999", "--json")
+    assert result.exit_code == 3, result.output
+    assert "--monitoring-endpoint '127.0.0.1:99999': give HOST:PORT" in result.stdout

@@ -611,3 +611,21 @@ def test_on_cloud_run_the_client_ip_comes_from_x_forwarded_for_unless_set(
     assert load_config(off, cloud_run).network.real_ip_header == ""
     env = {**cloud_run, "MLSGW_NETWORK__REAL_IP_HEADER": "x-real-ip"}
     assert load_config(None, env).network.real_ip_header == "x-real-ip"
+
+
+@pytest.mark.parametrize(
+    ("body", "key"),
+    [
+        ("[ops]\ntimeout = 0\n", "ops.timeout"),
+        ('[ops]\ntimeout = "2h"\n', "ops.timeout"),
+        ("[ops]\nrpo_hours = 0\n", "ops.rpo_hours"),
+        ("[ops]\nrpo_hours = 1e308\n", "ops.rpo_hours"),
+    ],
+)
+def test_ops_timeout_and_rpo_out_of_bounds_are_problems(
+    tmp_path: Path, body: str, key: str
+) -> None:
+    """``config check`` applies the bounds the runbook does: a zero timeout (every probe
+    fails) or one past an hour, an RPO of 0 or beyond a year, is named as a problem."""
+    (problem,) = problems_of(write(tmp_path, body))
+    assert f"{key}: expected a number from 0.1 to" in problem
