@@ -269,12 +269,20 @@ def resolve_run(
     ended: datetime | None,
     make_notifier: MakeNotifier,
 ) -> ActionReport:
-    """Resolve: the resolution template (duration, root cause, resolution, prevention)."""
+    """Resolve: the resolution template (duration, root cause, resolution, prevention).
+    An end before the incident's start is a :class:`UsageError` naming both times."""
     current = _open_one(ctx, incident_id, "resolve")
+    end = ended or ctx.clock()
+    if end < current.started:
+        given = "--end" if ended else "now"
+        raise UsageError(
+            f"{given} ({utc_text(end)}) is before {incident_id} started "
+            f"({utc_text(current.started)}): give an --end after the start"
+        )
     resolved = dataclasses.replace(
         current,
         status=IncidentStatus.RESOLVED,
-        ended=ended or ctx.clock(),
+        ended=end,
         next_update=None,
         root_cause=root_cause,
         resolution=fix,

@@ -404,3 +404,31 @@ def test_a_redirect_to_another_scheme_is_not_followed(tmp_path: Path) -> None:
         server.shutdown()
         server.server_close()
     assert not delivery.ok and "unknown url type: ftp" in delivery.detail
+
+
+def test_resolve_with_an_end_before_the_start_is_refused_naming_both_times(
+    cli: Cli, ledger_path: Path
+) -> None:
+    """--end before the incident's start: exit 3 with both times, nothing resolved; an end
+    at the start is accepted (zero duration)."""
+    code, doc = run(cli, *OPEN, "--start", "2026-01-02T10:00Z")
+    incident_id = doc["data"]["incident"]["id"]
+    resolve = ["resolve", incident_id, "--root-cause", "c", "--resolution", "r"]
+    code, doc = run(cli, *resolve, "--end", "2000-01-01T00:00Z")
+    assert code == 3
+    assert doc["summary"] == (
+        f"--end (2000-01-01 00:00 UTC) is before {incident_id} started "
+        "(2026-01-02 10:00 UTC): give an --end after the start"
+    )
+    assert run(cli, "show", incident_id)[1]["data"]["incident"]["status"] != "resolved"
+    code, doc = run(cli, *resolve, "--end", "2026-01-02T10:00Z")
+    assert code == 0 and "(0 min)" in doc["data"]["notice"]
+
+
+def test_resolving_now_an_incident_started_in_the_future_asks_for_an_end(cli: Cli) -> None:
+    """Without --end the end is now; before a (mistyped) future start it is refused too."""
+    code, doc = run(cli, *OPEN, "--start", "2099-01-01T00:00Z")
+    incident_id = doc["data"]["incident"]["id"]
+    code, doc = run(cli, "resolve", incident_id, "--root-cause", "c", "--resolution", "r")
+    assert code == 3 and doc["summary"].startswith("now (")
+    assert f"is before {incident_id} started (2099-01-01 00:00 UTC)" in doc["summary"]
