@@ -93,9 +93,13 @@ NextUpdateOpt = Annotated[
 
 
 def webhook_notifier(ctx: RunContext) -> Notifier | None:
-    """The webhook of ``--webhook`` / ``[ops] incident_webhook``, if any."""
+    """The webhook of ``--webhook`` / ``[ops] incident_webhook``, if any; :class:`UsageError`
+    naming where it was set when it is not an http(s) URL with a host."""
     url = ctx.target.incident_webhook
-    return WebhookNotifier(url, ctx.target.timeout) if url else None
+    if not url:
+        return None
+    source = ctx.target.sources.get("incident_webhook", "--webhook")
+    return WebhookNotifier(url, ctx.target.timeout, source)
 
 
 def _when(value: str | None, option: str, as_json: bool, command: str) -> datetime | None:

@@ -76,11 +76,13 @@ def _publish(
     make_notifier: MakeNotifier,
     verb: str,
 ) -> ActionReport:
-    """Record the entry, then deliver the notice and record the delivery: the report."""
+    """Check the webhook, record the entry, then deliver the notice and record the delivery:
+    the report. A webhook that is not usable is a :class:`UsageError` with nothing recorded."""
+    notifier = make_notifier(ctx)
     data: dict[str, object] = {"incident": incident.to_fields(), "notice": text}
     notices = (text,)
     if ctx.dry_run:
-        return _dry_run(ctx, command, incident.id, verb, make_notifier(ctx), notices, data)
+        return _dry_run(ctx, command, incident.id, verb, notifier, notices, data)
     summary = f"{incident.id} {verb}: {SEVERITIES[incident.severity].label} {incident.title}"
     try:
         ctx.ledger.append(
@@ -103,7 +105,6 @@ def _publish(
             data=data,
         )
     steps = [Step("ledger", Status.OK, f"recorded in {ctx.ledger.location}")]
-    notifier = make_notifier(ctx)
     if notifier is None:
         steps.append(Step("webhook", Status.SKIPPED, "no --webhook or [ops] incident_webhook"))
         return ActionReport(
@@ -268,12 +269,20 @@ def resolve_run(
     ended: datetime | None,
     make_notifier: MakeNotifier,
 ) -> ActionReport:
-    """Resolve: the resolution template (duration, root cause, resolution, prevention)."""
+    """Resolve: the resolution template (duration, root cause, resolution, prevention).
+    An end before the incident's start is a :class:`UsageError` naming both times."""
     current = _open_one(ctx, incident_id, "resolve")
+    end = ended or ctx.clock()
+    if end < current.started:
+        given = "--end" if ended else "now"
+        raise UsageError(
+            f"{given} ({utc_text(end)}) is before {incident_id} started "
+            f"({utc_text(current.started)}): give an --end after the start"
+        )
     resolved = dataclasses.replace(
         current,
         status=IncidentStatus.RESOLVED,
-        ended=ended or ctx.clock(),
+        ended=end,
         next_update=None,
         root_cause=root_cause,
         resolution=fix,

@@ -61,6 +61,34 @@ def _split(data: bytes) -> list[bytes]:
     return [line for line in data.split(b"\n") if line]
 
 
+class _BadLine(ValueError):
+    """A ledger line that is not a UTF-8 JSON object; the message says which it is not."""
+
+
+def _parse(line: bytes) -> dict[str, Any]:
+    """The JSON object on ``line``, or :class:`_BadLine` saying what the line is instead.
+
+    The line is decoded as UTF-8 first: ``json.loads`` on bytes would also take UTF-16 or
+    UTF-32, which the ledger never writes.
+    """
+    try:
+        text = line.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        raise _BadLine(f"not UTF-8 text ({exc.reason} at byte {exc.start})") from exc
+    try:
+        record = json.loads(text)
+    except ValueError as exc:
+        raise _BadLine(f"not JSON ({exc})") from exc
+    if not isinstance(record, dict):
+        raise _BadLine(f"not a JSON object (a JSON {_json_kind(record)})")
+    return record
+
+
+def _json_kind(value: object) -> str:
+    kinds = {list: "array", str: "string", bool: "boolean", type(None): "null"}
+    return kinds.get(type(value), "number")
+
+
 @dataclass(frozen=True)
 class Problem:
     """A place where the chain is broken."""
@@ -154,13 +182,14 @@ class Ledger:
         return written
 
     def records(self) -> list[dict[str, Any]]:
-        """Every record, oldest first; :class:`LedgerError` on an unparsable line."""
+        """Every record, oldest first; :class:`LedgerError` naming the first line that is not
+        UTF-8, not JSON or not a JSON object, so no reader ever sees anything but a dict."""
         records = []
         for number, line in enumerate(self._lines(), start=1):
             try:
-                records.append(json.loads(line))
-            except json.JSONDecodeError as exc:
-                raise LedgerError(f"{self.location}:{number}: not JSON ({exc})") from exc
+                records.append(_parse(line))
+            except _BadLine as exc:
+                raise LedgerError(f"{self.location}:{number}: {exc}") from exc
         return records
 
     def verify(self) -> Verification:
@@ -171,11 +200,9 @@ class Ledger:
         prev = GENESIS
         for number, line in enumerate(lines, start=1):
             try:
-                record = json.loads(line)
-                if not isinstance(record, dict):
-                    raise ValueError("not an object")
-            except ValueError:
-                problems.append(Problem(number, "not a JSON object"))
+                record = _parse(line)
+            except _BadLine as exc:
+                problems.append(Problem(number, str(exc)))
                 prev = _sha256(line)
                 continue
             claimed = record.pop("hash", None)
@@ -197,8 +224,10 @@ class Ledger:
     def last_known_good(self, service: str) -> str | None:
         """The newest health-verified revision recorded for ``service`` (full name)."""
         for record in reversed(self.records()):
-            result = record.get("result") or {}
-            if record.get("args", {}).get("service_name") == service and result.get(KNOWN_GOOD_KEY):
+            args, result = record.get("args"), record.get("result")
+            if not isinstance(args, dict) or not isinstance(result, dict):
+                continue
+            if args.get("service_name") == service and result.get(KNOWN_GOOD_KEY):
                 return str(result[KNOWN_GOOD_KEY])
         return None
 

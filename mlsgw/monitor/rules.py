@@ -204,11 +204,15 @@ def rules_path(given: Path | None) -> Path:
 
 
 def load_rules(path: Path) -> tuple[AlertRule, ...]:
-    """Read and validate the rules file (:class:`UsageError` when unreadable or malformed)."""
+    """Read and validate the rules file (:class:`UsageError` naming the file when it is
+    unreadable, not UTF-8 text or malformed)."""
     try:
         text = path.read_text(encoding="utf-8")
     except OSError as exc:
         raise UsageError(f"cannot read the alert rules {path}: {exc.strerror or exc}") from exc
+    except UnicodeDecodeError as exc:
+        problem = f"{exc.reason} at byte {exc.start}"
+        raise UsageError(f"the alert rules {path} are not UTF-8 text ({problem})") from exc
     return parse_rules(text, str(path))
 
 

@@ -1,7 +1,9 @@
 """A Slack or Google Chat incoming webhook: POST ``{"text": …}`` as JSON.
 
 Both accept a JSON object whose ``text`` is the message, so one payload serves both. The URL
-is the credential (it carries the token), so reports name only its scheme and host.
+is the credential (it carries the token), so reports and errors name only its scheme and host.
+Only ``http://`` and ``https://`` URLs are accepted, and the sender's opener has no handler
+for any other scheme (urllib's default one would read ``file://`` and fetch ``ftp://``).
 """
 
 from __future__ import annotations
@@ -11,13 +13,66 @@ import urllib.error
 import urllib.request
 from urllib.parse import urlsplit
 
+from mlsgw.errors import UsageError
 from mlsgw.notify.base import Delivery
+
+SCHEMES = ("http", "https")
+
+
+def _url_problem(url: str) -> str | None:
+    """What makes ``url`` unusable as a webhook, or ``None`` for an http(s) URL with a host."""
+    if any(c.isspace() or not c.isprintable() for c in url):
+        return "contains spaces or control characters"
+    try:
+        parts = urlsplit(url)
+        parts.port  # noqa: B018 -- raises ValueError for a port out of range
+    except ValueError as exc:
+        return f"is not a valid URL ({exc})"
+    if "://" not in url:
+        return "does not start with http:// or https://"
+    if parts.scheme.lower() not in SCHEMES:
+        return f"has the scheme {parts.scheme}://"
+    if not parts.hostname:
+        return "has no host"
+    return None
+
+
+def check_webhook_url(url: str, source: str) -> None:
+    """:class:`UsageError` naming ``source`` (``--webhook``, ``[ops] in FILE``, ``env …``)
+    unless ``url`` is an ``http://`` or ``https://`` URL with a host; the message never
+    repeats the URL, which carries the webhook's token."""
+    problem = _url_problem(url)
+    if problem is not None:
+        raise UsageError(
+            f"{source}: give an https:// (or http://) URL with a host for the incident "
+            f"webhook; the value given {problem}"
+        )
+
+
+def _opener() -> urllib.request.OpenerDirector:
+    """urllib's opener with only the HTTP(S) handlers: any other scheme, a redirect to one
+    included, is ``unknown url type`` (a failed delivery), never opened."""
+    opener = urllib.request.OpenerDirector()
+    for handler in (
+        urllib.request.ProxyHandler(),
+        urllib.request.UnknownHandler(),
+        urllib.request.HTTPHandler(),
+        urllib.request.HTTPSHandler(),
+        urllib.request.HTTPDefaultErrorHandler(),
+        urllib.request.HTTPRedirectHandler(),
+        urllib.request.HTTPErrorProcessor(),
+    ):
+        opener.add_handler(handler)
+    return opener
 
 
 class WebhookNotifier:
     """:class:`~mlsgw.notify.base.Notifier` over an incoming-webhook URL."""
 
-    def __init__(self, url: str, timeout: float) -> None:
+    def __init__(self, url: str, timeout: float, source: str = "--webhook") -> None:
+        """:class:`UsageError` naming ``source`` unless ``url`` is an http(s) URL with a host,
+        so a bad webhook is refused before anything is recorded."""
+        check_webhook_url(url, source)
         self.url = url
         self.timeout = timeout
 
@@ -28,16 +83,19 @@ class WebhookNotifier:
         return f"{parts.scheme}://{parts.netloc}/…"
 
     def send(self, text: str) -> Delivery:
-        """POST the notice; any answer but 2xx, or no answer within the timeout, is a failure."""
+        """POST the notice; any answer but 2xx, or no answer within the timeout, is a failure.
+        Only http(s) is ever opened, redirects included."""
         body = json.dumps({"text": text}).encode()
-        request = urllib.request.Request(
-            self.url,
-            data=body,
-            method="POST",
-            headers={"Content-Type": "application/json; charset=UTF-8"},
-        )
         try:
-            with urllib.request.urlopen(request, timeout=self.timeout) as response:
+            request = urllib.request.Request(
+                self.url,
+                data=body,
+                method="POST",
+                headers={"Content-Type": "application/json; charset=UTF-8"},
+            )
+            if request.type not in SCHEMES:
+                raise ValueError(f"unknown url type: {request.type}")
+            with _opener().open(request, timeout=self.timeout) as response:
                 return Delivery(True, f"HTTP {response.status} from {self.where}")
         except urllib.error.HTTPError as exc:
             return Delivery(False, f"HTTP {exc.code} from {self.where}")

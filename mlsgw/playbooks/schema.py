@@ -217,14 +217,21 @@ def parse_playbook(path: Path, data: Any, catalog: CommandCatalog) -> Playbook:
 
 
 def load_playbook(path: Path, catalog: CommandCatalog) -> Playbook:
-    """Read and validate one playbook file."""
+    """Read and validate one playbook file; :class:`PlaybookError` naming the file when it
+    cannot be read, is not UTF-8 text, is not YAML or does not match the schema."""
     try:
         data = yaml.safe_load(path.read_text(encoding="utf-8"))
     except OSError as exc:
         raise PlaybookError(path, f"cannot be read: {exc}") from None
+    except UnicodeDecodeError as exc:
+        raise PlaybookError(path, f"is not UTF-8 text ({_decode_problem(exc)})") from None
     except yaml.YAMLError as exc:
         raise PlaybookError(path, f"is not valid YAML: {exc}") from None
     return parse_playbook(path, data, catalog)
+
+
+def _decode_problem(exc: UnicodeDecodeError) -> str:
+    return f"{exc.reason} at byte {exc.start}"
 
 
 def load_all(

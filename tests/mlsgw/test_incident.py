@@ -13,6 +13,7 @@ from typing import Any
 
 import pytest
 
+from mlsgw.notify.webhook import WebhookNotifier
 from tests.mlsgw.conftest import Cli
 from tests.mlsgw.test_rollback import ledger_lines
 
@@ -302,3 +303,132 @@ def test_update_and_resolve_dry_runs_post_and_record_nothing(
     assert doc["notices"][0].startswith("✅ RESOLVED") and doc["data"]["webhook"]
     assert len(webhook.posts) == 1 and ledger_path.read_text() == before
     assert run(cli, "show", incident_id)[1]["data"]["incident"]["status"] == "investigating"
+
+
+BAD_WEBHOOKS = [
+    ("notaurl", "does not start with http:// or https://"),
+    ("http://[::1", "is not a valid URL"),
+    ("file:///etc/passwd", "has the scheme file://"),
+    ("ftp://example.com/secret", "has the scheme ftp://"),
+    ("https:///services/secret", "has no host"),
+    ("https://example.com:99999/secret", "is not a valid URL"),
+    ("https://example.com/a secret", "contains spaces or control characters"),
+]
+
+
+@pytest.mark.parametrize(("url", "problem"), BAD_WEBHOOKS)
+@pytest.mark.parametrize("given", ["flag", "env", "config"])
+def test_a_webhook_that_is_not_an_http_url_is_refused_before_anything_is_recorded(
+    cli: Cli,
+    ledger_path: Path,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    url: str,
+    problem: str,
+    given: str,
+) -> None:
+    """--webhook, MLSGW_INCIDENT_WEBHOOK or [ops] incident_webhook: exit 3 naming where it
+    was set and what is wrong, without repeating the URL (its token); no incident recorded
+    (the ledger holds only the refusal, as for any refused action)."""
+    extra: list[str] = []
+    if given == "flag":
+        extra, source = ["--webhook", url], "--webhook"
+    elif given == "env":
+        monkeypatch.setenv("MLSGW_INCIDENT_WEBHOOK", url)
+        source = "env MLSGW_INCIDENT_WEBHOOK"
+    else:
+        config = tmp_path / "ops.toml"
+        config.write_text(f"[ops]\nincident_webhook = {json.dumps(url)}\n")
+        monkeypatch.setenv("MLSGW_CONFIG", str(config))
+        source = f"[ops] in {config}"
+    code, doc = run(cli, *OPEN, *extra)
+    assert code == 3, doc
+    assert doc["summary"].startswith(f"{source}: give an https:// (or http://) URL")
+    assert problem in doc["summary"] and "secret" not in doc["summary"]
+    assert [line["result"]["outcome"] for line in ledger_lines(ledger_path)] == ["refused"]  # type: ignore[index]
+    assert run(cli, "list")[1]["data"]["incidents"] == []
+
+
+def test_update_resolve_and_dry_runs_refuse_a_bad_webhook_and_record_nothing(
+    cli: Cli, ledger_path: Path
+) -> None:
+    """The webhook is checked before the ledger is written by every notice command."""
+    code, doc = run(cli, *OPEN)
+    assert code == 0
+    incident_id = doc["data"]["incident"]["id"]
+    bad = ["--webhook", "file:///etc/passwd"]
+    for args in (
+        [*OPEN, *bad, "--dry-run"],
+        ["update", incident_id, "--note", "n", *bad],
+        ["resolve", incident_id, "--root-cause", "c", "--resolution", "r", *bad],
+    ):
+        code, doc = run(cli, *args)
+        assert code == 3 and "has the scheme file://" in doc["summary"], doc
+    outcomes = [line["result"]["outcome"] for line in ledger_lines(ledger_path)]  # type: ignore[index]
+    assert outcomes == ["done", "refused", "refused"]  # a dry run records nothing
+    code, doc = run(cli, "show", incident_id)
+    assert [e["event"] for e in doc["data"]["timeline"]] == ["open"]
+
+
+def test_the_sender_opens_no_scheme_but_http_and_https(tmp_path: Path) -> None:
+    """Even with its URL changed after the check, the sender reads no file: not delivered."""
+    secret = tmp_path / "secret.txt"
+    secret.write_text("do not read")
+    notifier = WebhookNotifier("https://hooks.example.com/x", timeout=5)
+    notifier.url = secret.as_uri()
+    delivery = notifier.send("notice")
+    assert not delivery.ok and "unknown url type: file" in delivery.detail
+
+
+def test_a_redirect_to_another_scheme_is_not_followed(tmp_path: Path) -> None:
+    """A webhook answering 302 to ftp:// (urllib's default opener would fetch it): the
+    notice is not delivered, and nothing but http(s) is opened."""
+
+    class Redirect(BaseHTTPRequestHandler):
+        def do_POST(self) -> None:
+            self.send_response(302)
+            self.send_header("Location", f"ftp://127.0.0.1:{closed_port}/secret")
+            self.end_headers()
+
+        def log_message(self, *args: object) -> None:
+            pass
+
+    closed_port = int(closed_port_url().split(":")[2].split("/")[0])
+    server = ThreadingHTTPServer(("127.0.0.1", 0), Redirect)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    try:
+        url = f"http://127.0.0.1:{server.server_address[1]}/hook"
+        delivery = WebhookNotifier(url, timeout=5).send("notice")
+    finally:
+        server.shutdown()
+        server.server_close()
+    assert not delivery.ok and "unknown url type: ftp" in delivery.detail
+
+
+def test_resolve_with_an_end_before_the_start_is_refused_naming_both_times(
+    cli: Cli, ledger_path: Path
+) -> None:
+    """--end before the incident's start: exit 3 with both times, nothing resolved; an end
+    at the start is accepted (zero duration)."""
+    code, doc = run(cli, *OPEN, "--start", "2026-01-02T10:00Z")
+    incident_id = doc["data"]["incident"]["id"]
+    resolve = ["resolve", incident_id, "--root-cause", "c", "--resolution", "r"]
+    code, doc = run(cli, *resolve, "--end", "2000-01-01T00:00Z")
+    assert code == 3
+    assert doc["summary"] == (
+        f"--end (2000-01-01 00:00 UTC) is before {incident_id} started "
+        "(2026-01-02 10:00 UTC): give an --end after the start"
+    )
+    assert run(cli, "show", incident_id)[1]["data"]["incident"]["status"] != "resolved"
+    code, doc = run(cli, *resolve, "--end", "2026-01-02T10:00Z")
+    assert code == 0 and "(0 min)" in doc["data"]["notice"]
+
+
+def test_resolving_now_an_incident_started_in_the_future_asks_for_an_end(cli: Cli) -> None:
+    """Without --end the end is now; before a (mistyped) future start it is refused too."""
+    code, doc = run(cli, *OPEN, "--start", "2099-01-01T00:00Z")
+    incident_id = doc["data"]["incident"]["id"]
+    code, doc = run(cli, "resolve", incident_id, "--root-cause", "c", "--resolution", "r")
+    assert code == 3 and doc["summary"].startswith("now (")
+    assert f"is before {incident_id} started (2099-01-01 00:00 UTC)" in doc["summary"]

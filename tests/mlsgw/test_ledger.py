@@ -6,6 +6,9 @@ import hashlib
 import json
 from pathlib import Path
 
+import pytest
+
+from mlsgw.errors import LedgerError
 from mlsgw.ledger import GENESIS, Ledger
 from tests.mlsgw.conftest import PROJECT, REGION, SERVICE, Cli
 from tests.stand_ins.google import GoogleStandIn
@@ -195,3 +198,88 @@ def test_an_unwritable_ledger_refuses_the_action_before_any_change(
     assert document["status"] == "refused"
     assert "ledger cannot be written" in document["summary"] and str(ledger) in document["summary"]
     assert google.server.calls("PATCH", ".*") == []
+
+
+BAD_LINES = [
+    (b"[1,2]", "not a JSON object (a JSON array)"),
+    (b"null", "not a JSON object (a JSON null)"),
+    (b'"text"', "not a JSON object (a JSON string)"),
+    (b"\xff\xfe\x00", "not UTF-8 text"),
+    (b"\xff\xfe{\x00}\x00", "not UTF-8 text"),  # UTF-16 JSON: json.loads(bytes) would take it
+    (b'{"time": ', "not JSON"),
+]
+
+
+def _ledger_with_bad_line(path: Path, bad: bytes) -> Ledger:
+    """A ledger of one good record followed by ``bad`` on line 2."""
+    ledger = Ledger(path)
+    append(ledger, "rollback", known_good_revision="rev-1")
+    with path.open("ab") as handle:
+        handle.write(bad + b"\n")
+    return ledger
+
+
+@pytest.mark.parametrize(("bad", "reason"), BAD_LINES)
+def test_records_name_a_line_that_is_not_a_utf8_json_object(
+    tmp_path: Path, bad: bytes, reason: str
+) -> None:
+    """Readers get a LedgerError naming the file, the line and what is wrong, never a
+    non-dict record or a decoding traceback."""
+    path = tmp_path / "l.jsonl"
+    ledger = _ledger_with_bad_line(path, bad)
+    with pytest.raises(LedgerError) as caught:
+        ledger.records()
+    assert str(caught.value).startswith(f"{path}:2: {reason}")
+    with pytest.raises(LedgerError):
+        ledger.last_known_good("s")
+
+
+@pytest.mark.parametrize(("bad", "reason"), BAD_LINES)
+def test_verify_reports_a_line_that_is_not_a_utf8_json_object(
+    cli: Cli, tmp_path: Path, bad: bytes, reason: str
+) -> None:
+    """``ledger verify``: BROKEN, exit 2, with the bad line and what it is."""
+    path = tmp_path / "l.jsonl"
+    _ledger_with_bad_line(path, bad)
+    result = cli("ledger", "verify", "--ledger", str(path), "--json")
+    assert result.exit_code == 2
+    document = json.loads(result.stdout)
+    assert document["status"] == "broken"
+    problems = document["data"]["problems"]
+    assert problems[0]["line"] == 2 and problems[0]["reason"].startswith(reason)
+
+
+@pytest.mark.parametrize("bad", [b"[1,2]", b"null", b"\xff\xfe\x00"])
+@pytest.mark.parametrize(
+    "command", [["ledger", "show"], ["incident", "list"], ["incident", "show", "INC-1"]]
+)
+def test_ledger_readers_refuse_a_line_that_is_not_a_utf8_json_object(
+    cli: Cli, tmp_path: Path, bad: bytes, command: list[str]
+) -> None:
+    """As for a line that is not JSON: exit 3 and one JSON document naming the line."""
+    path = tmp_path / "l.jsonl"
+    _ledger_with_bad_line(path, bad)
+    result = cli(*command, "--ledger", str(path), "--json")
+    assert result.exit_code == 3, result.output
+    assert f"{path}:2: not " in json.loads(result.stdout)["summary"]
+
+
+@pytest.mark.parametrize("bad", [b"[1,2]", b"\xff\xfe\x00"])
+@pytest.mark.parametrize("command", [["rollback"], ["lockdown", "--revert"]])
+def test_actions_reading_the_ledger_refuse_a_bad_line_before_any_change(
+    cli: Cli,
+    google: GoogleStandIn,
+    target_args: list[str],
+    tmp_path: Path,
+    bad: bytes,
+    command: list[str],
+) -> None:
+    """rollback and lockdown --revert look for the last good state: exit 3, nothing changed."""
+    google.run.add_service(PROJECT, REGION, SERVICE, ["img:1", "img:2"])
+    path = tmp_path / "l.jsonl"
+    _ledger_with_bad_line(path, bad)
+    result = cli(*command, *target_args, "--ledger", str(path), "--yes", *FAST, "--json")
+    assert result.exit_code == 3, result.output
+    assert f"{path}:2: not " in json.loads(result.stdout)["summary"]
+    assert google.server.calls("PATCH", ".*") == []
+    assert google.server.calls("POST", ".*") == []

@@ -231,3 +231,19 @@ def test_show_prints_the_steps_and_run_refuses_a_malformed_playbook(
     assert "bad.yaml: step 1: needs exactly one of run, check, ask, note" in result.stdout
     code, doc = run_json(cli, "show", "no-such-playbook")
     assert code == 3 and "known: " in doc["summary"]
+
+
+def test_a_playbook_that_is_not_utf8_is_listed_invalid_and_refused_by_name(
+    cli: Cli, tmp_path: Path
+) -> None:
+    """One binary file does not break `list` for the others; `show` of it is a usage error."""
+    books = tmp_path / "books"
+    write_playbook(books, "good", [{"note": "fine"}])
+    (books / "bin.yaml").write_bytes(b"\xff\xfe")
+    code, doc = run_json(cli, "list", "--dir", str(books))
+    assert code == 1 and [p["name"] for p in doc["data"]["playbooks"]] == ["good"]
+    assert doc["data"]["invalid"] == [
+        f"{books / 'bin.yaml'}: is not UTF-8 text (invalid start byte at byte 0)"
+    ]
+    code, doc = run_json(cli, "show", "bin", "--dir", str(books))
+    assert code == 3 and f"{books / 'bin.yaml'}: is not UTF-8 text" in doc["summary"]

@@ -347,3 +347,13 @@ def test_an_unknown_project_is_refused_with_the_permission(cli: Cli, args: list[
     code, doc = _json(cli, "alerts", "plan", *other)
     assert code == 3
     assert "permission denied" in str(doc["summary"]).lower()
+
+
+def test_a_rules_file_that_is_not_utf8_exits_3_naming_it(
+    cli: Cli, args: list[str], tmp_path: Path
+) -> None:
+    bad = tmp_path / "alerts.yaml"
+    bad.write_bytes(b"\xff\xfe")
+    code, doc = _json(cli, "alerts", "plan", *args[:-1], str(bad))
+    assert code == 3
+    assert f"the alert rules {bad} are not UTF-8 text" in str(doc["summary"])

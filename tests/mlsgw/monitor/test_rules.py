@@ -88,3 +88,10 @@ def test_the_dashboard_has_four_rows_of_four_charts_for_the_service() -> None:
         "histogram_quantile(0.99",
     ]
     assert all('service_name="svc"' in q for q in spec.rows[0].charts[2].queries)
+
+
+def test_a_rules_file_that_is_not_utf8_is_a_usage_error_naming_it(tmp_path: Path) -> None:
+    path = tmp_path / "alerts.yaml"
+    path.write_bytes(b"rules:\n  - id: \xe9\n")
+    with pytest.raises(UsageError, match=f"the alert rules {path} are not UTF-8 text"):
+        load_rules(path)

@@ -144,3 +144,12 @@ def test_the_catalog_knows_nested_commands_and_their_flags(catalog: CommandCatal
     assert "backup" in catalog.names() and "backup list" in catalog.names()
     with pytest.raises(CatalogError):
         catalog.resolve("mlsgw 'unclosed")
+
+
+def test_a_playbook_that_is_not_utf8_names_the_file(
+    tmp_path: Path, catalog: CommandCatalog
+) -> None:
+    (tmp_path / "latin1.yaml").write_bytes("name: caf\xe9\n".encode("latin-1"))
+    valid, invalid = load_all(tmp_path, catalog)
+    assert valid == []
+    assert str(invalid[0]).startswith(f"{tmp_path / 'latin1.yaml'}: is not UTF-8 text")
