@@ -16,9 +16,10 @@ from mlsgw.errors import UsageError
 from mlsgw.output import document as json_document
 from mlsgw.output import emit_json
 from mlsgw.report import ActionReport, CheckResult, Outcome, Status
-from relay.config import Config, ConfigError, load_config, redacted_dict, resolve_config_path
+from relay.config import ConfigError, load_config, redacted_dict, resolve_config_path
 
 CHECK = "config check"
+SHOW = "config show"
 DEFAULTS = "built-in defaults"
 """What ``data.source`` says when no file was loaded."""
 
@@ -27,14 +28,17 @@ app = typer.Typer(
 )
 
 
-def _load(path: Path | None) -> Config:
-    try:
-        return load_config(path, dict(os.environ))
-    except ConfigError as exc:
-        typer.echo("invalid configuration:", err=True)
-        for problem in exc.problems:
-            typer.echo(f"  {problem}", err=True)
-        raise typer.Exit(1) from None
+def _invalid(command: str, source: str, problems: list[str]) -> ActionReport:
+    """The report of an invalid configuration: failed (exit 1), one CRITICAL finding per
+    problem, the file under ``data.source``."""
+    return ActionReport(
+        command=command,
+        outcome=Outcome.FAILED,
+        summary=f"invalid configuration: {len(problems)} problem(s)",
+        run_id=new_run_id(),
+        data={"source": source},
+        findings=tuple(CheckResult("config", Status.CRITICAL, p) for p in problems),
+    )
 
 
 def check_report(path: Path | None, environ: Mapping[str, str]) -> ActionReport:
@@ -47,14 +51,7 @@ def check_report(path: Path | None, environ: Mapping[str, str]) -> ActionReport:
     try:
         config = load_config(path, environ)
     except ConfigError as exc:
-        return ActionReport(
-            command=CHECK,
-            outcome=Outcome.FAILED,
-            summary=f"invalid configuration: {len(exc.problems)} problem(s)",
-            run_id=new_run_id(),
-            data={"source": source},
-            findings=tuple(CheckResult("config", Status.CRITICAL, p) for p in exc.problems),
-        )
+        return _invalid(CHECK, source, list(exc.problems))
     return ActionReport(
         command=CHECK,
         outcome=Outcome.DONE,
@@ -115,18 +112,31 @@ def show(
     """Print the effective configuration with secrets redacted, naming the file it loaded.
 
     With ``--json``: the common document of every command, the configuration under
-    ``data.config`` and the file under ``data.source``.
+    ``data.config`` and the file under ``data.source``; when the configuration is invalid,
+    status failed with one critical finding per problem, as ``config check --json``.
 
     Exit codes: 0 shown, 1 invalid configuration, 3 usage error.
 
     Example: MLSGW_AUTH__ENABLED=false mlsgw config show --json
     """
-    config = _load(file)
+    environ = dict(os.environ)
+    try:
+        config = load_config(file, environ)
+    except ConfigError as exc:
+        named = resolve_config_path(file, environ)
+        report = _invalid(SHOW, str(named) if named else DEFAULTS, list(exc.problems))
+        if as_json:
+            emit_json(json_document(report))
+        else:
+            typer.echo("invalid configuration:", err=True)
+            for problem in exc.problems:
+                typer.echo(f"  {problem}", err=True)
+        raise typer.Exit(report.exit_code) from None
     document = redacted_dict(config)
     source = config.source or DEFAULTS
     if as_json:
         report = ActionReport(
-            command="config show",
+            command=SHOW,
             outcome=Outcome.DONE,
             summary=f"effective configuration from {source} (with MLSGW_* overrides)",
             run_id=new_run_id(),

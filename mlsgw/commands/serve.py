@@ -13,8 +13,17 @@ from mlsgw.commands.usage import USAGE_EXIT
 from relay.config import ConfigError, load_config
 from relay.datalock import DataDirLocked
 from relay.logs import FORMATS, LEVELS, check_level, configure_logging
-from relay.runner import UnsupportedBackend, run
+from relay.runner import DataPathUnusable, UnsupportedBackend, run
 from relay.store.base import StoreUnavailable
+
+MAX_PORT = 65535
+
+
+def _port_number(value: int | None) -> int | None:
+    """``--port`` as given, or a usage error naming the valid range."""
+    if value is not None and not 0 <= value <= MAX_PORT:
+        raise typer.BadParameter(f"{value} is not a port number (0-{MAX_PORT})")
+    return value
 
 
 def serve(
@@ -28,7 +37,12 @@ def serve(
         ),
     ] = None,
     host: Annotated[str | None, typer.Option(help="Override network.host.")] = None,
-    port: Annotated[int | None, typer.Option(help="Override network.port (and $PORT).")] = None,
+    port: Annotated[
+        int | None,
+        typer.Option(
+            callback=_port_number, help="Override network.port (and $PORT); 0 picks a free port."
+        ),
+    ] = None,
     log_level: Annotated[
         str | None,
         typer.Option(help=f"{', '.join(LEVELS)} (default: $MLSGW_LOG_LEVEL, else INFO)."),
@@ -47,8 +61,9 @@ def serve(
     MLSGW_EXTENSIONS__MLS_GATEWAY__DELIVERY=open; PORT (set by Cloud Run) overrides the port.
 
     Exit codes: 0 stopped cleanly (SIGTERM/SIGINT), 1 the store or the port is unavailable or
-    the data directory is in use, 2 invalid or unsupported configuration, 3 usage error (an
-    unknown option, a bad --log-level or --log-format).
+    the data directory is in use or cannot be created, 2 invalid or unsupported
+    configuration, 3 usage error (an unknown option, a bad --port, --log-level or
+    --log-format).
 
     Example: mlsgw serve --port 8080
     """
@@ -77,6 +92,8 @@ def serve(
     except UnsupportedBackend as exc:
         _not_starting(str(exc), 2)
     except DataDirLocked as exc:
+        _not_starting(f"not starting: {exc}", 1)
+    except DataPathUnusable as exc:
         _not_starting(f"not starting: {exc}", 1)
     except StoreUnavailable as exc:
         _not_starting(f"the event store is unavailable: {exc}", 1)

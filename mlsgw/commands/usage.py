@@ -4,7 +4,9 @@ that reads cleanly.
 Exit 2 means CRITICAL to Nagios and cron, so a typo (an unknown option, a mistyped
 subcommand, a missing value) must exit 3 (UNKNOWN / refused) like every other usage error.
 With ``--nagios`` a usage error also prints one plugin status line on stdout, because Nagios
-shows stdout only and an empty status says nothing.
+shows stdout only and an empty status says nothing; with ``--json`` it also prints the common
+error document on stdout, so a script reading stdout gets one JSON document as for any other
+failure.
 """
 
 from __future__ import annotations
@@ -16,11 +18,13 @@ from typing import Any
 import typer
 from typer.core import TyperCommand, TyperGroup
 
-from mlsgw.output import nagios_unknown
+from mlsgw.errors import UsageError
+from mlsgw.output import emit_json, error_document, nagios_unknown
 
 USAGE_EXIT = 3
 """The exit code of every usage error (UNKNOWN to Nagios, refused to the runbook)."""
 NAGIOS_FLAG = "--nagios"
+JSON_FLAG = "--json"
 ARGS_KEY = "mlsgw.args"
 
 
@@ -30,13 +34,33 @@ def _is_usage_error(exc: Exception) -> bool:
     return getattr(exc, "exit_code", None) == 2 and hasattr(exc, "format_message")
 
 
+def _command_name(ctx: Any) -> str:
+    """``incident open`` for the context of ``mlsgw incident open`` (``mlsgw`` for the root):
+    the name the command's own ``--json`` documents carry."""
+    names = []
+    while ctx is not None and ctx.parent is not None:
+        names.append(ctx.info_name)
+        ctx = ctx.parent
+    return " ".join(reversed(names)) or "mlsgw"
+
+
 def _as_usage_exit(exc: Exception, args: Sequence[str]) -> None:
-    """Turn click's usage exit 2 into 3; with ``--nagios`` print the UNKNOWN status line."""
+    """Turn click's usage exit 2 into 3; with ``--nagios`` print the UNKNOWN status line,
+    else with ``--json`` the common error document (status ``unknown`` for a check, ``error``
+    otherwise; exit code 3)."""
     if not _is_usage_error(exc):
         return
     exc.exit_code = USAGE_EXIT  # type: ignore[attr-defined]
+    message = exc.format_message()  # type: ignore[attr-defined]
     if NAGIOS_FLAG in args:
-        typer.echo(nagios_unknown(f"usage: {exc.format_message()}"))  # type: ignore[attr-defined]
+        typer.echo(nagios_unknown(f"usage: {message}"))
+    elif JSON_FLAG in args:
+        # Imported here: mlsgw.commands.common builds on this module.
+        from mlsgw.commands.common import new_run_id
+
+        command = _command_name(getattr(exc, "ctx", None))
+        error = UsageError(message)
+        emit_json(error_document(command, error, USAGE_EXIT, new_run_id(), None))
 
 
 def one_line_summary(help_text: str | None) -> str | None:

@@ -203,7 +203,7 @@ class Cloud:
         client = gcl.Client(  # type: ignore[no-untyped-call]
             project=self.target.project, _use_grpc=False, **kwargs
         )
-        return LogsAdapter(client)
+        return LogsAdapter(client, timeout=self.target.timeout)
 
     def _build_resourcemanager(self) -> ProjectsApi:
         from google.cloud import resourcemanager_v3

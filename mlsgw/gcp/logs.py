@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 from collections.abc import Mapping
 from datetime import datetime
+from functools import partial
 from typing import Any
 
 from google.cloud import logging as gcl
@@ -43,10 +44,16 @@ def _http(raw: Any) -> HttpRequestInfo | None:
 
 
 class LogsAdapter:
-    """:class:`mlsgw.gcp.base.LogsApi` over ``google.cloud.logging.Client``."""
+    """:class:`mlsgw.gcp.base.LogsApi` over ``google.cloud.logging.Client``; every request
+    waits at most ``timeout`` seconds to connect and as long for each read."""
 
-    def __init__(self, client: gcl.Client) -> None:
+    def __init__(self, client: gcl.Client, timeout: float) -> None:
         self._client = client
+        # The client's own methods take no timeout and its connection waits 60 s by default:
+        # bind the target's timeout into the one method every request goes through.
+        connection = client._connection
+        bounded = partial(connection.api_request, timeout=timeout)
+        connection.api_request = bounded  # type: ignore[method-assign]
 
     def list_entries(self, project: str, filter_: str, limit: int) -> list[LogEntry]:
         """Newest entries matching ``filter_``, at most ``limit``."""

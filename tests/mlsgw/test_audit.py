@@ -4,7 +4,10 @@ finding per test, a clean set-up, and real pip-audit runs over loopback only."""
 from __future__ import annotations
 
 import json
+import os
 import socket
+import subprocess
+import sys
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -596,3 +599,41 @@ def test_unknown_area_and_two_output_formats_exit_3(cli: Cli) -> None:
     """Usage errors exit 3 (UNKNOWN), never 2 (CRITICAL)."""
     assert cli("audit", "--only", "nope").exit_code == 3
     assert cli("audit", "--json", "--nagios").exit_code == 3
+
+
+# --- an endpoint that never answers ---------------------------------------------------------
+
+SILENT_RUN_LIMIT = 30.0
+"""Seconds the audit subprocess may take; with the Logging client's own 60 s it took more."""
+
+
+def test_logs_from_a_silent_endpoint_time_out_after_the_target_timeout(
+    silent_metadata_server: str, tmp_path: Path
+) -> None:
+    """An endpoint that accepts and never answers, ``--timeout 2``: the Logging areas wait
+    the target's timeout (not the client's own 60 s) and say they timed out; exit 3."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("MLSGW_", "CLOUDSDK_"))}
+    empty = tmp_path / "empty.toml"
+    empty.write_text("")
+    env.update(
+        NO_GCE_CHECK="true",
+        CLOUDSDK_CONFIG=str(tmp_path / "gcloud"),
+        MLSGW_CONFIG=str(empty),
+        XDG_STATE_HOME=str(tmp_path / "state"),
+    )
+    result = subprocess.run(
+        [sys.executable, "-m", "mlsgw", "audit", "--project", PROJECT, "--region", REGION]
+        + ["--service", SERVICE, "--endpoint", f"http://{silent_metadata_server}"]
+        + ["--timeout", "2", "--only", "access-logs", "--only", "relay-access", "--json"],
+        cwd=Path(__file__).resolve().parents[2],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=SILENT_RUN_LIMIT,
+    )
+    assert result.returncode == 3, result.stderr
+    findings = {f["name"]: f for f in json.loads(result.stdout)["findings"]}
+    for area in ("access-logs", "relay-access"):
+        finding = findings[f"{area}.failed"]
+        assert finding["status"] == "unknown"
+        assert "timed out" in finding["summary"] and "timeout=2" in finding["summary"]

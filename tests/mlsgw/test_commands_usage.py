@@ -3,6 +3,8 @@ still print one plugin status line on stdout."""
 
 from __future__ import annotations
 
+import json
+
 import pytest
 
 from tests.mlsgw.conftest import Cli, RelayProcess
@@ -75,3 +77,43 @@ def test_nagios_counts_skipped_checks_instead_of_all_passed(cli: Cli, relay: Rel
     assert result.exit_code == 0
     assert result.stdout.startswith("MLSGW OK - 2 passed, 5 skipped")
     assert "all checks passed" not in result.stdout
+
+
+JSON_USAGE_ERRORS = [
+    (("healthcheck", "--url", "http://127.0.0.1:9", "--timeout", "abc", "--json"), "healthcheck"),
+    (("incident", "open", "--json"), "incident open"),
+    (("rollback", "--bogus", "--json"), "rollback"),
+    (("--json", "nosuch"), "mlsgw"),
+]
+
+
+@pytest.mark.parametrize(
+    ("args", "command"), JSON_USAGE_ERRORS, ids=[" ".join(a) for a, _ in JSON_USAGE_ERRORS]
+)
+def test_json_usage_error_prints_the_error_document_on_stdout(
+    cli: Cli, args: tuple[str, ...], command: str
+) -> None:
+    """A usage error click finds (bad value, missing option, unknown option or command) still
+    gives one JSON document on stdout with --json: failed, exit code 3, click's message."""
+    result = cli(*args)
+    assert result.exit_code == 3
+    document = json.loads(result.stdout)
+    assert document["command"] == command
+    assert document["ok"] is False
+    assert document["exit_code"] == 3
+    assert document["status"] == ("unknown" if command == "healthcheck" else "error")
+    assert document["data"]["error_type"] == "UsageError"
+    assert document["summary"]
+
+
+def test_json_usage_error_summary_is_clicks_message(cli: Cli) -> None:
+    """The summary says what was wrong, as the box on stderr does."""
+    document = json.loads(cli("incident", "open", "--json").stdout)
+    assert document["summary"] == "Missing option '--sev'."
+
+
+def test_nagios_wins_over_json_for_a_usage_error(cli: Cli) -> None:
+    """Both flags and a usage error: the one Nagios status line, no JSON after it."""
+    result = cli("healthcheck", "--bogus", "--nagios", "--json")
+    assert result.exit_code == 3
+    assert result.stdout == "MLSGW UNKNOWN - usage: No such option: --bogus\n"

@@ -1,4 +1,5 @@
-"""``mlsgw config check --json``: the common document of every command, valid or not."""
+"""``mlsgw config check --json`` and ``config show --json``: the common document of every
+command, valid or not."""
 
 from __future__ import annotations
 
@@ -63,3 +64,33 @@ def test_two_different_files_are_a_usage_error(cli: Cli, tmp_path: Path) -> None
     assert result.exit_code == 3
     document = json.loads(result.stdout)
     assert document["status"] == "error" and "config file once" in document["summary"]
+
+
+def test_config_show_json_of_an_invalid_config_fails_with_the_problems_as_findings(
+    cli: Cli, tmp_path: Path
+) -> None:
+    """``config show --json`` on an invalid file: exit 1 and one document, status failed, each
+    problem a critical finding, as ``config check --json`` (nothing on stderr)."""
+    bad = tmp_path / "bad.toml"
+    bad.write_text("[ops\nx=1")
+    result = cli("config", "show", "--config", str(bad), "--json")
+    assert result.exit_code == 1
+    assert result.stderr == ""
+    document = json.loads(result.stdout)
+    assert document["command"] == "config show"
+    assert (document["status"], document["ok"], document["exit_code"]) == ("failed", False, 1)
+    assert document["data"]["source"] == str(bad)
+    [finding] = document["findings"]
+    assert finding["status"] == "critical"
+    assert finding["summary"].startswith(f"{bad}: invalid TOML")
+
+
+def test_config_show_of_an_invalid_config_lists_the_problems_on_stderr(
+    cli: Cli, tmp_path: Path
+) -> None:
+    """Without ``--json``: exit 1, the problems on stderr, nothing on stdout."""
+    bad = tmp_path / "typo.toml"
+    bad.write_text("[network]\nprot = 8080\n")
+    result = cli("config", "show", "-c", str(bad))
+    assert result.exit_code == 1 and result.stdout == ""
+    assert f"{bad}: unknown key 'network.prot'" in result.stderr

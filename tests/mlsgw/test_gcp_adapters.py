@@ -237,3 +237,20 @@ def test_request_log_entries_carry_http_request_and_json_payload(google: GoogleS
         (404, "203.0.113.7", True)
     ]
     assert [e.fields["audit"] for e in entries if e.fields.get("audit")] == ["access_rejected"]
+
+
+def test_every_logging_call_waits_the_target_timeout_not_the_clients_60_s(
+    silent_metadata_server: str,
+) -> None:
+    """An endpoint that never answers: reading entries, exporting them and listing buckets
+    each give up after the target's timeout (the message names it)."""
+    target = Target(project=PROJECT, endpoint=f"http://{silent_metadata_server}", timeout=1)
+    logs = Cloud(target).logs()
+    calls = (
+        lambda: logs.list_entries(PROJECT, "", 10),
+        lambda: logs.export_entries(PROJECT, "", 10),
+        lambda: logs.list_buckets(PROJECT),
+    )
+    for call in calls:
+        with pytest.raises(errors.Unavailable, match=r"timeout=1\b"):
+            call()

@@ -411,7 +411,8 @@ def test_unknown_option_exits_3_not_2(cli: Cli) -> None:
 def test_a_hung_check_times_out_without_holding_up_the_others(
     cli: Cli, healthy: list[str], google: GoogleStandIn
 ) -> None:
-    """A Logging API that never answers: that check is unknown ('timed out'), others report."""
+    """A Logging API that never answers: that check is unknown ('timed out': its own request
+    timeout, or the checks' deadline just after it), others report."""
     release = google.server.hold("POST", "/v2/entries:list")
     try:
         result = cli(*healthy, "--timeout", "0.5", "--json")
@@ -419,7 +420,7 @@ def test_a_hung_check_times_out_without_holding_up_the_others(
         release.set()
     assert result.exit_code == 3
     logs = next(c for c in json.loads(result.stdout)["findings"] if c["name"] == "logs")
-    assert logs["status"] == "unknown" and logs["summary"] == "timed out after 0.5 s"
+    assert logs["status"] == "unknown" and "timed out" in logs["summary"]
     assert statuses(result.stdout)["health"] == "ok"
 
 

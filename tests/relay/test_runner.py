@@ -141,3 +141,31 @@ async def test_serve_help_names_the_environment_overrides(tmp_path: Path) -> Non
     out, _ = await asyncio.wait_for(process.communicate(), PROCESS_TIMEOUT)
     assert process.returncode == 0
     assert "MLSGW_<SECTION>__<KEY>" in out.decode()
+
+
+async def test_a_data_path_that_is_a_file_names_the_path_not_the_port(
+    serve: StartServe, tmp_path: Path
+) -> None:
+    """data.path naming a file: exit 1 with the data path and the OS error, not "cannot
+    listen" (nothing is wrong with the port)."""
+    afile = tmp_path / "afile"
+    afile.write_text("")
+    relay = await serve(env={**base_env(tmp_path), "MLSGW_DATA__PATH": str(afile)})
+    code, log = await _exit_code_and_log(relay.process, relay.log)
+    assert code == 1
+    assert f"data path {afile}: cannot create or lock the data directory" in log
+    assert "File exists" in log
+    assert "cannot listen" not in log
+
+
+async def test_an_out_of_range_port_option_is_a_usage_error_naming_the_option(
+    serve: StartServe, tmp_path: Path
+) -> None:
+    """``--port 99999`` / ``--port -1``: exit 3 naming --port and the valid range, not the
+    PORT variable the operator never set."""
+    for bad in ("99999", "-1"):
+        relay = await serve("--port", bad)
+        code, log = await _exit_code_and_log(relay.process, relay.log)
+        assert code == 3, log
+        assert "'--port'" in log and f"{bad} is not a port number (0-65535)" in log
+        assert "PORT:" not in log
