@@ -12,6 +12,7 @@ from mlsgw.audit import pip_audit
 from mlsgw.audit.runner import AREA_NAMES, AuditSettings, config_under_review, run
 from mlsgw.commands.certcheck import CafileOpt
 from mlsgw.commands.common import (
+    MAX_LOG_HOURS,
     CommandOptions,
     NagiosOpt,
     fail_early,
@@ -27,7 +28,9 @@ AUDIT_FIELDS = ("project", "region", "service", "url", "endpoint", "timeout")
 
 @runbook_command(AUDIT_FIELDS)
 def audit(
-    hours: Annotated[float, typer.Option(help="Hours of logs to analyse.", min=0.1)] = 24.0,
+    hours: Annotated[
+        float, typer.Option(help="Hours of logs to analyse.", min=0.1, max=MAX_LOG_HOURS)
+    ] = 24.0,
     trusted_domain: Annotated[
         list[str] | None,
         typer.Option(

@@ -106,6 +106,9 @@ FALLBACK_HELP = {
     "region": "CLOUDSDK_RUN_REGION, gcloud run/region",
 }
 
+MAX_LOG_HOURS = 24.0 * 90
+"""Hours of logs a command reads at most (90 days): lockdown's evidence, audit's analysis."""
+
 SERVICE_FIELDS = (
     "project",
     "region",

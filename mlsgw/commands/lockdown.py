@@ -8,7 +8,13 @@ from typing import Annotated
 
 import typer
 
-from mlsgw.commands.common import ActionOptions, action_command, fail_early, run_action
+from mlsgw.commands.common import (
+    MAX_LOG_HOURS,
+    ActionOptions,
+    action_command,
+    fail_early,
+    run_action,
+)
 from mlsgw.errors import UsageError
 from mlsgw.ledger import default_path
 from mlsgw.lockdown import lockdown_run, revert_run
@@ -18,10 +24,6 @@ def evidence_root() -> Path:
     """``$XDG_STATE_HOME/mlsgw/evidence`` (``~/.local/state/mlsgw/evidence``), beside the
     default ledger."""
     return default_path(os.environ).parent / "evidence"
-
-
-MAX_EVIDENCE_HOURS = 24.0 * 90
-"""Hours of logs kept as evidence at most (90 days)."""
 
 
 @action_command
@@ -42,7 +44,7 @@ def lockdown(
         float,
         typer.Option(
             min=0.1,
-            max=MAX_EVIDENCE_HOURS,
+            max=MAX_LOG_HOURS,
             help="Hours of the service's logs kept as evidence.",
         ),
     ] = 24.0,

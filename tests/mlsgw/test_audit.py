@@ -601,6 +601,13 @@ def test_unknown_area_and_two_output_formats_exit_3(cli: Cli) -> None:
     assert cli("audit", "--json", "--nagios").exit_code == 3
 
 
+@pytest.mark.parametrize("hours", ["1e308", "inf", "0", "2161"])
+def test_hours_out_of_range_is_a_usage_error(cli: Cli, hours: str) -> None:
+    """``--hours`` beyond 90 days (or not positive) is a usage error, not an overflow."""
+    result = cli("audit", "--only", "access-logs", "--hours", hours)
+    assert result.exit_code == 3 and "--hours" in result.output
+
+
 # --- an endpoint that never answers ---------------------------------------------------------
 
 SILENT_RUN_LIMIT = 30.0
