@@ -19,6 +19,10 @@ class DataDirLocked(Exception):
     """Another process holds the data directory."""
 
 
+class DataPathUnusable(Exception):
+    """The data directory cannot be created or its lock file opened (an OS error)."""
+
+
 class DataDirLock:
     """An exclusive, non-blocking ``flock`` on ``<directory>/mlsgw.lock``."""
 
@@ -27,9 +31,16 @@ class DataDirLock:
         self._fd: int | None = None
 
     def acquire(self) -> None:
-        """Take the lock; :class:`DataDirLocked` naming the holder's pid when it is taken."""
-        self.path.parent.mkdir(parents=True, exist_ok=True)
-        fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o644)
+        """Take the lock; :class:`DataDirLocked` naming the holder's pid when it is taken,
+        :class:`DataPathUnusable` naming the directory and the OS error when it cannot be
+        created or the lock file opened (a file in its place, no permission)."""
+        try:
+            self.path.parent.mkdir(parents=True, exist_ok=True)
+            fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o644)
+        except OSError as exc:
+            raise DataPathUnusable(
+                f"data path {self.path.parent}: cannot create or lock the data directory ({exc})"
+            ) from exc
         try:
             fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
         except BlockingIOError:

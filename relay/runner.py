@@ -93,24 +93,6 @@ async def _sweep(relay: Relay, interval: float) -> None:
         await asyncio.sleep(interval)
 
 
-class DataPathUnusable(Exception):
-    """The data directory cannot be created or its lock file opened (an OS error)."""
-
-
-def _locked_data_dir(path: str) -> DataDirLock:
-    """The lock of the data directory, acquired (the directory created first);
-    :class:`DataPathUnusable` naming ``path`` and the OS error when that fails (a file in its
-    place, no permission)."""
-    lock = DataDirLock(path)
-    try:
-        lock.acquire()
-    except OSError as exc:
-        raise DataPathUnusable(
-            f"data path {path}: cannot create or lock the data directory ({exc})"
-        ) from exc
-    return lock
-
-
 async def serve(
     config: Config,
     *,
@@ -122,13 +104,14 @@ async def serve(
 
     With the SQLite store the data directory is locked for the process's life
     (:class:`~relay.datalock.DataDirLocked` when another relay holds it,
-    :class:`DataPathUnusable` when it cannot be created or its lock file opened). Raises
+    :class:`~relay.datalock.DataPathUnusable` when it cannot be created or its lock file
+    opened). Raises
     :class:`StoreUnavailable` if the store cannot be opened and :class:`OSError` if the port
     cannot be bound; "MLS gateway ready" is logged only once the port accepts connections.
     """
     with ExitStack() as held:
         if store is None and config.store_backend == "sqlite":
-            held.callback(_locked_data_dir(config.data.path).release)
+            held.enter_context(DataDirLock(config.data.path))
         warn_ephemeral_storage(config, os.environ)
         await _serve(config, store or build_store(config), ready, stop or asyncio.Event())
 

@@ -11,9 +11,9 @@ import typer
 
 from mlsgw.commands.usage import USAGE_EXIT
 from relay.config import ConfigError, load_config
-from relay.datalock import DataDirLocked
+from relay.datalock import DataDirLocked, DataPathUnusable
 from relay.logs import FORMATS, LEVELS, check_level, configure_logging
-from relay.runner import DataPathUnusable, UnsupportedBackend, run
+from relay.runner import UnsupportedBackend, run
 from relay.store.base import StoreUnavailable
 
 MAX_PORT = 65535
@@ -91,9 +91,7 @@ def serve(
         run(settings)
     except UnsupportedBackend as exc:
         _not_starting(str(exc), 2)
-    except DataDirLocked as exc:
-        _not_starting(f"not starting: {exc}", 1)
-    except DataPathUnusable as exc:
+    except (DataDirLocked, DataPathUnusable) as exc:
         _not_starting(f"not starting: {exc}", 1)
     except StoreUnavailable as exc:
         _not_starting(f"the event store is unavailable: {exc}", 1)
