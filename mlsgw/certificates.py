@@ -11,13 +11,13 @@ import ipaddress
 import math
 from dataclasses import dataclass
 from datetime import datetime
-from urllib.parse import urlsplit
 
 from cryptography import x509
 from cryptography.x509.oid import NameOID
 
 from mlsgw.errors import UsageError
 from mlsgw.report import CheckResult, Perf, Status
+from mlsgw.urls import has_blank_or_control, port_of, split
 
 WARN_DAYS = 21
 CRIT_DAYS = 7
@@ -85,7 +85,7 @@ def parse_endpoint(text: str) -> tuple[str, int]:
     :class:`UsageError` saying the expected form."""
     text = text.strip()
     usage = f"{text!r} is not HOST[:PORT] or an https:// URL"
-    if any(c.isspace() or not c.isprintable() for c in text):
+    if has_blank_or_control(text):
         raise UsageError(f"{usage}: it contains spaces or control characters")
     try:
         ipaddress.IPv6Address(text)
@@ -93,16 +93,12 @@ def parse_endpoint(text: str) -> tuple[str, int]:
     except ValueError:
         pass
     url = "://" in text
-    try:
-        parts = urlsplit(text if url else f"//{text}")
-    except ValueError as exc:
-        raise UsageError(f"{usage} ({exc})") from None
+    parts = split(text if url else f"//{text}")
+    if isinstance(parts, str):
+        raise UsageError(f"{usage}: it {parts}")
     if url and parts.scheme not in ("https", "wss"):
         raise UsageError(f"{text}: only https:// and wss:// URLs carry a certificate")
-    try:
-        port = parts.port
-    except ValueError:
-        port = 0
+    port = port_of(parts)
     if port == 0:
         raise UsageError(f"{text}: the port must be a number 1-65535")
     if not parts.hostname:

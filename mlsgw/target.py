@@ -21,7 +21,6 @@ import os
 import tomllib
 import types
 import typing
-import urllib.parse
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -29,6 +28,7 @@ from typing import Any
 
 from mlsgw.errors import UsageError
 from mlsgw.gcloud_config import gcloud_property
+from mlsgw.urls import has_blank_or_control, port_of, split
 from relay.config import parse_duration, resolve_config_path
 from relay.settings import OPS_BOUNDS, OpsSettings
 
@@ -330,14 +330,9 @@ def check_url(value: str, source: str) -> None:
 
     Without that every probe would fail and report an outage that is really a typo.
     """
-    try:
-        parsed = urllib.parse.urlsplit(value)
-    except ValueError as exc:
-        raise UsageError(f"{source} {value!r} is not a valid URL ({exc})") from None
-    try:
-        port = parsed.port  # ValueError when not a number or out of range
-    except ValueError:
-        port = 0
+    parsed = split(value)
+    if isinstance(parsed, str):
+        raise UsageError(f"{source} {value!r} {parsed}")
     if parsed.scheme not in ("http", "https") or not parsed.netloc:
         if "://" not in value:
             raise UsageError(
@@ -346,9 +341,9 @@ def check_url(value: str, source: str) -> None:
         raise UsageError(f"{source} {value!r} is not an http:// or https:// URL")
     if not parsed.hostname:
         raise UsageError(f"{source} {value!r} has no host: give http(s)://HOST[:PORT]")
-    if port == 0:
+    if port_of(parsed) == 0:
         raise UsageError(f"{source} {value!r}: the port must be a number 1-65535")
-    if any(c.isspace() or not c.isprintable() for c in value):
+    if has_blank_or_control(value):
         raise UsageError(f"{source} {value!r} contains spaces or control characters")
 
 
@@ -356,12 +351,10 @@ def check_host_port(value: str, source: str) -> None:
     """A :class:`UsageError` unless ``value`` is ``HOST:PORT`` (``[V6]:PORT``), with a host,
     a port 1-65535, no scheme and no whitespace: a bad port must not wrap to another one."""
     usage = f"{source} {value!r}: give HOST:PORT (port 1-65535, no scheme)"
-    if "://" in value or any(c.isspace() or not c.isprintable() for c in value):
+    if "://" in value or has_blank_or_control(value):
         raise UsageError(usage)
-    try:
-        parsed = urllib.parse.urlsplit(f"//{value}")
-        port = parsed.port
-    except ValueError:
-        raise UsageError(usage) from None
-    if not parsed.hostname or not port or parsed.path or parsed.query or parsed.fragment:
+    parsed = split(f"//{value}")
+    if isinstance(parsed, str) or not parsed.hostname or not port_of(parsed):
+        raise UsageError(usage)
+    if parsed.path or parsed.query or parsed.fragment:
         raise UsageError(usage)

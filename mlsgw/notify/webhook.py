@@ -15,19 +15,20 @@ from urllib.parse import urlsplit
 
 from mlsgw.errors import UsageError
 from mlsgw.notify.base import Delivery
+from mlsgw.urls import has_blank_or_control, port_of, split
 
 SCHEMES = ("http", "https")
 
 
 def _url_problem(url: str) -> str | None:
     """What makes ``url`` unusable as a webhook, or ``None`` for an http(s) URL with a host."""
-    if any(c.isspace() or not c.isprintable() for c in url):
+    if has_blank_or_control(url):
         return "contains spaces or control characters"
-    try:
-        parts = urlsplit(url)
-        parts.port  # noqa: B018 -- raises ValueError for a port out of range
-    except ValueError as exc:
-        return f"is not a valid URL ({exc})"
+    parts = split(url)
+    if isinstance(parts, str):
+        return parts
+    if port_of(parts) == 0:
+        return "is not a valid URL (its port is not a number 1-65535)"
     if "://" not in url:
         return "does not start with http:// or https://"
     if parts.scheme.lower() not in SCHEMES:
