@@ -9,10 +9,17 @@ data), so ``--json`` is one document shape for every command.
 
 from __future__ import annotations
 
+import uuid
 from collections.abc import Mapping
 from dataclasses import dataclass, field
+from datetime import UTC, datetime
 from enum import StrEnum
 from typing import Protocol
+
+
+def new_run_id() -> str:
+    """A sortable, unique run id: ``20261129T071500Z-1a2b3c``."""
+    return f"{datetime.now(UTC):%Y%m%dT%H%M%SZ}-{uuid.uuid4().hex[:6]}"
 
 
 class Status(StrEnum):

@@ -9,10 +9,8 @@ import functools
 import inspect
 import os
 import sys
-import uuid
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
 from pathlib import Path
 from typing import Annotated, Any, NoReturn, get_args, get_type_hints
 
@@ -24,7 +22,7 @@ from mlsgw.errors import LedgerError, MlsgwError, Refused, UsageError
 from mlsgw.gcp.clients import Cloud
 from mlsgw.ledger import Ledger
 from mlsgw.probes import parse_secret_key
-from mlsgw.report import ActionReport, CheckReport, Report
+from mlsgw.report import ActionReport, CheckReport, Report, new_run_id
 from mlsgw.runbook.context import RunContext
 from mlsgw.runbook.engine import record, refusal_code
 from mlsgw.target import ENV_NAMES, OPS_FIELDS, Target, flag_name, resolve_target
@@ -39,11 +37,6 @@ PANEL_CHECKS = "Checks"
 
 RunbookCommand = MlsgwCommand
 """The class of every runbook command (usage errors exit 3; see :mod:`.usage`)."""
-
-
-def new_run_id() -> str:
-    """A sortable, unique run id: ``20261129T071500Z-1a2b3c``."""
-    return f"{datetime.now(UTC):%Y%m%dT%H%M%SZ}-{uuid.uuid4().hex[:6]}"
 
 
 def fail_early(command: str, error: MlsgwError, *, as_json: bool, nagios: bool = False) -> NoReturn:

@@ -5,17 +5,17 @@ from __future__ import annotations
 import os
 from collections.abc import Mapping
 from pathlib import Path
-from typing import Annotated, cast
+from typing import Annotated, NoReturn, cast
 
 import orjson
 import typer
 
-from mlsgw.commands.common import fail_early, new_run_id
+from mlsgw.commands.common import fail_early
 from mlsgw.commands.usage import MlsgwCommand, MlsgwGroup
 from mlsgw.errors import UsageError
 from mlsgw.output import document as json_document
 from mlsgw.output import emit_json
-from mlsgw.report import ActionReport, CheckResult, Outcome, Status
+from mlsgw.report import ActionReport, CheckResult, Outcome, Status, new_run_id
 from relay.config import ConfigError, load_config, redacted_dict, resolve_config_path
 
 CHECK = "config check"
@@ -26,6 +26,24 @@ DEFAULTS = "built-in defaults"
 app = typer.Typer(
     help="Validate and show the relay configuration.", no_args_is_help=True, cls=MlsgwGroup
 )
+
+
+def _source(path: Path | None, environ: Mapping[str, str]) -> str:
+    """The file the configuration comes from, as ``data.source`` names it."""
+    named = resolve_config_path(path, environ)
+    return str(named) if named else DEFAULTS
+
+
+def _exit_invalid(report: ActionReport, as_json: bool) -> NoReturn:
+    """Print an invalid configuration's report (the document, or the problems on stderr)
+    and exit with its code."""
+    if as_json:
+        emit_json(json_document(report))
+    else:
+        typer.echo("invalid configuration:", err=True)
+        for finding in report.findings:
+            typer.echo(f"  {finding.summary}", err=True)
+    raise typer.Exit(report.exit_code)
 
 
 def _invalid(command: str, source: str, problems: list[str]) -> ActionReport:
@@ -46,8 +64,7 @@ def check_report(path: Path | None, environ: Mapping[str, str]) -> ActionReport:
     ``data.source``, the store backend and the keys accepted but not used when the
     configuration (the file under the ``MLSGW_*`` overrides of ``environ``) is valid; failed
     (exit 1) with one CRITICAL finding per problem when it is not."""
-    named = resolve_config_path(path, environ)
-    source = str(named) if named else DEFAULTS
+    source = _source(path, environ)
     try:
         config = load_config(path, environ)
     except ConfigError as exc:
@@ -87,12 +104,10 @@ def check(
         error = UsageError("give the config file once (FILE or --config)")
         fail_early(CHECK, error, as_json=as_json)
     report = check_report(file or config_opt, dict(os.environ))
+    if not report.ok:
+        _exit_invalid(report, as_json)
     if as_json:
         emit_json(json_document(report))
-    elif not report.ok:
-        typer.echo("invalid configuration:", err=True)
-        for finding in report.findings:
-            typer.echo(f"  {finding.summary}", err=True)
     else:
         typer.echo(report.summary)
         typer.echo(f"  store backend: {report.data['store_backend']}")
@@ -123,15 +138,7 @@ def show(
     try:
         config = load_config(file, environ)
     except ConfigError as exc:
-        named = resolve_config_path(file, environ)
-        report = _invalid(SHOW, str(named) if named else DEFAULTS, list(exc.problems))
-        if as_json:
-            emit_json(json_document(report))
-        else:
-            typer.echo("invalid configuration:", err=True)
-            for problem in exc.problems:
-                typer.echo(f"  {problem}", err=True)
-        raise typer.Exit(report.exit_code) from None
+        _exit_invalid(_invalid(SHOW, _source(file, environ), list(exc.problems)), as_json)
     document = redacted_dict(config)
     source = config.source or DEFAULTS
     if as_json:

@@ -17,7 +17,6 @@ from mlsgw.commands.common import (
     CommandOptions,
     RunbookCommand,
     fail_early,
-    new_run_id,
     run_command,
     runbook_command,
 )
@@ -27,7 +26,7 @@ from mlsgw.maintenance.audit_tasks import security_audit
 from mlsgw.maintenance.crontab import crontab, entries
 from mlsgw.maintenance.restore_drill import restore_drill
 from mlsgw.maintenance.schedules import SCHEDULES, run_schedule, select
-from mlsgw.report import ActionReport, CheckResult, Outcome
+from mlsgw.report import ActionReport, CheckResult, Outcome, new_run_id
 from mlsgw.runbook.context import RunContext
 
 app = typer.Typer(

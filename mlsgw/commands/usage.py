@@ -20,6 +20,7 @@ from typer.core import TyperCommand, TyperGroup
 
 from mlsgw.errors import UsageError
 from mlsgw.output import emit_json, error_document, nagios_unknown
+from mlsgw.report import new_run_id
 
 USAGE_EXIT = 3
 """The exit code of every usage error (UNKNOWN to Nagios, refused to the runbook)."""
@@ -55,9 +56,6 @@ def _as_usage_exit(exc: Exception, args: Sequence[str]) -> None:
     if NAGIOS_FLAG in args:
         typer.echo(nagios_unknown(f"usage: {message}"))
     elif JSON_FLAG in args:
-        # Imported here: mlsgw.commands.common builds on this module.
-        from mlsgw.commands.common import new_run_id
-
         command = _command_name(getattr(exc, "ctx", None))
         error = UsageError(message)
         emit_json(error_document(command, error, USAGE_EXIT, new_run_id(), None))
