@@ -85,3 +85,9 @@ class Unavailable(CloudError):
 
 class OperationFailed(CloudError):
     """A long-running operation completed with an error."""
+
+
+def not_utf8(exc: UnicodeDecodeError) -> str:
+    """``not UTF-8 text (invalid start byte at byte 0)``: how a file or line that does not
+    decode is described, wherever it is read."""
+    return f"not UTF-8 text ({exc.reason} at byte {exc.start})"

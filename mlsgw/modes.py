@@ -21,7 +21,14 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 
 from mlsgw.actions import describe_traffic, latest_traffic, refuse_service, verify_health
-from mlsgw.gcp.base import ProbeKind, Revision, ServiceChange, ServiceState, StartupProbe
+from mlsgw.gcp.base import (
+    HEALTH_PATH,
+    ProbeKind,
+    Revision,
+    ServiceChange,
+    ServiceState,
+    StartupProbe,
+)
 from mlsgw.probes import probe_health
 from mlsgw.report import ActionReport, Change, Outcome, Status, Step
 from mlsgw.resources.base import Mutation
@@ -34,7 +41,6 @@ MAINTENANCE_ENV = "MLSGW_INFORMATION__MAINTENANCE"
 MESSAGE_ENV = "MLSGW_INFORMATION__MAINTENANCE_MESSAGE"
 TRUE = "true"
 FALSE = "false"
-HEALTH_PATH = "/health"
 PROBE_TO_TCP = (
     "/health answers 503 in maintenance mode, so the new revision's startup probe checks "
     "the port instead"

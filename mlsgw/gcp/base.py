@@ -230,7 +230,11 @@ class ServiceChange:
         )
 
 
-def health_probe(port: int, path: str = "/health") -> StartupProbe:
+HEALTH_PATH = "/health"
+"""The relay's health endpoint, which a first deployment's startup probe checks."""
+
+
+def health_probe(port: int, path: str = HEALTH_PATH) -> StartupProbe:
     """The startup probe a first deployment gives the relay: ``GET path`` every 2 s, each
     answer within 1 s, for up to 30 tries."""
     return StartupProbe(
@@ -265,7 +269,7 @@ class NewService:
     session_affinity: bool = True
     cpu_always_allocated: bool = True
     port: int = 8080
-    startup_probe_path: str = "/health"
+    startup_probe_path: str = HEALTH_PATH
 
     @property
     def startup_probe(self) -> StartupProbe:

@@ -22,7 +22,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from mlsgw.errors import LedgerError
+from mlsgw.errors import LedgerError, not_utf8
 from mlsgw.ledger.base import Head, LedgerStore
 from mlsgw.ledger.local import LocalLedgerStore
 
@@ -74,7 +74,7 @@ def _parse(line: bytes) -> dict[str, Any]:
     try:
         text = line.decode("utf-8")
     except UnicodeDecodeError as exc:
-        raise _BadLine(f"not UTF-8 text ({exc.reason} at byte {exc.start})") from exc
+        raise _BadLine(not_utf8(exc)) from exc
     try:
         record = json.loads(text)
     except ValueError as exc:

@@ -13,7 +13,7 @@ from typing import Any
 
 import yaml
 
-from mlsgw.errors import UsageError
+from mlsgw.errors import UsageError, not_utf8
 
 RULE_LABEL = "mlsgw_rule_id"
 """The user label that marks a policy or uptime check as managed by ``mlsgw alerts``."""
@@ -211,8 +211,7 @@ def load_rules(path: Path) -> tuple[AlertRule, ...]:
     except OSError as exc:
         raise UsageError(f"cannot read the alert rules {path}: {exc.strerror or exc}") from exc
     except UnicodeDecodeError as exc:
-        problem = f"{exc.reason} at byte {exc.start}"
-        raise UsageError(f"the alert rules {path} are not UTF-8 text ({problem})") from exc
+        raise UsageError(f"the alert rules {path} are {not_utf8(exc)}") from exc
     return parse_rules(text, str(path))
 
 

@@ -37,6 +37,7 @@ from typing import Any
 
 import yaml
 
+from mlsgw.errors import not_utf8
 from mlsgw.playbooks.catalog import CatalogError, CommandCatalog, CommandLine
 
 NAME = re.compile(r"[a-z0-9][a-z0-9-]*\Z")
@@ -224,14 +225,10 @@ def load_playbook(path: Path, catalog: CommandCatalog) -> Playbook:
     except OSError as exc:
         raise PlaybookError(path, f"cannot be read: {exc}") from None
     except UnicodeDecodeError as exc:
-        raise PlaybookError(path, f"is not UTF-8 text ({_decode_problem(exc)})") from None
+        raise PlaybookError(path, f"is {not_utf8(exc)}") from None
     except yaml.YAMLError as exc:
         raise PlaybookError(path, f"is not valid YAML: {exc}") from None
     return parse_playbook(path, data, catalog)
-
-
-def _decode_problem(exc: UnicodeDecodeError) -> str:
-    return f"{exc.reason} at byte {exc.start}"
 
 
 def load_all(
